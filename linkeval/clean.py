@@ -1,0 +1,658 @@
+"""Raw exports -> canonical, pseudonymised tables and a cleaning log (DESIGN sections 4 and 6).
+
+Every raw data row ends in exactly one of two places: a canonical table, or the cleaning log as
+``rejected`` with the rule that caught it. Rows that are kept but were changed or need a look
+(unmapped labels, unreadable optional values) get ``flagged`` log rows. Per site and table,
+rows read = rows kept + rows rejected, and :func:`clean_study` checks that before returning.
+
+Checks run in a fixed order and a row is rejected by the first rule it fails:
+blank_row, duplicate_row, missing_required, unparseable_date / impossible_date / future_date,
+invalid_nhs_number / placeholder_nhs_number, under_18, duplicate_referral_id; and for contacts
+and onward referrals after their own checks: unknown_referral, referral_rejected,
+before_referral.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from linkeval import __version__, schema
+from linkeval.config import IDENTITY_FIELDS, Site, Source, StudyConfig
+from linkeval.errors import LinkevalError, did_you_mean
+from linkeval.io import read_raw, source_files, write_csv_atomic, write_parquet_atomic
+from linkeval.parse import blank, parse_dates, parse_numbers, parse_whole_numbers, whole_years_between
+from linkeval.pseudonymise import (
+    nhs_number_status,
+    normalise_nhs_number,
+    pseudonymise,
+)
+from linkeval.vocab import age_band, map_labels
+
+FILE, ROW, SRC = "__file__", "__row__", "__source__"
+EARLIEST_EVENT = pd.Timestamp("2000-01-01")
+EARLIEST_BIRTH = pd.Timestamp("1900-01-01")
+MAX_AGE = 115
+REASON_SEP = "\x1f"
+RAW_TABLES = ("referrals", "contacts", "onward_referrals", "questionnaires")
+CANONICAL_TABLES = ("referrals", "referral_reasons", "contacts", "onward_referrals")
+LOG_COLUMNS = ["site", "table", "source_file", "source_row", "field", "rule", "action", "detail"]
+
+
+@dataclass
+class CleanResult:
+    """Canonical tables for the cleaned sites, the cleaning log and the row accounting."""
+
+    tables: dict[str, pd.DataFrame]
+    log: pd.DataFrame
+    summary: pd.DataFrame
+    unmapped: pd.DataFrame
+    files: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+# --------------------------------------------------------------------------------------------
+# Public entry points
+
+
+def clean_study(
+    cfg: StudyConfig,
+    key: bytes,
+    sites: list[str] | None = None,
+    today: pd.Timestamp | None = None,
+) -> CleanResult:
+    """Clean every site (or the named ones) in memory. Nothing is written."""
+    today = pd.Timestamp(today or pd.Timestamp.today()).normalize()
+    codes = list(cfg.sites) if not sites else sites
+    results = [_SiteCleaner(cfg, cfg.site(code), key, today).run() for code in codes]
+    combined = CleanResult(
+        tables={t: _concat([r.tables[t] for r in results], t) for t in CANONICAL_TABLES},
+        log=_concat([r.log for r in results], "cleaning_log"),
+        summary=pd.concat([r.summary for r in results], ignore_index=True),
+        unmapped=pd.concat([r.unmapped for r in results], ignore_index=True),
+        files=pd.concat([r.files for r in results], ignore_index=True),
+    )
+    _check_accounting(combined.summary)
+    return combined
+
+
+def write_outputs(cfg: StudyConfig, result: CleanResult, sites: list[str] | None = None) -> Path:
+    """Validate and write the canonical tables and QA files atomically.
+
+    With ``sites``, only those sites' rows are replaced and the other sites' rows are kept.
+    All tables are computed and validated before the first file is replaced.
+    """
+    out = cfg.processed_dir
+    tables = dict(result.tables)
+    log, summary, unmapped = result.log, result.summary, result.unmapped
+    if sites:
+        tables = {t: _merge_existing(out / f"{t}.parquet", f, sites) for t, f in tables.items()}
+        log = _merge_existing(out / "qa" / "cleaning_log.parquet", log, sites)
+        summary = _merge_existing(out / "qa" / "summary.parquet", summary, sites)
+        unmapped = _merge_existing(out / "qa" / "unmapped_labels.parquet", unmapped, sites)
+    validated = {t: schema.validate(t, f) for t, f in tables.items()}
+    log = schema.validate("cleaning_log", log)
+    manifest = {
+        "package": "linkeval",
+        "version": __version__,
+        "cleaned_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "config": str(cfg.path),
+        "config_sha256": cfg.sha256,
+        "demo": cfg.demo,
+        "sites": sorted(summary["site"].unique().tolist()),
+        "raw_files": result.files.to_dict(orient="records"),
+        "data_sha256": _data_hash(result.files),
+        "rows": {t: len(f) for t, f in validated.items()},
+    }
+    for t, frame in validated.items():
+        write_parquet_atomic(frame, out / f"{t}.parquet")
+    write_parquet_atomic(log, out / "qa" / "cleaning_log.parquet")
+    write_csv_atomic(log, out / "qa" / "cleaning_log.csv")
+    write_parquet_atomic(summary, out / "qa" / "summary.parquet")
+    write_csv_atomic(summary, out / "qa" / "summary.csv")
+    write_parquet_atomic(unmapped, out / "qa" / "unmapped_labels.parquet")
+    write_csv_atomic(unmapped, out / "qa" / "unmapped_labels.csv")
+    tmp = out / ".manifest.json.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
+    tmp.replace(out / "manifest.json")
+    return out
+
+
+def load_processed(processed_dir: Path | str) -> dict[str, pd.DataFrame]:
+    """Read the canonical tables (and the cleaning log) from a processed folder."""
+    processed_dir = Path(processed_dir)
+    names = [*CANONICAL_TABLES]
+    missing = [n for n in names if not (processed_dir / f"{n}.parquet").is_file()]
+    if missing:
+        raise LinkevalError(
+            f"{processed_dir}: no processed {', '.join(missing)}; run linkeval clean first"
+        )
+    tables = {n: pd.read_parquet(processed_dir / f"{n}.parquet") for n in names}
+    log_path = processed_dir / "qa" / "cleaning_log.parquet"
+    if log_path.is_file():
+        tables["cleaning_log"] = pd.read_parquet(log_path)
+    return tables
+
+
+# --------------------------------------------------------------------------------------------
+# One site
+
+
+class _SiteCleaner:
+    def __init__(self, cfg: StudyConfig, site: Site, key: bytes, today: pd.Timestamp) -> None:
+        self.cfg, self.site, self.key, self.today = cfg, site, key, today
+        self.log_parts: list[pd.DataFrame] = []
+        self.unmapped_parts: list[pd.DataFrame] = []
+        self.read_counts: dict[str, int] = {t: 0 for t in RAW_TABLES}
+        self.file_rows: list[dict] = []
+
+    # -- logging ------------------------------------------------------------------------------
+    def log(self, rows: pd.DataFrame, table: str, fld: str | None, rule: str, action: str,
+            detail) -> None:
+        if len(rows) == 0:
+            return
+        detail_values = detail.to_numpy(dtype=object) if isinstance(detail, pd.Series) else detail
+        self.log_parts.append(pd.DataFrame({
+            "site": self.site.code, "table": table, "source_file": rows[FILE].to_numpy(),
+            "source_row": rows[ROW].to_numpy(), "field": fld, "rule": rule, "action": action,
+            "detail": detail_values,
+        }))
+
+    def reject(self, frame: pd.DataFrame, mask: pd.Series, table: str, fld: str | None,
+               rule: str, detail) -> pd.DataFrame:
+        mask = mask.fillna(False).astype(bool)
+        if mask.any():
+            self.log(frame[mask], table, fld, rule, "rejected",
+                     detail[mask] if isinstance(detail, pd.Series) else detail)
+            return frame[~mask]
+        return frame
+
+    # -- reading ------------------------------------------------------------------------------
+    def read(self, source: Source) -> pd.DataFrame:
+        """All files of a source, with mapped columns renamed to canonical fields."""
+        frames = []
+        for path in source_files(self.cfg.raw_dir, source):
+            raw = read_raw(path, source)
+            _require_headers(path, raw, source)
+            rel = _relative(path, self.cfg.raw_dir)
+            raw[FILE] = rel
+            raw[ROW] = np.arange(1, len(raw) + 1)
+            self.file_rows.append({"site": self.site.code, "table": source.table, "file": rel,
+                                   "rows": len(raw), "sha256": _file_hash(path)})
+            frames.append(raw)
+        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        self.read_counts[source.table] += len(frame)
+        data_cols = [c for c in frame.columns if c not in (FILE, ROW)]
+        frame[data_cols] = frame[data_cols].fillna("")
+
+        stripped = {c: frame[c].astype(str).str.strip() for c in _mapped_headers(source)}
+        # A row is blank only if every raw column is; checking the mapped ones first keeps this
+        # cheap on wide exports.
+        all_blank = pd.Series(True, index=frame.index)
+        for values in stripped.values():
+            all_blank &= values == ""
+        others = [c for c in data_cols if c not in stripped]
+        if all_blank.any() and others:
+            rest = frame.loc[all_blank, others].astype(str)
+            all_blank.loc[rest.index] = (rest.apply(lambda c: c.str.strip()) == "").all(axis=1)
+        frame = self.reject(frame, all_blank, source.table, None, "blank_row", "row is empty")
+        dup = frame.duplicated(subset=data_cols, keep="first")
+        if dup.any():
+            first_row = _first_occurrence_rows(frame, data_cols)
+            detail = "exact copy of row " + first_row.astype(str)
+            frame = self.reject(frame, dup, source.table, None, "duplicate_row", detail)
+
+        canon = pd.DataFrame({FILE: frame[FILE], ROW: frame[ROW],
+                              SRC: self.site.sources.index(source)})
+        for fld, header in source.columns.items():
+            if fld == "reasons" and isinstance(header, list):
+                parts = [stripped[h].loc[frame.index] for h in header]
+                joined = parts[0]
+                for part in parts[1:]:
+                    joined = joined + REASON_SEP + part
+                canon[fld] = joined
+            elif fld == "reasons" and source.multi_value_separator:
+                canon[fld] = stripped[header].loc[frame.index].str.replace(
+                    source.multi_value_separator, REASON_SEP, regex=False)
+            else:
+                canon[fld] = stripped[header].loc[frame.index]
+        return canon
+
+    # -- shared checks ------------------------------------------------------------------------
+    def require(self, frame: pd.DataFrame, table: str, fields: tuple[str, ...]) -> pd.DataFrame:
+        for fld in fields:
+            if fld in frame:
+                frame = self.reject(frame, blank(frame[fld]), table, fld, "missing_required",
+                                    f"{fld} is blank")
+        return frame
+
+    def event_date(self, frame: pd.DataFrame, table: str, fld: str, source: Source,
+                   required: bool = True) -> pd.DataFrame:
+        """Parse an event date; reject unreadable, impossible (before 2000) and future dates."""
+        dates, bad = parse_dates(frame[fld], source.date_format)
+        expect = f"expected {source.date_format}" if source.date_format else "expected day-first"
+        if required:
+            frame = self.reject(frame, bad, table, fld, "unparseable_date",
+                                f"cannot read {fld} " + _quoted(frame[fld]) + f" ({expect})")
+            dates = dates.loc[frame.index]
+            frame = self.reject(frame, dates < EARLIEST_EVENT, table, fld, "impossible_date",
+                                f"{fld} before {EARLIEST_EVENT.date()}: " + _quoted(frame[fld]))
+            dates = dates.loc[frame.index]
+            frame = self.reject(frame, dates > self.today, table, fld, "future_date",
+                                f"{fld} after the run date {self.today.date()}: " + _quoted(frame[fld]))
+            frame = frame.copy()
+            frame[fld] = dates.loc[frame.index]
+            return frame
+        # Optional dates: keep the row, flag the value and set it missing.
+        wrong = bad | (dates < EARLIEST_EVENT) | (dates > self.today)
+        self.log(frame[wrong], table, fld, "invalid_date", "flagged",
+                 (f"{fld} " + _quoted(frame[fld]) + " unreadable, before 2000 or in the future; "
+                  "set to missing")[wrong])
+        frame = frame.copy()
+        frame[fld] = dates.mask(wrong)
+        return frame
+
+    def labels(self, frame: pd.DataFrame, table: str, fld: str, source: Source) -> pd.DataFrame:
+        """Map raw labels to codes; unmapped labels are flagged (DESIGN section 4)."""
+        if fld not in frame:
+            return frame
+        codes, unmapped = map_labels(frame[fld], fld, source.values.get(fld))
+        self._flag_unmapped(frame[unmapped], frame[fld][unmapped], table, fld, codes[unmapped])
+        frame = frame.copy()
+        frame[fld] = codes
+        return frame
+
+    def _flag_unmapped(self, rows: pd.DataFrame, raw: pd.Series, table: str, fld: str,
+                       codes: pd.Series) -> None:
+        if len(rows) == 0:
+            return
+        target = codes.fillna("missing").astype(str)
+        detail = ("label " + _quoted(raw) + " is not a known " + fld + " label; recorded as "
+                  + target + "; add it under values." + fld)
+        self.log(rows, table, fld, "unmapped_label", "flagged", detail)
+        counts = raw.value_counts().rename_axis("label").reset_index(name="rows")
+        counts.insert(0, "field", fld)
+        counts.insert(0, "table", table)
+        counts.insert(0, "site", self.site.code)
+        self.unmapped_parts.append(counts)
+
+    def numbers(self, frame: pd.DataFrame, table: str, fld: str, whole: bool = True,
+                low: float | None = None, high: float | None = None) -> pd.DataFrame:
+        """Parse an optional number; unreadable or out-of-range values are flagged, set missing."""
+        if fld not in frame:
+            return frame
+        values, bad = parse_whole_numbers(frame[fld]) if whole else parse_numbers(frame[fld])
+        out_of_range = pd.Series(False, index=frame.index)
+        if low is not None:
+            out_of_range |= (values < low).fillna(False)
+        if high is not None:
+            out_of_range |= (values > high).fillna(False)
+        wrong = bad | out_of_range
+        rng = f" (allowed {low:g}-{high:g})" if low is not None and high is not None else ""
+        self.log(frame[wrong], table, fld, "invalid_value", "flagged",
+                 (f"{fld} " + _quoted(frame[fld]) + f" is not a valid number{rng}; "
+                  "set to missing")[wrong])
+        frame = frame.copy()
+        frame[fld] = values.mask(wrong)
+        return frame
+
+    # -- referrals ----------------------------------------------------------------------------
+    def referrals_from(self, source: Source) -> pd.DataFrame:
+        t = "referrals"
+        frame = self.read(source)
+        self.raw_referral_ids.update(frame["referral_id"][~blank(frame["referral_id"])].unique())
+        frame = self.require(frame, t, ("referral_id", "referral_date"))
+        frame = self._require_identity(frame, t)
+        frame = self.event_date(frame, t, "referral_date", source)
+        frame = self._check_nhs_numbers(frame, t)
+        frame = self._age(frame, source)
+        if not self.cfg.allow_under_18:
+            under = (frame["age_at_referral"] < 18).fillna(False)
+            frame = self.reject(frame, under, t, "age_at_referral", "under_18",
+                                "aged " + frame["age_at_referral"].astype(str) +
+                                " at referral; set allow_under_18: true to include children")
+        for fld in ("referral_source", "sex", "ethnicity", "outcome"):
+            frame = self.labels(frame, t, fld, source)
+        frame = self.numbers(frame, t, "imd_decile", low=1, high=10)
+        for fld in ("n_contacts", "n_attended", "n_onward_referrals"):
+            frame = self.numbers(frame, t, fld, low=0, high=10_000)
+        for fld in ("discharge_date", "first_contact_date"):
+            if fld in frame:
+                frame = self.event_date(frame, t, fld, source, required=False)
+        return frame
+
+    def _require_identity(self, frame: pd.DataFrame, table: str) -> pd.DataFrame:
+        present = [f for f in IDENTITY_FIELDS if f in frame]
+        has_id = pd.Series(False, index=frame.index)
+        for fld in present:
+            has_id |= ~blank(frame[fld])
+        return self.reject(frame, ~has_id, table, present[0], "missing_required",
+                           f"no person identifier ({' / '.join(present)} blank)")
+
+    def _check_nhs_numbers(self, frame: pd.DataFrame, table: str) -> pd.DataFrame:
+        if "nhs_number" not in frame:
+            return frame
+        normalised = normalise_nhs_number(frame["nhs_number"])
+        status = nhs_number_status(normalised)
+        frame = self.reject(frame, status == "invalid", table, "nhs_number", "invalid_nhs_number",
+                            "not 10 digits or fails the Modulus 11 check (value not logged)")
+        status = status.loc[frame.index]
+        frame = self.reject(frame, status == "placeholder", table, "nhs_number",
+                            "placeholder_nhs_number", "ten identical digits (a placeholder)")
+        frame = frame.copy()
+        frame["nhs_number"] = normalised.loc[frame.index]
+        return frame
+
+    def _age(self, frame: pd.DataFrame, source: Source) -> pd.DataFrame:
+        t = "referrals"
+        if "date_of_birth" in frame:
+            dob, bad = parse_dates(frame["date_of_birth"], source.date_format)
+            # Dates of birth are identifiers: the log never repeats them.
+            frame = self.reject(frame, bad, t, "date_of_birth", "unparseable_date",
+                                "cannot read date_of_birth (value not logged)")
+            dob = dob.loc[frame.index]
+            age = whole_years_between(dob, frame["referral_date"])
+            impossible = (dob < EARLIEST_BIRTH) | (dob > frame["referral_date"]) | (age > MAX_AGE)
+            frame = self.reject(frame, impossible, t, "date_of_birth", "impossible_date",
+                                "date_of_birth after the referral or over 115 years before it "
+                                "(value not logged)")
+            frame = frame.copy()
+            frame["age_at_referral"] = age.loc[frame.index]
+        elif "age" in frame:
+            frame = self.numbers(frame, t, "age", low=0, high=MAX_AGE)
+            frame["age_at_referral"] = frame["age"]
+        else:
+            frame = frame.copy()
+            frame["age_at_referral"] = pd.Series(pd.NA, index=frame.index, dtype="Int64")
+        return frame
+
+    def finish_referrals(self, frame: pd.DataFrame) -> pd.DataFrame:
+        t = "referrals"
+        frame = frame.sort_values([FILE, ROW], kind="stable")
+        dup_id = frame["referral_id"].duplicated(keep="first")
+        if dup_id.any():
+            first = frame.drop_duplicates("referral_id").set_index("referral_id")
+            where = frame["referral_id"].map(first[FILE] + " row " + first[ROW].astype(str))
+            frame = self.reject(frame, dup_id, t, "referral_id", "duplicate_referral_id",
+                                "referral_id already used by " + where.astype(str))
+        frame = frame.copy()
+        frame["person_id"] = self._person_ids(frame)
+        return frame
+
+    def _person_ids(self, frame: pd.DataFrame) -> pd.Series:
+        """HMAC of the NHS number, else of '<site>:<local id>'; hex study IDs pass through."""
+        message = pd.Series(pd.NA, index=frame.index, dtype="object")
+        given = pd.Series(pd.NA, index=frame.index, dtype="object")
+        if "local_id" in frame:
+            local = frame["local_id"].mask(blank(frame["local_id"]))
+            message = message.fillna(f"{self.site.code}:" + local)
+        if "person_id" in frame:
+            pid = frame["person_id"].astype("string").str.lower()
+            hex_ok = pid.str.fullmatch(r"[0-9a-f]{64}").fillna(False).astype(bool)
+            given = pid.where(hex_ok).astype(object)
+            other = pid.mask(hex_ok | blank(pid))
+            message = message.fillna(f"{self.site.code}:" + other)
+        if "nhs_number" in frame:
+            message = frame["nhs_number"].astype(object).where(frame["nhs_number"].notna(), message)
+        hashed = pseudonymise(self.key, message.where(given.isna()))
+        return given.fillna(hashed)
+
+    # -- contacts and onward referrals --------------------------------------------------------
+    def events_from(self, source: Source, date_field: str) -> pd.DataFrame:
+        t = source.table
+        frame = self.read(source)
+        frame = self.require(frame, t, ("referral_id", date_field))
+        frame = self.event_date(frame, t, date_field, source)
+        if t == "contacts":
+            frame = self.labels(frame, t, "mode", source)
+            frame = self.labels(frame, t, "attended", source)
+            if "attended" in frame:
+                frame["attended"] = frame["attended"].map({"true": True, "false": False}) \
+                    .astype("boolean")
+            frame = self.numbers(frame, t, "duration_min", whole=False, low=0, high=24 * 60)
+        else:
+            frame = self.labels(frame, t, "asset_type", source)
+        return frame
+
+    def link(self, frame: pd.DataFrame, referrals: pd.DataFrame, date_field: str,
+             table: str) -> pd.DataFrame:
+        """Reject events of unknown or rejected referrals, and events before their referral."""
+        kept = frame["referral_id"].isin(referrals["referral_id"])
+        known = frame["referral_id"].isin(list(self.raw_referral_ids))
+        frame = self.reject(frame, ~known, table, "referral_id", "unknown_referral",
+                            "referral_id " + _quoted(frame["referral_id"]) +
+                            " is not in any referrals export")
+        frame = self.reject(frame, ~kept.loc[frame.index], table, "referral_id",
+                            "referral_rejected", "its referral was rejected (see the referrals rows)")
+        ref_date = frame["referral_id"].map(referrals.set_index("referral_id")["referral_date"])
+        before = frame[date_field] < ref_date
+        return self.reject(frame, before, table, date_field, "before_referral",
+                           f"{date_field} is before the referral date")
+
+    # -- the whole site -----------------------------------------------------------------------
+    def run(self) -> CleanResult:
+        code = self.site.code
+        self.raw_referral_ids: set[str] = set()
+        by_table: dict[str, list[Source]] = {t: [] for t in RAW_TABLES}
+        for source in self.site.sources:
+            by_table[source.table].append(source)
+        if by_table["questionnaires"]:
+            raise LinkevalError(
+                f"{self.cfg.path}: sites.{code}: questionnaire sources are not supported by this "
+                "version of linkeval; remove them or upgrade"
+            )
+
+        referrals = _concat_raw([self.referrals_from(s) for s in by_table["referrals"]])
+        referrals = self.finish_referrals(referrals)
+        reasons = self._reasons(referrals)
+
+        contacts = _concat_raw([self.events_from(s, "contact_date") for s in by_table["contacts"]])
+        if by_table["contacts"]:
+            contacts = self.link(contacts, referrals, "contact_date", "contacts")
+        onward = _concat_raw([self.events_from(s, "onward_date")
+                              for s in by_table["onward_referrals"]])
+        if by_table["onward_referrals"]:
+            onward = self.link(onward, referrals, "onward_date", "onward_referrals")
+
+        referrals = self._derive(referrals, contacts if by_table["contacts"] else None,
+                                 onward if by_table["onward_referrals"] else None)
+        kept = {"referrals": len(referrals), "contacts": len(contacts),
+                "onward_referrals": len(onward), "questionnaires": 0}
+        tables = {
+            "referrals": _select(referrals, "referrals", code),
+            "referral_reasons": _select(reasons, "referral_reasons", code),
+            "contacts": _select(contacts, "contacts", code),
+            "onward_referrals": _select(onward, "onward_referrals", code),
+        }
+        log = (pd.concat(self.log_parts, ignore_index=True) if self.log_parts
+               else schema.empty("cleaning_log"))
+        unmapped = (pd.concat(self.unmapped_parts, ignore_index=True)
+                    .groupby(["site", "table", "field", "label"], as_index=False)["rows"].sum()
+                    if self.unmapped_parts else
+                    pd.DataFrame(columns=["site", "table", "field", "label", "rows"]))
+        return CleanResult(tables=tables, log=log, summary=self._summary(log, kept),
+                           unmapped=unmapped, files=pd.DataFrame(self.file_rows))
+
+    def _reasons(self, referrals: pd.DataFrame) -> pd.DataFrame:
+        if "reasons" not in referrals or referrals.empty:
+            return pd.DataFrame(columns=["referral_id", "reason"])
+        long = referrals[[FILE, ROW, SRC, "referral_id", "reasons"]].copy()
+        long["reason_raw"] = long["reasons"].str.split(REASON_SEP)
+        long = long.explode("reason_raw")
+        long["reason_raw"] = long["reason_raw"].str.strip()
+        long = long[~blank(long["reason_raw"])]
+        parts = []
+        for src, part in long.groupby(SRC, sort=False):
+            overrides = self.site.sources[src].values.get("reasons")
+            codes, unmapped = map_labels(part["reason_raw"], "reasons", overrides)
+            self._flag_unmapped(part[unmapped], part["reason_raw"][unmapped], "referrals",
+                                "reasons", codes[unmapped])
+            parts.append(part.assign(reason=codes))
+        if not parts:
+            return pd.DataFrame(columns=["referral_id", "reason"])
+        return pd.concat(parts).drop_duplicates(["referral_id", "reason"])
+
+    def _derive(self, referrals: pd.DataFrame, contacts: pd.DataFrame | None,
+                onward: pd.DataFrame | None) -> pd.DataFrame:
+        r = referrals.copy()
+        ids = r["referral_id"]
+        if contacts is not None:
+            grouped = contacts.groupby("referral_id")
+            r["n_contacts"] = ids.map(grouped.size()).fillna(0).astype("Int64")
+            if "attended" in contacts:
+                attended = contacts["attended"].astype("boolean").fillna(False).astype(bool)
+                r["n_attended"] = ids.map(attended.groupby(contacts["referral_id"]).sum()) \
+                    .fillna(0).astype("Int64")
+            else:  # the export does not say who attended: count unknown, all contacts count
+                attended = pd.Series(True, index=contacts.index)
+                r["n_attended"] = pd.Series(pd.NA, index=r.index, dtype="Int64")
+            # First contact = first attended contact (a did-not-attend is not a contact).
+            first = contacts[attended].groupby("referral_id")["contact_date"].min()
+            r["first_contact_date"] = ids.map(first)
+        else:
+            for fld in ("n_contacts", "n_attended"):
+                r[fld] = r[fld] if fld in r else pd.Series(pd.NA, index=r.index, dtype="Int64")
+            if "first_contact_date" in r:
+                early = r["first_contact_date"] < r["referral_date"]
+                self.log(r[early.fillna(False)], "referrals", "first_contact_date",
+                         "before_referral", "flagged",
+                         "first_contact_date before the referral date; set to missing")
+                r["first_contact_date"] = r["first_contact_date"].mask(early)
+            else:
+                r["first_contact_date"] = pd.NaT
+        if onward is not None:
+            r["n_onward_referrals"] = ids.map(onward.groupby("referral_id").size()) \
+                .fillna(0).astype("Int64")
+        elif "n_onward_referrals" not in r:
+            r["n_onward_referrals"] = pd.Series(pd.NA, index=r.index, dtype="Int64")
+        first_contact = pd.to_datetime(r["first_contact_date"])
+        r["days_to_first_contact"] = (first_contact - r["referral_date"]).dt.days.astype("Int64")
+        r["age_band"] = age_band(r["age_at_referral"])
+        if "discharge_date" in r:
+            early = (r["discharge_date"] < r["referral_date"]).fillna(False)
+            self.log(r[early], "referrals", "discharge_date", "before_referral", "flagged",
+                     "discharge_date before the referral date; set to missing")
+            r["discharge_date"] = r["discharge_date"].mask(early)
+        return r
+
+    def _summary(self, log: pd.DataFrame, kept: dict[str, int]) -> pd.DataFrame:
+        rows = []
+        exported = {s.table for s in self.site.sources}
+        for table, n_read in self.read_counts.items():
+            if table not in exported:
+                continue
+            t_log = log[log["table"] == table]
+            rejected = t_log[t_log["action"] == "rejected"][["source_file", "source_row"]]
+            flagged = t_log[t_log["action"] == "flagged"][["source_file", "source_row"]]
+            rows.append({
+                "site": self.site.code, "table": table, "rows_read": n_read,
+                "rows_kept": kept[table],
+                "rows_rejected": len(rejected.drop_duplicates()),
+                "rows_flagged": len(flagged.drop_duplicates()),
+            })
+        return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _require_headers(path: Path, raw: pd.DataFrame, source: Source) -> None:
+    for fld, header in source.columns.items():
+        for h in header if isinstance(header, list) else [header]:
+            if h not in raw.columns:
+                shown = ", ".join(map(repr, list(raw.columns)[:15]))
+                raise LinkevalError(
+                    f"{path}: column {h!r} ({source.key_path}.columns.{fld}) not found"
+                    f"{did_you_mean(h, raw.columns)}; the file's headers are: {shown}"
+                    + ("" if source.skip_rows else "; if the export has lines above the header, "
+                       "set skip_rows")
+                )
+
+
+def _mapped_headers(source: Source) -> list[str]:
+    headers: list[str] = []
+    for header in source.columns.values():
+        headers.extend(header if isinstance(header, list) else [header])
+    return list(dict.fromkeys(headers))
+
+
+def _first_occurrence_rows(frame: pd.DataFrame, cols: list[str]) -> pd.Series:
+    """For each row, the raw row number of the first row with identical values."""
+    hashes = pd.util.hash_pandas_object(frame[cols], index=False)
+    first = frame[ROW].groupby(hashes.to_numpy()).transform("first")
+    return first
+
+
+def _quoted(values: pd.Series) -> pd.Series:
+    return "'" + values.astype(str).str.slice(0, 60) + "'"
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _file_hash(path: Path) -> str:
+    with path.open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def _data_hash(files: pd.DataFrame) -> str:
+    if files.empty:
+        return ""
+    text = "\n".join(sorted(f"{r.site}|{r.file}|{r.sha256}" for r in files.itertuples()))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _concat_raw(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    frames = [f for f in frames if f is not None]
+    if not frames:
+        return pd.DataFrame({FILE: pd.Series(dtype=str), ROW: pd.Series(dtype="int64"),
+                             "referral_id": pd.Series(dtype=str)})
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def _select(frame: pd.DataFrame, table: str, site: str) -> pd.DataFrame:
+    """Keep only the canonical columns (identifiers and raw columns are dropped here)."""
+    columns = list(schema.SCHEMAS[table].columns)
+    out = pd.DataFrame(index=frame.index)
+    for col in columns:
+        if col == "site":
+            out[col] = site
+        elif col in frame:
+            out[col] = frame[col]
+        else:
+            out[col] = pd.NA
+    return schema.validate(table, out.reset_index(drop=True))
+
+
+def _concat(frames: list[pd.DataFrame], table: str) -> pd.DataFrame:
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return schema.empty(table)
+    return schema.validate(table, pd.concat(frames, ignore_index=True))
+
+
+def _merge_existing(path: Path, new: pd.DataFrame, sites: list[str]) -> pd.DataFrame:
+    if not path.is_file():
+        return new
+    old = pd.read_parquet(path)
+    old = old[~old["site"].isin(sites)]
+    return pd.concat([old, new], ignore_index=True) if len(old) else new
+
+
+def _check_accounting(summary: pd.DataFrame) -> None:
+    broken = summary[summary["rows_read"] != summary["rows_kept"] + summary["rows_rejected"]]
+    if len(broken):
+        raise AssertionError(
+            "row accounting does not reconcile (a linkeval bug, please report it):\n"
+            + broken.to_string(index=False)
+        )

@@ -1,0 +1,169 @@
+"""The ``linkeval`` command (DESIGN section 11).
+
+Exit codes: 0 success; 1 some site failed; 2 bad usage, config or input. Problems a user can fix
+are printed as one line on stderr, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from linkeval import __version__
+from linkeval.errors import LinkevalError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args) or 0
+    except LinkevalError as exc:
+        print(f"linkeval: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("linkeval: interrupted; previous outputs are unchanged", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="linkeval",
+        description="Clean, score and report routine and questionnaire data from "
+                    "social-prescribing link-worker services.",
+    )
+    p.add_argument("--version", action="version", version=f"linkeval {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="synthetic 6-site data -> clean (-> reports)")
+    demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    demo.add_argument("--jobs", type=int, default=None, help="parallel report jobs")
+    demo.add_argument("--root", type=Path, default=Path("."),
+                      help="project folder that gets config/, data/ and reports/ (default .)")
+    demo.set_defaults(func=cmd_demo)
+
+    check = sub.add_parser("check", help="validate config and raw files; list unmapped labels")
+    check.add_argument("--config", type=Path, required=True)
+    check.add_argument("--site", action="append", help="only this site (repeatable)")
+    check.set_defaults(func=cmd_check)
+
+    clean = sub.add_parser("clean", help="raw exports -> processed tables + cleaning log")
+    clean.add_argument("--config", type=Path, required=True)
+    clean.add_argument("--site", action="append", help="only this site (repeatable)")
+    clean.set_defaults(func=cmd_clean)
+
+    synth = sub.add_parser("synth", help="synthetic raw exports (and study.yaml) at any scale")
+    synth.add_argument("--out", type=Path, required=True, help="output folder")
+    synth.add_argument("--referrals", type=int, default=None,
+                       help="clean referrals in total (default: demo sizes, 150-700 per site)")
+    synth.add_argument("--sites", type=int, default=6, help="number of sites, 1-6 (default 6)")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.set_defaults(func=cmd_synth)
+    return p
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from linkeval.synthetic import generate_study
+
+    if args.referrals is not None and args.referrals < args.sites:
+        raise LinkevalError(f"--referrals {args.referrals}: need at least one per site")
+    if not 1 <= args.sites <= 6:
+        raise LinkevalError(f"--sites {args.sites}: choose 1 to 6")
+    start = time.perf_counter()
+    study = generate_study(args.out, n_referrals=args.referrals, n_sites=args.sites,
+                           seed=args.seed)
+    rows = study.truth["referral_rows"]
+    print(f"wrote {len(rows):,} raw referral rows for {args.sites} sites to {args.out} "
+          f"in {time.perf_counter() - start:.1f}s")
+    print(f"config: {study.config_path}")
+    print(f"next:   linkeval clean --config {study.config_path}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from linkeval.clean import clean_study
+    from linkeval.config import load_config
+
+    cfg = load_config(args.config)
+    # A throwaway key: check never writes, and pseudonyms are not shown.
+    result = clean_study(cfg, key=b"linkeval-check-only-key", sites=args.site)
+    print(f"config OK: {cfg.path} ({len(cfg.sites)} sites)")
+    _print_summary(result)
+    if len(result.unmapped):
+        print("\nunmapped labels (recorded as `other`; add them under `values:` in the config):")
+        print(result.unmapped.to_string(index=False))
+    else:
+        print("\nno unmapped labels")
+    return 0
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    from linkeval.clean import clean_study, write_outputs
+    from linkeval.config import load_config
+    from linkeval.pseudonymise import load_key
+
+    cfg = load_config(args.config)
+    for code in args.site or []:
+        cfg.site(code)
+    key = load_key(cfg.key_env, cfg.key_file, demo=cfg.demo)
+    start = time.perf_counter()
+    result = clean_study(cfg, key=key, sites=args.site)
+    out = write_outputs(cfg, result, sites=args.site)
+    _print_summary(result)
+    print(f"\ncleaned in {time.perf_counter() - start:.1f}s -> {out}")
+    print(f"cleaning log: {out / 'qa' / 'cleaning_log.csv'}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from linkeval.clean import clean_study, write_outputs
+    from linkeval.config import load_config
+    from linkeval.pseudonymise import DEMO_KEY
+    from linkeval.synthetic import generate_study
+
+    root = args.root.resolve()
+    print(f"linkeval {__version__}: synthetic demo (seed {args.seed}); every person is made up")
+    study = generate_study(
+        root / "data", seed=args.seed,
+        raw_dir=root / "data" / "raw" / "demo",
+        config_path=root / "config" / "demo.yaml",
+        processed_dir=root / "data" / "processed" / "demo",
+        reports_dir=root / "reports" / "demo",
+    )
+    print(f"raw exports:  {root / 'data' / 'raw' / 'demo'}")
+    cfg = load_config(study.config_path)
+    result = clean_study(cfg, key=DEMO_KEY)
+    out = write_outputs(cfg, result)
+    _print_summary(result)
+    print(f"\nconfig:       {cfg.path}")
+    print(f"processed:    {out}")
+    print(f"cleaning log: {out / 'qa' / 'cleaning_log.csv'}")
+    return 0
+
+
+def _print_summary(result) -> None:
+    summary = result.summary.copy()
+    with pd.option_context("display.width", 120):
+        print("\nrows read / kept / rejected / flagged per site and table:")
+        print(summary.to_string(index=False))
+        if len(result.log):
+            rejected = result.log[result.log["action"] == "rejected"]
+            if len(rejected):
+                counts = (rejected.groupby(["table", "rule"]).size()
+                          .rename("rows").reset_index())
+                print("\nrejected rows by rule (details in the cleaning log):")
+                print(counts.to_string(index=False))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

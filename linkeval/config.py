@@ -1,0 +1,285 @@
+"""Load and validate a study config (DESIGN section 5).
+
+The config is the single control panel of a run. Every problem is reported as one line that
+names the file and the key path (``sites.A.sources[0].columns.referal_date``), says what is
+wrong and suggests the nearest valid name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from linkeval.errors import LinkevalError, did_you_mean
+from linkeval.vocab import FIELD_VOCABULARY, VOCABULARIES
+
+TABLES = ("referrals", "contacts", "onward_referrals", "questionnaires")
+
+IDENTITY_FIELDS = ("nhs_number", "person_id", "local_id")
+
+# Canonical input fields a source may map, per table (DESIGN sections 4 and 5).
+INPUT_FIELDS: dict[str, tuple[str, ...]] = {
+    "referrals": (
+        "referral_id", *IDENTITY_FIELDS, "referral_date", "date_of_birth", "age", "sex",
+        "ethnicity", "imd_decile", "referral_source", "reasons", "first_contact_date",
+        "discharge_date", "outcome", "n_contacts", "n_attended", "n_onward_referrals",
+    ),
+    "contacts": ("referral_id", "contact_date", "mode", "duration_min", "attended"),
+    "onward_referrals": ("referral_id", "onward_date", "asset_type"),
+    "questionnaires": ("referral_id", *IDENTITY_FIELDS, "timepoint", "completed_date"),
+}
+
+REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
+    "referrals": ("referral_id", "referral_date"),
+    "contacts": ("referral_id", "contact_date"),
+    "onward_referrals": ("referral_id", "onward_date"),
+    "questionnaires": ("completed_date",),
+}
+
+ENCODINGS = ("auto", "utf-8", "utf-8-sig", "cp1252")
+DISCLOSURE_RULES = ("nhs_digital", "threshold", "none")
+
+TOP_KEYS = (
+    "study", "raw_dir", "processed_dir", "reports_dir", "demo", "pseudonymisation",
+    "followup_window_days", "disclosure", "instruments", "sites", "allow_under_18",
+)
+SITE_KEYS = ("name", "sources", "context")
+SOURCE_KEYS = (
+    "table", "path", "encoding", "sheet", "skip_rows", "date_format", "multi_value_separator",
+    "delimiter", "columns", "values", "items",
+)
+PSEUDONYMISATION_KEYS = ("key_env", "key_file")
+DISCLOSURE_KEYS = ("rule", "min_count")
+
+
+@dataclass(frozen=True)
+class Source:
+    """One raw export (or a glob of like exports) feeding one canonical table."""
+
+    table: str
+    path: str
+    columns: dict[str, Any]
+    values: dict[str, dict[str, str]] = field(default_factory=dict)
+    encoding: str = "auto"
+    sheet: str | None = None
+    skip_rows: int = 0
+    date_format: str | None = None
+    multi_value_separator: str | None = None
+    delimiter: str = ","
+    items: dict[str, Any] = field(default_factory=dict)
+    key_path: str = ""
+
+
+@dataclass(frozen=True)
+class Site:
+    code: str
+    name: str
+    sources: tuple[Source, ...]
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """A validated study config. Paths are absolute (resolved against the config's folder)."""
+
+    path: Path
+    study: str
+    raw_dir: Path
+    processed_dir: Path
+    reports_dir: Path
+    sites: dict[str, Site]
+    demo: bool = False
+    key_env: str = "LINKEVAL_KEY"
+    key_file: Path | None = None
+    followup_window_days: tuple[int, int] = (270, 365)
+    disclosure: dict[str, Any] = field(default_factory=lambda: {"rule": "nhs_digital"})
+    instruments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    allow_under_18: bool = False
+    sha256: str = ""
+
+    def site(self, code: str) -> Site:
+        if code not in self.sites:
+            raise LinkevalError(
+                f"{self.path}: site {code!r} is not in the config{did_you_mean(code, self.sites)}; "
+                f"sites are: {', '.join(self.sites)}"
+            )
+        return self.sites[code]
+
+
+def load_config(path: str | os.PathLike) -> StudyConfig:
+    """Read and validate a study config file; raise :class:`LinkevalError` on any problem."""
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise LinkevalError(f"{path}: config file not found; check the --config path")
+    text = path.read_bytes()
+    try:
+        raw = yaml.safe_load(text.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise LinkevalError(f"{path}: not a UTF-8 text file ({exc.reason}); save it as UTF-8") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise LinkevalError(
+            f"{path}:{where}: YAML syntax error: {problem}; check indentation and quoting"
+        ) from None
+    return parse_config(raw, path, sha256=hashlib.sha256(text).hexdigest())
+
+
+def parse_config(raw: Any, path: Path, sha256: str = "") -> StudyConfig:
+    """Validate an already-parsed YAML document (``path`` anchors relative paths and messages)."""
+    v = _Validator(path)
+    v.mapping(raw, "", TOP_KEYS, required=("study", "sites"))
+    base = path.parent
+    sites_raw = raw["sites"]
+    v.mapping(sites_raw, "sites", None)
+    if not sites_raw:
+        v.fail("sites", "no sites defined; add at least one site with its sources")
+    sites = {str(code): _parse_site(v, str(code), spec) for code, spec in sites_raw.items()}
+
+    pseudo = raw.get("pseudonymisation") or {}
+    v.mapping(pseudo, "pseudonymisation", PSEUDONYMISATION_KEYS)
+    key_file = pseudo.get("key_file")
+
+    window = raw.get("followup_window_days", [270, 365])
+    if (not isinstance(window, list) or len(window) != 2
+            or not all(isinstance(d, int) and not isinstance(d, bool) for d in window)
+            or not 0 < window[0] <= window[1]):
+        v.fail("followup_window_days", "must be two whole numbers of days [earliest, latest], "
+               "e.g. [270, 365]")
+
+    disclosure = raw.get("disclosure") or {"rule": "nhs_digital"}
+    v.mapping(disclosure, "disclosure", DISCLOSURE_KEYS)
+    rule = disclosure.get("rule", "nhs_digital")
+    if rule not in DISCLOSURE_RULES:
+        v.fail("disclosure.rule", f"unknown rule {rule!r}{did_you_mean(rule, DISCLOSURE_RULES)}; "
+               f"use one of {', '.join(DISCLOSURE_RULES)}")
+    if rule == "threshold" and not (isinstance(disclosure.get("min_count"), int)
+                                    and disclosure["min_count"] > 0):
+        v.fail("disclosure.min_count", "rule threshold needs a positive whole min_count, e.g. 10")
+
+    instruments = raw.get("instruments") or {}
+    v.mapping(instruments, "instruments", None)
+    for flag in ("demo", "allow_under_18"):
+        if flag in raw and not isinstance(raw[flag], bool):
+            v.fail(flag, "must be true or false")
+
+    return StudyConfig(
+        path=path,
+        study=str(raw["study"]),
+        raw_dir=(base / raw.get("raw_dir", "../data/raw")).resolve(),
+        processed_dir=(base / raw.get("processed_dir", "../data/processed")).resolve(),
+        reports_dir=(base / raw.get("reports_dir", "../reports")).resolve(),
+        sites=sites,
+        demo=bool(raw.get("demo", False)),
+        key_env=str(pseudo.get("key_env", "LINKEVAL_KEY")),
+        key_file=(base / key_file).resolve() if key_file else None,
+        followup_window_days=(int(window[0]), int(window[1])),
+        disclosure=dict(disclosure),
+        instruments={str(k): dict(val or {}) for k, val in instruments.items()},
+        allow_under_18=bool(raw.get("allow_under_18", False)),
+        sha256=sha256,
+    )
+
+
+def _parse_site(v: _Validator, code: str, spec: Any) -> Site:
+    where = f"sites.{code}"
+    v.mapping(spec, where, SITE_KEYS, required=("sources",))
+    sources_raw = spec["sources"]
+    if not isinstance(sources_raw, list) or not sources_raw:
+        v.fail(f"{where}.sources", "must be a list of sources (each with table, path, columns)")
+    sources = tuple(_parse_source(v, f"{where}.sources[{i}]", s) for i, s in enumerate(sources_raw))
+    tables = [s.table for s in sources]
+    if "referrals" not in tables:
+        v.fail(f"{where}.sources", "a site needs a source with table: referrals")
+    context = spec.get("context") or {}
+    v.mapping(context, f"{where}.context", None)
+    return Site(code=code, name=str(spec.get("name", code)), sources=sources, context=dict(context))
+
+
+def _parse_source(v: _Validator, where: str, spec: Any) -> Source:
+    v.mapping(spec, where, SOURCE_KEYS, required=("table", "path", "columns"))
+    table = spec["table"]
+    if table not in TABLES:
+        v.fail(f"{where}.table", f"unknown table {table!r}{did_you_mean(table, TABLES)}; "
+               f"use one of {', '.join(TABLES)}")
+    columns = spec["columns"]
+    v.mapping(columns, f"{where}.columns", INPUT_FIELDS[table], what=f"canonical field for table {table}")
+    for fld, header in columns.items():
+        ok = isinstance(header, str) or (
+            fld == "reasons" and isinstance(header, list) and all(isinstance(h, str) for h in header))
+        if not ok:
+            v.fail(f"{where}.columns.{fld}", "must be the raw column header as text"
+                   + (" (or a list of headers for reasons)" if fld == "reasons" else ""))
+    for required in REQUIRED_FIELDS[table]:
+        if required not in columns:
+            v.fail(f"{where}.columns", f"table {table} needs the field {required!r}; "
+                   f"map it to the raw column header")
+    if table in ("referrals", "questionnaires") and not any(f in columns for f in IDENTITY_FIELDS):
+        v.fail(f"{where}.columns", f"table {table} needs a person identifier: map one of "
+               f"{', '.join(IDENTITY_FIELDS)}")
+    values = spec.get("values") or {}
+    mappable = [f for f in INPUT_FIELDS[table] if f in FIELD_VOCABULARY]
+    v.mapping(values, f"{where}.values", mappable, what=f"field with labels in table {table}")
+    for fld, labels in values.items():
+        v.mapping(labels, f"{where}.values.{fld}", None)
+        codes = VOCABULARIES[FIELD_VOCABULARY[fld]]
+        for label, code in labels.items():
+            if str(code).lower() not in codes:
+                v.fail(f"{where}.values.{fld}.{label}", f"{code!r} is not a {fld} code"
+                       f"{did_you_mean(code, codes)}; codes are: {', '.join(codes)}")
+
+    encoding = spec.get("encoding", "auto")
+    if encoding not in ENCODINGS:
+        v.fail(f"{where}.encoding", f"unknown encoding {encoding!r}"
+               f"{did_you_mean(encoding, ENCODINGS)}; use one of {', '.join(ENCODINGS)}")
+    skip_rows = spec.get("skip_rows", 0)
+    if not isinstance(skip_rows, int) or isinstance(skip_rows, bool) or skip_rows < 0:
+        v.fail(f"{where}.skip_rows", "must be a whole number of lines (0 or more)")
+    items = spec.get("items") or {}
+    if items and table != "questionnaires":
+        v.fail(f"{where}.items", "items belong to table: questionnaires sources only")
+    return Source(
+        table=table,
+        path=str(spec["path"]),
+        columns={str(k): val for k, val in columns.items()},
+        values={str(f): {str(lab): str(code).lower() for lab, code in labels.items()}
+                for f, labels in values.items()},
+        encoding=encoding,
+        sheet=spec.get("sheet"),
+        skip_rows=skip_rows,
+        date_format=spec.get("date_format"),
+        multi_value_separator=spec.get("multi_value_separator"),
+        delimiter=str(spec.get("delimiter", ",")),
+        items=dict(items),
+        key_path=where,
+    )
+
+
+class _Validator:
+    """Raises one-line errors that carry the config file and the key path."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, key_path: str, message: str) -> None:
+        where = f"{key_path}: " if key_path else ""
+        raise LinkevalError(f"{self.path}: {where}{message}")
+
+    def mapping(self, value: Any, key_path: str, allowed, required=(), what: str = "key") -> None:
+        if not isinstance(value, dict):
+            self.fail(key_path or "(top level)", "must be a mapping of key: value")
+        if allowed is not None:
+            for key in value:
+                if key not in allowed:
+                    sub = f"{key_path}.{key}" if key_path else str(key)
+                    self.fail(sub, f"unknown {what} {key!r}{did_you_mean(key, allowed)}; "
+                              f"valid: {', '.join(allowed)}")
+        for key in required:
+            if key not in value:
+                self.fail(key_path or "(top level)", f"missing required key {key!r}")

@@ -1,0 +1,18 @@
+"""Errors a user can fix. The CLI prints them as one line and exits 2 (DESIGN section 11)."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class LinkevalError(Exception):
+    """A config or input problem: the message names where, what is wrong and how to fix it."""
+
+    exit_code = 2
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """' (did you mean "x"?)' for the closest choice, or '' when nothing is close."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f' (did you mean "{close[0]}"?)' if close else ""

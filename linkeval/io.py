@@ -1,0 +1,163 @@
+"""Reading raw exports and writing outputs atomically.
+
+Raw files are read as text, every column a string and every blank a blank, so that nothing is
+converted before the cleaner has looked at it (leading zeros, odd dates and placeholder values
+survive to be judged and logged). Only this module, ``clean``, ``reports`` and ``cli`` touch the
+file system.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+
+from linkeval.config import Source
+from linkeval.errors import LinkevalError, did_you_mean
+
+ZIP_MAGIC = b"PK\x03\x04"
+
+
+def source_files(raw_dir: Path, source: Source) -> list[Path]:
+    """The files a source's path (a glob, relative to raw_dir) matches, sorted by name."""
+    pattern = str(raw_dir / source.path)
+    paths = sorted(Path(p) for p in glob.glob(pattern) if Path(p).is_file())
+    if not paths:
+        raise LinkevalError(
+            f"{pattern}: no file matches {source.key_path}.path; check raw_dir and the file name"
+        )
+    return paths
+
+
+def detect_encoding(path: Path, encoding: str = "auto") -> str:
+    """Check a text export can be decoded, and choose utf-8-sig, utf-8 or cp1252 when 'auto'."""
+    data = path.read_bytes()
+    if not data.strip():
+        raise LinkevalError(f"{path}: file is empty; re-export it from the source system")
+    if data.startswith(ZIP_MAGIC):
+        raise LinkevalError(
+            f"{path}: this is an Excel workbook, not a CSV; name it .xlsx and give its sheet:"
+        )
+    if b"\x00" in data[:8192]:
+        raise LinkevalError(
+            f"{path}: file looks binary (contains NUL bytes); export it as CSV (or UTF-16 "
+            "re-saved as UTF-8)"
+        )
+    candidates = ["utf-8-sig", "utf-8", "cp1252"] if encoding == "auto" else [encoding]
+    if encoding == "auto" and not data.startswith(b"\xef\xbb\xbf"):
+        candidates.remove("utf-8-sig")
+    for candidate in candidates:
+        try:
+            data.decode(candidate)
+        except UnicodeDecodeError as exc:
+            if encoding != "auto":
+                line = data[: exc.start].count(b"\n") + 1
+                raise LinkevalError(
+                    f"{path}: line {line}: byte 0x{data[exc.start]:02x} is not valid {encoding}; "
+                    "set encoding: auto (or cp1252 for Windows exports)"
+                ) from None
+            continue
+        return candidate
+    raise LinkevalError(
+        f"{path}: text is neither UTF-8 nor Windows-1252; re-export it as UTF-8 CSV"
+    )
+
+
+def read_raw(path: Path, source: Source) -> pd.DataFrame:
+    """Read one raw export as all-text columns; blank cells are ''. Row i is data row i + 1."""
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        frame = _read_xlsx(path, source)
+    else:
+        frame = _read_csv(path, source)
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame.reset_index(drop=True)
+
+
+def _read_csv(path: Path, source: Source) -> pd.DataFrame:
+    encoding = detect_encoding(path, source.encoding)
+    try:
+        return pd.read_csv(
+            path, dtype=str, keep_default_na=False, na_filter=False, encoding=encoding,
+            skiprows=source.skip_rows, sep=source.delimiter, skip_blank_lines=False,
+        )
+    except pd.errors.EmptyDataError:
+        raise LinkevalError(
+            f"{path}: no header row after skipping {source.skip_rows} lines; check skip_rows"
+        ) from None
+    except pd.errors.ParserError as exc:
+        raise LinkevalError(
+            f"{path}: cannot parse as CSV ({str(exc).strip()}); check skip_rows and delimiter"
+        ) from None
+
+
+def _read_xlsx(path: Path, source: Source) -> pd.DataFrame:
+    with path.open("rb") as fh:
+        if fh.read(4) != ZIP_MAGIC:
+            raise LinkevalError(f"{path}: not a valid .xlsx workbook; re-save it from Excel")
+    try:
+        sheets = pd.ExcelFile(path, engine="openpyxl")
+    except Exception as exc:  # openpyxl raises many types for damaged files
+        raise LinkevalError(f"{path}: cannot open workbook ({exc}); re-save it from Excel") from None
+    with sheets:
+        sheet = source.sheet if source.sheet is not None else sheets.sheet_names[0]
+        if sheet not in sheets.sheet_names:
+            raise LinkevalError(
+                f"{path}: no sheet {sheet!r} ({source.key_path}.sheet)"
+                f"{did_you_mean(sheet, sheets.sheet_names)}; sheets: {', '.join(sheets.sheet_names)}"
+            )
+        return pd.read_excel(sheets, sheet_name=sheet, dtype=str, keep_default_na=False,
+                             na_filter=False, skiprows=source.skip_rows)
+
+
+def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
+    """Write parquet to a temporary file beside ``path``, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        frame.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+
+
+def write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
+    """Write CSV (UTF-8 with BOM, so Excel shows it right) atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        frame.to_csv(tmp, index=False, encoding="utf-8-sig")
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+
+
+@contextlib.contextmanager
+def staged_directory(final: Path) -> Iterator[Path]:
+    """Build a directory's new contents in a sibling staging folder, then swap it in.
+
+    If the block raises (or the process dies) the previous ``final`` folder is untouched; the
+    swap itself is two renames.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.staging-", dir=final.parent))
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    old = final.with_name(f".{final.name}.old-{os.getpid()}")
+    if final.exists():
+        os.replace(final, old)
+    os.replace(staging, final)
+    shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,85 @@
+"""Vectorised parsing of raw text values (dates, whole numbers) with a mask of what failed.
+
+UK exports write dates day first. Without an explicit ``date_format`` each value is tried against
+the formats below in turn (one vectorised pass per format over the values still unparsed), so a
+file that mixes ``05/03/2024`` and ``2024-03-05 00:00:00`` (as Excel-to-CSV round trips do) is
+read correctly, and ``03/05/2024`` is always 3 May, never 5 March.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+DAY_FIRST_FORMATS: tuple[str, ...] = (
+    "%d/%m/%Y",
+    "%Y-%m-%d",
+    "%Y-%m-%d %H:%M:%S",
+    "%d/%m/%Y %H:%M",
+    "%d/%m/%Y %H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S",
+    "%d-%m-%Y",
+    "%d.%m.%Y",
+    "%d-%b-%Y",
+    "%d %b %Y",
+    "%d %B %Y",
+    "%d-%b-%y",
+    "%Y%m%d",
+)
+
+
+def blank(values: pd.Series) -> pd.Series:
+    """True where a raw text value is missing or only whitespace."""
+    return values.isna() | (values.astype("string").str.strip() == "")
+
+
+def parse_dates(values: pd.Series, date_format: str | None = None) -> tuple[pd.Series, pd.Series]:
+    """Parse raw text to dates (time of day dropped).
+
+    Returns ``(dates, bad)``: ``dates`` is ``datetime64[s]`` with NaT for blanks and failures;
+    ``bad`` is True where a non-blank value could not be read (including impossible calendar
+    dates such as 31/02/2024).
+    """
+    text = values.astype("string").str.strip()
+    is_blank = blank(text)
+    out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[s]")
+    todo = ~is_blank
+    for fmt in (date_format,) if date_format else DAY_FIRST_FORMATS:
+        if not todo.any():
+            break
+        parsed = pd.to_datetime(text[todo], format=fmt, errors="coerce")
+        ok = parsed.notna()
+        if ok.any():
+            out.loc[ok[ok].index] = parsed[ok].dt.floor("D").astype("datetime64[s]")
+            todo.loc[ok[ok].index] = False
+    return out, todo
+
+
+def parse_whole_numbers(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Parse raw text to nullable integers ('12', '12.0' and ' 12 ' are 12).
+
+    Returns ``(numbers, bad)`` with ``bad`` True where a non-blank value is not a whole number.
+    """
+    text = values.astype("string").str.strip()
+    is_blank = blank(text)
+    numeric = pd.to_numeric(text.mask(is_blank), errors="coerce")
+    whole = numeric.notna() & np.isfinite(numeric) & (numeric == np.floor(numeric))
+    numbers = numeric.where(whole).astype("Float64").round().astype("Int64")
+    return numbers, ~is_blank & ~whole
+
+
+def parse_numbers(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Parse raw text to nullable floats; ``bad`` marks non-blank values that are not numbers."""
+    text = values.astype("string").str.strip()
+    is_blank = blank(text)
+    numeric = pd.to_numeric(text.mask(is_blank), errors="coerce").astype("Float64")
+    return numeric, ~is_blank & numeric.isna()
+
+
+def whole_years_between(start: pd.Series, end: pd.Series) -> pd.Series:
+    """Completed years from ``start`` to ``end`` (age on a date), as nullable integers."""
+    years = end.dt.year - start.dt.year
+    before_birthday = (end.dt.month < start.dt.month) | (
+        (end.dt.month == start.dt.month) & (end.dt.day < start.dt.day)
+    )
+    return (years - before_birthday.astype(int)).astype("Int64")

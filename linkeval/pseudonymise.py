@@ -1,0 +1,108 @@
+"""NHS number validation and keyed pseudonyms (DESIGN section 6).
+
+``person_id`` is the lowercase hex HMAC-SHA256 of the normalised NHS number under a secret study
+key, so the same person gets the same ID at every site and in every run, and nobody without the
+key can reverse it or test a guessed NHS number against it. Without an NHS number the message is
+``"<site>:<local id>"``.
+
+The key comes from an environment variable or a git-ignored file, never from the config, and is
+never logged or written. Synthetic demo data uses :data:`DEMO_KEY`, which is published and so
+protects nothing: it is accepted only when the config says ``demo: true``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from linkeval.errors import LinkevalError
+
+DEMO_KEY = b"linkeval-demo-key--published--not-secret"
+MIN_KEY_BYTES = 16
+
+_WEIGHTS = np.arange(10, 1, -1)  # Modulus 11 weights for digits 1-9
+
+
+def normalise_nhs_number(raw: pd.Series) -> pd.Series:
+    """Strip spaces and dashes; blank -> missing. Does not validate."""
+    cleaned = raw.astype("string").str.replace(r"[\s\-]", "", regex=True)
+    return cleaned.mask(cleaned == "")
+
+
+def nhs_number_status(normalised: pd.Series) -> pd.Series:
+    """Classify normalised NHS numbers: 'valid', 'missing', 'invalid' or 'placeholder'.
+
+    Valid means exactly 10 digits passing the Modulus 11 check (weights 10..2 on digits 1-9,
+    check = 11 - (sum mod 11), 11 -> 0, 10 -> never valid) and not ten identical digits, which
+    pass the checksum but are placeholders (NHS Digital, NHS number check-digit specification).
+
+    >>> nhs_number_status(pd.Series(["9434765919", "9434765918", "1111111111", None])).tolist()
+    ['valid', 'invalid', 'placeholder', 'missing']
+    """
+    s = normalised.astype("string")
+    status = pd.Series("invalid", index=s.index, dtype=object)
+    status[s.isna()] = "missing"
+    ten_digits = s.str.fullmatch(r"\d{10}").fillna(False).astype(bool)
+    if ten_digits.any():
+        text = "".join(s[ten_digits].tolist()).encode("ascii")
+        digits = (np.frombuffer(text, dtype=np.uint8) - ord("0")).reshape(-1, 10).astype(np.int64)
+        check = 11 - (digits[:, :9] @ _WEIGHTS) % 11
+        check = np.where(check == 11, 0, check)
+        passes = (check != 10) & (check == digits[:, 9])
+        placeholder = (digits == digits[:, [0]]).all(axis=1)
+        sub = np.where(placeholder, "placeholder", np.where(passes, "valid", "invalid"))
+        status[ten_digits] = sub
+    return status
+
+
+def is_valid_nhs_number(number: str) -> bool:
+    """True for a valid NHS number (spaces and dashes allowed)."""
+    return nhs_number_status(normalise_nhs_number(pd.Series([number]))).iloc[0] == "valid"
+
+
+def pseudonym(key: bytes, message: str) -> str:
+    """Lowercase hex HMAC-SHA256 of ``message`` under ``key``."""
+    return hmac.digest(key, message.encode("utf-8"), "sha256").hex()
+
+
+def pseudonymise(key: bytes, messages: pd.Series) -> pd.Series:
+    """HMAC every message; computed once per distinct value (there is no vectorised HMAC)."""
+    uniques = messages.dropna().unique()
+    lookup = {m: hmac.digest(key, m.encode("utf-8"), "sha256").hex() for m in uniques}
+    return messages.map(lookup).astype(object)
+
+
+def load_key(key_env: str, key_file: Path | None, demo: bool = False) -> bytes:
+    """The study key from ``$key_env`` or ``key_file`` (first found); the demo key for demos.
+
+    Raises :class:`LinkevalError` with instructions when there is none or it is too short.
+    """
+    value = os.environ.get(key_env, "")
+    source = f"environment variable {key_env}"
+    if not value and key_file is not None and key_file.is_file():
+        value = key_file.read_text(encoding="utf-8").strip()
+        source = f"key file {key_file}"
+    if not value:
+        if demo:
+            return DEMO_KEY
+        where = f" or put it in {key_file} (git-ignored)" if key_file else ""
+        raise LinkevalError(
+            f"no pseudonymisation key: set the environment variable {key_env}{where}, e.g. "
+            f"export {key_env}=$(python -c 'import secrets; print(secrets.token_hex(32))'); "
+            "keep the same key for the whole study and store it with the study's secrets"
+        )
+    key = value.encode("utf-8")
+    if len(key) < MIN_KEY_BYTES:
+        raise LinkevalError(
+            f"pseudonymisation key from {source} is too short ({len(key)} bytes); use at least "
+            f"{MIN_KEY_BYTES}, e.g. python -c 'import secrets; print(secrets.token_hex(32))'"
+        )
+    if key == DEMO_KEY and not demo:
+        raise LinkevalError(
+            f"the key from {source} is the published demo key; real data needs a secret key"
+        )
+    return key

@@ -1,0 +1,113 @@
+"""Canonical tables (DESIGN section 4) as pandera schemas.
+
+The cleaner validates every table against these before anything is written, so a processed file
+always has exactly these columns, types and codes. Strings are pandas ``str``, counts nullable
+``Int64``, dates ``datetime64[ns]`` (day precision), booleans nullable ``boolean``.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pandera.pandas as pa
+
+from linkeval.vocab import AGE_BANDS, VOCABULARIES
+
+DATE = "datetime64[ns]"
+HEX64 = r"[0-9a-f]{64}"
+
+
+def _code(vocabulary: str, nullable: bool = False) -> pa.Column:
+    return pa.Column(str, pa.Check.isin(VOCABULARIES[vocabulary]), nullable=nullable)
+
+
+def _count(nullable: bool = True) -> pa.Column:
+    return pa.Column("Int64", pa.Check.ge(0), nullable=nullable)
+
+
+_KEY = {"site": pa.Column(str), "referral_id": pa.Column(str, pa.Check.str_length(min_value=1))}
+
+REFERRALS = pa.DataFrameSchema(
+    {
+        **_KEY,
+        "person_id": pa.Column(str, pa.Check.str_matches(HEX64)),
+        "referral_date": pa.Column(DATE),
+        "referral_source": _code("referral_source"),
+        "age_at_referral": pa.Column("Int64", pa.Check.in_range(0, 120), nullable=True),
+        "age_band": pa.Column(str, pa.Check.isin([*AGE_BANDS, "<18"]), nullable=True),
+        "sex": _code("sex"),
+        "ethnicity": _code("ethnicity"),
+        "imd_decile": pa.Column("Int64", pa.Check.in_range(1, 10), nullable=True),
+        "first_contact_date": pa.Column(DATE, nullable=True),
+        "discharge_date": pa.Column(DATE, nullable=True),
+        "outcome": _code("outcome", nullable=True),
+        "n_contacts": _count(),
+        "n_attended": _count(),
+        "days_to_first_contact": _count(),
+        "n_onward_referrals": _count(),
+    },
+    unique=["site", "referral_id"],
+    strict=True,
+    ordered=True,
+    coerce=True,
+    name="referrals",
+)
+
+REFERRAL_REASONS = pa.DataFrameSchema(
+    {**_KEY, "reason": _code("reason")},
+    unique=["site", "referral_id", "reason"],
+    strict=True, ordered=True, coerce=True, name="referral_reasons",
+)
+
+CONTACTS = pa.DataFrameSchema(
+    {
+        **_KEY,
+        "contact_date": pa.Column(DATE),
+        "mode": _code("mode", nullable=True),
+        "duration_min": pa.Column("Float64", pa.Check.in_range(0, 24 * 60), nullable=True),
+        "attended": pa.Column("boolean", nullable=True),
+    },
+    strict=True, ordered=True, coerce=True, name="contacts",
+)
+
+ONWARD_REFERRALS = pa.DataFrameSchema(
+    {**_KEY, "onward_date": pa.Column(DATE), "asset_type": _code("asset_type")},
+    strict=True, ordered=True, coerce=True, name="onward_referrals",
+)
+
+CLEANING_LOG = pa.DataFrameSchema(
+    {
+        "site": pa.Column(str),
+        "table": pa.Column(str),
+        "source_file": pa.Column(str),
+        "source_row": pa.Column("Int64", pa.Check.ge(1)),
+        "field": pa.Column(str, nullable=True),
+        "rule": pa.Column(str),
+        "action": pa.Column(str, pa.Check.isin(["rejected", "fixed", "flagged"])),
+        "detail": pa.Column(str, nullable=True),
+    },
+    strict=True, ordered=True, coerce=True, name="cleaning_log",
+)
+
+SCHEMAS: dict[str, pa.DataFrameSchema] = {
+    "referrals": REFERRALS,
+    "referral_reasons": REFERRAL_REASONS,
+    "contacts": CONTACTS,
+    "onward_referrals": ONWARD_REFERRALS,
+}
+
+
+def empty(table: str) -> pd.DataFrame:
+    """An empty, correctly typed canonical table."""
+    schema = SCHEMAS[table] if table in SCHEMAS else CLEANING_LOG
+    frame = pd.DataFrame({name: pd.Series(dtype=_dtype(col)) for name, col in schema.columns.items()})
+    return frame
+
+
+def _dtype(column: pa.Column) -> str:
+    return str(column.dtype) if column.dtype is not None else "object"
+
+
+def validate(table: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """Coerce and check one canonical table; lists every failure if the cleaner got it wrong."""
+    schema = SCHEMAS[table] if table in SCHEMAS else CLEANING_LOG
+    return schema.validate(frame, lazy=True)
