@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -26,14 +26,20 @@ import pandas as pd
 from linkeval import __version__, schema
 from linkeval.config import IDENTITY_FIELDS, Site, Source, StudyConfig
 from linkeval.errors import LinkevalError, did_you_mean
-from linkeval.io import read_raw, source_files, write_csv_atomic, write_parquet_atomic
-from linkeval.parse import blank, parse_dates, parse_numbers, parse_whole_numbers, whole_years_between
+from linkeval.io import read_raw, source_files, write_files_atomic
+from linkeval.parse import (
+    blank,
+    parse_dates,
+    parse_numbers,
+    parse_whole_numbers,
+    whole_years_between,
+)
 from linkeval.pseudonymise import (
     nhs_number_status,
     normalise_nhs_number,
     pseudonymise,
 )
-from linkeval.vocab import age_band, map_labels
+from linkeval.vocab import BLANK_CODE, age_band, map_labels
 
 FILE, ROW, SRC = "__file__", "__row__", "__source__"
 EARLIEST_EVENT = pd.Timestamp("2000-01-01")
@@ -68,7 +74,7 @@ def clean_study(
 ) -> CleanResult:
     """Clean every site (or the named ones) in memory. Nothing is written."""
     today = pd.Timestamp(today or pd.Timestamp.today()).normalize()
-    codes = list(cfg.sites) if not sites else sites
+    codes = sites if sites else list(cfg.sites)
     results = [_SiteCleaner(cfg, cfg.site(code), key, today).run() for code in codes]
     combined = CleanResult(
         tables={t: _concat([r.tables[t] for r in results], t) for t in CANONICAL_TABLES},
@@ -100,7 +106,7 @@ def write_outputs(cfg: StudyConfig, result: CleanResult, sites: list[str] | None
     manifest = {
         "package": "linkeval",
         "version": __version__,
-        "cleaned_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "cleaned_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "config": str(cfg.path),
         "config_sha256": cfg.sha256,
         "demo": cfg.demo,
@@ -109,17 +115,15 @@ def write_outputs(cfg: StudyConfig, result: CleanResult, sites: list[str] | None
         "data_sha256": _data_hash(result.files),
         "rows": {t: len(f) for t, f in validated.items()},
     }
-    for t, frame in validated.items():
-        write_parquet_atomic(frame, out / f"{t}.parquet")
-    write_parquet_atomic(log, out / "qa" / "cleaning_log.parquet")
-    write_csv_atomic(log, out / "qa" / "cleaning_log.csv")
-    write_parquet_atomic(summary, out / "qa" / "summary.parquet")
-    write_csv_atomic(summary, out / "qa" / "summary.csv")
-    write_parquet_atomic(unmapped, out / "qa" / "unmapped_labels.parquet")
-    write_csv_atomic(unmapped, out / "qa" / "unmapped_labels.csv")
-    tmp = out / ".manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
-    tmp.replace(out / "manifest.json")
+    qa = out / "qa"
+    files: dict[Path, pd.DataFrame | str] = {out / f"{t}.parquet": f for t, f in validated.items()}
+    files.update({
+        qa / "cleaning_log.parquet": log, qa / "cleaning_log.csv": log,
+        qa / "summary.parquet": summary, qa / "summary.csv": summary,
+        qa / "unmapped_labels.parquet": unmapped, qa / "unmapped_labels.csv": unmapped,
+        out / "manifest.json": json.dumps(manifest, indent=2, default=str),
+    })
+    write_files_atomic(files)
     return out
 
 
@@ -429,7 +433,9 @@ class _SiteCleaner:
                             " is not in any referrals export")
         frame = self.reject(frame, ~kept.loc[frame.index], table, "referral_id",
                             "referral_rejected", "its referral was rejected (see the referrals rows)")
-        ref_date = frame["referral_id"].map(referrals.set_index("referral_id")["referral_date"])
+        ref_dates = referrals.set_index("referral_id")["referral_date"]
+        ref_date = pd.Series(ref_dates.reindex(frame["referral_id"].to_numpy()).to_numpy(),
+                             index=frame.index)
         before = frame[date_field] < ref_date
         return self.reject(frame, before, table, date_field, "before_referral",
                            f"{date_field} is before the referral date")
@@ -513,7 +519,7 @@ class _SiteCleaner:
                 r["n_attended"] = pd.Series(pd.NA, index=r.index, dtype="Int64")
             # First contact = first attended contact (a did-not-attend is not a contact).
             first = contacts[attended].groupby("referral_id")["contact_date"].min()
-            r["first_contact_date"] = ids.map(first)
+            r["first_contact_date"] = first.reindex(ids.to_numpy()).to_numpy()
         else:
             for fld in ("n_contacts", "n_attended"):
                 r[fld] = r[fld] if fld in r else pd.Series(pd.NA, index=r.index, dtype="Int64")
@@ -629,8 +635,8 @@ def _select(frame: pd.DataFrame, table: str, site: str) -> pd.DataFrame:
             out[col] = site
         elif col in frame:
             out[col] = frame[col]
-        else:
-            out[col] = pd.NA
+        else:  # not exported by this site: `unknown` where the vocabulary has it
+            out[col] = BLANK_CODE.get(col, pd.NA)
     return schema.validate(table, out.reset_index(drop=True))
 
 

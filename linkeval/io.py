@@ -115,30 +115,32 @@ def _read_xlsx(path: Path, source: Source) -> pd.DataFrame:
                              na_filter=False, skiprows=source.skip_rows)
 
 
-def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
-    """Write parquet to a temporary file beside ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        frame.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
+def write_files_atomic(files: dict[Path, pd.DataFrame | str]) -> None:
+    """Write several outputs so that a failure leaves every previous output untouched.
 
-
-def write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
-    """Write CSV (UTF-8 with BOM, so Excel shows it right) atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    Each frame (``.parquet`` or ``.csv``, by suffix) or text is first written to a temporary
+    file beside its target; only when all are written are they renamed into place.
+    """
+    staged: list[tuple[str, Path]] = []
     try:
-        frame.to_csv(tmp, index=False, encoding="utf-8-sig")
+        for path, content in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            os.close(fd)
+            staged.append((tmp, path))
+            if isinstance(content, str):
+                Path(tmp).write_text(content, encoding="utf-8")
+            elif path.suffix == ".csv":
+                content.to_csv(tmp, index=False, encoding="utf-8-sig")
+            else:
+                content.to_parquet(tmp, index=False)
+    except BaseException:
+        for tmp, _ in staged:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(tmp)
+        raise
+    for tmp, path in staged:
         os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
 
 
 @contextlib.contextmanager

@@ -98,7 +98,7 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
 
 def empty(table: str) -> pd.DataFrame:
     """An empty, correctly typed canonical table."""
-    schema = SCHEMAS[table] if table in SCHEMAS else CLEANING_LOG
+    schema = SCHEMAS.get(table, CLEANING_LOG)
     frame = pd.DataFrame({name: pd.Series(dtype=_dtype(col)) for name, col in schema.columns.items()})
     return frame
 
@@ -109,5 +109,5 @@ def _dtype(column: pa.Column) -> str:
 
 def validate(table: str, frame: pd.DataFrame) -> pd.DataFrame:
     """Coerce and check one canonical table; lists every failure if the cleaner got it wrong."""
-    schema = SCHEMAS[table] if table in SCHEMAS else CLEANING_LOG
+    schema = SCHEMAS.get(table, CLEANING_LOG)
     return schema.validate(frame, lazy=True)

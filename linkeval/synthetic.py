@@ -739,7 +739,7 @@ def _write_site(style: SiteStyle, ref: pd.DataFrame, contacts: pd.DataFrame | No
         if source["table"] == "referrals":
             for fld in ("referral_source", "sex", "outcome"):
                 if values.get(fld):
-                    source.setdefault("values", {})[fld] = values[fld]
+                    source.setdefault("values", {})[fld] = dict(values[fld])
     return {"name": style.name, "sources": sources}, files
 
 

@@ -1,0 +1,39 @@
+# Two commands on a fresh machine with Python 3.11+:  make demo  and  make test
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lab bench clean-demo help
+
+help:
+	@echo "make demo   set up .venv, generate the synthetic 6-site demo and run it"
+	@echo "make test   set up .venv and run ruff and the test suite"
+	@echo "make lab    set up .venv with JupyterLab and open it"
+	@echo "make bench  run the scale benchmarks (minutes; not part of make test)"
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "linkeval needs Python 3.11 or newer: set PYTHON=python3.11")'
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/linkeval demo
+
+test: $(STAMP)
+	$(BIN)/ruff check linkeval tests benchmarks
+	$(BIN)/python -m pytest
+
+lab: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[lab,dev]"
+	$(BIN)/jupyter lab notebooks/
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_clean.py
+
+clean-demo:
+	rm -rf data/raw/demo data/processed/demo reports/demo

@@ -1,0 +1,166 @@
+"""Cleaning rules on small hand-written exports, with expectations worked out by hand."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from linkeval.clean import clean_study
+from linkeval.config import load_config
+from linkeval.errors import LinkevalError
+from linkeval.pseudonymise import pseudonym
+from tests.helpers import REFERRAL_COLUMNS, write_study
+
+KEY = b"unit-test-key-0123456789"
+TODAY = pd.Timestamp("2026-11-24")
+
+
+def clean(tmp_path, **kwargs):
+    return clean_study(load_config(write_study(tmp_path, **kwargs)), key=KEY, today=TODAY)
+
+
+def rules(result, table):
+    log = result.log[(result.log["table"] == table)]
+    return {(int(r.source_row), r.rule, r.action) for r in log.itertuples()}
+
+
+def test_referral_rules(tmp_path):
+    result = clean(tmp_path)
+    assert rules(result, "referrals") == {
+        (2, "invalid_nhs_number", "rejected"),
+        (3, "placeholder_nhs_number", "rejected"),
+        (4, "under_18", "rejected"),
+        (5, "unmapped_label", "flagged"),  # Dentist, and reason Pet care
+        (6, "duplicate_row", "rejected"),
+    }
+    ref = result.tables["referrals"].set_index("referral_id")
+    assert list(ref.index) == ["R1", "R5"]
+    assert ref.loc["R1", "person_id"] == pseudonym(KEY, "9434765919")
+    assert ref.loc["R1", "age_at_referral"] == 74  # born 1 Feb 1950, referred 5 Mar 2024
+    assert ref.loc["R1", "age_band"] == "65-74"
+    assert ref.loc["R5", "referral_source"] == "other"
+    reasons = result.tables["referral_reasons"]
+    assert sorted(map(tuple, reasons[["referral_id", "reason"]].to_numpy())) == [
+        ("R1", "finance_debt_benefits"), ("R1", "loneliness_isolation"), ("R5", "other")]
+
+
+def test_duplicate_detail_names_the_original_row(tmp_path):
+    log = clean(tmp_path).log
+    assert log.loc[log["rule"] == "duplicate_row", "detail"].item() == "exact copy of row 1"
+
+
+def test_contact_rules_and_derived_counts(tmp_path):
+    result = clean(tmp_path)
+    assert rules(result, "contacts") == {
+        (2, "before_referral", "rejected"),
+        (3, "referral_rejected", "rejected"),
+        (4, "unknown_referral", "rejected"),
+        (5, "unmapped_label", "flagged"),
+    }
+    ref = result.tables["referrals"].set_index("referral_id")
+    assert ref.loc["R1", "n_contacts"] == 1 and ref.loc["R1", "n_attended"] == 1
+    assert ref.loc["R1", "days_to_first_contact"] == 5
+    # R5 had one contact, a did-not-attend: contacted but not seen.
+    assert ref.loc["R5", "n_contacts"] == 1 and ref.loc["R5", "n_attended"] == 0
+    assert pd.isna(ref.loc["R5", "first_contact_date"])
+    mode = result.tables["contacts"].set_index("referral_id").loc["R5", "mode"]
+    assert mode == "other"
+
+
+def test_summary_reconciles(tmp_path):
+    s = clean(tmp_path).summary.set_index("table")
+    assert s.loc["referrals", ["rows_read", "rows_kept", "rows_rejected", "rows_flagged"]].tolist() \
+        == [6, 2, 4, 1]
+    assert s.loc["contacts", ["rows_read", "rows_kept", "rows_rejected"]].tolist() == [5, 2, 3]
+
+
+def test_dates_missing_required_future_and_unparseable(tmp_path):
+    csv = ("Ref,NHS,Referred,DOB,Source,Why\n"
+           ",943 476 5919,05/03/2024,01/02/1950,GP,\n"
+           "R2,943 476 5919,,01/02/1950,GP,\n"
+           "R3,943 476 5919,31/02/2024,01/02/1950,GP,\n"
+           "R4,943 476 5919,05/03/2064,01/02/1950,GP,\n"
+           "R5,943 476 5919,01/01/1900,01/02/1950,GP,\n"
+           "R6,943 476 5919,05/03/2024,1950-02-30,GP,\n"
+           "R7,943 476 5919,05/03/2024,01/02/2025,GP,\n"
+           "R8,,05/03/2024,01/02/1950,GP,\n"
+           "\n"
+           "R9,943 476 5919,05/03/2024,01/02/1950,GP,\n")
+    got = rules(clean(tmp_path, referrals=csv, contacts=None), "referrals")
+    assert got == {(1, "missing_required", "rejected"), (2, "missing_required", "rejected"),
+                   (3, "unparseable_date", "rejected"), (4, "future_date", "rejected"),
+                   (5, "impossible_date", "rejected"), (6, "unparseable_date", "rejected"),
+                   (7, "impossible_date", "rejected"), (8, "missing_required", "rejected"),
+                   (9, "blank_row", "rejected")}
+
+
+def test_duplicate_referral_id_with_different_content(tmp_path):
+    csv = ("Ref,NHS,Referred,DOB,Source,Why\n"
+           "R1,943 476 5919,05/03/2024,01/02/1950,GP,\n"
+           "R1,943 476 5919,06/03/2024,01/02/1950,GP,\n")
+    result = clean(tmp_path, referrals=csv, contacts=None)
+    assert rules(result, "referrals") == {(2, "duplicate_referral_id", "rejected")}
+
+
+def test_under_18s_kept_when_the_config_allows(tmp_path):
+    result = clean(tmp_path, extra={"allow_under_18": True}, contacts=None)
+    ref = result.tables["referrals"].set_index("referral_id")
+    assert ref.loc["R4", "age_band"] == "<18"
+
+
+def test_local_ids_when_there_is_no_nhs_number(tmp_path):
+    csv = "Ref,Client,Referred,Age,Source\nR1,C-7,05/03/2024,70,GP\nR2,,05/03/2024,70,GP\n"
+    cols = {"referral_id": "Ref", "local_id": "Client", "referral_date": "Referred",
+            "age": "Age", "referral_source": "Source"}
+    result = clean(tmp_path, referrals=csv, contacts=None, columns=cols)
+    ref = result.tables["referrals"]
+    assert ref["person_id"].tolist() == [pseudonym(KEY, "X:C-7")]
+    assert ref["age_at_referral"].tolist() == [70]
+    assert rules(result, "referrals") == {(2, "missing_required", "rejected")}
+
+
+def test_only_canonical_columns_survive(tmp_path):
+    ref = clean(tmp_path).tables["referrals"]
+    assert not {"nhs_number", "date_of_birth", "reasons"} & set(ref.columns)
+
+
+def test_cp1252_with_preamble(tmp_path):
+    csv = "Search: referrals – run 1\n\n" + (
+        "Ref,NHS,Referred,DOB,Source,Why\nR1,943 476 5919,05/03/2024,01/02/1950,Café Club,\n")
+    path = write_study(tmp_path, referrals=csv, contacts=None, encoding="cp1252")
+    import yaml
+    cfg = yaml.safe_load(path.read_text())
+    cfg["sites"]["X"]["sources"][0].update(skip_rows=2, values={"referral_source": {
+        "Café Club": "vcse"}})
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    result = clean_study(load_config(path), key=KEY, today=TODAY)
+    assert result.tables["referrals"]["referral_source"].tolist() == ["vcse"]
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"", "file is empty"),
+    (b"\x00\x01\x02binary", "looks binary"),
+    (b"PK\x03\x04zip", "Excel workbook"),
+])
+def test_unreadable_files(tmp_path, content, message):
+    path = write_study(tmp_path, contacts=None)
+    (tmp_path / "raw" / "x" / "referrals.csv").write_bytes(content)
+    with pytest.raises(LinkevalError, match=message):
+        clean_study(load_config(path), key=KEY)
+
+
+def test_mapped_header_missing_from_file(tmp_path):
+    cols = dict(REFERRAL_COLUMNS, referral_date="Date Referred")
+    with pytest.raises(LinkevalError) as info:
+        clean(tmp_path, columns=cols)
+    message = str(info.value)
+    assert "referrals.csv" in message and "'Date Referred'" in message
+    assert "sites.X.sources[0].columns.referral_date" in message
+    assert 'did you mean "Referred"' in message
+
+
+def test_no_file_matches(tmp_path):
+    path = write_study(tmp_path, contacts=None)
+    (tmp_path / "raw" / "x" / "referrals.csv").unlink()
+    with pytest.raises(LinkevalError, match="no file matches"):
+        clean_study(load_config(path), key=KEY)

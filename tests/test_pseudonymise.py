@@ -1,0 +1,98 @@
+"""NHS number Modulus 11 and HMAC-SHA256 pseudonyms against published test vectors."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from linkeval.errors import LinkevalError
+from linkeval.pseudonymise import (
+    DEMO_KEY,
+    is_valid_nhs_number,
+    load_key,
+    nhs_number_status,
+    normalise_nhs_number,
+    pseudonym,
+    pseudonymise,
+)
+
+
+def status(values):
+    return nhs_number_status(normalise_nhs_number(pd.Series(values, dtype=object))).tolist()
+
+
+def test_published_valid_nhs_number():
+    # shared/reference: 943 476 5919 is valid (weighted sum 299, remainder 2, check digit 9).
+    assert is_valid_nhs_number("943 476 5919")
+    assert is_valid_nhs_number("943-476-5919")
+    assert is_valid_nhs_number("9434765919")
+
+
+def test_wrong_check_digit_is_invalid():
+    assert status([f"943476591{d}" for d in range(10)]) == (
+        ["invalid"] * 9 + ["valid"])
+
+
+def test_check_digit_ten_is_never_valid():
+    # digits 1-9 = 000000006: weighted sum 6 x 2 = 12, 12 mod 11 = 1, 11 - 1 = 10 -> invalid.
+    assert status([f"000000006{d}" for d in range(10)]) == ["invalid"] * 10
+
+
+def test_ten_identical_digits_are_placeholders_although_they_pass_the_checksum():
+    values = [str(d) * 10 for d in range(10)]
+    assert status(values) == ["placeholder"] * 10
+
+
+@pytest.mark.parametrize("value", ["943476591", "94347659190", "94347659I9", "943 476 591X"])
+def test_wrong_length_or_characters_are_invalid(value):
+    assert status([value]) == ["invalid"]
+
+
+def test_blank_is_missing_not_invalid():
+    assert status(["", "  ", None]) == ["missing"] * 3
+
+
+def test_hmac_sha256_rfc4231_vectors():
+    # RFC 4231 test case 2 and test case 1.
+    assert pseudonym(b"Jefe", "what do ya want for nothing?") == (
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
+    assert pseudonym(b"\x0b" * 20, "Hi There") == (
+        "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7")
+
+
+def test_pseudonymise_is_per_value_and_keeps_missing():
+    out = pseudonymise(b"Jefe", pd.Series(["what do ya want for nothing?", None,
+                                           "what do ya want for nothing?"], dtype=object))
+    assert out[0] == out[2] == pseudonym(b"Jefe", "what do ya want for nothing?")
+    assert pd.isna(out[1])
+
+
+def test_key_from_environment(monkeypatch):
+    monkeypatch.setenv("STUDY_KEY", "a-long-enough-secret-key")
+    assert load_key("STUDY_KEY", None) == b"a-long-enough-secret-key"
+
+
+def test_key_from_file(tmp_path, monkeypatch):
+    monkeypatch.delenv("STUDY_KEY", raising=False)
+    (tmp_path / "k").write_text("file-secret-key-0123456789\n")
+    assert load_key("STUDY_KEY", tmp_path / "k") == b"file-secret-key-0123456789"
+
+
+def test_no_key_says_how_to_set_one(monkeypatch, tmp_path):
+    monkeypatch.delenv("STUDY_KEY", raising=False)
+    with pytest.raises(LinkevalError, match="set the environment variable STUDY_KEY"):
+        load_key("STUDY_KEY", tmp_path / "missing.key")
+
+
+def test_short_key_and_demo_key_are_refused_for_real_data(monkeypatch):
+    monkeypatch.setenv("STUDY_KEY", "short")
+    with pytest.raises(LinkevalError, match="too short"):
+        load_key("STUDY_KEY", None)
+    monkeypatch.setenv("STUDY_KEY", DEMO_KEY.decode())
+    with pytest.raises(LinkevalError, match="published demo key"):
+        load_key("STUDY_KEY", None)
+
+
+def test_demo_config_falls_back_to_demo_key(monkeypatch):
+    monkeypatch.delenv("STUDY_KEY", raising=False)
+    assert load_key("STUDY_KEY", None, demo=True) == DEMO_KEY
