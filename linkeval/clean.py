@@ -644,7 +644,7 @@ def _concat(frames: list[pd.DataFrame], table: str) -> pd.DataFrame:
     frames = [f for f in frames if len(f)]
     if not frames:
         return schema.empty(table)
-    return schema.validate(table, pd.concat(frames, ignore_index=True))
+    return pd.concat(frames, ignore_index=True)  # each part was validated by _select
 
 
 def _merge_existing(path: Path, new: pd.DataFrame, sites: list[str]) -> pd.DataFrame:
