@@ -14,8 +14,12 @@ before_referral.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +36,7 @@ from linkeval.parse import (
     parse_dates,
     parse_numbers,
     parse_whole_numbers,
+    strip,
     whole_years_between,
 )
 from linkeval.pseudonymise import (
@@ -48,6 +53,7 @@ MAX_AGE = 115
 REASON_SEP = "\x1f"
 RAW_TABLES = ("referrals", "contacts", "onward_referrals", "questionnaires")
 CANONICAL_TABLES = ("referrals", "referral_reasons", "contacts", "onward_referrals")
+PARALLEL_MIN_BYTES = 50_000_000
 LOG_COLUMNS = ["site", "table", "source_file", "source_row", "field", "rule", "action", "detail"]
 
 
@@ -71,11 +77,29 @@ def clean_study(
     key: bytes,
     sites: list[str] | None = None,
     today: pd.Timestamp | None = None,
+    jobs: int | None = None,
 ) -> CleanResult:
-    """Clean every site (or the named ones) in memory. Nothing is written."""
+    """Clean every site (or the named ones) in memory. Nothing is written.
+
+    Sites are independent, so with ``jobs`` > 1 they are cleaned in parallel worker processes.
+    By default (``jobs=None``) that happens only when the raw files are large enough
+    (over 50 MB) for it to pay for starting the workers.
+    """
     today = pd.Timestamp(today or pd.Timestamp.today()).normalize()
     codes = sites if sites else list(cfg.sites)
-    results = [_SiteCleaner(cfg, cfg.site(code), key, today).run() for code in codes]
+    for code in codes:
+        cfg.site(code)
+    if jobs is None:
+        large = _raw_bytes(cfg, codes) > PARALLEL_MIN_BYTES
+        jobs = (os.cpu_count() or 1) if large else 1
+    jobs = max(1, min(jobs, len(codes)))
+    if jobs == 1:
+        results = [_clean_site(cfg, code, key, today) for code in codes]
+    else:
+        context = multiprocessing.get_context("forkserver")
+        n = len(codes)
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            results = list(pool.map(_clean_site, [cfg] * n, codes, [key] * n, [today] * n))
     combined = CleanResult(
         tables={t: _concat([r.tables[t] for r in results], t) for t in CANONICAL_TABLES},
         log=_concat([r.log for r in results], "cleaning_log"),
@@ -85,6 +109,19 @@ def clean_study(
     )
     _check_accounting(combined.summary)
     return combined
+
+
+def _clean_site(cfg: StudyConfig, code: str, key: bytes, today: pd.Timestamp) -> CleanResult:
+    return _SiteCleaner(cfg, cfg.site(code), key, today).run()
+
+
+def _raw_bytes(cfg: StudyConfig, codes: list[str]) -> int:
+    total = 0
+    for code in codes:
+        for source in cfg.sites[code].sources:
+            paths = map(Path, glob.glob(str(cfg.raw_dir / source.path)))
+            total += sum(p.stat().st_size for p in paths if p.is_file())
+    return total
 
 
 def write_outputs(cfg: StudyConfig, result: CleanResult, sites: list[str] | None = None) -> Path:
@@ -101,7 +138,8 @@ def write_outputs(cfg: StudyConfig, result: CleanResult, sites: list[str] | None
         log = _merge_existing(out / "qa" / "cleaning_log.parquet", log, sites)
         summary = _merge_existing(out / "qa" / "summary.parquet", summary, sites)
         unmapped = _merge_existing(out / "qa" / "unmapped_labels.parquet", unmapped, sites)
-    validated = {t: schema.validate(t, f) for t, f in tables.items()}
+    # Tables straight from clean_study were validated site by site; merged ones are re-checked.
+    validated = {t: schema.validate(t, f) for t, f in tables.items()} if sites else tables
     log = schema.validate("cleaning_log", log)
     manifest = {
         "package": "linkeval",
@@ -160,6 +198,8 @@ class _SiteCleaner:
             detail) -> None:
         if len(rows) == 0:
             return
+        if callable(detail):  # built only for the rows logged, not the whole table
+            detail = detail(rows)
         detail_values = detail.to_numpy(dtype=object) if isinstance(detail, pd.Series) else detail
         self.log_parts.append(pd.DataFrame({
             "site": self.site.code, "table": table, "source_file": rows[FILE].to_numpy(),
@@ -169,7 +209,13 @@ class _SiteCleaner:
 
     def reject(self, frame: pd.DataFrame, mask: pd.Series, table: str, fld: str | None,
                rule: str, detail) -> pd.DataFrame:
+        """Log the rows under ``mask`` as rejected and return the others.
+
+        ``detail`` is text, a Series aligned with ``frame``, or a function of the rejected rows.
+        """
         mask = mask.fillna(False).astype(bool)
+        if not mask.index.equals(frame.index):
+            mask = mask.reindex(frame.index, fill_value=False)
         if mask.any():
             self.log(frame[mask], table, fld, rule, "rejected",
                      detail[mask] if isinstance(detail, pd.Series) else detail)
@@ -194,7 +240,7 @@ class _SiteCleaner:
         data_cols = [c for c in frame.columns if c not in (FILE, ROW)]
         frame[data_cols] = frame[data_cols].fillna("")
 
-        stripped = {c: frame[c].astype(str).str.strip() for c in _mapped_headers(source)}
+        stripped = {c: strip(frame[c]) for c in _mapped_headers(source)}
         # A row is blank only if every raw column is; checking the mapped ones first keeps this
         # cheap on wide exports.
         all_blank = pd.Series(True, index=frame.index)
@@ -202,30 +248,28 @@ class _SiteCleaner:
             all_blank &= values == ""
         others = [c for c in data_cols if c not in stripped]
         if all_blank.any() and others:
-            rest = frame.loc[all_blank, others].astype(str)
+            rest = frame.loc[all_blank, others].astype(str)  # few rows
             all_blank.loc[rest.index] = (rest.apply(lambda c: c.str.strip()) == "").all(axis=1)
-        frame = self.reject(frame, all_blank, source.table, None, "blank_row", "row is empty")
-        dup = frame.duplicated(subset=data_cols, keep="first")
-        if dup.any():
-            first_row = _first_occurrence_rows(frame, data_cols)
-            detail = "exact copy of row " + first_row.astype(str)
-            frame = self.reject(frame, dup, source.table, None, "duplicate_row", detail)
+        dup, first_row = _exact_duplicates(frame, data_cols)
+        dup &= ~all_blank
 
         canon = pd.DataFrame({FILE: frame[FILE], ROW: frame[ROW],
                               SRC: self.site.sources.index(source)})
         for fld, header in source.columns.items():
             if fld == "reasons" and isinstance(header, list):
-                parts = [stripped[h].loc[frame.index] for h in header]
+                parts = [stripped[h] for h in header]
                 joined = parts[0]
                 for part in parts[1:]:
                     joined = joined + REASON_SEP + part
                 canon[fld] = joined
             elif fld == "reasons" and source.multi_value_separator:
-                canon[fld] = stripped[header].loc[frame.index].str.replace(
+                canon[fld] = stripped[header].str.replace(
                     source.multi_value_separator, REASON_SEP, regex=False)
             else:
-                canon[fld] = stripped[header].loc[frame.index]
-        return canon
+                canon[fld] = stripped[header]
+        canon = self.reject(canon, all_blank, source.table, None, "blank_row", "row is empty")
+        return self.reject(canon, dup.reindex(canon.index), source.table, None, "duplicate_row",
+                           lambda rows: "exact copy of row " + first_row[rows.index].astype(str))
 
     # -- shared checks ------------------------------------------------------------------------
     def require(self, frame: pd.DataFrame, table: str, fields: tuple[str, ...]) -> pd.DataFrame:
@@ -241,22 +285,22 @@ class _SiteCleaner:
         dates, bad = parse_dates(frame[fld], source.date_format)
         expect = f"expected {source.date_format}" if source.date_format else "expected day-first"
         if required:
+            frame = frame.assign(__parsed__=dates)
             frame = self.reject(frame, bad, table, fld, "unparseable_date",
-                                f"cannot read {fld} " + _quoted(frame[fld]) + f" ({expect})")
-            dates = dates.loc[frame.index]
-            frame = self.reject(frame, dates < EARLIEST_EVENT, table, fld, "impossible_date",
-                                f"{fld} before {EARLIEST_EVENT.date()}: " + _quoted(frame[fld]))
-            dates = dates.loc[frame.index]
-            frame = self.reject(frame, dates > self.today, table, fld, "future_date",
-                                f"{fld} after the run date {self.today.date()}: " + _quoted(frame[fld]))
-            frame = frame.copy()
-            frame[fld] = dates.loc[frame.index]
+                                lambda r: f"cannot read {fld} " + _quoted(r[fld]) + f" ({expect})")
+            frame = self.reject(frame, frame["__parsed__"] < EARLIEST_EVENT, table, fld,
+                                "impossible_date", lambda r: f"{fld} before "
+                                f"{EARLIEST_EVENT.date()}: " + _quoted(r[fld]))
+            frame = self.reject(frame, frame["__parsed__"] > self.today, table, fld,
+                                "future_date", lambda r: f"{fld} after the run date "
+                                f"{self.today.date()}: " + _quoted(r[fld]))
+            frame[fld] = frame.pop("__parsed__")
             return frame
         # Optional dates: keep the row, flag the value and set it missing.
         wrong = bad | (dates < EARLIEST_EVENT) | (dates > self.today)
         self.log(frame[wrong], table, fld, "invalid_date", "flagged",
-                 (f"{fld} " + _quoted(frame[fld]) + " unreadable, before 2000 or in the future; "
-                  "set to missing")[wrong])
+                 lambda r: f"{fld} " + _quoted(r[fld]) + " unreadable, before 2000 or in the "
+                 "future; set to missing")
         frame = frame.copy()
         frame[fld] = dates.mask(wrong)
         return frame
@@ -275,7 +319,7 @@ class _SiteCleaner:
                        codes: pd.Series) -> None:
         if len(rows) == 0:
             return
-        target = codes.fillna("missing").astype(str)
+        target = codes.fillna("missing").astype(object)
         detail = ("label " + _quoted(raw) + " is not a known " + fld + " label; recorded as "
                   + target + "; add it under values." + fld)
         self.log(rows, table, fld, "unmapped_label", "flagged", detail)
@@ -299,8 +343,8 @@ class _SiteCleaner:
         wrong = bad | out_of_range
         rng = f" (allowed {low:g}-{high:g})" if low is not None and high is not None else ""
         self.log(frame[wrong], table, fld, "invalid_value", "flagged",
-                 (f"{fld} " + _quoted(frame[fld]) + f" is not a valid number{rng}; "
-                  "set to missing")[wrong])
+                 lambda r: f"{fld} " + _quoted(r[fld]) + f" is not a valid number{rng}; "
+                 "set to missing")
         frame = frame.copy()
         frame[fld] = values.mask(wrong)
         return frame
@@ -318,7 +362,7 @@ class _SiteCleaner:
         if not self.cfg.allow_under_18:
             under = (frame["age_at_referral"] < 18).fillna(False)
             frame = self.reject(frame, under, t, "age_at_referral", "under_18",
-                                "aged " + frame["age_at_referral"].astype(str) +
+                                lambda r: "aged " + r["age_at_referral"].astype(str) +
                                 " at referral; set allow_under_18: true to include children")
         for fld in ("referral_source", "sex", "ethnicity", "outcome"):
             frame = self.labels(frame, t, fld, source)
@@ -341,32 +385,28 @@ class _SiteCleaner:
     def _check_nhs_numbers(self, frame: pd.DataFrame, table: str) -> pd.DataFrame:
         if "nhs_number" not in frame:
             return frame
-        normalised = normalise_nhs_number(frame["nhs_number"])
-        status = nhs_number_status(normalised)
+        frame = frame.assign(nhs_number=normalise_nhs_number(frame["nhs_number"]))
+        status = nhs_number_status(frame["nhs_number"])
         frame = self.reject(frame, status == "invalid", table, "nhs_number", "invalid_nhs_number",
                             "not 10 digits or fails the Modulus 11 check (value not logged)")
-        status = status.loc[frame.index]
-        frame = self.reject(frame, status == "placeholder", table, "nhs_number",
-                            "placeholder_nhs_number", "ten identical digits (a placeholder)")
-        frame = frame.copy()
-        frame["nhs_number"] = normalised.loc[frame.index]
-        return frame
+        return self.reject(frame, status.reindex(frame.index) == "placeholder", table,
+                           "nhs_number", "placeholder_nhs_number",
+                           "ten identical digits (a placeholder)")
 
     def _age(self, frame: pd.DataFrame, source: Source) -> pd.DataFrame:
         t = "referrals"
         if "date_of_birth" in frame:
             dob, bad = parse_dates(frame["date_of_birth"], source.date_format)
+            age = whole_years_between(dob, frame["referral_date"])
+            frame = frame.assign(date_of_birth=dob, age_at_referral=age)
             # Dates of birth are identifiers: the log never repeats them.
             frame = self.reject(frame, bad, t, "date_of_birth", "unparseable_date",
                                 "cannot read date_of_birth (value not logged)")
-            dob = dob.loc[frame.index]
-            age = whole_years_between(dob, frame["referral_date"])
+            dob, age = frame["date_of_birth"], frame["age_at_referral"]
             impossible = (dob < EARLIEST_BIRTH) | (dob > frame["referral_date"]) | (age > MAX_AGE)
             frame = self.reject(frame, impossible, t, "date_of_birth", "impossible_date",
                                 "date_of_birth after the referral or over 115 years before it "
                                 "(value not logged)")
-            frame = frame.copy()
-            frame["age_at_referral"] = age.loc[frame.index]
         elif "age" in frame:
             frame = self.numbers(frame, t, "age", low=0, high=MAX_AGE)
             frame["age_at_referral"] = frame["age"]
@@ -381,9 +421,10 @@ class _SiteCleaner:
         dup_id = frame["referral_id"].duplicated(keep="first")
         if dup_id.any():
             first = frame.drop_duplicates("referral_id").set_index("referral_id")
-            where = frame["referral_id"].map(first[FILE] + " row " + first[ROW].astype(str))
+            first_at = first[FILE] + " row " + first[ROW].astype(str)
             frame = self.reject(frame, dup_id, t, "referral_id", "duplicate_referral_id",
-                                "referral_id already used by " + where.astype(str))
+                                lambda r: "referral_id already used by "
+                                + r["referral_id"].map(first_at).astype(str))
         frame = frame.copy()
         frame["person_id"] = self._person_ids(frame)
         return frame
@@ -396,7 +437,7 @@ class _SiteCleaner:
             local = frame["local_id"].mask(blank(frame["local_id"]))
             message = message.fillna(f"{self.site.code}:" + local)
         if "person_id" in frame:
-            pid = frame["person_id"].astype("string").str.lower()
+            pid = frame["person_id"].mask(blank(frame["person_id"])).str.lower()
             hex_ok = pid.str.fullmatch(r"[0-9a-f]{64}").fillna(False).astype(bool)
             given = pid.where(hex_ok).astype(object)
             other = pid.mask(hex_ok | blank(pid))
@@ -426,19 +467,27 @@ class _SiteCleaner:
     def link(self, frame: pd.DataFrame, referrals: pd.DataFrame, date_field: str,
              table: str) -> pd.DataFrame:
         """Reject events of unknown or rejected referrals, and events before their referral."""
-        kept = frame["referral_id"].isin(referrals["referral_id"])
-        known = frame["referral_id"].isin(list(self.raw_referral_ids))
+        ids = frame["referral_id"].to_numpy(dtype=object)
+        position = pd.Index(referrals["referral_id"].to_numpy(dtype=object)).get_indexer(ids)
+        kept = pd.Series(position >= 0, index=frame.index)
+        known = kept.copy()
+        if not kept.all():
+            raw_ids = pd.Index(list(self.raw_referral_ids), dtype=object)
+            known[~kept] = raw_ids.get_indexer(ids[~kept.to_numpy()]) >= 0
+        nat = np.datetime64("NaT", "s")
+        ref_dates = referrals["referral_date"].to_numpy(dtype="datetime64[s]")
+        ref_date = ref_dates[np.where(kept, position, 0)] if len(ref_dates) else \
+            np.full(len(frame), nat)
+        frame = frame.assign(__referral_date__=np.where(kept, ref_date, nat))
         frame = self.reject(frame, ~known, table, "referral_id", "unknown_referral",
-                            "referral_id " + _quoted(frame["referral_id"]) +
+                            lambda r: "referral_id " + _quoted(r["referral_id"]) +
                             " is not in any referrals export")
-        frame = self.reject(frame, ~kept.loc[frame.index], table, "referral_id",
+        frame = self.reject(frame, ~kept.reindex(frame.index), table, "referral_id",
                             "referral_rejected", "its referral was rejected (see the referrals rows)")
-        ref_dates = referrals.set_index("referral_id")["referral_date"]
-        ref_date = pd.Series(ref_dates.reindex(frame["referral_id"].to_numpy()).to_numpy(),
-                             index=frame.index)
-        before = frame[date_field] < ref_date
-        return self.reject(frame, before, table, date_field, "before_referral",
-                           f"{date_field} is before the referral date")
+        before = frame[date_field] < frame["__referral_date__"]
+        frame = self.reject(frame, before, table, date_field, "before_referral",
+                            f"{date_field} is before the referral date")
+        return frame.drop(columns="__referral_date__")
 
     # -- the whole site -----------------------------------------------------------------------
     def run(self) -> CleanResult:
@@ -588,15 +637,35 @@ def _mapped_headers(source: Source) -> list[str]:
     return list(dict.fromkeys(headers))
 
 
-def _first_occurrence_rows(frame: pd.DataFrame, cols: list[str]) -> pd.Series:
-    """For each row, the raw row number of the first row with identical values."""
-    hashes = pd.util.hash_pandas_object(frame[cols], index=False)
-    first = frame[ROW].groupby(hashes.to_numpy()).transform("first")
-    return first
+def _exact_duplicates(frame: pd.DataFrame, cols: list[str]) -> tuple[pd.Series, pd.Series]:
+    """Rows identical to an earlier row in every column, and that earlier row's number.
+
+    Rows are compared by a 64-bit hash of all their values, and every candidate is then
+    confirmed value by value against its first occurrence, so a hash collision can never
+    reject a row that is not an exact copy.
+    """
+    hashes = pd.util.hash_pandas_object(frame[cols], index=False).to_numpy()
+    candidate = pd.Series(hashes).duplicated(keep="first").to_numpy()
+    dup = pd.Series(False, index=frame.index)
+    first_row = pd.Series(0, index=frame.index)
+    if not candidate.any():
+        return dup, first_row
+    codes, _ = pd.factorize(hashes)
+    first_pos = np.empty(codes.max() + 1, dtype=np.int64)
+    first_pos[codes[::-1]] = np.arange(len(codes))[::-1]  # earliest position wins
+    pos = np.flatnonzero(candidate)
+    orig = first_pos[codes[pos]]
+    same = np.ones(len(pos), dtype=bool)
+    for col in cols:
+        values = frame[col].to_numpy(dtype=object)
+        same &= values[pos] == values[orig]
+    dup.iloc[pos[same]] = True
+    first_row.iloc[pos] = frame[ROW].to_numpy()[orig]
+    return dup, first_row
 
 
 def _quoted(values: pd.Series) -> pd.Series:
-    return "'" + values.astype(str).str.slice(0, 60) + "'"
+    return "'" + values.astype(object).astype(str).str.slice(0, 60) + "'"
 
 
 def _relative(path: Path, root: Path) -> str:

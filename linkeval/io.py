@@ -83,7 +83,7 @@ def _read_csv(path: Path, source: Source) -> pd.DataFrame:
     encoding = detect_encoding(path, source.encoding)
     try:
         return pd.read_csv(
-            path, dtype=str, keep_default_na=False, na_filter=False, encoding=encoding,
+            path, dtype=object, keep_default_na=False, na_filter=False, encoding=encoding,
             skiprows=source.skip_rows, sep=source.delimiter, skip_blank_lines=False,
         )
     except pd.errors.EmptyDataError:
@@ -111,8 +111,9 @@ def _read_xlsx(path: Path, source: Source) -> pd.DataFrame:
                 f"{path}: no sheet {sheet!r} ({source.key_path}.sheet)"
                 f"{did_you_mean(sheet, sheets.sheet_names)}; sheets: {', '.join(sheets.sheet_names)}"
             )
-        return pd.read_excel(sheets, sheet_name=sheet, dtype=str, keep_default_na=False,
-                             na_filter=False, skiprows=source.skip_rows)
+        frame = pd.read_excel(sheets, sheet_name=sheet, dtype=str, keep_default_na=False,
+                              na_filter=False, skiprows=source.skip_rows)
+        return frame.astype(object)
 
 
 def write_files_atomic(files: dict[Path, pd.DataFrame | str]) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 DAY_FIRST_FORMATS: tuple[str, ...] = (
     "%d/%m/%Y",
@@ -28,19 +30,26 @@ DAY_FIRST_FORMATS: tuple[str, ...] = (
 )
 
 
+def strip(values: pd.Series) -> pd.Series:
+    """Trim surrounding whitespace from text (vectorised in Arrow); result is object dtype."""
+    trimmed = pc.utf8_trim_whitespace(pa.array(values.to_numpy(dtype=object), type=pa.string(),
+                                               from_pandas=True))
+    return pd.Series(trimmed.to_numpy(zero_copy_only=False), index=values.index, dtype=object)
+
+
 def blank(values: pd.Series) -> pd.Series:
-    """True where a raw text value is missing or only whitespace."""
-    return values.isna() | (values.astype("string").str.strip() == "")
+    """True where a value is missing or empty. Expects text already stripped (see :func:`strip`)."""
+    return (values.isna() | (values == "")).astype(bool)
 
 
 def parse_dates(values: pd.Series, date_format: str | None = None) -> tuple[pd.Series, pd.Series]:
-    """Parse raw text to dates (time of day dropped).
+    """Parse stripped raw text to dates (time of day dropped).
 
     Returns ``(dates, bad)``: ``dates`` is ``datetime64[s]`` with NaT for blanks and failures;
     ``bad`` is True where a non-blank value could not be read (including impossible calendar
     dates such as 31/02/2024).
     """
-    text = values.astype("string").str.strip()
+    text = values.astype(object)
     is_blank = blank(text)
     out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[s]")
     todo = ~is_blank
@@ -60,7 +69,7 @@ def parse_whole_numbers(values: pd.Series) -> tuple[pd.Series, pd.Series]:
 
     Returns ``(numbers, bad)`` with ``bad`` True where a non-blank value is not a whole number.
     """
-    text = values.astype("string").str.strip()
+    text = values.astype(object)
     is_blank = blank(text)
     numeric = pd.to_numeric(text.mask(is_blank), errors="coerce")
     whole = numeric.notna() & np.isfinite(numeric) & (numeric == np.floor(numeric))
@@ -70,7 +79,7 @@ def parse_whole_numbers(values: pd.Series) -> tuple[pd.Series, pd.Series]:
 
 def parse_numbers(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Parse raw text to nullable floats; ``bad`` marks non-blank values that are not numbers."""
-    text = values.astype("string").str.strip()
+    text = values.astype(object)
     is_blank = blank(text)
     numeric = pd.to_numeric(text.mask(is_blank), errors="coerce").astype("Float64")
     return numeric, ~is_blank & numeric.isna()

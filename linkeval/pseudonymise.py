@@ -29,7 +29,10 @@ _WEIGHTS = np.arange(10, 1, -1)  # Modulus 11 weights for digits 1-9
 
 def normalise_nhs_number(raw: pd.Series) -> pd.Series:
     """Strip spaces and dashes; blank -> missing. Does not validate."""
-    cleaned = raw.astype("string").str.replace(r"[\s\-]", "", regex=True)
+    text = raw.astype(object)
+    cleaned = text.str.replace(" ", "", regex=False).str.replace("-", "", regex=False)
+    cleaned = cleaned.str.replace(r"\s", "", regex=True) if cleaned.str.contains(
+        r"\s", regex=True).any() else cleaned
     return cleaned.mask(cleaned == "")
 
 
@@ -43,10 +46,11 @@ def nhs_number_status(normalised: pd.Series) -> pd.Series:
     >>> nhs_number_status(pd.Series(["9434765919", "9434765918", "1111111111", None])).tolist()
     ['valid', 'invalid', 'placeholder', 'missing']
     """
-    s = normalised.astype("string")
+    s = normalised.astype(object)
     status = pd.Series("invalid", index=s.index, dtype=object)
     status[s.isna()] = "missing"
-    ten_digits = s.str.fullmatch(r"\d{10}").fillna(False).astype(bool)
+    ten_digits = ((s.str.len() == 10) & s.str.isascii() & s.str.isdigit()).fillna(False)
+    ten_digits = ten_digits.astype(bool)
     if ten_digits.any():
         text = "".join(s[ten_digits].tolist()).encode("ascii")
         digits = (np.frombuffer(text, dtype=np.uint8) - ord("0")).reshape(-1, 10).astype(np.int64)

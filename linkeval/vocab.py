@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
+import numpy as np
 import pandas as pd
 
 VOCABULARIES: dict[str, tuple[str, ...]] = {
@@ -228,25 +229,19 @@ def map_labels(
     """
     vocabulary = FIELD_VOCABULARY[field]
     mapping = label_map(vocabulary, overrides)
-    uniques = pd.Series(raw.dropna().unique(), dtype=object)
-    normalised = uniques.map(normalise_label)
     fallback = "other" if "other" in VOCABULARIES[vocabulary] else None
-    lookup: dict[str, str | None] = {}
-    unmapped_labels: set[str] = set()
-    for label, norm in zip(uniques, normalised, strict=True):
-        if norm == "":
-            lookup[label] = BLANK_CODE.get(field)
-        elif norm in mapping:
-            lookup[label] = mapping[norm]
-        else:
-            lookup[label] = fallback
-            unmapped_labels.add(label)
-    codes = raw.map(lookup)
     blank_code = BLANK_CODE.get(field)
-    if blank_code is not None:
-        codes = codes.fillna(blank_code)
-    unmapped = raw.isin(unmapped_labels)
-    return codes.astype(object), unmapped
+    # Work on the distinct labels only: a million rows usually hold a few dozen labels.
+    positions, uniques = pd.factorize(raw.to_numpy(dtype=object), use_na_sentinel=True)
+    normalised = [normalise_label(label) for label in uniques]
+    unique_codes = np.array(
+        [blank_code if norm == "" else mapping.get(norm, fallback) for norm in normalised]
+        + [blank_code], dtype=object)  # the last slot serves missing values (position -1)
+    unique_unmapped = np.array([norm != "" and norm not in mapping for norm in normalised]
+                               + [False])
+    codes = pd.Series(unique_codes[positions], index=raw.index, dtype=object)
+    unmapped = pd.Series(unique_unmapped[positions], index=raw.index)
+    return codes, unmapped
 
 
 def age_band(age: pd.Series) -> pd.Series:

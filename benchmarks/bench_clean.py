@@ -1,0 +1,117 @@
+"""Benchmark: clean N synthetic referrals (with their contacts) against the I/O floor.
+
+The floor is what any cleaner has to pay: read the same raw files with pandas (as the config
+describes them) and write them as parquet. The target (issue 2) is a cleaning time within 3x
+the floor and a peak memory under 8 GB on a 2-core, 24 GB machine.
+
+    python benchmarks/bench_clean.py                      # 1,000,000 referrals
+    python benchmarks/bench_clean.py --referrals 100000   # quicker
+    python benchmarks/bench_clean.py --data /tmp/big      # reuse data written by linkeval synth
+
+Each phase runs in its own process so that its peak resident memory is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+KEY = "benchmark-key-not-secret-0123456789"
+
+
+def _peak_mb() -> float:
+    """Peak resident memory of this process or its largest worker (Linux reports kB)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, workers) / 1024
+
+
+def phase_floor(config: str) -> dict:
+    import pandas as pd
+
+    from linkeval.config import load_config
+    from linkeval.io import detect_encoding, source_files
+
+    cfg = load_config(config)
+    start = time.perf_counter()
+    rows = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for site in cfg.sites.values():
+            for i, source in enumerate(site.sources):
+                for path in source_files(cfg.raw_dir, source):
+                    if path.suffix == ".xlsx":
+                        frame = pd.read_excel(path, sheet_name=source.sheet, dtype=str)
+                    else:
+                        frame = pd.read_csv(path, dtype=str, skiprows=source.skip_rows,
+                                            encoding=detect_encoding(path, source.encoding),
+                                            sep=source.delimiter)
+                    rows += len(frame)
+                    frame.to_parquet(Path(tmp) / f"{site.code}_{i}_{path.stem}.parquet")
+    return {"seconds": time.perf_counter() - start, "rows": rows, "peak_mb": _peak_mb()}
+
+
+def phase_clean(config: str) -> dict:
+    from linkeval.clean import clean_study, write_outputs
+    from linkeval.config import load_config
+
+    cfg = load_config(config)
+    start = time.perf_counter()
+    result = clean_study(cfg, key=KEY.encode())
+    write_outputs(cfg, result)
+    seconds = time.perf_counter() - start
+    s = result.summary
+    return {"seconds": seconds, "rows": int(s["rows_read"].sum()),
+            "referrals_read": int(s.loc[s["table"] == "referrals", "rows_read"].sum()),
+            "contacts_read": int(s.loc[s["table"] == "contacts", "rows_read"].sum()),
+            "peak_mb": _peak_mb()}
+
+
+def _run_phase(name: str, config: Path) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--phase", name, "--config", str(config)],
+                         check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--referrals", type=int, default=1_000_000)
+    parser.add_argument("--data", type=Path, default=None,
+                        help="folder from `linkeval synth` to reuse (default: a temporary one)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--phase", choices=["floor", "clean"], help=argparse.SUPPRESS)
+    parser.add_argument("--config", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.phase:
+        result = phase_floor(args.config) if args.phase == "floor" else phase_clean(args.config)
+        print(json.dumps(result))
+        return
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = args.data or Path(tmp)
+        config = data / "study.yaml"
+        if not config.is_file():
+            from linkeval.synthetic import generate_study
+
+            t = time.perf_counter()
+            generate_study(data, n_referrals=args.referrals, seed=args.seed)
+            print(f"generated {args.referrals:,} referrals in {time.perf_counter() - t:.1f}s")
+        floor = _run_phase("floor", config)
+        clean = _run_phase("clean", config)
+    ratio = clean["seconds"] / floor["seconds"]
+    print(f"raw rows (all tables):   {clean['rows']:,} "
+          f"({clean['referrals_read']:,} referrals, {clean['contacts_read']:,} contacts)")
+    print(f"floor (read CSV + write parquet): {floor['seconds']:.1f}s, "
+          f"peak {floor['peak_mb']:,.0f} MB")
+    print(f"linkeval clean:                   {clean['seconds']:.1f}s, "
+          f"{clean['rows'] / clean['seconds']:,.0f} rows/s, peak {clean['peak_mb']:,.0f} MB")
+    print(f"ratio to floor: {ratio:.2f}x (target <= 3x); peak memory target < 8,000 MB")
+
+
+if __name__ == "__main__":
+    main()
