@@ -62,7 +62,7 @@ def phase_clean(config: str) -> dict:
 
     cfg = load_config(config)
     start = time.perf_counter()
-    result = clean_study(cfg, key=KEY.encode())
+    result = clean_study(cfg, key=KEY.encode(), jobs=None)  # as `linkeval clean` does
     write_outputs(cfg, result)
     seconds = time.perf_counter() - start
     s = result.summary

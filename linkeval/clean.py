@@ -77,13 +77,13 @@ def clean_study(
     key: bytes,
     sites: list[str] | None = None,
     today: pd.Timestamp | None = None,
-    jobs: int | None = None,
+    jobs: int | None = 1,
 ) -> CleanResult:
     """Clean every site (or the named ones) in memory. Nothing is written.
 
     Sites are independent, so with ``jobs`` > 1 they are cleaned in parallel worker processes.
-    By default (``jobs=None``) that happens only when the raw files are large enough
-    (over 50 MB) for it to pay for starting the workers.
+    ``jobs=None`` chooses: one process per CPU when the raw files are large enough (over
+    50 MB) for that to pay for starting the workers, else one (the CLI's default).
     """
     today = pd.Timestamp(today or pd.Timestamp.today()).normalize()
     codes = sites if sites else list(cfg.sites)
@@ -238,7 +238,8 @@ class _SiteCleaner:
         frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
         self.read_counts[source.table] += len(frame)
         data_cols = [c for c in frame.columns if c not in (FILE, ROW)]
-        frame[data_cols] = frame[data_cols].fillna("")
+        if len(frames) > 1:  # files of one glob may differ in columns: absent cells are blank
+            frame[data_cols] = frame[data_cols].fillna("")
 
         stripped = {c: strip(frame[c]) for c in _mapped_headers(source)}
         # A row is blank only if every raw column is; checking the mapped ones first keeps this
@@ -555,20 +556,25 @@ class _SiteCleaner:
     def _derive(self, referrals: pd.DataFrame, contacts: pd.DataFrame | None,
                 onward: pd.DataFrame | None) -> pd.DataFrame:
         r = referrals.copy()
-        ids = r["referral_id"]
+        n = len(r)
+        index = pd.Index(r["referral_id"].to_numpy(dtype=object))
         if contacts is not None:
-            grouped = contacts.groupby("referral_id")
-            r["n_contacts"] = ids.map(grouped.size()).fillna(0).astype("Int64")
+            # Every kept contact belongs to a kept referral (link() saw to that).
+            pos = index.get_indexer(contacts["referral_id"].to_numpy(dtype=object))
+            r["n_contacts"] = pd.array(np.bincount(pos, minlength=n), dtype="Int64")
             if "attended" in contacts:
-                attended = contacts["attended"].astype("boolean").fillna(False).astype(bool)
-                r["n_attended"] = ids.map(attended.groupby(contacts["referral_id"]).sum()) \
-                    .fillna(0).astype("Int64")
+                attended = contacts["attended"].astype("boolean").fillna(False).to_numpy(bool)
+                r["n_attended"] = pd.array(np.bincount(pos[attended], minlength=n), dtype="Int64")
             else:  # the export does not say who attended: count unknown, all contacts count
-                attended = pd.Series(True, index=contacts.index)
-                r["n_attended"] = pd.Series(pd.NA, index=r.index, dtype="Int64")
+                attended = np.ones(len(contacts), dtype=bool)
+                r["n_attended"] = pd.array([pd.NA] * n, dtype="Int64")
             # First contact = first attended contact (a did-not-attend is not a contact).
-            first = contacts[attended].groupby("referral_id")["contact_date"].min()
-            r["first_contact_date"] = first.reindex(ids.to_numpy()).to_numpy()
+            days = contacts["contact_date"].to_numpy(dtype="datetime64[s]").astype(np.int64)
+            first = np.full(n, np.iinfo(np.int64).max)
+            np.minimum.at(first, pos[attended], days[attended])
+            first_date = first.astype("datetime64[s]")
+            first_date[first == np.iinfo(np.int64).max] = np.datetime64("NaT")
+            r["first_contact_date"] = first_date
         else:
             for fld in ("n_contacts", "n_attended"):
                 r[fld] = r[fld] if fld in r else pd.Series(pd.NA, index=r.index, dtype="Int64")
@@ -581,8 +587,8 @@ class _SiteCleaner:
             else:
                 r["first_contact_date"] = pd.NaT
         if onward is not None:
-            r["n_onward_referrals"] = ids.map(onward.groupby("referral_id").size()) \
-                .fillna(0).astype("Int64")
+            pos = index.get_indexer(onward["referral_id"].to_numpy(dtype=object))
+            r["n_onward_referrals"] = pd.array(np.bincount(pos, minlength=n), dtype="Int64")
         elif "n_onward_referrals" not in r:
             r["n_onward_referrals"] = pd.Series(pd.NA, index=r.index, dtype="Int64")
         first_contact = pd.to_datetime(r["first_contact_date"])

@@ -57,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     clean = sub.add_parser("clean", help="raw exports -> processed tables + cleaning log")
     clean.add_argument("--config", type=Path, required=True)
     clean.add_argument("--site", action="append", help="only this site (repeatable)")
+    clean.add_argument("--jobs", type=int, default=None,
+                       help="sites cleaned in parallel (default: CPU count for large data)")
     clean.set_defaults(func=cmd_clean)
 
     synth = sub.add_parser("synth", help="synthetic raw exports (and study.yaml) at any scale")
@@ -117,7 +119,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
         cfg.site(code)
     key = load_key(cfg.key_env, cfg.key_file, demo=cfg.demo)
     start = time.perf_counter()
-    result = clean_study(cfg, key=key, sites=args.site)
+    result = clean_study(cfg, key=key, sites=args.site, jobs=args.jobs)
     out = write_outputs(cfg, result, sites=args.site)
     _print_summary(result)
     print(f"\ncleaned in {time.perf_counter() - start:.1f}s -> {out}")
