@@ -30,7 +30,9 @@ import pandas as pd
 from linkeval import __version__, schema
 from linkeval.config import IDENTITY_FIELDS, Site, Source, StudyConfig
 from linkeval.errors import LinkevalError, did_you_mean
+from linkeval.instruments import INSTRUMENTS, item_values, score_items
 from linkeval.io import read_raw, source_files, write_files_atomic
+from linkeval.pairing import add_change_indicators, pair_scores, reliabilities
 from linkeval.parse import (
     blank,
     parse_dates,
@@ -52,7 +54,9 @@ EARLIEST_BIRTH = pd.Timestamp("1900-01-01")
 MAX_AGE = 115
 REASON_SEP = "\x1f"
 RAW_TABLES = ("referrals", "contacts", "onward_referrals", "questionnaires")
-CANONICAL_TABLES = ("referrals", "referral_reasons", "contacts", "onward_referrals")
+CANONICAL_TABLES = ("referrals", "referral_reasons", "contacts", "onward_referrals",
+                    "responses", "scores", "pairs")
+ITEM_SEP = "::"  # internal column name of an item: "<instrument>::<item>"
 PARALLEL_MIN_BYTES = 50_000_000
 LOG_COLUMNS = ["site", "table", "source_file", "source_row", "field", "rule", "action", "detail"]
 
@@ -108,6 +112,11 @@ def clean_study(
         files=pd.concat([r.files for r in results], ignore_index=True),
     )
     _check_accounting(combined.summary)
+    if len(combined.tables["pairs"]):
+        settings = {name: cfg.instrument_settings(name) for name in INSTRUMENTS}
+        pairs = add_change_indicators(combined.tables["pairs"],
+                                      reliabilities(combined.tables["responses"]), settings)
+        combined.tables["pairs"] = schema.validate("pairs", pairs)
     return combined
 
 
@@ -268,6 +277,9 @@ class _SiteCleaner:
                     source.multi_value_separator, REASON_SEP, regex=False)
             else:
                 canon[fld] = stripped[header]
+        for instrument, items in source.items.items():
+            for item, header in items.items():
+                canon[f"{instrument}{ITEM_SEP}{item}"] = stripped[header]
         canon = self.reject(canon, all_blank, source.table, None, "blank_row", "row is empty")
         return self.reject(canon, dup.reindex(canon.index), source.table, None, "duplicate_row",
                            lambda rows: "exact copy of row " + first_row[rows.index].astype(str))
@@ -490,6 +502,119 @@ class _SiteCleaner:
                             f"{date_field} is before the referral date")
         return frame.drop(columns="__referral_date__")
 
+    # -- questionnaires ------------------------------------------------------------------------
+    def questionnaires(self, sources: list[Source], referrals: pd.DataFrame
+                       ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, int]:
+        """Clean, score and pair a site's questionnaires: (responses, scores, pairs, rows kept)."""
+        if not sources:
+            empty = pd.DataFrame({FILE: pd.Series(dtype=object), ROW: pd.Series(dtype="int64")})
+            return empty, empty, empty, 0
+        completions = pd.concat([self.completions_from(s, referrals) for s in sources],
+                                ignore_index=True)
+        completions = self._timepoints_by_date(completions, sources)
+        responses, scores = [], []
+        for src, part in completions.groupby(SRC, sort=False):
+            r, s = self._score(part, self.site.sources[src])
+            responses.append(r)
+            scores.append(s)
+        responses = pd.concat(responses, ignore_index=True)
+        scores = pd.concat(scores, ignore_index=True)
+        pairs, excluded = pair_scores(scores, self.cfg.followup_window_days)
+        before = excluded[excluded["reason"] == "followup_before_baseline"]
+        self.log(before, "pairs", "completed_date", "followup_before_baseline", "rejected",
+                 lambda r: "follow-up " + r["instrument"].astype(str) + " dated before the "
+                 "baseline; not paired (check the timepoint label)")
+        lone = excluded[excluded["reason"] == "no_baseline"]
+        self.log(lone, "pairs", "timepoint", "no_baseline", "flagged",
+                 lambda r: "follow-up " + r["instrument"].astype(str) + " without a scored "
+                 "baseline; not paired")
+        return responses, scores, pairs, len(completions)
+
+    def completions_from(self, source: Source, referrals: pd.DataFrame) -> pd.DataFrame:
+        """One row per questionnaire completion, linked to a person and a timepoint."""
+        t = "questionnaires"
+        frame = self.read(source)
+        ident = [f for f in ("referral_id", *IDENTITY_FIELDS) if f in frame]
+        has_id = pd.Series(False, index=frame.index)
+        for fld in ident:
+            has_id |= ~blank(frame[fld])
+        frame = self.reject(frame, ~has_id, t, ident[0], "missing_required",
+                            f"no person: {' / '.join(ident)} blank")
+        frame = self.require(frame, t, ("completed_date",))
+        frame = self.event_date(frame, t, "completed_date", source)
+        frame = self._check_nhs_numbers(frame, t)
+        if source.timepoint != "by_date":
+            codes, _ = map_labels(frame["timepoint"], "timepoint", source.values.get("timepoint"))
+            frame = frame.assign(__timepoint__=codes)
+            frame = self.reject(frame, frame["__timepoint__"].isna(), t, "timepoint",
+                                "missing_timepoint", lambda r: "timepoint " + _quoted(r["timepoint"])
+                                + " is blank or not a known label; add it under values.timepoint")
+            frame["timepoint"] = frame.pop("__timepoint__")
+        return self._link_person(frame, referrals, t).assign(site=self.site.code)
+
+    def _link_person(self, frame: pd.DataFrame, referrals: pd.DataFrame, t: str) -> pd.DataFrame:
+        """person_id and referral_id: from the referral when one is given, else from the
+        person's identifier and their latest referral on or before the completion date."""
+        frame = frame.copy()
+        if "referral_id" in frame:
+            rid = frame["referral_id"].to_numpy(dtype=object)
+            frame["__pos__"] = pd.Index(referrals["referral_id"].to_numpy(dtype=object)) \
+                .get_indexer(rid)
+            given = ~blank(frame["referral_id"])
+            known = pd.Index(list(self.raw_referral_ids), dtype=object).get_indexer(rid) >= 0
+            frame = self.reject(frame, given & ~known, t, "referral_id", "unknown_referral",
+                                lambda r: "referral_id " + _quoted(r["referral_id"]) +
+                                " is not in any referrals export")
+            frame = self.reject(frame, ~blank(frame["referral_id"]) & (frame["__pos__"] < 0), t,
+                                "referral_id", "referral_rejected",
+                                "its referral was rejected (see the referrals rows)")
+            pos = frame.pop("__pos__").to_numpy()
+        else:
+            frame["referral_id"] = None
+            pos = np.full(len(frame), -1)
+        linked = pos >= 0
+        person = np.full(len(frame), None, dtype=object)
+        person[linked] = referrals["person_id"].to_numpy(dtype=object)[pos[linked]]
+        frame["person_id"] = person
+        rest = pd.Series(~linked, index=frame.index)
+        if rest.any():
+            frame.loc[rest, "person_id"] = self._person_ids(frame[rest]).to_numpy()
+            frame.loc[rest, "referral_id"] = _latest_referral(frame[rest], referrals)
+        return frame
+
+    def _timepoints_by_date(self, frame: pd.DataFrame, sources: list[Source]) -> pd.DataFrame:
+        by_date = [self.site.sources.index(s) for s in sources if s.timepoint == "by_date"]
+        if not by_date:
+            return frame
+        rows = frame[SRC].isin(by_date)
+        first = frame[rows].groupby("person_id")["completed_date"].transform("min")
+        frame = frame.copy()
+        frame.loc[rows, "timepoint"] = np.where(frame.loc[rows, "completed_date"] == first,
+                                                "baseline", "followup")
+        return frame
+
+    def _score(self, frame: pd.DataFrame, source: Source) -> tuple[pd.DataFrame, pd.DataFrame]:
+        t = "questionnaires"
+        keep = [FILE, ROW, "site", "person_id", "referral_id", "timepoint", "completed_date"]
+        responses, scores = [], []
+        for name, items in source.items.items():
+            instrument = INSTRUMENTS[name]
+            values = {}
+            for item, header in items.items():
+                raw = frame[f"{name}{ITEM_SEP}{item}"]
+                values[item], invalid = item_values(raw, instrument)
+                self.log(frame[invalid], t, f"{name}.{item}", "invalid_item", "flagged",
+                         _invalid_answer(raw, name, header, instrument))
+            wide = pd.DataFrame(values, index=frame.index)
+            long = wide.melt(ignore_index=False, var_name="item", value_name="value")
+            responses.append(frame[keep].loc[long.index].assign(
+                instrument=name, item=long["item"].to_numpy(), value=long["value"].to_numpy()))
+            scored = score_items(wide, instrument, self.cfg.instrument_settings(name))
+            completion = frame[keep].loc[scored["row"]].reset_index(drop=True)
+            scores.append(completion.assign(instrument=scored["score_name"],
+                                            **scored.drop(columns=["row", "score_name"])))
+        return pd.concat(responses, ignore_index=True), pd.concat(scores, ignore_index=True)
+
     # -- the whole site -----------------------------------------------------------------------
     def run(self) -> CleanResult:
         code = self.site.code
@@ -497,11 +622,6 @@ class _SiteCleaner:
         by_table: dict[str, list[Source]] = {t: [] for t in RAW_TABLES}
         for source in self.site.sources:
             by_table[source.table].append(source)
-        if by_table["questionnaires"]:
-            raise LinkevalError(
-                f"{self.cfg.path}: sites.{code}: questionnaire sources are not supported by this "
-                "version of linkeval; remove them or upgrade"
-            )
 
         referrals = _concat_raw([self.referrals_from(s) for s in by_table["referrals"]])
         referrals = self.finish_referrals(referrals)
@@ -517,9 +637,14 @@ class _SiteCleaner:
 
         referrals = self._derive(referrals, contacts if by_table["contacts"] else None,
                                  onward if by_table["onward_referrals"] else None)
+        responses, scores, pairs, n_completions = self.questionnaires(
+            by_table["questionnaires"], referrals)
         kept = {"referrals": len(referrals), "contacts": len(contacts),
-                "onward_referrals": len(onward), "questionnaires": 0}
+                "onward_referrals": len(onward), "questionnaires": n_completions}
         tables = {
+            "responses": _select(responses, "responses", code),
+            "scores": _select(scores, "scores", code),
+            "pairs": _select(pairs, "pairs", code),
             "referrals": _select(referrals, "referrals", code),
             "referral_reasons": _select(reasons, "referral_reasons", code),
             "contacts": _select(contacts, "contacts", code),
@@ -624,22 +749,26 @@ class _SiteCleaner:
 
 
 def _require_headers(path: Path, raw: pd.DataFrame, source: Source) -> None:
-    for fld, header in source.columns.items():
-        for h in header if isinstance(header, list) else [header]:
-            if h not in raw.columns:
-                shown = ", ".join(map(repr, list(raw.columns)[:15]))
-                raise LinkevalError(
-                    f"{path}: column {h!r} ({source.key_path}.columns.{fld}) not found"
-                    f"{did_you_mean(h, raw.columns)}; the file's headers are: {shown}"
-                    + ("" if source.skip_rows else "; if the export has lines above the header, "
-                       "set skip_rows")
-                )
+    wanted = [(f"columns.{fld}", h) for fld, header in source.columns.items()
+              for h in (header if isinstance(header, list) else [header])]
+    wanted += [(f"items.{name}", h) for name, items in source.items.items() for h in items.values()]
+    for key, h in wanted:
+        if h not in raw.columns:
+            shown = ", ".join(map(repr, list(raw.columns)[:15]))
+            raise LinkevalError(
+                f"{path}: column {h!r} ({source.key_path}.{key}) not found"
+                f"{did_you_mean(h, raw.columns)}; the file's headers are: {shown}"
+                + ("" if source.skip_rows else "; if the export has lines above the header, "
+                   "set skip_rows")
+            )
 
 
 def _mapped_headers(source: Source) -> list[str]:
     headers: list[str] = []
     for header in source.columns.values():
         headers.extend(header if isinstance(header, list) else [header])
+    for items in source.items.values():
+        headers.extend(items.values())
     return list(dict.fromkeys(headers))
 
 
@@ -691,6 +820,30 @@ def _data_hash(files: pd.DataFrame) -> str:
         return ""
     text = "\n".join(sorted(f"{r.site}|{r.file}|{r.sha256}" for r in files.itertuples()))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _invalid_answer(raw: pd.Series, name: str, header: str, instrument):
+    def detail(rows: pd.DataFrame) -> pd.Series:
+        return ("answer " + _quoted(raw[rows.index]) + f" to {name} ({header}) is not a response "
+                f"label nor a whole number {instrument.item_min}-{instrument.item_max}; "
+                "set to missing")
+    return detail
+
+
+def _latest_referral(frame: pd.DataFrame, referrals: pd.DataFrame) -> np.ndarray:
+    """The person's latest referral on or before each completion date (else missing)."""
+    if referrals.empty or frame.empty:
+        return np.full(len(frame), None, dtype=object)
+    left = pd.DataFrame({"person_id": frame["person_id"].to_numpy(),
+                         "date": pd.to_datetime(frame["completed_date"]).to_numpy(),
+                         "order": np.arange(len(frame))}).sort_values("date")
+    right = pd.DataFrame({"person_id": referrals["person_id"].to_numpy(),
+                          "date": pd.to_datetime(referrals["referral_date"]).to_numpy(),
+                          "referral_id": referrals["referral_id"].to_numpy()}).sort_values("date")
+    left["date"] = left["date"].astype("datetime64[ns]")
+    right["date"] = right["date"].astype("datetime64[ns]")
+    merged = pd.merge_asof(left, right, on="date", by="person_id", direction="backward")
+    return merged.sort_values("order")["referral_id"].to_numpy(dtype=object)
 
 
 def _concat_raw(frames: list[pd.DataFrame]) -> pd.DataFrame:

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from linkeval.errors import LinkevalError, did_you_mean
+from linkeval.instruments import INSTRUMENTS, Settings, settings_for
 from linkeval.vocab import FIELD_VOCABULARY, VOCABULARIES
 
 TABLES = ("referrals", "contacts", "onward_referrals", "questionnaires")
@@ -51,7 +52,7 @@ TOP_KEYS = (
 SITE_KEYS = ("name", "sources", "context")
 SOURCE_KEYS = (
     "table", "path", "encoding", "sheet", "skip_rows", "date_format", "multi_value_separator",
-    "delimiter", "columns", "values", "items",
+    "delimiter", "columns", "values", "items", "timepoint",
 )
 PSEUDONYMISATION_KEYS = ("key_env", "key_file")
 DISCLOSURE_KEYS = ("rule", "min_count")
@@ -71,7 +72,8 @@ class Source:
     date_format: str | None = None
     multi_value_separator: str | None = None
     delimiter: str = ","
-    items: dict[str, Any] = field(default_factory=dict)
+    items: dict[str, dict[str, str]] = field(default_factory=dict)  # instrument: {item: header}
+    timepoint: str | None = None  # "by_date": earliest completion is the baseline
     key_path: str = ""
 
 
@@ -101,6 +103,10 @@ class StudyConfig:
     instruments: dict[str, dict[str, Any]] = field(default_factory=dict)
     allow_under_18: bool = False
     sha256: str = ""
+
+    def instrument_settings(self, name: str) -> Settings:
+        """An instrument's settings: its defaults with this study's overrides."""
+        return settings_for(name, self.instruments.get(name))
 
     def site(self, code: str) -> Site:
         if code not in self.sites:
@@ -164,7 +170,13 @@ def parse_config(raw: Any, path: Path, sha256: str = "") -> StudyConfig:
         v.fail("disclosure.min_count", "rule threshold needs a positive whole min_count, e.g. 10")
 
     instruments = raw.get("instruments") or {}
-    v.mapping(instruments, "instruments", None)
+    v.mapping(instruments, "instruments", list(INSTRUMENTS), what="instrument")
+    for name, overrides in instruments.items():
+        v.mapping(overrides or {}, f"instruments.{name}", None)
+        try:
+            settings_for(name, overrides)
+        except LinkevalError as exc:
+            v.fail("", str(exc))
     for flag in ("demo", "allow_under_18"):
         if flag in raw and not isinstance(raw[flag], bool):
             v.fail(flag, "must be true or false")
@@ -220,9 +232,21 @@ def _parse_source(v: _Validator, where: str, spec: Any) -> Source:
         if required not in columns:
             v.fail(f"{where}.columns", f"table {table} needs the field {required!r}; "
                    f"map it to the raw column header")
-    if table in ("referrals", "questionnaires") and not any(f in columns for f in IDENTITY_FIELDS):
+    if table == "referrals" and not any(f in columns for f in IDENTITY_FIELDS):
         v.fail(f"{where}.columns", f"table {table} needs a person identifier: map one of "
                f"{', '.join(IDENTITY_FIELDS)}")
+    if table == "questionnaires" and not any(f in columns for f in ("referral_id", *IDENTITY_FIELDS)):
+        v.fail(f"{where}.columns", "questionnaires need referral_id or a person identifier: map "
+               f"one of referral_id, {', '.join(IDENTITY_FIELDS)}")
+    timepoint = spec.get("timepoint")
+    if timepoint not in (None, "by_date"):
+        v.fail(f"{where}.timepoint", f"{timepoint!r}: the only option is by_date (earliest "
+               "completion = baseline); otherwise map the timepoint column under columns")
+    if timepoint and table != "questionnaires":
+        v.fail(f"{where}.timepoint", "only questionnaires sources have a timepoint")
+    if table == "questionnaires" and "timepoint" not in columns and timepoint != "by_date":
+        v.fail(f"{where}.columns", "questionnaires need a timepoint: map the column that says "
+               "baseline/follow-up, or set timepoint: by_date")
     values = spec.get("values") or {}
     mappable = [f for f in INPUT_FIELDS[table] if f in FIELD_VOCABULARY]
     v.mapping(values, f"{where}.values", mappable, what=f"field with labels in table {table}")
@@ -241,9 +265,12 @@ def _parse_source(v: _Validator, where: str, spec: Any) -> Source:
     skip_rows = spec.get("skip_rows", 0)
     if not isinstance(skip_rows, int) or isinstance(skip_rows, bool) or skip_rows < 0:
         v.fail(f"{where}.skip_rows", "must be a whole number of lines (0 or more)")
-    items = spec.get("items") or {}
+    items = _parse_items(v, where, spec.get("items") or {})
     if items and table != "questionnaires":
         v.fail(f"{where}.items", "items belong to table: questionnaires sources only")
+    if table == "questionnaires" and not items:
+        v.fail(f"{where}.items", "list the item columns of at least one instrument, e.g. "
+               "swemwbs: [SW1, SW2, SW3, SW4, SW5, SW6, SW7]")
     return Source(
         table=table,
         path=str(spec["path"]),
@@ -256,9 +283,33 @@ def _parse_source(v: _Validator, where: str, spec: Any) -> Source:
         date_format=spec.get("date_format"),
         multi_value_separator=spec.get("multi_value_separator"),
         delimiter=str(spec.get("delimiter", ",")),
-        items=dict(items),
+        items=items,
+        timepoint=timepoint,
         key_path=where,
     )
+
+
+def _parse_items(v: _Validator, where: str, items: Any) -> dict[str, dict[str, str]]:
+    """instrument: [headers in item order] or {item: header} -> {instrument: {item: header}}."""
+    v.mapping(items, f"{where}.items", list(INSTRUMENTS), what="instrument")
+    out: dict[str, dict[str, str]] = {}
+    for name, headers in items.items():
+        instrument = INSTRUMENTS[name]
+        key = f"{where}.items.{name}"
+        if isinstance(headers, list):
+            if len(headers) != len(instrument.items):
+                v.fail(key, f"{instrument.title} has {len(instrument.items)} items "
+                       f"({', '.join(instrument.items)}); {len(headers)} columns given")
+            out[name] = dict(zip(instrument.items, map(str, headers), strict=True))
+        elif isinstance(headers, dict):
+            v.mapping(headers, key, instrument.items, what=f"{name} item")
+            missing = [i for i in instrument.items if i not in headers]
+            if missing:
+                v.fail(key, f"missing item(s) {', '.join(missing)}")
+            out[name] = {item: str(headers[item]) for item in instrument.items}
+        else:
+            v.fail(key, "give the item columns as a list in item order, or as {item: column}")
+    return out
 
 
 class _Validator:

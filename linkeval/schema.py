@@ -75,6 +75,53 @@ ONWARD_REFERRALS = pa.DataFrameSchema(
     strict=True, ordered=True, coerce=True, name="onward_referrals",
 )
 
+_PERSON = {"site": pa.Column(str), "person_id": pa.Column(str, pa.Check.str_length(64, 64)),
+           "referral_id": pa.Column(str, nullable=True)}
+_COMPLETION = {**_PERSON, "timepoint": _code("timepoint"), "completed_date": pa.Column(DATE)}
+
+RESPONSES = pa.DataFrameSchema(
+    {**_COMPLETION, "instrument": pa.Column(str), "item": pa.Column(str),
+     "value": pa.Column("Float64", nullable=True)},
+    strict=True, ordered=True, coerce=True, name="responses",
+)
+
+SCORES = pa.DataFrameSchema(
+    {
+        **_COMPLETION,
+        "instrument": pa.Column(str),
+        "score": pa.Column("Float64", nullable=True),
+        "band": pa.Column(str, nullable=True),
+        "n_items": pa.Column("Int64", pa.Check.ge(1)),
+        "n_missing": pa.Column("Int64", pa.Check.ge(0)),
+        "scored": pa.Column(bool),
+        "not_scored_reason": pa.Column(str, nullable=True),
+    },
+    checks=pa.Check(lambda df: df["scored"] == df["score"].notna(), element_wise=False,
+                    error="a score is present exactly when scored is true"),
+    strict=True, ordered=True, coerce=True, name="scores",
+)
+
+PAIRS = pa.DataFrameSchema(
+    {
+        **_PERSON,
+        "instrument": pa.Column(str),
+        "baseline": pa.Column("Float64"),
+        "followup": pa.Column("Float64", nullable=True),
+        "change": pa.Column("Float64", nullable=True),
+        "baseline_date": pa.Column(DATE),
+        "followup_date": pa.Column(DATE, nullable=True),
+        "days_between": pa.Column("Int64", pa.Check.ge(0), nullable=True),
+        "in_window": pa.Column(bool),
+        "improved_reliably": pa.Column("boolean", nullable=True),
+        "deteriorated_reliably": pa.Column("boolean", nullable=True),
+        "met_mid_improvement": pa.Column("boolean", nullable=True),
+        "baseline_band": pa.Column(str, nullable=True),
+        "followup_band": pa.Column(str, nullable=True),
+    },
+    unique=["site", "person_id", "instrument"],
+    strict=True, ordered=True, coerce=True, name="pairs",
+)
+
 CLEANING_LOG = pa.DataFrameSchema(
     {
         "site": pa.Column(str),
@@ -94,6 +141,9 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
     "referral_reasons": REFERRAL_REASONS,
     "contacts": CONTACTS,
     "onward_referrals": ONWARD_REFERRALS,
+    "responses": RESPONSES,
+    "scores": SCORES,
+    "pairs": PAIRS,
 }
 
 

@@ -1,0 +1,271 @@
+"""Baseline and follow-up pairs, reliable change, and attrition (DESIGN sections 4 and 8).
+
+Statistics only: these functions take and return DataFrames and touch no files.
+
+Pairing rule, per person and score: the baseline is the earliest scored baseline; the follow-up
+is the first scored follow-up whose distance from the baseline is inside the follow-up window
+(default 270-365 days), or else the first later follow-up outside it (kept with
+``in_window = False`` for sensitivity analyses). Follow-ups dated before the baseline are
+excluded and reported.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from linkeval.instruments import (
+    INSTRUMENTS,
+    Settings,
+    assign_bands,
+    cronbach_alpha,
+    score_names,
+)
+
+KEYS = ["site", "person_id", "instrument"]
+PAIR_COLUMNS = [
+    "site", "person_id", "referral_id", "instrument", "baseline", "followup", "change",
+    "baseline_date", "followup_date", "days_between", "in_window", "improved_reliably",
+    "deteriorated_reliably", "met_mid_improvement", "baseline_band", "followup_band",
+]
+RC_CRITICAL = 1.96  # two-sided 5% (Jacobson & Truax 1991)
+
+
+def pair_scores(scores: pd.DataFrame, window: tuple[int, int] = (270, 365)
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Pair each person's baseline and follow-up score, per score.
+
+    Parameters
+    ----------
+    scores : canonical ``scores`` table (site, person_id, referral_id, timepoint,
+        completed_date, instrument, score, band, scored, ...). Extra columns are carried to
+        ``excluded`` so callers can trace rows back to their source.
+    window : earliest and latest follow-up, in days after the baseline.
+
+    Returns
+    -------
+    pairs : one row per (site, person_id, instrument) with a scored baseline: baseline,
+        followup (missing when there is none), change = followup - baseline,
+        baseline_date, followup_date, days_between, in_window, baseline_band, followup_band.
+        Reliable-change and MID columns are added by :func:`add_change_indicators`.
+    excluded : follow-up rows not used, with ``reason`` ``followup_before_baseline`` or
+        ``no_baseline``.
+    """
+    s = scores[scores["scored"].astype(bool)].copy()
+    s["completed_date"] = pd.to_datetime(s["completed_date"])
+    s = s.sort_values([*KEYS, "completed_date"], kind="stable")
+    base = s[s["timepoint"] == "baseline"].drop_duplicates(KEYS, keep="first")
+    follow = s[s["timepoint"] == "followup"]
+
+    keyed = follow.merge(base[[*KEYS, "completed_date"]].rename(
+        columns={"completed_date": "baseline_date"}), on=KEYS, how="left")
+    keyed["days_between"] = (keyed["completed_date"] - keyed["baseline_date"]).dt.days
+    no_base = keyed["baseline_date"].isna()
+    before = keyed["days_between"] < 0
+    excluded = pd.concat([keyed[no_base].assign(reason="no_baseline"),
+                          keyed[before.fillna(False)].assign(reason="followup_before_baseline")],
+                         ignore_index=True)
+    usable = keyed[~no_base & ~before.fillna(False)].copy()
+    lo, hi = window
+    usable["in_window"] = usable["days_between"].between(lo, hi)
+    # In-window follow-ups first, each group by date: the first row per person is the one.
+    usable = usable.sort_values([*KEYS, "in_window", "completed_date"],
+                                ascending=[True, True, True, False, True], kind="stable")
+    chosen = usable.drop_duplicates(KEYS, keep="first")
+
+    pairs = base.rename(columns={"score": "baseline", "completed_date": "baseline_date",
+                                 "band": "baseline_band"})[
+        [*KEYS, "referral_id", "baseline", "baseline_date", "baseline_band"]]
+    chosen = chosen.rename(columns={"score": "followup", "completed_date": "followup_date",
+                                    "band": "followup_band"})[
+        [*KEYS, "followup", "followup_date", "followup_band", "days_between", "in_window"]]
+    pairs = pairs.merge(chosen, on=KEYS, how="left")
+    pairs["baseline"] = pairs["baseline"].astype("Float64")
+    pairs["followup"] = pairs["followup"].astype("Float64")
+    pairs["change"] = pairs["followup"] - pairs["baseline"]
+    pairs["days_between"] = pairs["days_between"].astype("Int64")
+    pairs["in_window"] = pairs["in_window"].astype("boolean").fillna(False).astype(bool)
+    for col in ("improved_reliably", "deteriorated_reliably", "met_mid_improvement"):
+        pairs[col] = pd.array([pd.NA] * len(pairs), dtype="boolean")
+    return pairs[PAIR_COLUMNS].reset_index(drop=True), excluded
+
+
+def reliabilities(responses: pd.DataFrame) -> dict[str, float]:
+    """Cronbach's alpha of each multi-item score, from the study's baseline item responses.
+
+    ``responses`` is the canonical long table; one completion is one
+    (site, person_id, completed_date, instrument) at the baseline timepoint.
+    """
+    base = responses[responses["timepoint"] == "baseline"]
+    out: dict[str, float] = {}
+    for name, inst in INSTRUMENTS.items():
+        sub = base[base["instrument"] == name]
+        if sub.empty:
+            continue
+        wide = sub.pivot_table(index=["site", "person_id", "completed_date"], columns="item",
+                               values="value", aggfunc="first")
+        for spec in inst.scores:
+            if len(spec.items) > 1 and set(spec.items) <= set(wide.columns):
+                out[spec.name] = cronbach_alpha(wide[list(spec.items)])
+    return out
+
+
+def reliable_change_index(change: pd.Series, baseline_sd: float, reliability: float) -> pd.Series:
+    """Jacobson & Truax (1991) reliable change index.
+
+    RC = (x2 - x1) / S_diff, with S_diff = sqrt(2 * SE^2) and SE = s1 * sqrt(1 - r), where s1
+    is the SD of baseline scores and r the reliability. |RC| > 1.96 is reliable change.
+    """
+    se = baseline_sd * np.sqrt(1 - reliability)
+    s_diff = np.sqrt(2 * se**2)
+    return change.astype("Float64") / s_diff
+
+
+def add_change_indicators(
+    pairs: pd.DataFrame,
+    reliability: dict[str, float],
+    settings: dict[str, Settings] | None = None,
+) -> pd.DataFrame:
+    """Fill improved_reliably, deteriorated_reliably and met_mid_improvement per score.
+
+    Direction follows each score: for a higher-is-better score an improvement is a positive
+    change, for PHQ-9, GAD-7, UCLA-3, ONS anxiety and the loneliness question a negative one.
+    The reliability is the configured one, else ``reliability[score]`` (Cronbach's alpha);
+    the baseline SD is the SD of all baseline scores in ``pairs``. Without a reliability
+    (single-item scores) reliable change is missing; without an MID, so is MID improvement.
+    """
+    out = pairs.copy()
+    names = score_names()
+    settings = settings or {}
+    for score_name, idx in out.groupby("instrument").groups.items():
+        instrument = INSTRUMENTS[names[score_name]]
+        spec = instrument.score(score_name)
+        cfg = settings.get(instrument.name, Settings())
+        sign = 1 if spec.higher_is_better else -1
+        rows = out.loc[idx]
+        change = rows["change"]
+        r = cfg.reliability if cfg.reliability is not None else reliability.get(score_name)
+        sd = float(rows["baseline"].astype(float).std(ddof=1))
+        if r is not None and np.isfinite(r) and 0 < r < 1 and np.isfinite(sd) and sd > 0:
+            rc = reliable_change_index(change, sd, r) * sign
+            out.loc[idx, "improved_reliably"] = (rc > RC_CRITICAL).astype("boolean")
+            out.loc[idx, "deteriorated_reliably"] = (rc < -RC_CRITICAL).astype("boolean")
+        mid = cfg.mid if cfg.mid is not None else spec.mid
+        if mid is not None:
+            out.loc[idx, "met_mid_improvement"] = (change * sign >= mid).astype("boolean")
+    return out
+
+
+def rebanded(pairs: pd.DataFrame, settings: dict[str, Settings]) -> pd.DataFrame:
+    """Recompute the band columns (e.g. after changing the UCLA-3 threshold)."""
+    out = pairs.copy()
+    names = score_names()
+    for score_name, idx in out.groupby("instrument").groups.items():
+        instrument = INSTRUMENTS[names[score_name]]
+        spec, cfg = instrument.score(score_name), settings.get(instrument.name, Settings())
+        out.loc[idx, "baseline_band"] = assign_bands(out.loc[idx, "baseline"], spec, cfg)
+        out.loc[idx, "followup_band"] = assign_bands(out.loc[idx, "followup"], spec, cfg)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Attrition
+
+
+def followup_rates(pairs: pd.DataFrame, by: str | list[str] = "site",
+                   window_only: bool = True) -> pd.DataFrame:
+    """Follow-up rate per score (and group): people with a baseline, with a follow-up, %.
+
+    A person counts as followed up when the pair has a follow-up (inside the window when
+    ``window_only``).
+    """
+    by = [by] if isinstance(by, str) else list(by)
+    p = pairs.assign(followed_up=_followed(pairs, window_only))
+    out = (p.groupby([*by, "instrument"], observed=True)
+           .agg(n_baseline=("person_id", "size"), n_followed_up=("followed_up", "sum"))
+           .reset_index())
+    out["pct_followed_up"] = 100 * out["n_followed_up"] / out["n_baseline"]
+    return out
+
+
+def _followed(pairs: pd.DataFrame, window_only: bool) -> pd.Series:
+    has = pairs["followup"].notna()
+    return (has & pairs["in_window"]) if window_only else has
+
+
+def attrition_table(
+    pairs: pd.DataFrame,
+    referrals: pd.DataFrame,
+    referral_reasons: pd.DataFrame | None = None,
+    instrument: str | None = None,
+    window_only: bool = True,
+) -> pd.DataFrame:
+    """Baseline characteristics of people with vs without follow-up, with SMDs.
+
+    One row per characteristic level (age band, sex, IMD quintile, referral reasons, and the
+    baseline score of ``instrument``). Columns: ``variable``, ``level``, ``statistic`` ("n (%)"
+    or "mean (SD)"), ``followed_up`` and ``not_followed_up`` (counts or means), their
+    ``pct_``/``sd_`` companions, and ``smd``, the standardised mean difference
+    (followed up minus not): for a mean, (m1 - m0) / sqrt((s1^2 + s0^2) / 2); for a
+    proportion, (p1 - p0) / sqrt((p1(1 - p1) + p0(1 - p0)) / 2) (Austin 2009, Stat Med 28:3083).
+    |SMD| above 0.1 is conventionally taken as a meaningful imbalance.
+    """
+    p = pairs if instrument is None else pairs[pairs["instrument"] == instrument]
+    if instrument is None:  # one row per person: followed up on any score
+        p = (p.assign(f=_followed(p, window_only))
+             .groupby(["site", "person_id"], as_index=False)
+             .agg(referral_id=("referral_id", "first"), followed=("f", "max")))
+    else:
+        p = p.assign(followed=_followed(p, window_only))
+    people = p.merge(referrals[["site", "referral_id", "age_band", "sex", "imd_decile"]],
+                     on=["site", "referral_id"], how="left")
+    people["imd_quintile"] = ((people["imd_decile"].astype("Float64") + 1) // 2).astype("Int64")
+    rows = []
+    for variable in ("age_band", "sex", "imd_quintile"):
+        rows += _categorical_rows(people, variable)
+    if referral_reasons is not None and len(referral_reasons):
+        has = referral_reasons.assign(v=True).pivot_table(
+            index=["site", "referral_id"], columns="reason", values="v", aggfunc="max")
+        merged = people.merge(has, left_on=["site", "referral_id"], right_index=True, how="left")
+        for reason in has.columns:
+            merged[reason] = merged[reason].fillna(False).astype(bool)
+            rows += _binary_rows(merged, reason, "referral reason", reason)
+    if instrument is not None:
+        rows.append(_mean_row(people.assign(baseline=p["baseline"].to_numpy()), "baseline",
+                              f"baseline {instrument}"))
+    return pd.DataFrame(rows)
+
+
+def _split(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    followed = frame["followed"].astype(bool)
+    return frame[followed], frame[~followed]
+
+
+def _categorical_rows(people: pd.DataFrame, variable: str) -> list[dict]:
+    rows = []
+    for level in sorted(people[variable].dropna().unique(), key=str):
+        flag = people[variable] == level
+        rows += _binary_rows(people.assign(_flag=flag.fillna(False)), "_flag", variable, level)
+    return rows
+
+
+def _binary_rows(frame: pd.DataFrame, column: str, variable: str, level) -> list[dict]:
+    yes, no = _split(frame)
+    p1 = float(yes[column].mean()) if len(yes) else np.nan
+    p0 = float(no[column].mean()) if len(no) else np.nan
+    pooled = np.sqrt((p1 * (1 - p1) + p0 * (1 - p0)) / 2)
+    smd = (p1 - p0) / pooled if pooled > 0 else 0.0 if p1 == p0 else np.nan
+    return [{"variable": variable, "level": str(level), "statistic": "n (%)",
+             "followed_up": int(yes[column].sum()), "pct_followed_up": 100 * p1,
+             "not_followed_up": int(no[column].sum()), "pct_not_followed_up": 100 * p0,
+             "smd": smd}]
+
+
+def _mean_row(frame: pd.DataFrame, column: str, variable: str) -> dict:
+    yes, no = _split(frame)
+    m1, m0 = yes[column].astype(float).mean(), no[column].astype(float).mean()
+    s1, s0 = yes[column].astype(float).std(ddof=1), no[column].astype(float).std(ddof=1)
+    pooled = np.sqrt((s1**2 + s0**2) / 2)
+    return {"variable": variable, "level": "", "statistic": "mean (SD)",
+            "followed_up": m1, "sd_followed_up": s1, "not_followed_up": m0,
+            "sd_not_followed_up": s0, "smd": (m1 - m0) / pooled if pooled > 0 else np.nan}
