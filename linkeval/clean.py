@@ -520,14 +520,17 @@ class _SiteCleaner:
         responses = pd.concat(responses, ignore_index=True)
         scores = pd.concat(scores, ignore_index=True)
         pairs, excluded = pair_scores(scores, self.cfg.followup_window_days)
+        # One log row per questionnaire row, naming the scores concerned.
+        excluded = (excluded.groupby(["reason", FILE, ROW], as_index=False, sort=False)
+                    ["instrument"].agg(", ".join))
         before = excluded[excluded["reason"] == "followup_before_baseline"]
         self.log(before, "pairs", "completed_date", "followup_before_baseline", "rejected",
-                 lambda r: "follow-up " + r["instrument"].astype(str) + " dated before the "
-                 "baseline; not paired (check the timepoint label)")
+                 lambda r: "follow-up (" + r["instrument"] + ") dated before the baseline; "
+                 "not paired (check the timepoint label)")
         lone = excluded[excluded["reason"] == "no_baseline"]
         self.log(lone, "pairs", "timepoint", "no_baseline", "flagged",
-                 lambda r: "follow-up " + r["instrument"].astype(str) + " without a scored "
-                 "baseline; not paired")
+                 lambda r: "follow-up (" + r["instrument"] + ") without a scored baseline; "
+                 "not paired")
         return responses, scores, pairs, len(completions)
 
     def completions_from(self, source: Source, referrals: pd.DataFrame) -> pd.DataFrame:
@@ -554,7 +557,8 @@ class _SiteCleaner:
 
     def _link_person(self, frame: pd.DataFrame, referrals: pd.DataFrame, t: str) -> pd.DataFrame:
         """person_id and referral_id: from the referral when one is given, else from the
-        person's identifier and their latest referral on or before the completion date."""
+        person's identifier and their latest referral on or before the completion date (or
+        their next referral, for a form completed before any)."""
         frame = frame.copy()
         if "referral_id" in frame:
             rid = frame["referral_id"].to_numpy(dtype=object)
@@ -580,7 +584,10 @@ class _SiteCleaner:
         if rest.any():
             frame.loc[rest, "person_id"] = self._person_ids(frame[rest]).to_numpy()
             frame.loc[rest, "referral_id"] = _latest_referral(frame[rest], referrals)
-        return frame
+        # Questionnaires belong to a referral in the evaluation: without one (the person was
+        # never referred here, or their referral was rejected, e.g. as under 18) they go.
+        return self.reject(frame, rest & blank(frame["referral_id"]), t, "referral_id",
+                           "no_referral", "no kept referral for this person at this site")
 
     def _timepoints_by_date(self, frame: pd.DataFrame, sources: list[Source]) -> pd.DataFrame:
         by_date = [self.site.sources.index(s) for s in sources if s.timepoint == "by_date"]
@@ -831,7 +838,7 @@ def _invalid_answer(raw: pd.Series, name: str, header: str, instrument):
 
 
 def _latest_referral(frame: pd.DataFrame, referrals: pd.DataFrame) -> np.ndarray:
-    """The person's latest referral on or before each completion date (else missing)."""
+    """The person's latest referral on or before each completion date, else their next one."""
     if referrals.empty or frame.empty:
         return np.full(len(frame), None, dtype=object)
     left = pd.DataFrame({"person_id": frame["person_id"].to_numpy(),
@@ -843,6 +850,9 @@ def _latest_referral(frame: pd.DataFrame, referrals: pd.DataFrame) -> np.ndarray
     left["date"] = left["date"].astype("datetime64[ns]")
     right["date"] = right["date"].astype("datetime64[ns]")
     merged = pd.merge_asof(left, right, on="date", by="person_id", direction="backward")
+    # A form completed before any referral (e.g. at the GP) goes with the next referral.
+    later = pd.merge_asof(left, right, on="date", by="person_id", direction="forward")
+    merged["referral_id"] = merged["referral_id"].fillna(later["referral_id"])
     return merged.sort_values("order")["referral_id"].to_numpy(dtype=object)
 
 

@@ -82,7 +82,8 @@ def pair_scores(scores: pd.DataFrame, window: tuple[int, int] = (270, 365)
     pairs = pairs.merge(chosen, on=KEYS, how="left")
     pairs["baseline"] = pairs["baseline"].astype("Float64")
     pairs["followup"] = pairs["followup"].astype("Float64")
-    pairs["change"] = pairs["followup"] - pairs["baseline"]
+    # Scores have at most two decimals; rounding drops floating-point noise (22.35 - 24.9).
+    pairs["change"] = (pairs["followup"] - pairs["baseline"]).round(6)
     pairs["days_between"] = pairs["days_between"].astype("Int64")
     pairs["in_window"] = pairs["in_window"].astype("boolean").fillna(False).astype(bool)
     for col in ("improved_reliably", "deteriorated_reliably", "met_mid_improvement"):

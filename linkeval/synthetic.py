@@ -630,6 +630,11 @@ def _render_site(rng: np.random.Generator, style: SiteStyle, core: dict[str, pd.
         truth["onward_referrals"] = onward_truth[onward_truth["referral_id"].isin(kept_ids)] \
             .assign(site=style.code)
     del flags, c_flags, o_flags
+    q = simulate_questionnaires(rng, style.code, ref, core["reasons"], kept_ids)
+    folder = raw_dir / f"site_{style.code.lower()}"
+    q_source, q_truth = _render_questionnaires(rng, style.code, q, ref, folder, large)
+    site_cfg["sources"].append(q_source)
+    truth.update(q_truth)
     return site_cfg, truth
 
 
@@ -981,3 +986,330 @@ def _site_f(style, ref, contacts, onward, folder, large):
     files = {"referrals": files_ref, "contacts": files_c,
              "onward_referrals": [(_rel(folder, "onward_referrals.csv"), _all(onward))]}
     return sources, files
+
+
+# --------------------------------------------------------------------------------------------
+# Questionnaires: a latent-wellbeing model with a known, context-dependent true change
+
+# True change in latent wellbeing (SD units) for one referral, baseline to follow-up:
+#   0.35 + 0.30 * lonely at baseline + 0.06 * (attended contacts - 4)
+#        - 0.25 * most deprived decile + site effect ~ N(0, 0.12^2) + N(0, 0.5^2) noise.
+# Loneliness (latent) falls by half the wellbeing gain. Items are rounded, clipped linear
+# functions of the latent traits plus noise. These are what later analyses should recover.
+TRUE_CHANGE = {"intercept": 0.35, "lonely_baseline": 0.30, "per_attended_contact": 0.06,
+               "most_deprived_decile": -0.25, "site_sd": 0.12, "individual_sd": 0.5}
+P_BASELINE = 0.85          # engaged referrals completing a baseline questionnaire
+FOLLOWUP_DAYS = (240, 425)  # 8-14 months: some fall outside the 270-365 day window
+
+QUESTIONNAIRE_DEFECTS = {
+    "duplicate_row": 0.01,
+    "missing_required": 0.005,       # no referral ID / person identifier
+    "unknown_referral": 0.005,
+    "missing_timepoint": 0.005,      # label nobody mapped ("T9")
+    "missing_item": 0.03,            # one SWEMWBS item blank -> not scored
+    "out_of_range_item": 0.01,       # a UCLA-3 answer of 7 -> flagged, not scored
+    "followup_before_baseline": 0.01,
+}
+
+# site code -> export shape of its questionnaire file
+Q_STYLES: dict[str, dict[str, Any]] = {
+    "A": {"file": "questionnaires.csv", "link": "referral_id", "id": "Ref No",
+          "timepoint": ("Stage", {"baseline": "Baseline", "followup": "Follow-up"}),
+          "date": ("Date completed", "%d/%m/%Y"), "labels": True,
+          "extra": {}},
+    "B": {"file": "questionnaires.csv", "link": "referral_id", "id": "referral_ref",
+          "timepoint": ("timepoint", {"baseline": "T0", "followup": "T1"}),
+          "date": ("completed", "%Y-%m-%d"), "labels": False,
+          "extra": {"phq9": "phq9_{i}", "gad7": "gad7_{i}"}},
+    "C": {"file": "northgate_questionnaires.xlsx", "link": "referral_id", "id": "Referral ID",
+          "timepoint": ("Stage", {"baseline": "Initial", "followup": "Review"}),
+          "date": ("Completed", "%d/%m/%Y"), "labels": False, "extra": {}},
+    "D": {"file": "wellbeing.csv", "link": "local_id", "id": "Client ID", "timepoint": None,
+          "date": ("Date", "%d/%m/%Y"), "labels": False,
+          "extra": {"ons_loneliness": "Lonely"}},
+    "E": {"file": "outcomes.csv", "link": "referral_id", "id": "Case ID",
+          "timepoint": ("Assessment", {"baseline": "First", "followup": "Final"}),
+          "date": ("Date", "%d-%b-%Y"), "labels": False, "extra": {"eq_vas": "EQ VAS"}},
+    "F": {"file": "questionnaires.csv", "link": "nhs_number", "id": "NHSNumber",
+          "timepoint": ("Timepoint", {"baseline": "Pre", "followup": "Post"}),
+          "date": ("Date", "%d/%m/%Y"), "labels": False, "extra": {}},
+}
+LABEL_TEXT = {
+    "swemwbs": {1: "None of the time", 2: "Rarely", 3: "Some of the time", 4: "Often",
+                5: "All of the time"},
+    "ucla3": {1: "Hardly ever", 2: "Some of the time", 3: "Often"},
+}
+
+
+def _clip_round(x: np.ndarray, low: int, high: int) -> np.ndarray:
+    return np.clip(np.round(x), low, high).astype(int)
+
+
+def _items(rng: np.random.Generator, theta: np.ndarray, lam: np.ndarray,
+           instruments: list[str]) -> dict[str, np.ndarray]:
+    """Item answers (n x k arrays) for each instrument from latent wellbeing and loneliness."""
+    n = len(theta)
+    noise = lambda sd, k: rng.normal(0, sd, (n, k))  # noqa: E731
+    out = {
+        "swemwbs": _clip_round(3.0 + 0.8 * theta[:, None] + noise(0.6, 7), 1, 5),
+        "ucla3": _clip_round(1.9 + 0.6 * lam[:, None] + noise(0.45, 3), 1, 3),
+        "ons4": np.column_stack([
+            _clip_round(6.0 + 1.6 * theta + rng.normal(0, 1, n), 0, 10),
+            _clip_round(6.5 + 1.4 * theta + rng.normal(0, 1, n), 0, 10),
+            _clip_round(6.0 + 1.6 * theta + rng.normal(0, 1.2, n), 0, 10),
+            _clip_round(4.5 - 1.5 * theta + rng.normal(0, 1.5, n), 0, 10)]),
+        "phq9": _clip_round(1.1 - 0.6 * theta[:, None] + noise(0.5, 9), 0, 3),
+        "gad7": _clip_round(1.0 - 0.6 * theta[:, None] + noise(0.5, 7), 0, 3),
+        "ons_loneliness": _clip_round(3.0 + 0.9 * lam + rng.normal(0, 0.6, n), 1, 5)[:, None],
+        "eq_vas": _clip_round(62 + 14 * theta + rng.normal(0, 8, n), 0, 100)[:, None],
+    }
+    return {k: v for k, v in out.items() if k in instruments}
+
+
+def simulate_questionnaires(rng: np.random.Generator, code: str, ref: pd.DataFrame,
+                            reasons: pd.DataFrame, kept_ids: set[str]) -> dict[str, Any]:
+    """Baseline and follow-up questionnaires for one site's engaged, kept referrals."""
+    style = Q_STYLES[code]
+    instruments = ["swemwbs", "ucla3", "ons4", *style["extra"]]
+    once = ref.groupby("person")["referral_id"].transform("size") == 1
+    eligible = ref[once & ref["referral_id"].isin(kept_ids) & (ref["n_attended"] > 0)
+                   & (rng.random(len(ref)) < P_BASELINE)].reset_index(drop=True)
+    n = len(eligible)
+    lonely_reason = eligible["referral_id"].isin(
+        reasons.loc[reasons["reason"] == "loneliness_isolation", "referral_id"]).to_numpy()
+    theta0 = rng.normal(-0.4, 1, n) - 0.3 * lonely_reason
+    lam0 = -0.5 * theta0 + rng.normal(0, 0.85, n) + 0.6 * lonely_reason
+    site_effect = rng.normal(0, TRUE_CHANGE["site_sd"])
+    items0 = _items(rng, theta0, lam0, instruments)
+    ucla0 = items0["ucla3"].sum(axis=1)
+    lonely0 = (ucla0 >= 6).astype(float)
+    attended = eligible["n_attended"].astype(float).to_numpy()
+    most_deprived = (eligible["imd_decile"].astype("Float64") == 1).fillna(False).to_numpy(bool)
+    delta = (TRUE_CHANGE["intercept"] + TRUE_CHANGE["lonely_baseline"] * lonely0
+             + TRUE_CHANGE["per_attended_contact"] * (attended - 4)
+             + TRUE_CHANGE["most_deprived_decile"] * most_deprived + site_effect
+             + rng.normal(0, TRUE_CHANGE["individual_sd"], n))
+    theta1 = theta0 + delta
+    lam1 = lam0 - 0.5 * delta + rng.normal(0, 0.3, n)
+    items1 = _items(rng, theta1, lam1, instruments)
+    # Follow-up: missing at random given deprivation and age.
+    age = eligible["age_at_referral"].astype(float).to_numpy()
+    logit = 0.55 + 0.4 * (age >= 55) - 0.5 * (eligible["imd_decile"].astype("Float64")
+                                              .fillna(5).to_numpy(float) <= 2)
+    followed = rng.random(n) < 1 / (1 + np.exp(-logit))
+    base_date = pd.to_datetime(eligible["first_contact_date"]).to_numpy()
+    gap = rng.integers(FOLLOWUP_DAYS[0], FOLLOWUP_DAYS[1] + 1, n)
+    follow_date = base_date + gap.astype("timedelta64[D]")
+    people = pd.DataFrame({
+        "referral_id": eligible["referral_id"], "local_id": eligible["local_id"],
+        "nhs_number": eligible["nhs_number"], "lonely_baseline": lonely0.astype(bool),
+        "true_change": delta, "followed_up": followed, "site_effect": site_effect,
+    })
+    rows = []
+    for tp, dates, items, mask in (("baseline", base_date, items0, np.ones(n, bool)),
+                                   ("followup", follow_date, items1, followed)):
+        frame = pd.DataFrame({"referral_id": eligible["referral_id"].to_numpy()[mask],
+                              "timepoint": tp, "completed_date": dates[mask]})
+        for name, values in items.items():
+            for j in range(values.shape[1]):
+                frame[f"{name}:{j}"] = values[mask, j]
+        rows.append(frame)
+    return {"rows": pd.concat(rows, ignore_index=True), "people": people,
+            "instruments": instruments}
+
+
+Q_HEADERS: dict[str, dict[str, str]] = {
+    # site -> instrument -> header template ({i} = 1-based item number)
+    "A": {"swemwbs": "SW{i}", "ucla3": "Lonely{i}", "ons4": "ONS{i}"},
+    "B": {"swemwbs": "swemwbs_{i}", "ucla3": "ucla_{i}", "ons4": "ons_{i}"},
+    "C": {"swemwbs": "Q{i}", "ucla3": "UCLA{i}", "ons4": "ONS4_{i}"},
+    "D": {"swemwbs": "WB{i}", "ucla3": "L{i}", "ons4": "ONS{i}"},
+    "E": {"swemwbs": "WEMWBS short {i}", "ucla3": "Loneliness {i}", "ons4": "Personal wellbeing {i}"},
+    "F": {"swemwbs": "SWEMWBS{i}", "ucla3": "UCLA{i}", "ons4": "ONS{i}"},
+}
+
+
+def _q_headers(code: str, name: str, k: int) -> list[str]:
+    template = Q_STYLES[code]["extra"].get(name) or Q_HEADERS[code][name]
+    return [template.format(i=i + 1) for i in range(k)] if "{i}" in template else [template]
+
+
+def _render_questionnaires(rng: np.random.Generator, code: str, q: dict[str, Any],
+                           ref: pd.DataFrame, folder: Path, large: bool
+                           ) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
+    style = Q_STYLES[code]
+    rows = q["rows"].sort_values("completed_date", kind="stable").reset_index(drop=True)
+    rates = QUESTIONNAIRE_DEFECTS
+    n = len(rows)
+    rows["_rule"] = None
+    rows["_flag"] = False
+    item_cols = [c for c in rows.columns if ":" in c]
+
+    # Follow-ups dated before the baseline (a mislabelled form), not for date-based sites.
+    extra = []
+    base = rows[rows["timepoint"] == "baseline"]
+    if style["timepoint"] is not None and len(base):
+        k = int(round(rates["followup_before_baseline"] * len(base)))
+        early = base.sample(k, random_state=int(rng.integers(2**31))).copy()
+        early["timepoint"] = "followup"
+        early["completed_date"] = early["completed_date"] - pd.to_timedelta(
+            rng.integers(20, 60, k), unit="D")
+        extra.append(early)
+    rows = pd.concat([rows, *extra], ignore_index=True)
+    n = len(rows)
+    pool = rng.permutation(n)
+    missing_item, pool = pool[: int(rates["missing_item"] * n)], pool[int(rates["missing_item"] * n):]
+    k_out = int(rates["out_of_range_item"] * n)
+    out_range, pool = pool[:k_out], pool[k_out:]
+    values = rows[item_cols].astype(object).to_numpy()
+    sw = [item_cols.index(c) for c in item_cols if c.startswith("swemwbs:")]
+    uc = [item_cols.index(c) for c in item_cols if c.startswith("ucla3:")]
+    values[missing_item, rng.choice(sw, len(missing_item))] = ""
+    values[out_range, rng.choice(uc, len(out_range))] = 7
+    rows[item_cols] = values
+    rows.loc[out_range, "_flag"] = True
+
+    # What the cleaner should compute for the rows it keeps.
+    expected = _expected_scores(rows, q["instruments"], code)
+
+    # Rendering: identifiers, labels, dates.
+    ref_by_id = ref.set_index("referral_id")
+    out = pd.DataFrame()
+    link = style["link"]
+    ident = rows["referral_id"] if link == "referral_id" else rows["referral_id"].map(
+        ref_by_id[link])
+    out[style["id"]] = ident.to_numpy(dtype=object)
+    if style["timepoint"]:
+        header, labels = style["timepoint"]
+        out[header] = rows["timepoint"].map(labels).to_numpy(dtype=object)
+    date_header, fmt = style["date"]
+    out[date_header] = pd.to_datetime(rows["completed_date"]).dt.strftime(fmt).to_numpy()
+    items_cfg: dict[str, list[str]] = {}
+    for name in q["instruments"]:
+        cols = [c for c in item_cols if c.split(":")[0] == name]
+        headers = _q_headers(code, name, len(cols))
+        items_cfg[name] = headers
+        for col, header in zip(cols, headers, strict=True):
+            cell = rows[col]
+            if style["labels"] and name in LABEL_TEXT:
+                cell = cell.map(lambda v, m=LABEL_TEXT[name]: m.get(v, v) if v != "" else "")
+            out[header] = cell.astype(str).to_numpy(dtype=object)
+    out["_rule"] = rows["_rule"].to_numpy(dtype=object)
+    out["_flag"] = rows["_flag"].to_numpy()
+    out["_key"] = np.arange(len(out))
+
+    # Injected rows: duplicates, no identifier, unknown person, unknown timepoint label.
+    clean = np.flatnonzero(~out["_flag"].to_numpy())
+    injected = []
+    k = lambda rule: int(round(rates[rule] * n))  # noqa: E731
+    dup = out.iloc[rng.choice(clean, k("duplicate_row"), replace=False)].copy()
+    dup["_rule"], dup["_key"] = "duplicate_row", dup["_key"] + 0.5
+    injected.append(dup)
+    m = out.iloc[rng.choice(clean, k("missing_required"))].copy()
+    m[style["id"]], m["_rule"] = "", "missing_required"
+    m["_key"] = rng.uniform(0, n, len(m))
+    injected.append(m)
+    u = out.iloc[rng.choice(clean, k("unknown_referral"))].copy()
+    if link == "referral_id":
+        u[style["id"]], u["_rule"] = [f"{code}8{i:05d}Q" for i in range(len(u))], "unknown_referral"
+    elif link == "local_id":
+        u[style["id"]], u["_rule"] = [f"CC-9{i:05d}" for i in range(len(u))], "no_referral"
+    else:
+        u[style["id"]] = valid_nhs_numbers(rng, len(u), 9 - SITE_ORDER.index(code))
+        u["_rule"] = "no_referral"
+    u["_key"] = rng.uniform(0, n, len(u))
+    injected.append(u)
+    if style["timepoint"]:
+        t = out.iloc[rng.choice(clean, k("missing_timepoint"))].copy()
+        t[style["timepoint"][0]], t["_rule"] = "T9", "missing_timepoint"
+        t["_key"] = rng.uniform(0, n, len(t))
+        injected.append(t)
+    for frame in injected:
+        frame["_flag"] = False
+    out = pd.concat([out, *injected]).sort_values("_key", kind="stable").reset_index(drop=True)
+
+    name = style["file"]
+    if name.endswith(".xlsx") and large:
+        name = name.replace(".xlsx", ".csv")
+    data = out.drop(columns=["_rule", "_flag", "_key"])
+    if name.endswith(".xlsx"):
+        data[date_header] = _excel_dates(data[date_header], fmt)
+        with pd.ExcelWriter(folder / name, engine="openpyxl") as xl:
+            data.to_excel(xl, sheet_name="Questionnaires", index=False)
+    else:
+        _write_csv(data, folder / name)
+    source: dict[str, Any] = {"table": "questionnaires", "path": _rel(folder, name)}
+    if name.endswith(".xlsx"):
+        source["sheet"] = "Questionnaires"
+    if fmt != "%d/%m/%Y":
+        source["date_format"] = fmt
+    if style["timepoint"] is None:
+        source["timepoint"] = "by_date"
+    columns = {link: style["id"], "completed_date": date_header}
+    if style["timepoint"]:
+        columns["timepoint"] = style["timepoint"][0]
+    source["columns"] = columns
+    source["items"] = items_cfg
+    truth_rows = pd.DataFrame({
+        "site": code, "table": "questionnaires", "source_file": _rel(folder, name),
+        "source_row": np.arange(1, len(out) + 1), "expected_rule": out["_rule"].to_numpy(),
+        "flagged": out["_flag"].to_numpy()})
+    truth_rows["expected_action"] = np.where(truth_rows["expected_rule"].isna(), "kept",
+                                             "rejected")
+    pairs = _expected_pairs(expected)
+    return source, {"questionnaire_rows": truth_rows, "scores": expected.assign(site=code),
+                    "pairs": pairs.assign(site=code), "people": q["people"].assign(site=code)}
+
+
+SITE_ORDER = list("ABCDEF")
+
+
+def _expected_scores(rows: pd.DataFrame, instruments: list[str], code: str) -> pd.DataFrame:
+    """Scores by the published rules, computed directly from the generated answers."""
+    table = pd.read_csv(Path(__file__).parent / "data" / "swemwbs_metric.csv") \
+        .set_index("raw_score")["metric_score"]
+    ranges = {"swemwbs": (1, 5), "ucla3": (1, 3), "ons4": (0, 10), "phq9": (0, 3),
+              "gad7": (0, 3), "ons_loneliness": (1, 5), "eq_vas": (0, 100)}
+    ons = ["life_satisfaction", "worthwhile", "happy", "anxious"]
+    parts = []
+    for name in instruments:
+        cols = [c for c in rows.columns if c.split(":")[0] == name and ":" in c]
+        raw = rows[cols].replace("", np.nan).astype(float)
+        lo, hi = ranges[name]
+        raw = raw.where((raw >= lo) & (raw <= hi))
+        if name == "ons4":
+            for j, item in enumerate(ons):
+                parts.append(_score_frame(rows, f"ons4_{item}", raw.iloc[:, j]))
+            continue
+        total = raw.sum(axis=1, min_count=len(cols)).where(raw.notna().all(axis=1))
+        if name == "swemwbs":
+            total = total.map(table)
+        parts.append(_score_frame(rows, name, total))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _score_frame(rows: pd.DataFrame, name: str, score: pd.Series) -> pd.DataFrame:
+    return pd.DataFrame({"referral_id": rows["referral_id"].to_numpy(),
+                         "timepoint": rows["timepoint"].to_numpy(),
+                         "completed_date": pd.to_datetime(rows["completed_date"]).to_numpy(),
+                         "instrument": name, "score": score.to_numpy(),
+                         "scored": score.notna().to_numpy()})
+
+
+def _expected_pairs(scores: pd.DataFrame) -> pd.DataFrame:
+    s = scores[scores["scored"]]
+    base = s[s["timepoint"] == "baseline"][["referral_id", "instrument", "score",
+                                            "completed_date"]]
+    follow = s[s["timepoint"] == "followup"]
+    merged = base.merge(follow[["referral_id", "instrument", "score", "completed_date"]],
+                        on=["referral_id", "instrument"], how="left", suffixes=("_b", "_f"))
+    merged["days"] = (merged["completed_date_f"] - merged["completed_date_b"]).dt.days
+    before = merged["days"] < 0  # a follow-up dated before the baseline is not used
+    merged.loc[before, ["score_f", "days"]] = np.nan
+    merged["in_window"] = merged["days"].between(270, 365)
+    keep = merged.sort_values(["in_window", "days"], ascending=[False, True]) \
+        .drop_duplicates(["referral_id", "instrument"])
+    return pd.DataFrame({"referral_id": keep["referral_id"], "instrument": keep["instrument"],
+                         "baseline": keep["score_b"], "followup": keep["score_f"],
+                         "days_between": keep["days"],
+                         "in_window": keep["days"].between(270, 365)})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -99,3 +100,57 @@ def test_reasons_contacts_and_onward_referrals_match_truth(demo_study, demo_clea
         frame["onward_date"] = pd.to_datetime(frame["onward_date"]).dt.strftime("%Y-%m-%d")
     cols = ["site", "referral_id", "onward_date", "asset_type"]
     pd.testing.assert_frame_equal(norm(got, cols), norm(want, cols))
+
+
+# ---- questionnaires (issue 3) ------------------------------------------------------------
+
+
+def test_questionnaire_rows_have_the_true_fate(demo_study, demo_clean):
+    truth = demo_study.truth["questionnaire_rows"]
+    expected = truth[truth["expected_action"] == "rejected"][[*KEY, "expected_rule"]]
+    got = _rejections(demo_clean.log, "questionnaires")
+    merged = expected.merge(got, on=KEY, how="outer", indicator=True)
+    assert (merged["_merge"] == "both").all(), merged[merged["_merge"] != "both"].head(10)
+    assert (merged["expected_rule"] == merged["rule"]).all()
+    assert set(expected["expected_rule"]) >= {"duplicate_row", "missing_required",
+                                              "unknown_referral", "no_referral",
+                                              "missing_timepoint"}
+    flagged = demo_clean.log[(demo_clean.log["rule"] == "invalid_item")]
+    got_flags = set(map(tuple, flagged[KEY].astype({"source_row": int}).itertuples(index=False)))
+    want_flags = set(map(tuple, truth[truth["flagged"]][KEY].itertuples(index=False)))
+    assert got_flags == want_flags and len(want_flags) > 5
+
+
+def test_scores_match_truth(demo_study, demo_clean):
+    keys = ["site", "referral_id", "timepoint", "completed_date", "instrument"]
+    want = demo_study.truth["scores"].copy()
+    got = demo_clean.tables["scores"].copy()
+    for frame in (want, got):
+        frame["completed_date"] = pd.to_datetime(frame["completed_date"]).dt.normalize()
+    merged = want.merge(got, on=keys, how="outer", suffixes=("_want", "_got"), indicator=True)
+    assert (merged["_merge"] == "both").all(), merged[merged["_merge"] != "both"].head()
+    assert (merged["scored_want"] == merged["scored_got"]).all()
+    s = merged[merged["scored_want"]]
+    assert np.allclose(s["score_want"].astype(float), s["score_got"].astype(float))
+    assert (~merged["scored_want"]).sum() > 10  # missing and out-of-range items occur
+
+
+def test_pairs_match_truth(demo_study, demo_clean):
+    keys = ["site", "referral_id", "instrument"]
+    want = demo_study.truth["pairs"]
+    got = demo_clean.tables["pairs"]
+    merged = want.merge(got, on=keys, how="outer", suffixes=("_want", "_got"), indicator=True)
+    assert (merged["_merge"] == "both").all(), merged[merged["_merge"] != "both"].head()
+    for col in ("baseline", "followup"):
+        a, b = merged[f"{col}_want"].astype(float), merged[f"{col}_got"].astype(float)
+        assert ((a - b).abs().fillna(0) < 1e-9).all() and (a.isna() == b.isna()).all(), col
+    assert (merged["in_window_want"] == merged["in_window_got"]).all()
+    assert merged["in_window_got"].any() and (~merged["in_window_got"] & merged["followup_got"]
+                                              .notna()).any()  # some out of window
+
+
+def test_followups_before_baseline_are_logged_not_paired(demo_clean):
+    log = demo_clean.log
+    before = log[log["rule"] == "followup_before_baseline"]
+    assert len(before) > 0 and (before["action"] == "rejected").all()
+    assert not before.duplicated(["source_file", "source_row"]).any()
