@@ -14,5 +14,8 @@ class LinkevalError(Exception):
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """' (did you mean "x"?)' for the closest choice, or '' when nothing is close."""
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    choices = [str(c) for c in choices]
+    close = difflib.get_close_matches(str(word), choices, n=1, cutoff=0.6)
+    if not close and len(str(word)) >= 3:  # a truncated name: "lonely" -> "lonely_threshold"
+        close = [c for c in choices if c.startswith(str(word))][:1]
     return f' (did you mean "{close[0]}"?)' if close else ""

@@ -108,3 +108,40 @@ def test_committed_demo_config_is_what_the_generator_writes(tmp_path):
     committed = (ROOT / "config" / "demo.yaml").read_text(encoding="utf-8")
     assert committed == config_text(study.config), "run `linkeval demo` and commit config/demo.yaml"
     assert load_config(ROOT / "config" / "demo.yaml").demo
+
+
+def _with_questionnaire(tmp_path, source_update):
+    def change(c):
+        source = {"table": "questionnaires", "path": "x/q.csv",
+                  "columns": {"referral_id": "Ref", "timepoint": "Stage", "completed_date": "Done"},
+                  "items": {"swemwbs": [f"SW{i}" for i in range(1, 8)]}}
+        source_update(source)
+        c["sites"]["X"]["sources"].append(source)
+    return edit(write_study(tmp_path), change)
+
+
+def test_questionnaire_items_are_checked(tmp_path):
+    msg = error_of(_with_questionnaire(tmp_path / "a", lambda s: s["items"].update(
+        swemwbs=["SW1", "SW2"])))
+    assert "items.swemwbs" in msg and "7 items" in msg
+    msg = error_of(_with_questionnaire(tmp_path / "b", lambda s: s["items"].update(
+        swembws=["x"])))
+    assert 'did you mean "swemwbs"' in msg
+    msg = error_of(_with_questionnaire(tmp_path / "c", lambda s: s.update(
+        items={"ons4": {"life_satisfaction": "A", "worthwhile": "B", "happy": "C"}})))
+    assert "missing item(s) anxious" in msg
+
+
+def test_questionnaire_timepoint_by_date_or_mapped(tmp_path):
+    def by_date(s):
+        del s["columns"]["timepoint"]
+        s["timepoint"] = "by_date"
+    cfg = load_config(_with_questionnaire(tmp_path / "a", by_date))
+    assert cfg.sites["X"].sources[-1].timepoint == "by_date"
+    msg = error_of(_with_questionnaire(tmp_path / "b", lambda s: s["columns"].pop("timepoint")))
+    assert "set timepoint: by_date" in msg
+
+
+def test_instrument_settings_are_validated(tmp_path):
+    path = edit(write_study(tmp_path), lambda c: c.update(instruments={"ucla3": {"lonely": 7}}))
+    assert 'did you mean "lonely_threshold"' in error_of(path)

@@ -1,0 +1,132 @@
+"""Pairing rules, Jacobson-Truax reliable change, MID and attrition (issue 3)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from linkeval.instruments import Settings
+from linkeval.pairing import (
+    add_change_indicators,
+    attrition_table,
+    followup_rates,
+    pair_scores,
+    reliable_change_index,
+)
+
+
+def scores(rows):
+    """rows: (person, timepoint, date, score[, scored]) for SWEMWBS at site S."""
+    out = pd.DataFrame(rows, columns=["person_id", "timepoint", "completed_date", "score",
+                                      "scored"][: len(rows[0])])
+    if "scored" not in out:
+        out["scored"] = True
+    out["site"], out["instrument"], out["referral_id"], out["band"] = "S", "swemwbs", "R", None
+    out["completed_date"] = pd.to_datetime(out["completed_date"])
+    out["score"] = out["score"].astype("Float64")
+    return out
+
+
+def test_earliest_baseline_and_first_in_window_followup():
+    pairs, excluded = pair_scores(scores([
+        ("p", "baseline", "2024-01-10", 20.0),
+        ("p", "baseline", "2024-01-03", 18.0),      # several baselines: earliest wins
+        ("p", "followup", "2024-08-01", 30.0),      # 211 days: too early
+        ("p", "followup", "2024-10-30", 24.0),      # 301 days: first in window
+        ("p", "followup", "2024-12-01", 26.0),      # 333 days: in window but later
+    ]))
+    row = pairs.iloc[0]
+    assert (row["baseline"], row["followup"], row["change"]) == (18.0, 24.0, 6.0)
+    assert row["days_between"] == 301 and row["in_window"]
+    assert excluded.empty
+
+
+def test_out_of_window_followup_is_kept_and_marked():
+    pairs, _ = pair_scores(scores([("p", "baseline", "2024-01-01", 20.0),
+                                   ("p", "followup", "2025-03-01", 25.0)]))  # 425 days
+    assert pairs["followup"].iloc[0] == 25.0 and not pairs["in_window"].iloc[0]
+
+
+def test_window_is_configurable():
+    pairs, _ = pair_scores(scores([("p", "baseline", "2024-01-01", 20.0),
+                                   ("p", "followup", "2025-03-01", 25.0)]), window=(180, 450))
+    assert pairs["in_window"].iloc[0]
+
+
+def test_followup_first_is_excluded_and_reported():
+    pairs, excluded = pair_scores(scores([("p", "followup", "2023-12-01", 30.0),
+                                          ("p", "baseline", "2024-01-01", 20.0)]))
+    assert pd.isna(pairs["followup"].iloc[0]) and not pairs["in_window"].iloc[0]
+    assert excluded["reason"].tolist() == ["followup_before_baseline"]
+
+
+def test_followup_without_baseline_and_unscored_baseline():
+    pairs, excluded = pair_scores(scores([
+        ("q", "followup", "2024-12-01", 30.0, True),
+        ("r", "baseline", "2024-01-01", None, False),
+        ("r", "followup", "2024-11-01", 22.0, True),
+    ]))
+    assert pairs.empty
+    assert sorted(excluded["reason"]) == ["no_baseline", "no_baseline"]
+
+
+def test_reliable_change_index_by_hand():
+    # s1 = 5, r = 0.84: SE = 5 * 0.4 = 2, S_diff = sqrt(2 * 4) = 2.828427; change 6 -> 2.1213.
+    rc = reliable_change_index(pd.Series([6.0, -6.0, 5.0]), baseline_sd=5.0, reliability=0.84)
+    assert rc.tolist() == pytest.approx([6 / np.sqrt(8), -6 / np.sqrt(8), 5 / np.sqrt(8)])
+
+
+def _pairs(instrument, baseline, change):
+    b = np.asarray(baseline, dtype=float)
+    c = np.asarray(change, dtype=float)
+    return pd.DataFrame({"site": "S", "person_id": [f"p{i}" for i in range(len(b))],
+                         "instrument": instrument, "baseline": pd.array(b, dtype="Float64"),
+                         "followup": pd.array(b + c, dtype="Float64"),
+                         "change": pd.array(c, dtype="Float64"),
+                         "improved_reliably": pd.NA, "deteriorated_reliably": pd.NA,
+                         "met_mid_improvement": pd.NA})
+
+
+def test_reliable_change_respects_direction_and_mid():
+    # Baselines 10, 20 -> SD 7.0711; r = 0.92 -> SE = 2.0, S_diff = 2.8284, threshold 5.54.
+    up = add_change_indicators(_pairs("swemwbs", [10, 20], [6, -6]), {"swemwbs": 0.92})
+    assert up["improved_reliably"].tolist() == [True, False]
+    assert up["deteriorated_reliably"].tolist() == [False, True]
+    assert up["met_mid_improvement"].tolist() == [True, False]  # MID 3
+    down = add_change_indicators(_pairs("phq9", [10, 20], [6, -6]), {"phq9": 0.92})
+    assert down["improved_reliably"].tolist() == [False, True]  # lower PHQ-9 is better
+    assert down["met_mid_improvement"].tolist() == [False, True]  # MID 5
+
+
+def test_configured_reliability_and_mid_win():
+    p = add_change_indicators(_pairs("swemwbs", [10, 20], [2, 1]), {"swemwbs": 0.92},
+                              {"swemwbs": Settings(reliability=0.999, mid=1.5)})
+    assert p["improved_reliably"].tolist() == [True, True]
+    assert p["met_mid_improvement"].tolist() == [True, False]
+
+
+def test_single_item_scores_have_no_reliable_change_without_configured_reliability():
+    p = add_change_indicators(_pairs("ons4_happy", [4, 6], [3, 1]), {})
+    assert p["improved_reliably"].isna().all() and p["met_mid_improvement"].isna().all()
+
+
+def test_attrition_table_and_followup_rates():
+    pairs = pd.DataFrame({
+        "site": "S", "person_id": ["a", "b", "c", "d"], "referral_id": ["1", "2", "3", "4"],
+        "instrument": "swemwbs", "baseline": [20.0, 22.0, 18.0, 24.0],
+        "followup": [21.0, None, 19.0, None], "in_window": [True, False, True, False]})
+    referrals = pd.DataFrame({"site": "S", "referral_id": ["1", "2", "3", "4"],
+                              "age_band": ["65-74", "65-74", "25-34", "25-34"],
+                              "sex": ["female", "male", "female", "female"],
+                              "imd_decile": [1, 2, 9, 10]})
+    rates = followup_rates(pairs)
+    assert rates[["n_baseline", "n_followed_up", "pct_followed_up"]].iloc[0].tolist() == [4, 2, 50.0]
+    table = attrition_table(pairs, referrals, instrument="swemwbs").set_index(["variable", "level"])
+    female = table.loc[("sex", "female")]
+    # followed up: 2 of 2 female; not followed up: 1 of 2 -> p1 = 1, p0 = 0.5
+    assert (female["followed_up"], female["not_followed_up"]) == (2, 1)
+    assert female["smd"] == pytest.approx((1 - 0.5) / np.sqrt((0 + 0.25) / 2))
+    base = table.loc[("baseline swemwbs", "")]
+    # means 19 vs 23, SDs 1.4142 and 1.4142 -> SMD = -4 / 1.4142
+    assert base["smd"] == pytest.approx(-4 / np.sqrt(2))
