@@ -98,7 +98,8 @@ def funnel(table: pd.DataFrame, title: str = "From referral to follow-up") -> pl
 
 
 def forest_plot(table: pd.DataFrame, label: str, estimate: str = "estimate",
-                ci_low: str = "ci_low", ci_high: str = "ci_high", title: str = "",
+                ci_low: str = "ci_low", ci_high: str = "ci_high",
+                title: str = "Estimates with 95% confidence intervals",
                 xlabel: str = "Difference (95% CI)", reference: float = 0.0) -> plt.Figure:
     """Point estimates with confidence intervals, one row per label (sites, moderators)."""
     data = table.assign(_e=_numeric(table[estimate]), _lo=_numeric(table[ci_low]),
