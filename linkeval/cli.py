@@ -42,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"linkeval {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    demo = sub.add_parser("demo", help="synthetic 6-site data -> clean (-> reports)")
+    demo = sub.add_parser("demo", help="synthetic 6-site data -> clean -> reports")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.add_argument("--jobs", type=int, default=None, help="parallel report jobs")
     demo.add_argument("--root", type=Path, default=Path("."),
@@ -60,6 +60,17 @@ def _parser() -> argparse.ArgumentParser:
     clean.add_argument("--jobs", type=int, default=None,
                        help="sites cleaned in parallel (default: CPU count for large data)")
     clean.set_defaults(func=cmd_clean)
+
+    report = sub.add_parser("report", help="run the report notebooks -> HTML + index.html")
+    report.add_argument("--config", type=Path, required=True)
+    report.add_argument("--site", action="append", help="only this site (repeatable)")
+    report.add_argument("--jobs", type=int, default=None, help="parallel notebooks (default: CPUs)")
+    report.set_defaults(func=cmd_report)
+
+    run = sub.add_parser("run", help="clean + report")
+    run.add_argument("--config", type=Path, required=True)
+    run.add_argument("--jobs", type=int, default=None, help="parallel notebooks (default: CPUs)")
+    run.set_defaults(func=cmd_run)
 
     synth = sub.add_parser("synth", help="synthetic raw exports (and study.yaml) at any scale")
     synth.add_argument("--out", type=Path, required=True, help="output folder")
@@ -127,6 +138,30 @@ def cmd_clean(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from linkeval.config import load_config
+
+    return _report(load_config(args.config), args.site, args.jobs)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    args.site = None
+    cmd_clean(args)
+    return cmd_report(args)
+
+
+def _report(cfg, sites, jobs) -> int:
+    from linkeval.reports import run_reports
+
+    outcome = run_reports(cfg, sites=sites, jobs=jobs)
+    index = outcome.folder / "index.html"
+    if outcome.failed:
+        print(f"\n{len(outcome.failed)} report(s) failed; see {index}", file=sys.stderr)
+        return 1
+    print(f"\nreports: {index}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from linkeval.clean import clean_study, write_outputs
     from linkeval.config import load_config
@@ -149,8 +184,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _print_summary(result)
     print(f"\nconfig:       {cfg.path}")
     print(f"processed:    {out}")
-    print(f"cleaning log: {out / 'qa' / 'cleaning_log.csv'}")
-    return 0
+    print(f"cleaning log: {out / 'qa' / 'cleaning_log.csv'}\n")
+    return _report(cfg, None, args.jobs)
 
 
 def _print_summary(result) -> None:
