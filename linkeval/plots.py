@@ -42,7 +42,9 @@ def _note_suppressed(fig, labels: list[str]) -> None:
 
 
 def _label(code) -> str:
-    return str(code).replace("_", " ").capitalize()
+    from linkeval.reporting import plain
+
+    return plain(code)
 
 
 def referral_trend(per_month: pd.DataFrame, title: str = "Referrals per month") -> plt.Figure:

@@ -73,7 +73,7 @@ def fmt(value, decimals: int = 1) -> str:
         return "-"
     if isinstance(value, (bool, np.bool_)):
         return "yes" if value else "no"
-    if float(value).is_integer() and decimals == 0:
+    if isinstance(value, (int, np.integer)) or (float(value).is_integer() and decimals == 0):
         return f"{int(value):,}"
     return f"{float(value):,.{decimals}f}"
 
@@ -82,6 +82,27 @@ def fmt_p(p) -> str:
     if isinstance(p, str) or p is None or (isinstance(p, float) and np.isnan(p)):
         return fmt(p)
     return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+PLAIN = {
+    "gp": "GP", "vcse": "Voluntary sector (VCSE)", "other_practice_staff": "Other practice staff",
+    "self": "Self-referral", "loneliness_isolation": "Loneliness or isolation",
+    "finance_debt_benefits": "Money, debt or benefits", "long_term_condition": "Long-term condition",
+    "employment_education": "Work or education", "food_insecurity": "Food insecurity",
+    "face_to_face": "Face to face", "home_visit": "Home visit",
+    "social_groups_befriending": "Social groups and befriending",
+    "advice_finance_benefits": "Advice, money and benefits", "arts_culture": "Arts and culture",
+    "employment_education_volunteering": "Work, learning and volunteering",
+    "nature_green": "Nature and green spaces", "mental_health_support": "Mental health support",
+    "not_contactable": "Not contactable", "onward_referrals": "Onward referrals",
+    "questionnaires": "Questionnaires",
+}
+
+
+def plain(code) -> str:
+    """A code as words for the steering group: 'gp' -> 'GP', 'home_visit' -> 'Home visit'."""
+    text = str(code)
+    return PLAIN.get(text, text.replace("_", " ").capitalize())
 
 
 def score_title(name: str) -> str:
@@ -130,9 +151,18 @@ class Report:
 <div class="le-rule">{html.escape(describe_rule(self.rule, self.min_count))}</div></div>""")
 
     def table(self, frame: pd.DataFrame, columns: dict[str, str], decimals: dict[str, int]
-              | None = None, caption: str = "") -> None:
-        """Show selected columns under plain headings, numbers formatted, '*' explained."""
+              | None = None, caption: str = "", codes: tuple[str, ...] = (),
+              group: str | None = None) -> None:
+        """Show selected columns under plain headings, numbers formatted, '*' explained.
+
+        ``codes`` columns are shown as words; a ``group`` column is printed once per block.
+        """
         decimals = decimals or {}
+        frame = frame.copy()
+        for col in codes:
+            frame[col] = frame[col].map(plain)
+        if group:
+            frame[group] = frame[group].where(frame[group] != frame[group].shift(), "")
         shown = frame[list(columns)].rename(columns=columns)
         body = shown.copy()
         for raw, label in columns.items():
@@ -147,8 +177,18 @@ class Report:
                        f'<table class="le-table">{cap}') + note)
 
     def figure(self, fig) -> None:
-        _display(fig)
+        """Embed a figure as a PNG with its title as alt text (any matplotlib backend)."""
+        import base64
+        import io
+
+        titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+        alt = titles[0] if titles else "Chart"
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
         plt.close(fig)
+        data = base64.b64encode(buffer.getvalue()).decode("ascii")
+        _html(f'<img class="le-figure" alt="{html.escape(alt)}" '
+              f'src="data:image/png;base64,{data}">')
 
     def _pct(self, table: pd.DataFrame, category: str, caption: str, top: int | None = None,
              xlabel: str = "% of referrals") -> pd.DataFrame:
@@ -187,14 +227,15 @@ class Report:
         safe = self._pct(describe.referral_sources(self.tables["referrals"]), "referral_source",
                          "Who referred people")
         self.table(safe[safe["n"] != 0], {"referral_source": "Referred by", "n": "Referrals",
-                                          "pct": "%"})
+                                          "pct": "%"}, codes=("referral_source",))
         top = _top(safe, "referral_source")
         say(f"Most referrals came from **{top}**." if top else "Too few referrals to show.")
 
     def reasons(self) -> None:
         table = describe.referral_reasons(self.tables["referrals"], self.tables["referral_reasons"])
         safe = self._pct(table, "reason", "Why people were referred")
-        self.table(safe[safe["n"] != 0], {"reason": "Reason", "n": "Referrals", "pct": "%"})
+        self.table(safe[safe["n"] != 0], {"reason": "Reason", "n": "Referrals", "pct": "%"},
+                   codes=("reason",))
         say("A referral can give several reasons, so the percentages add up to more than 100. "
             f"The commonest was **{_top(safe, 'reason') or '-'}**.")
 
@@ -211,7 +252,7 @@ class Report:
             {"age_band": "Age band", "sex": "Sex", "ethnicity": "Ethnic group",
              "imd_quintile": "Deprivation (IMD quintile, 1 = most deprived)"}))
         self.table(counts, {"variable": "Characteristic", "level": "Group", "n": "Referrals",
-                            "pct": "%"})
+                            "pct": "%"}, codes=("level",), group="variable")
         say(age_text)
 
     def funnel(self) -> None:
@@ -220,7 +261,8 @@ class Report:
         safe = self.suppress(table.assign(_referred=referred), counts=["n"],
                              percentages={"pct_of_referred": ("n", "_referred")})
         self.figure(plots.funnel(safe))
-        self.table(safe, {"stage": "Stage", "n": "People", "pct_of_referred": "% of referred"})
+        self.table(safe, {"stage": "Stage", "n": "People", "pct_of_referred": "% of referred"},
+                   codes=("stage",))
         engaged = safe.set_index("stage").loc["engaged"]
         say(f"{fmt(engaged['pct_of_referred'], 0)}% of referrals led to at least one attended "
             "contact with a link worker.")
@@ -254,7 +296,7 @@ class Report:
         safe = self._pct(describe.onward_by_asset(onward), "asset_type",
                          "Where people were referred on to", xlabel="% of onward referrals")
         self.table(safe[safe["n"] != 0], {"asset_type": "Community asset", "n": "Onward referrals",
-                                          "pct": "%"})
+                                          "pct": "%"}, codes=("asset_type",))
         say(f"Link workers most often connected people with **{_top(safe, 'asset_type')}**.")
 
     def data_quality(self) -> None:
@@ -265,14 +307,15 @@ class Report:
         safe = self.suppress(summary, counts=["rows_read", "rows_kept", "rows_rejected",
                                               "rows_flagged"])
         self.table(safe, {"table": "Export", "rows_read": "Rows read", "rows_kept": "Kept",
-                          "rows_rejected": "Rejected", "rows_flagged": "Kept with a warning"})
+                          "rows_rejected": "Rejected", "rows_flagged": "Kept with a warning"},
+                   codes=("table",))
         log = self.tables.get("cleaning_log", pd.DataFrame())
         if len(log):
             rej = (log[log["action"] == "rejected"].groupby(["table", "rule"]).size()
                    .rename("n").reset_index())
-            rej["rule"] = rej["rule"].str.replace("_", " ")
-            self.table(self.suppress(rej, counts=["n"]), {"table": "Export", "rule": "Reason rejected",
-                                                          "n": "Rows"})
+            self.table(self.suppress(rej, counts=["n"]), {"table": "Export",
+                       "rule": "Reason rejected", "n": "Rows"}, codes=("table", "rule"),
+                       group="table")
         say("Every row of every export is either kept or rejected for a stated reason; "
             "analysts can see each one in the cleaning log.")
 
@@ -306,6 +349,9 @@ class Report:
                           "pct_deteriorated_reliably": "% reliably worse",
                           "pct_met_mid": "% improved by an important amount"})
         spec = INSTRUMENTS[score_names()[name]].score(name)
+        if len(spec.items) == 1:
+            say("Reliable change needs a scale of several questions, so it is not worked out "
+                "for a single question (shown as -).")
         if spec.bands or spec.lonely_threshold:
             bands, test = band_transitions(pairs, name)
             self.figure(plots.band_heatmap(self.suppress(bands, counts=["n"]),
@@ -339,7 +385,8 @@ class Report:
         self.table(safe, {"variable": "Characteristic", "level": "Group",
                           "pct_followed_up": "% of followed up",
                           "pct_not_followed_up": "% of not followed up",
-                          "smd": "Standardised difference"}, decimals={"smd": 2})
+                          "smd": "Standardised difference"}, decimals={"smd": 2},
+                   codes=("level",), group="variable")
         base = table[table["statistic"] == "mean (SD)"].iloc[0]
         sizes = pairs[pairs["instrument"] == name]
         n_yes = int((sizes["followup"].notna() & sizes["in_window"]).sum())
@@ -355,6 +402,7 @@ class Report:
         t = self.tables
         funnel = describe.engagement_funnel(t["referrals"], t["pairs"], by="site")
         wide = funnel.pivot(index="site", columns="stage", values="n").reset_index()
+        wide.columns.name = None
         cols = {"site": "Site", **{s: s.capitalize() for s in describe.FUNNEL_STAGES}}
         safe = self.suppress(wide, counts=list(describe.FUNNEL_STAGES))
         safe["site"] = safe["site"].map(lambda c: f"{self.cfg.sites[c].name} ({c})")
@@ -438,20 +486,22 @@ MODERATORS = {
     "n_attended": "Each extra attended contact",
     "reason_finance_debt_benefits": "Referred for money, debt or benefits",
     "reason_housing": "Referred for housing",
-    "age_band": "Age band",
 }
 
 
 def _term_label(term: str) -> str:
-    term = term.replace("C(", "").replace(")[T.", ": ").replace("]", "").replace(")", "")
-    return term.replace("_", " ")
+    """'C(sex)[T.male]' -> 'Sex: male'; 'n_attended' -> 'N attended'."""
+    if term.startswith("C(") and ")[T." in term:
+        variable, level = term[2:].rstrip("]").split(")[T.", 1)
+        return f"{plain(variable)}: {level}"
+    return plain(term)
 
 
 def _top(safe: pd.DataFrame, column: str) -> str | None:
     values = pd.to_numeric(safe["n"].replace(SUPPRESSED, np.nan), errors="coerce")
     if values.notna().sum() == 0 or values.max() == 0:
         return None
-    return str(safe.loc[values.idxmax(), column]).replace("_", " ")
+    return plain(safe.loc[values.idxmax(), column])
 
 
 def _rolling_safe(counts: pd.Series, window: int = 3) -> pd.Series:
@@ -469,11 +519,13 @@ STYLE = """<style>
 .le-meta span{display:inline-block;margin-right:1.2em;font-size:.85em;color:#333}
 .le-rule{font-size:.8em;color:#555;margin-top:.5em;max-width:60em}
 table.le-table{border-collapse:collapse;margin:.6em 0;font-size:.9em}
-table.le-table th{background:#eef3f8;text-align:left;padding:.3em .7em;border-bottom:1px solid #99a}
+table.le-table th{background:#eef3f8;text-align:left!important;padding:.3em .7em;
+ border-bottom:1px solid #99a}
 table.le-table td{padding:.25em .7em;border-bottom:1px solid #dde;text-align:right}
 table.le-table td:first-child,table.le-table td:nth-child(2){text-align:left}
 table.le-table caption{text-align:left;font-weight:600;padding-bottom:.3em}
 .le-note{font-size:.8em;color:#555;margin-bottom:1em}
+img.le-figure{max-width:100%;height:auto;display:block;margin:.4em 0}
 @media print{.le-demo{-webkit-print-color-adjust:exact;print-color-adjust:exact}
  .jp-Cell{break-inside:avoid}}
 </style>"""
