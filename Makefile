@@ -34,6 +34,7 @@ lab: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_clean.py
+	$(BIN)/python benchmarks/bench_reports.py
 
 clean-demo:
 	rm -rf data/raw/demo data/processed/demo reports/demo

@@ -103,8 +103,9 @@ def run_reports(cfg: StudyConfig, sites: list[str] | None = None, jobs: int | No
         cfg.site(code)
     if not (cfg.processed_dir / "referrals.parquet").is_file():
         raise LinkevalError(f"{cfg.processed_dir}: no processed data; run linkeval clean first")
-    todo = [Job(nb, code, title) for code in codes for nb, title in SITE_NOTEBOOKS.items()]
-    todo.append(Job(CROSS_SITE, None, "All sites"))
+    # Longest first (the cross-site models), so no worker idles at the end of the run.
+    todo = [Job(CROSS_SITE, None, "All sites")]
+    todo += [Job(nb, code, title) for code in codes for nb, title in SITE_NOTEBOOKS.items()]
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo)))
     final = cfg.reports_dir / run
     previous = _previous_results(final)
