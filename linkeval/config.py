@@ -48,7 +48,17 @@ DISCLOSURE_RULES = ("nhs_digital", "threshold", "none")
 TOP_KEYS = (
     "study", "raw_dir", "processed_dir", "reports_dir", "demo", "pseudonymisation",
     "followup_window_days", "disclosure", "instruments", "sites", "allow_under_18",
+    "programme_theory",
 )
+CMOC_KEYS = ("id", "context", "mechanism", "outcome", "test")
+CMOC_TEST_KEYS = ("outcome", "context", "expected")
+CMOC_CONTEXT_KEYS = ("variable", "equals", "in", "at_least", "at_most", "label")
+EXPECTED = ("more_improvement", "less_improvement")
+# Context variables a CMOC can test (besides reason:<code>, baseline_band:<score>,
+# site:<attribute>): yes/no ones need no condition, the others take one.
+CONTEXT_FLAGS = ("lonely_baseline", "most_deprived")
+CONTEXT_VALUES = ("imd_decile", "imd_quintile", "age_band", "age", "sex", "ethnicity",
+                  "referral_source", "n_attended", "n_contacts", "days_to_first_contact", "site")
 SITE_KEYS = ("name", "sources", "context")
 SOURCE_KEYS = (
     "table", "path", "encoding", "sheet", "skip_rows", "date_format", "multi_value_separator",
@@ -86,6 +96,21 @@ class Site:
 
 
 @dataclass(frozen=True)
+class CMOC:
+    """A context-mechanism-outcome configuration and its quantitative test."""
+
+    id: str
+    context: str
+    mechanism: str
+    outcome: str
+    score: str  # the outcome score tested, e.g. swemwbs
+    variable: str  # context variable, e.g. lonely_baseline, reason:housing, site:host
+    condition: tuple[str, Any] | None  # ("equals", x) | ("in", [..]) | ("at_least", k) | ...
+    expected: str  # more_improvement | less_improvement
+    label: str = ""  # plain words for the context group
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     """A validated study config. Paths are absolute (resolved against the config's folder)."""
 
@@ -102,6 +127,7 @@ class StudyConfig:
     disclosure: dict[str, Any] = field(default_factory=lambda: {"rule": "nhs_digital"})
     instruments: dict[str, dict[str, Any]] = field(default_factory=dict)
     allow_under_18: bool = False
+    programme_theory: tuple[CMOC, ...] = ()
     sha256: str = ""
 
     def instrument_settings(self, name: str) -> Settings:
@@ -181,6 +207,7 @@ def parse_config(raw: Any, path: Path, sha256: str = "") -> StudyConfig:
         if flag in raw and not isinstance(raw[flag], bool):
             v.fail(flag, "must be true or false")
 
+    programme_theory = _parse_programme_theory(v, raw.get("programme_theory") or [], sites)
     return StudyConfig(
         path=path,
         study=str(raw["study"]),
@@ -195,6 +222,7 @@ def parse_config(raw: Any, path: Path, sha256: str = "") -> StudyConfig:
         disclosure=dict(disclosure),
         instruments={str(k): dict(val or {}) for k, val in instruments.items()},
         allow_under_18=bool(raw.get("allow_under_18", False)),
+        programme_theory=programme_theory,
         sha256=sha256,
     )
 
@@ -287,6 +315,74 @@ def _parse_source(v: _Validator, where: str, spec: Any) -> Source:
         timepoint=timepoint,
         key_path=where,
     )
+
+
+def _parse_programme_theory(v: _Validator, items: Any, sites: dict[str, Site]
+                            ) -> tuple[CMOC, ...]:
+    from linkeval.instruments import score_names
+    from linkeval.vocab import VOCABULARIES
+
+    if not isinstance(items, list):
+        v.fail("programme_theory", "must be a list of CMOCs (each with id, context, mechanism, "
+               "outcome and test)")
+    scores = list(score_names())
+    attributes = sorted({k for s in sites.values() for k in s.context})
+    out, seen = [], set()
+    for i, item in enumerate(items):
+        where = f"programme_theory[{i}]"
+        v.mapping(item, where, CMOC_KEYS, required=CMOC_KEYS)
+        cid = str(item["id"])
+        if cid in seen:
+            v.fail(f"{where}.id", f"duplicate CMOC id {cid!r}")
+        seen.add(cid)
+        test = item["test"]
+        v.mapping(test, f"{where}.test", CMOC_TEST_KEYS, required=CMOC_TEST_KEYS)
+        score = str(test["outcome"])
+        if score not in scores:
+            v.fail(f"{where}.test.outcome", f"unknown outcome score {score!r}"
+                   f"{did_you_mean(score, scores)}; scores: {', '.join(scores)}")
+        if test["expected"] not in EXPECTED:
+            v.fail(f"{where}.test.expected", f"{test['expected']!r}{did_you_mean(test['expected'], EXPECTED)}"
+                   f"; use {' or '.join(EXPECTED)}")
+        ctx = test["context"]
+        if isinstance(ctx, str):
+            ctx = {"variable": ctx}
+        v.mapping(ctx, f"{where}.test.context", CMOC_CONTEXT_KEYS, required=("variable",))
+        variable = str(ctx["variable"])
+        kind, _, arg = variable.partition(":")
+        known = [*CONTEXT_FLAGS, *CONTEXT_VALUES, "reason:<code>", "baseline_band:<score>",
+                 "site:<attribute>"]
+        if kind == "reason":
+            if arg not in VOCABULARIES["reason"]:
+                v.fail(f"{where}.test.context.variable", f"unknown reason {arg!r}"
+                       f"{did_you_mean(arg, VOCABULARIES['reason'])}")
+        elif kind == "baseline_band":
+            if arg not in scores:
+                v.fail(f"{where}.test.context.variable", f"unknown score {arg!r}"
+                       f"{did_you_mean(arg, scores)}")
+        elif kind == "site" and arg:
+            if arg not in attributes:
+                v.fail(f"{where}.test.context.variable", f"no site declares the attribute "
+                       f"{arg!r}{did_you_mean(arg, attributes)}; add it under sites.<code>."
+                       f"context")
+        elif variable not in (*CONTEXT_FLAGS, *CONTEXT_VALUES):
+            v.fail(f"{where}.test.context.variable", f"unknown context variable {variable!r}"
+                   f"{did_you_mean(variable, known)}; use one of {', '.join(known)}")
+        conditions = [k for k in ("equals", "in", "at_least", "at_most") if k in ctx]
+        if len(conditions) > 1:
+            v.fail(f"{where}.test.context", "give one condition: equals, in, at_least or at_most")
+        yes_no = variable in CONTEXT_FLAGS or kind == "reason" or (
+            kind == "site" and arg and all(isinstance(site.context.get(arg), bool)
+                                           for site in sites.values()))
+        if not conditions and not yes_no:
+            v.fail(f"{where}.test.context", f"{variable} needs a condition that defines the "
+                   "context group: equals, in, at_least or at_most")
+        condition = (conditions[0], ctx[conditions[0]]) if conditions else None
+        out.append(CMOC(id=cid, context=str(item["context"]), mechanism=str(item["mechanism"]),
+                        outcome=str(item["outcome"]), score=score, variable=variable,
+                        condition=condition, expected=str(test["expected"]),
+                        label=str(ctx.get("label", ""))))
+    return tuple(out)
 
 
 def _parse_items(v: _Validator, where: str, items: Any) -> dict[str, dict[str, str]]:

@@ -44,6 +44,7 @@ SCORE_TITLES = {
     "eq_vas": "Self-rated health (EQ VAS)",
 }
 HEADLINE_SCORES = ("swemwbs", "ucla3")
+_NUMERIC = __import__("re").compile(r"[-+<*]?[\d,]*\.?\d*%?|\*|-")
 
 
 def _display(obj) -> None:
@@ -163,18 +164,24 @@ class Report:
             frame[col] = frame[col].map(plain)
         if group:
             frame[group] = frame[group].where(frame[group] != frame[group].shift(), "")
-        shown = frame[list(columns)].rename(columns=columns)
-        body = shown.copy()
-        for raw, label in columns.items():
-            d = decimals.get(raw, 0 if raw in ("n", "denominator") else 1)
-            body[label] = [fmt_p(v) if raw.startswith("p_value") or raw.endswith("_p")
-                           else fmt(v, d) for v in shown[label]]
+        shown = frame[list(columns)]
+        head = "".join(f"<th>{html.escape(label)}</th>" for label in columns.values())
+        rows, suppressed = [], False
+        for record in shown.itertuples(index=False):
+            cells = []
+            for raw, value in zip(columns, record, strict=True):
+                d = decimals.get(raw, 0 if raw == "n" or raw.startswith("n_")
+                                 or raw == "denominator" else 1)
+                text = fmt_p(value) if raw.startswith("p_value") else fmt(value, d)
+                suppressed |= text == SUPPRESSED
+                numeric = bool(_NUMERIC.fullmatch(text))
+                cells.append(f'<td class="{"num" if numeric else "txt"}">{html.escape(text)}</td>')
+            rows.append("<tr>" + "".join(cells) + "</tr>")
         note = ('<div class="le-note">* hidden to protect confidentiality (small numbers)</div>'
-                if (body == SUPPRESSED).any().any() else "")
+                if suppressed else "")
         cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
-        _html(body.to_html(index=False, classes="le-table", border=0, escape=True)
-              .replace('<table border="0" class="dataframe le-table">',
-                       f'<table class="le-table">{cap}') + note)
+        _html(f'<table class="le-table">{cap}<thead><tr>{head}</tr></thead><tbody>'
+              f'{"".join(rows)}</tbody></table>{note}')
 
     def figure(self, fig) -> None:
         """Embed a figure as a PNG with its title as alt text (any matplotlib backend)."""
@@ -480,6 +487,37 @@ class Report:
             "when.")
 
 
+    def programme_theory(self) -> None:
+        """What works, for whom, in what circumstances: each CMOC against the data."""
+        from linkeval.realist import CAVEAT, assess_programme_theory
+
+        if not self.cfg.programme_theory:
+            say("The study config has no programme theory (`programme_theory:`) to test yet.")
+            return
+        table = assess_programme_theory(self.cfg, self.tables)
+        table["smaller"] = table[["n_context", "n_comparison"]].min(axis=1)
+        safe = self.suppress(table, counts=["n_context", "n_comparison"],
+                             statistics=["estimate", "ci_low", "ci_high", "p_value"],
+                             n="smaller")
+        safe["reading"] = [r if e != SUPPRESSED else "inconclusive (small numbers)"
+                           for r, e in zip(safe["reading"], safe["estimate"], strict=True)]
+        safe["label"] = safe["id"] + ": " + safe["contrast"].str.replace(" vs everyone else", "")
+        self.figure(plots.forest_plot(
+            safe, "label", title="Difference in improvement, context group vs everyone else",
+            xlabel="Extra improvement in score points (95% CI); right = more improvement"))
+        self.table(safe, {"id": "CMOC", "context": "Context", "mechanism": "Mechanism",
+                          "outcome": "Expected outcome", "n_context": "People in context",
+                          "n_comparison": "Compared with", "estimate": "Difference",
+                          "ci_low": "95% CI from", "ci_high": "to", "reading": "Reading"},
+                   decimals={"estimate": 2, "ci_low": 2, "ci_high": 2})
+        counts = safe["reading"].value_counts()
+        say(f"Of {len(safe)} configurations, {counts.get('consistent', 0)} are consistent with "
+            f"the data, {counts.get('not consistent', 0)} run the other way and "
+            f"{len(safe) - counts.get('consistent', 0) - counts.get('not consistent', 0)} are "
+            f"inconclusive. {CAVEAT} Site-level contexts (such as who hosts the link workers) "
+            "rest on only a few sites, so their intervals are wide.")
+
+
 MODERATORS = {
     "lonely_baseline": "Lonely at first meeting (UCLA-3)",
     "most_deprived": "Living in the most deprived tenth of areas",
@@ -521,8 +559,9 @@ STYLE = """<style>
 table.le-table{border-collapse:collapse;margin:.6em 0;font-size:.9em}
 table.le-table th{background:#eef3f8;text-align:left!important;padding:.3em .7em;
  border-bottom:1px solid #99a}
-table.le-table td{padding:.25em .7em;border-bottom:1px solid #dde;text-align:right}
-table.le-table td:first-child,table.le-table td:nth-child(2){text-align:left}
+table.le-table td{padding:.25em .7em;border-bottom:1px solid #dde;vertical-align:top}
+table.le-table td.num{text-align:right!important;white-space:nowrap}
+table.le-table td.txt{text-align:left!important}
 table.le-table caption{text-align:left;font-weight:600;padding-bottom:.3em}
 .le-note{font-size:.8em;color:#555;margin-bottom:1em}
 img.le-figure{max-width:100%;height:auto;display:block;margin:.4em 0}

@@ -111,15 +111,18 @@ class SiteStyle:
     date_format: str = "%d/%m/%Y"
     contacts: bool = True
     onward: bool = True
+    host: str = "pcn"  # who employs the link workers: pcn (the practice network) or vcse
+    rural: bool = False
 
 
 SITE_STYLES: dict[str, SiteStyle] = {
-    "A": SiteStyle("A", "Riverside PCN", 0.30, "nhs", "spaces"),
+    "A": SiteStyle("A", "Riverside PCN", 0.30, "nhs", "spaces", host="vcse"),
     "B": SiteStyle("B", "Hillside PCN", 0.10, "nhs", "dashes", date_format="%Y-%m-%d"),
-    "C": SiteStyle("C", "Northgate Practice", 0.20, "nhs", "spaces"),
-    "D": SiteStyle("D", "Coastal Communities PCN", 0.25, "local", dob=False),
+    "C": SiteStyle("C", "Northgate Practice", 0.20, "nhs", "spaces", rural=True),
+    "D": SiteStyle("D", "Coastal Communities PCN", 0.25, "local", dob=False, host="vcse",
+                   rural=True),
     "E": SiteStyle("E", "Valley Wellbeing Hub", 0.05, "nhs", date_format="%d-%b-%Y",
-                   contacts=False, onward=False),
+                   contacts=False, onward=False, host="vcse"),
     "F": SiteStyle("F", "Eastfield PCN", 0.15, "nhs"),
 }
 
@@ -228,6 +231,47 @@ SITE_VALUES: dict[str, dict[str, dict[str, str]]] = {
 SITE_VALUES["C"] = SITE_VALUES["A"]
 
 
+# Five CMOCs drawn from the realist literature on link workers (e.g. Husk et al. 2019, Tierney
+# et al. 2020, Wildman et al. 2019), each with a quantitative test.
+DEMO_CMOCS: list[dict[str, Any]] = [
+    {"id": "CMO1-loneliness",
+     "context": "People who are lonely when they are first referred",
+     "mechanism": "feel listened to and are connected with social groups and befriending",
+     "outcome": "their mental wellbeing improves more than other people's",
+     "test": {"outcome": "swemwbs", "context": {"variable": "lonely_baseline",
+                                                "label": "Lonely at first meeting"},
+              "expected": "more_improvement"}},
+    {"id": "CMO2-buy-in",
+     "context": "People who keep coming back to see the link worker (six or more contacts)",
+     "mechanism": "build trust and take up the activities they are connected with",
+     "outcome": "their mental wellbeing improves more",
+     "test": {"outcome": "swemwbs", "context": {"variable": "n_attended", "at_least": 6,
+                                                "label": "Six or more attended contacts"},
+              "expected": "more_improvement"}},
+    {"id": "CMO3-deprivation",
+     "context": "People living in the most deprived areas (IMD decile 1)",
+     "mechanism": "meet barriers (cost, transport, fewer local groups) to using community assets",
+     "outcome": "their mental wellbeing improves less",
+     "test": {"outcome": "swemwbs", "context": {"variable": "imd_decile", "equals": 1,
+                                                "label": "Most deprived tenth of areas"},
+              "expected": "less_improvement"}},
+    {"id": "CMO4-practical-needs",
+     "context": "People referred with practical needs (money, debt, benefits or housing)",
+     "mechanism": "get those needs sorted through advice services, which relieves stress",
+     "outcome": "their mental wellbeing improves more",
+     "test": {"outcome": "swemwbs", "context": {"variable": "reason:finance_debt_benefits",
+                                                "label": "Referred for money, debt or benefits"},
+              "expected": "more_improvement"}},
+    {"id": "CMO5-vcse-host",
+     "context": "Link workers hosted by a voluntary-sector organisation rather than the PCN",
+     "mechanism": "know and are trusted by local community groups",
+     "outcome": "people's mental wellbeing improves more",
+     "test": {"outcome": "swemwbs", "context": {"variable": "site:host", "equals": "vcse",
+                                                "label": "VCSE-hosted link workers"},
+              "expected": "more_improvement"}},
+]
+
+
 @dataclass
 class SyntheticStudy:
     """What :func:`generate_study` wrote: the config path, the config and the ground truth."""
@@ -290,6 +334,7 @@ def generate_study(
         "pseudonymisation": {"key_env": "LINKEVAL_KEY"},
         "followup_window_days": [270, 365],
         "disclosure": {"rule": "nhs_digital"},
+        "programme_theory": DEMO_CMOCS,
         "sites": sites_cfg,
     }
     config_path.parent.mkdir(parents=True, exist_ok=True)
@@ -745,7 +790,8 @@ def _write_site(style: SiteStyle, ref: pd.DataFrame, contacts: pd.DataFrame | No
             for fld in ("referral_source", "sex", "outcome"):
                 if values.get(fld):
                     source.setdefault("values", {})[fld] = dict(values[fld])
-    return {"name": style.name, "sources": sources}, files
+    context = {"host": style.host, "rural": style.rural}
+    return {"name": style.name, "context": context, "sources": sources}, files
 
 
 def _export(frame: pd.DataFrame, headers: dict[str, str]) -> pd.DataFrame:
@@ -993,11 +1039,16 @@ def _site_f(style, ref, contacts, onward, folder, large):
 
 # True change in latent wellbeing (SD units) for one referral, baseline to follow-up:
 #   0.35 + 0.30 * lonely at baseline + 0.06 * (attended contacts - 4)
-#        - 0.25 * most deprived decile + site effect ~ N(0, 0.12^2) + N(0, 0.5^2) noise.
+#        - 0.25 * most deprived decile - 0.25 * referred for money/debt or housing
+#        + 0.00 * link worker hosted by the voluntary sector
+#        + site effect ~ N(0, 0.12^2) + N(0, 0.5^2) noise.
 # Loneliness (latent) falls by half the wellbeing gain. Items are rounded, clipped linear
-# functions of the latent traits plus noise. These are what later analyses should recover.
+# functions of the latent traits plus noise. These are what later analyses should recover;
+# the demo's programme theory (DEMO_CMOCS) is written so that three CMOCs hold, one runs the
+# other way (practical needs) and one has no true effect (VCSE host).
 TRUE_CHANGE = {"intercept": 0.35, "lonely_baseline": 0.30, "per_attended_contact": 0.06,
-               "most_deprived_decile": -0.25, "site_sd": 0.12, "individual_sd": 0.5}
+               "most_deprived_decile": -0.25, "practical_need": -0.25, "vcse_host": 0.0,
+               "site_sd": 0.12, "individual_sd": 0.5}
 P_BASELINE = 0.85          # engaged referrals completing a baseline questionnaire
 FOLLOWUP_DAYS = (240, 425)  # 8-14 months: some fall outside the 270-365 day window
 
@@ -1077,6 +1128,9 @@ def simulate_questionnaires(rng: np.random.Generator, code: str, ref: pd.DataFra
     n = len(eligible)
     lonely_reason = eligible["referral_id"].isin(
         reasons.loc[reasons["reason"] == "loneliness_isolation", "referral_id"]).to_numpy()
+    practical = eligible["referral_id"].isin(reasons.loc[reasons["reason"].isin(
+        ["finance_debt_benefits", "housing"]), "referral_id"]).to_numpy()
+    vcse = SITE_STYLES[code].host == "vcse"
     theta0 = rng.normal(-0.4, 1, n) - 0.3 * lonely_reason
     lam0 = -0.5 * theta0 + rng.normal(0, 0.85, n) + 0.6 * lonely_reason
     site_effect = rng.normal(0, TRUE_CHANGE["site_sd"])
@@ -1087,7 +1141,9 @@ def simulate_questionnaires(rng: np.random.Generator, code: str, ref: pd.DataFra
     most_deprived = (eligible["imd_decile"].astype("Float64") == 1).fillna(False).to_numpy(bool)
     delta = (TRUE_CHANGE["intercept"] + TRUE_CHANGE["lonely_baseline"] * lonely0
              + TRUE_CHANGE["per_attended_contact"] * (attended - 4)
-             + TRUE_CHANGE["most_deprived_decile"] * most_deprived + site_effect
+             + TRUE_CHANGE["most_deprived_decile"] * most_deprived
+             + TRUE_CHANGE["practical_need"] * practical + TRUE_CHANGE["vcse_host"] * vcse
+             + site_effect
              + rng.normal(0, TRUE_CHANGE["individual_sd"], n))
     theta1 = theta0 + delta
     lam1 = lam0 - 0.5 * delta + rng.normal(0, 0.3, n)

@@ -37,3 +37,11 @@ def demo_clean(demo_study, demo_config):
 def demo_processed(demo_config, demo_clean) -> Path:
     """The demo study's processed folder, written."""
     return write_outputs(demo_config, demo_clean)
+
+
+@pytest.fixture(scope="session")
+def large_study(tmp_path_factory):
+    """A larger synthetic study (18,000 referrals, six sites) with known context effects."""
+    study = generate_study(tmp_path_factory.mktemp("large"), n_referrals=18000, seed=11)
+    cfg = load_config(study.config_path)
+    return cfg, clean_study(cfg, key=TEST_KEY).tables

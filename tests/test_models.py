@@ -6,19 +6,16 @@ import pandas as pd
 import pytest
 
 from linkeval import models
-from linkeval.clean import clean_study
-from linkeval.config import load_config
-from linkeval.synthetic import TRUE_CHANGE, generate_study
+from linkeval.synthetic import TRUE_CHANGE
 
 
 @pytest.fixture(scope="module")
-def large(tmp_path_factory):
-    """A larger synthetic study (about 3,000 SWEMWBS pairs) with known context effects."""
-    study = generate_study(tmp_path_factory.mktemp("large"), n_referrals=18000, seed=11)
-    result = clean_study(load_config(study.config_path), key=b"model-test-key-0123456789")
-    t = result.tables
-    frame = models.analysis_frame(t["pairs"], t["referrals"], "swemwbs", t["referral_reasons"])
-    return t, frame
+def large(large_study):
+    """About 3,000 SWEMWBS pairs from the larger synthetic study (conftest.py)."""
+    _, tables = large_study
+    frame = models.analysis_frame(tables["pairs"], tables["referrals"], "swemwbs",
+                                  tables["referral_reasons"])
+    return tables, frame
 
 
 def test_moderators_recover_the_synthetic_context_effects(large):

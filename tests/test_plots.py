@@ -16,7 +16,7 @@ def test_bar_chart_leaves_out_suppressed_and_says_so():
     table = pd.DataFrame({"referral_source": ["gp", "self", "pharmacy"], "pct": [60.0, 20.0, "*"]})
     fig = plots.bar_chart(table, "referral_source", title="Sources")
     ax = fig.axes[0]
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["Self", "Gp"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["Self-referral", "GP"]
     assert "Pharmacy" in _texts(fig)
     plt.close(fig)
 

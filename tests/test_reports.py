@@ -71,7 +71,7 @@ def test_no_identifiers_in_reports(small_run):
 def test_small_counts_are_suppressed(small_run):
     _, folder, _ = small_run
     page = (folder / "sites" / "A" / "site_descriptive.html").read_text()
-    cells = re.findall(r"<td>([^<]*)</td>", page)
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", page)
     numbers = [int(c.replace(",", "")) for c in cells if re.fullmatch(r"[\d,]+", c)]
     # Counts above 7 are rounded to the nearest 5 (small labels such as IMD quintiles 1-5
     # are also whole numbers, so only larger cells are checked); '*' marks hidden ones.

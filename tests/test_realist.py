@@ -1,0 +1,93 @@
+"""Programme theory (issue 6): CMOC config, the cautious reading, and the synthetic truth."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from linkeval.config import load_config
+from linkeval.errors import LinkevalError
+from linkeval.realist import assess_programme_theory, describe_contrast, read
+from linkeval.synthetic import DEMO_CMOCS, TRUE_CHANGE
+from tests.helpers import write_study
+
+
+def test_readings_match_the_synthetic_truth(large_study):
+    cfg, tables = large_study
+    out = assess_programme_theory(cfg, tables).set_index("id")
+    # Truth (linkeval.synthetic.TRUE_CHANGE): loneliness +, attended contacts +, most deprived
+    # -, practical needs - (the CMOC expects +), VCSE host 0.
+    assert TRUE_CHANGE["practical_need"] < 0 and TRUE_CHANGE["vcse_host"] == 0
+    assert out["reading"].to_dict() == {
+        "CMO1-loneliness": "consistent",
+        "CMO2-buy-in": "consistent",
+        "CMO3-deprivation": "consistent",
+        "CMO4-practical-needs": "not consistent",
+        "CMO5-vcse-host": "inconclusive",
+    }
+    # Estimates are differences in improvement: positive = the context group improved more.
+    assert out.loc["CMO1-loneliness", "estimate"] > 0
+    assert out.loc["CMO3-deprivation", "estimate"] < 0
+    assert "A: " in out.loc["CMO5-vcse-host", "n_by_site"]
+    assert "not mechanism" in assess_programme_theory(cfg, tables).attrs["caveat"]
+
+
+def test_direction_is_respected_for_lower_is_better_scores(large_study):
+    cfg, tables = large_study
+    loneliness = dict(DEMO_CMOCS[0], id="ucla", test={
+        "outcome": "ucla3", "context": {"variable": "n_attended", "at_least": 6},
+        "expected": "more_improvement"})
+    raw = yaml.safe_load(cfg.path.read_text())
+    raw["programme_theory"] = [loneliness]
+    cfg.path.with_name("ucla.yaml").write_text(yaml.safe_dump(raw))
+    out = assess_programme_theory(load_config(cfg.path.with_name("ucla.yaml")), tables)
+    # More attended contacts -> loneliness falls further -> a positive improvement difference.
+    assert out["estimate"].item() > 0
+
+
+@pytest.mark.parametrize(("estimate", "low", "high", "expected", "n", "reading"), [
+    (1.0, 0.5, 1.5, "more_improvement", 100, "consistent"),
+    (1.0, 0.5, 1.5, "less_improvement", 100, "not consistent"),
+    (-1.0, -1.5, -0.5, "less_improvement", 100, "consistent"),
+    (0.3, -0.2, 0.8, "more_improvement", 100, "inconclusive"),
+    (1.0, 0.5, 1.5, "more_improvement", 10, "inconclusive"),  # a group too small
+])
+def test_reading_rule(estimate, low, high, expected, n, reading):
+    assert read(estimate, low, high, expected, n, 100) == reading
+
+
+def _with_theory(tmp_path, theory):
+    path = write_study(tmp_path, extra={"programme_theory": theory})
+    return path
+
+
+def _cmoc(**test):
+    return {"id": "C1", "context": "c", "mechanism": "m", "outcome": "o",
+            "test": {"outcome": "swemwbs", "context": {"variable": "lonely_baseline"},
+                     "expected": "more_improvement", **test}}
+
+
+@pytest.mark.parametrize(("test", "message"), [
+    ({"outcome": "swembws"}, 'did you mean "swemwbs"'),
+    ({"context": {"variable": "lonely_basline"}}, 'did you mean "lonely_baseline"'),
+    ({"context": {"variable": "reason:housng"}}, 'did you mean "housing"'),
+    ({"context": {"variable": "site:hots", "equals": "vcse"}}, "no site declares"),
+    ({"context": {"variable": "imd_decile"}}, "needs a condition"),
+    ({"expected": "more"}, 'did you mean "more_improvement"'),
+])
+def test_cmoc_config_errors(tmp_path, test, message):
+    path = _with_theory(tmp_path, [_cmoc(**test)])
+    with pytest.raises(LinkevalError, match=message) as info:
+        load_config(path)
+    assert "programme_theory[0]" in str(info.value)
+
+
+def test_site_attributes_and_contrast_words(tmp_path):
+    path = write_study(tmp_path, extra={"programme_theory": [_cmoc(context={
+        "variable": "site:host", "equals": "vcse"})]})
+    raw = yaml.safe_load(path.read_text())
+    raw["sites"]["X"]["context"] = {"host": "vcse"}
+    path.write_text(yaml.safe_dump(raw))
+    cmoc = load_config(path).programme_theory[0]
+    assert cmoc.variable == "site:host" and cmoc.condition == ("equals", "vcse")
+    assert describe_contrast(cmoc) == "site host = vcse vs the rest"
