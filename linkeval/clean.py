@@ -100,10 +100,14 @@ def clean_study(
     if jobs == 1:
         results = [_clean_site(cfg, code, key, today) for code in codes]
     else:
+        # Largest sites first, so that the workers finish together.
+        order = sorted(codes, key=lambda c: -_raw_bytes(cfg, [c]))
         context = multiprocessing.get_context("forkserver")
         n = len(codes)
         with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-            results = list(pool.map(_clean_site, [cfg] * n, codes, [key] * n, [today] * n))
+            done = dict(zip(order, pool.map(_clean_site, [cfg] * n, order, [key] * n,
+                                            [today] * n), strict=True))
+        results = [done[code] for code in codes]
     combined = CleanResult(
         tables={t: _concat([r.tables[t] for r in results], t) for t in CANONICAL_TABLES},
         log=_concat([r.log for r in results], "cleaning_log"),
