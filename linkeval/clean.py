@@ -116,12 +116,17 @@ def clean_study(
         files=pd.concat([r.files for r in results], ignore_index=True),
     )
     _check_accounting(combined.summary)
-    if len(combined.tables["pairs"]):
-        settings = {name: cfg.instrument_settings(name) for name in INSTRUMENTS}
-        pairs = add_change_indicators(combined.tables["pairs"],
-                                      reliabilities(combined.tables["responses"]), settings)
-        combined.tables["pairs"] = schema.validate("pairs", pairs)
+    combined.tables["pairs"] = _with_change_indicators(cfg, combined.tables)
     return combined
+
+
+def _with_change_indicators(cfg: StudyConfig, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Reliable change and MID flags, from the whole study's baseline items and scores."""
+    if not len(tables["pairs"]):
+        return tables["pairs"]
+    settings = {name: cfg.instrument_settings(name) for name in INSTRUMENTS}
+    pairs = add_change_indicators(tables["pairs"], reliabilities(tables["responses"]), settings)
+    return schema.validate("pairs", pairs)
 
 
 def _clean_site(cfg: StudyConfig, code: str, key: bytes, today: pd.Timestamp) -> CleanResult:
@@ -148,6 +153,8 @@ def write_outputs(cfg: StudyConfig, result: CleanResult, sites: list[str] | None
     log, summary, unmapped = result.log, result.summary, result.unmapped
     if sites:
         tables = {t: _merge_existing(out / f"{t}.parquet", f, sites) for t, f in tables.items()}
+        # Reliability and baseline SD are study-wide: recompute them on the merged study.
+        tables["pairs"] = _with_change_indicators(cfg, tables)
         log = _merge_existing(out / "qa" / "cleaning_log.parquet", log, sites)
         summary = _merge_existing(out / "qa" / "summary.parquet", summary, sites)
         unmapped = _merge_existing(out / "qa" / "unmapped_labels.parquet", unmapped, sites)

@@ -122,3 +122,22 @@ def test_synth_writes_a_config_that_cleans(tmp_path, capsys):
     assert code == 0 and "study.yaml" in out
     code, out, _ = run(["check", "--config", tmp_path / "s" / "study.yaml"], capsys)
     assert code == 0
+
+
+def test_reliable_change_uses_the_whole_study_after_cleaning_one_site(tmp_path, keyed, capsys):
+    from linkeval.clean import clean_study
+    from linkeval.config import load_config
+    from linkeval.synthetic import generate_study
+
+    study = generate_study(tmp_path / "s", n_referrals=1200, n_sites=3, seed=2)
+    cfg = load_config(study.config_path)
+    assert run(["clean", "--config", study.config_path], capsys)[0] == 0
+    assert run(["clean", "--config", study.config_path, "--site", "B"], capsys)[0] == 0
+    merged = pd.read_parquet(cfg.processed_dir / "pairs.parquet")
+    from linkeval.pseudonymise import DEMO_KEY  # the synthetic config says demo: true
+
+    whole = clean_study(cfg, key=DEMO_KEY).tables["pairs"]
+    cols = ["site", "person_id", "instrument", "improved_reliably", "deteriorated_reliably"]
+    a = merged[cols].sort_values(cols[:3]).reset_index(drop=True)
+    b = whole[cols].sort_values(cols[:3]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b, check_dtype=False)
