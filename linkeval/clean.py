@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from linkeval import __version__, schema
 from linkeval.config import IDENTITY_FIELDS, Site, Source, StudyConfig
@@ -38,7 +40,6 @@ from linkeval.parse import (
     parse_dates,
     parse_numbers,
     parse_whole_numbers,
-    strip,
     whole_years_between,
 )
 from linkeval.pseudonymise import (
@@ -245,54 +246,58 @@ class _SiteCleaner:
     # -- reading ------------------------------------------------------------------------------
     def read(self, source: Source) -> pd.DataFrame:
         """All files of a source, with mapped columns renamed to canonical fields."""
-        frames = []
+        tables, files, rows = [], [], []
         for path in source_files(self.cfg.raw_dir, source):
             raw = read_raw(path, source)
-            _require_headers(path, raw, source)
+            _require_headers(path, raw.column_names, source)
             rel = _relative(path, self.cfg.raw_dir)
-            raw[FILE] = rel
-            raw[ROW] = np.arange(1, len(raw) + 1)
+            files.append(np.full(raw.num_rows, rel, dtype=object))
+            rows.append(np.arange(1, raw.num_rows + 1))
             self.file_rows.append({"site": self.site.code, "table": source.table, "file": rel,
-                                   "rows": len(raw), "sha256": _file_hash(path)})
-            frames.append(raw)
-        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-        self.read_counts[source.table] += len(frame)
-        data_cols = [c for c in frame.columns if c not in (FILE, ROW)]
-        if len(frames) > 1:  # files of one glob may differ in columns: absent cells are blank
-            frame[data_cols] = frame[data_cols].fillna("")
+                                   "rows": raw.num_rows, "sha256": _file_hash(path)})
+            tables.append(raw)
+        # Files of one glob may differ in columns: absent cells are blank.
+        table = (pa.concat_tables(tables, promote_options="default") if len(tables) > 1
+                 else tables[0])
+        table = pa.Table.from_arrays([pc.fill_null(c, "") for c in table.columns],
+                                     names=table.column_names)
+        self.read_counts[source.table] += table.num_rows
+        frame_file, frame_row = np.concatenate(files), np.concatenate(rows)
 
-        stripped = {c: strip(frame[c]) for c in _mapped_headers(source)}
+        stripped = {c: pc.utf8_trim_whitespace(table[c]) for c in _mapped_headers(source)}
         # A row is blank only if every raw column is; checking the mapped ones first keeps this
         # cheap on wide exports.
-        all_blank = pd.Series(True, index=frame.index)
+        all_blank = np.ones(table.num_rows, dtype=bool)
         for values in stripped.values():
-            all_blank &= values == ""
-        others = [c for c in data_cols if c not in stripped]
+            all_blank &= pc.equal(values, "").to_numpy(zero_copy_only=False)
+        others = [c for c in table.column_names if c not in stripped]
         if all_blank.any() and others:
-            rest = frame.loc[all_blank, others].astype(str)  # few rows
-            all_blank.loc[rest.index] = (rest.apply(lambda c: c.str.strip()) == "").all(axis=1)
-        dup, first_row = _exact_duplicates(frame, data_cols)
+            candidates = np.flatnonzero(all_blank)
+            rest = table.select(others).take(candidates)  # few rows
+            for values in rest.columns:
+                all_blank[candidates] &= pc.equal(pc.utf8_trim_whitespace(values), "") \
+                    .to_numpy(zero_copy_only=False)
+        dup, first_pos = _exact_duplicates(table)
         dup &= ~all_blank
-
-        canon = pd.DataFrame({FILE: frame[FILE], ROW: frame[ROW],
+        first_row = pd.Series(frame_row[first_pos])
+        canon = pd.DataFrame({FILE: frame_file, ROW: frame_row,
                               SRC: self.site.sources.index(source)})
         for fld, header in source.columns.items():
             if fld == "reasons" and isinstance(header, list):
-                parts = [stripped[h] for h in header]
-                joined = parts[0]
-                for part in parts[1:]:
-                    joined = joined + REASON_SEP + part
-                canon[fld] = joined
+                values = pc.binary_join_element_wise(*[stripped[h] for h in header], REASON_SEP)
             elif fld == "reasons" and source.multi_value_separator:
-                canon[fld] = stripped[header].str.replace(
-                    source.multi_value_separator, REASON_SEP, regex=False)
+                values = pc.replace_substring(stripped[header], source.multi_value_separator,
+                                              REASON_SEP)
             else:
-                canon[fld] = stripped[header]
+                values = stripped[header]
+            canon[fld] = _text(values)
         for instrument, items in source.items.items():
             for item, header in items.items():
-                canon[f"{instrument}{ITEM_SEP}{item}"] = stripped[header]
-        canon = self.reject(canon, all_blank, source.table, None, "blank_row", "row is empty")
-        return self.reject(canon, dup.reindex(canon.index), source.table, None, "duplicate_row",
+                canon[f"{instrument}{ITEM_SEP}{item}"] = _text(stripped[header])
+        canon = self.reject(canon, pd.Series(all_blank), source.table, None, "blank_row",
+                            "row is empty")
+        return self.reject(canon, pd.Series(dup).reindex(canon.index), source.table, None,
+                           "duplicate_row",
                            lambda rows: "exact copy of row " + first_row[rows.index].astype(str))
 
     # -- shared checks ------------------------------------------------------------------------
@@ -766,16 +771,16 @@ class _SiteCleaner:
 # Helpers
 
 
-def _require_headers(path: Path, raw: pd.DataFrame, source: Source) -> None:
+def _require_headers(path: Path, headers: list[str], source: Source) -> None:
     wanted = [(f"columns.{fld}", h) for fld, header in source.columns.items()
               for h in (header if isinstance(header, list) else [header])]
     wanted += [(f"items.{name}", h) for name, items in source.items.items() for h in items.values()]
     for key, h in wanted:
-        if h not in raw.columns:
-            shown = ", ".join(map(repr, list(raw.columns)[:15]))
+        if h not in headers:
+            shown = ", ".join(map(repr, headers[:15]))
             raise LinkevalError(
                 f"{path}: column {h!r} ({source.key_path}.{key}) not found"
-                f"{did_you_mean(h, raw.columns)}; the file's headers are: {shown}"
+                f"{did_you_mean(h, headers)}; the file's headers are: {shown}"
                 + ("" if source.skip_rows else "; if the export has lines above the header, "
                    "set skip_rows")
             )
@@ -790,31 +795,36 @@ def _mapped_headers(source: Source) -> list[str]:
     return list(dict.fromkeys(headers))
 
 
-def _exact_duplicates(frame: pd.DataFrame, cols: list[str]) -> tuple[pd.Series, pd.Series]:
-    """Rows identical to an earlier row in every column, and that earlier row's number.
+def _text(values: pa.ChunkedArray) -> pd.Series:
+    """Arrow text as a pandas ``str`` column (Arrow-backed: no Python string per cell)."""
+    return pd.Series(pd.array(values, dtype=pd.StringDtype("pyarrow", na_value=np.nan)))
 
-    Rows are compared by a 64-bit hash of all their values, and every candidate is then
-    confirmed value by value against its first occurrence, so a hash collision can never
-    reject a row that is not an exact copy.
+
+def _exact_duplicates(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """Rows identical to an earlier row in every column, and that earlier row's position.
+
+    Each column is dictionary-encoded (exact, no hashing of whole rows), and the codes are
+    combined column by column into one whole-row code, renumbered whenever the next column
+    could overflow 64 bits.
     """
-    hashes = pd.util.hash_pandas_object(frame[cols], index=False).to_numpy()
-    candidate = pd.Series(hashes).duplicated(keep="first").to_numpy()
-    dup = pd.Series(False, index=frame.index)
-    first_row = pd.Series(0, index=frame.index)
-    if not candidate.any():
-        return dup, first_row
-    codes, _ = pd.factorize(hashes)
-    first_pos = np.empty(codes.max() + 1, dtype=np.int64)
-    first_pos[codes[::-1]] = np.arange(len(codes))[::-1]  # earliest position wins
-    pos = np.flatnonzero(candidate)
-    orig = first_pos[codes[pos]]
-    same = np.ones(len(pos), dtype=bool)
-    for col in cols:
-        values = frame[col].to_numpy(dtype=object)
-        same &= values[pos] == values[orig]
-    dup.iloc[pos[same]] = True
-    first_row.iloc[pos] = frame[ROW].to_numpy()[orig]
-    return dup, first_row
+    n = table.num_rows
+    key = np.zeros(n, dtype=np.int64)
+    n_keys = 1
+    for values in table.columns:
+        encoded = pc.dictionary_encode(values)
+        codes = np.concatenate([c.indices.to_numpy(zero_copy_only=False)
+                                for c in encoded.chunks]) if encoded.num_chunks else key
+        n_codes = max(len(encoded.chunks[0].dictionary), 1) if encoded.num_chunks else 1
+        if n_keys * n_codes >= 2**62:
+            key, uniques = pd.factorize(key)
+            n_keys = len(uniques)
+        key = key * n_codes + codes.astype(np.int64)
+        n_keys *= n_codes
+    codes, uniques = pd.factorize(key)
+    first_pos = np.empty(len(uniques), dtype=np.int64)
+    first_pos[codes[::-1]] = np.arange(n)[::-1]  # earliest position wins
+    first = first_pos[codes]
+    return first != np.arange(n), first
 
 
 def _quoted(values: pd.Series) -> pd.Series:

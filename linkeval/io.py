@@ -17,6 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 from linkeval.config import Source
 from linkeval.errors import LinkevalError, did_you_mean
@@ -69,22 +72,58 @@ def detect_encoding(path: Path, encoding: str = "auto") -> str:
     )
 
 
-def read_raw(path: Path, source: Source) -> pd.DataFrame:
-    """Read one raw export as all-text columns; blank cells are ''. Row i is data row i + 1."""
+def read_raw(path: Path, source: Source) -> pa.Table:
+    """Read one raw export as an Arrow table of text columns; blank cells are ''.
+
+    Row i of the table is data row i + 1 of the file. Header names are trimmed.
+    """
     if path.suffix.lower() in (".xlsx", ".xlsm"):
         frame = _read_xlsx(path, source)
     else:
-        frame = _read_csv(path, source)
-    frame.columns = [str(c).strip() for c in frame.columns]
-    return frame.reset_index(drop=True)
+        table = _read_csv_arrow(path, source)
+        if table is not None:
+            return table.rename_columns([c.strip() for c in table.column_names])
+        frame = _read_csv_pandas(path, source)
+    arrays = [pa.array(frame[c].to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+              for c in frame.columns]
+    table = pa.Table.from_arrays(arrays, names=[str(c).strip() for c in frame.columns])
+    return pa.Table.from_arrays([pc.fill_null(a, "") for a in table.columns],
+                                names=table.column_names)
 
 
-def _read_csv(path: Path, source: Source) -> pd.DataFrame:
+def _read_csv_arrow(path: Path, source: Source) -> pa.Table | None:
+    """The fast reader, for well-formed files. None when a file needs pandas' reader: blank
+    lines, rows with too few fields, or unnamed or repeated headers (pandas numbers and names
+    those the way analysts know, and its messages for malformed files are the ones we show).
+    """
     encoding = detect_encoding(path, source.encoding)
+    names = list(_read_csv_pandas(path, source, encoding, nrows=0).columns)
+    try:
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(
+                encoding="utf8" if encoding.startswith("utf-8") else encoding,
+                skip_rows=source.skip_rows, use_threads=True),
+            parse_options=pacsv.ParseOptions(delimiter=source.delimiter,
+                                             newlines_in_values=True, ignore_empty_lines=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.string()),
+                strings_can_be_null=False, quoted_strings_can_be_null=False),
+        )
+    except (pa.ArrowInvalid, UnicodeDecodeError):
+        return None
+    if table.column_names != names:
+        return None
+    return table
+
+
+def _read_csv_pandas(path: Path, source: Source, encoding: str | None = None,
+                     nrows: int | None = None) -> pd.DataFrame:
+    encoding = encoding or detect_encoding(path, source.encoding)
     try:
         return pd.read_csv(
             path, dtype=object, keep_default_na=False, na_filter=False, encoding=encoding,
-            skiprows=source.skip_rows, sep=source.delimiter, skip_blank_lines=False,
+            skiprows=source.skip_rows, sep=source.delimiter, skip_blank_lines=False, nrows=nrows,
         )
     except pd.errors.EmptyDataError:
         raise LinkevalError(
