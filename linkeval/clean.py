@@ -36,6 +36,7 @@ from linkeval.instruments import INSTRUMENTS, item_values, score_items
 from linkeval.io import read_raw, source_files, write_files_atomic
 from linkeval.pairing import add_change_indicators, pair_scores, reliabilities
 from linkeval.parse import (
+    as_text,
     blank,
     parse_dates,
     parse_numbers,
@@ -290,10 +291,10 @@ class _SiteCleaner:
                                               REASON_SEP)
             else:
                 values = stripped[header]
-            canon[fld] = _text(values)
+            canon[fld] = as_text(values)
         for instrument, items in source.items.items():
             for item, header in items.items():
-                canon[f"{instrument}{ITEM_SEP}{item}"] = _text(stripped[header])
+                canon[f"{instrument}{ITEM_SEP}{item}"] = as_text(stripped[header])
         canon = self.reject(canon, pd.Series(all_blank), source.table, None, "blank_row",
                             "row is empty")
         return self.reject(canon, pd.Series(dup).reindex(canon.index), source.table, None,
@@ -382,7 +383,7 @@ class _SiteCleaner:
     def referrals_from(self, source: Source) -> pd.DataFrame:
         t = "referrals"
         frame = self.read(source)
-        self.raw_referral_ids.update(frame["referral_id"][~blank(frame["referral_id"])].unique())
+        self.raw_referral_ids.append(_large_text(frame["referral_id"]))
         frame = self.require(frame, t, ("referral_id", "referral_date"))
         frame = self._require_identity(frame, t)
         frame = self.event_date(frame, t, "referral_date", source)
@@ -496,13 +497,11 @@ class _SiteCleaner:
     def link(self, frame: pd.DataFrame, referrals: pd.DataFrame, date_field: str,
              table: str) -> pd.DataFrame:
         """Reject events of unknown or rejected referrals, and events before their referral."""
-        ids = frame["referral_id"].to_numpy(dtype=object)
-        position = pd.Index(referrals["referral_id"].to_numpy(dtype=object)).get_indexer(ids)
+        position = _positions(frame["referral_id"], referrals["referral_id"])
         kept = pd.Series(position >= 0, index=frame.index)
         known = kept.copy()
         if not kept.all():
-            raw_ids = pd.Index(list(self.raw_referral_ids), dtype=object)
-            known[~kept] = raw_ids.get_indexer(ids[~kept.to_numpy()]) >= 0
+            known[~kept] = _positions(frame["referral_id"][~kept], self._raw_ids()) >= 0
         nat = np.datetime64("NaT", "s")
         ref_dates = referrals["referral_date"].to_numpy(dtype="datetime64[s]")
         ref_date = ref_dates[np.where(kept, position, 0)] if len(ref_dates) else \
@@ -517,6 +516,13 @@ class _SiteCleaner:
         frame = self.reject(frame, before, table, date_field, "before_referral",
                             f"{date_field} is before the referral date")
         return frame.drop(columns="__referral_date__")
+
+    def _raw_ids(self) -> pa.Array:
+        """Every referral_id in the referrals exports, kept or rejected."""
+        if not self.raw_referral_ids:
+            return pa.array([], type=pa.large_string())
+        ids = pa.concat_arrays(self.raw_referral_ids).unique()
+        return ids.filter(pc.not_equal(pc.utf8_trim_whitespace(ids), ""))
 
     # -- questionnaires ------------------------------------------------------------------------
     def questionnaires(self, sources: list[Source], referrals: pd.DataFrame
@@ -577,11 +583,9 @@ class _SiteCleaner:
         their next referral, for a form completed before any)."""
         frame = frame.copy()
         if "referral_id" in frame:
-            rid = frame["referral_id"].to_numpy(dtype=object)
-            frame["__pos__"] = pd.Index(referrals["referral_id"].to_numpy(dtype=object)) \
-                .get_indexer(rid)
+            frame["__pos__"] = _positions(frame["referral_id"], referrals["referral_id"])
             given = ~blank(frame["referral_id"])
-            known = pd.Index(list(self.raw_referral_ids), dtype=object).get_indexer(rid) >= 0
+            known = _positions(frame["referral_id"], self._raw_ids()) >= 0
             frame = self.reject(frame, given & ~known, t, "referral_id", "unknown_referral",
                                 lambda r: "referral_id " + _quoted(r["referral_id"]) +
                                 " is not in any referrals export")
@@ -641,7 +645,7 @@ class _SiteCleaner:
     # -- the whole site -----------------------------------------------------------------------
     def run(self) -> CleanResult:
         code = self.site.code
-        self.raw_referral_ids: set[str] = set()
+        self.raw_referral_ids: list[pa.Array] = []
         by_table: dict[str, list[Source]] = {t: [] for t in RAW_TABLES}
         for source in self.site.sources:
             by_table[source.table].append(source)
@@ -685,11 +689,13 @@ class _SiteCleaner:
     def _reasons(self, referrals: pd.DataFrame) -> pd.DataFrame:
         if "reasons" not in referrals or referrals.empty:
             return pd.DataFrame(columns=["referral_id", "reason"])
-        long = referrals[[FILE, ROW, SRC, "referral_id", "reasons"]].copy()
-        long["reason_raw"] = long["reasons"].str.split(REASON_SEP)
-        long = long.explode("reason_raw")
-        long["reason_raw"] = long["reason_raw"].str.strip()
-        long = long[~blank(long["reason_raw"])]
+        # One row per reason, split and trimmed in Arrow.
+        lists = pc.split_pattern(_large_text(referrals["reasons"]), REASON_SEP)
+        reason = pc.utf8_trim_whitespace(pc.list_flatten(lists))
+        present = pc.fill_null(pc.not_equal(reason, ""), False)
+        parent = pc.list_parent_indices(lists).filter(present).to_numpy()
+        long = referrals[[FILE, ROW, SRC, "referral_id"]].iloc[parent].reset_index(drop=True)
+        long["reason_raw"] = as_text(reason.filter(present))
         parts = []
         for src, part in long.groupby(SRC, sort=False):
             overrides = self.site.sources[src].values.get("reasons")
@@ -705,10 +711,9 @@ class _SiteCleaner:
                 onward: pd.DataFrame | None) -> pd.DataFrame:
         r = referrals.copy()
         n = len(r)
-        index = pd.Index(r["referral_id"].to_numpy(dtype=object))
         if contacts is not None:
             # Every kept contact belongs to a kept referral (link() saw to that).
-            pos = index.get_indexer(contacts["referral_id"].to_numpy(dtype=object))
+            pos = _positions(contacts["referral_id"], r["referral_id"])
             r["n_contacts"] = pd.array(np.bincount(pos, minlength=n), dtype="Int64")
             if "attended" in contacts:
                 attended = contacts["attended"].astype("boolean").fillna(False).to_numpy(bool)
@@ -735,7 +740,7 @@ class _SiteCleaner:
             else:
                 r["first_contact_date"] = pd.NaT
         if onward is not None:
-            pos = index.get_indexer(onward["referral_id"].to_numpy(dtype=object))
+            pos = _positions(onward["referral_id"], r["referral_id"])
             r["n_onward_referrals"] = pd.array(np.bincount(pos, minlength=n), dtype="Int64")
         elif "n_onward_referrals" not in r:
             r["n_onward_referrals"] = pd.Series(pd.NA, index=r.index, dtype="Int64")
@@ -795,9 +800,23 @@ def _mapped_headers(source: Source) -> list[str]:
     return list(dict.fromkeys(headers))
 
 
-def _text(values: pa.ChunkedArray) -> pd.Series:
-    """Arrow text as a pandas ``str`` column (Arrow-backed: no Python string per cell)."""
-    return pd.Series(pd.array(values, dtype=pd.StringDtype("pyarrow", na_value=np.nan)))
+def _positions(values, lookup) -> np.ndarray:
+    """Position of each value in ``lookup`` (its first occurrence); -1 where absent or missing.
+
+    A hash lookup in Arrow: no Python object per value.
+    """
+    found = pc.index_in(_large_text(values), value_set=_large_text(lookup))
+    return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _large_text(values) -> pa.Array:
+    if not isinstance(values, pa.Array | pa.ChunkedArray):
+        values = pa.array(values, from_pandas=True, type=None if len(values) else pa.string())
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if values.type == pa.null():
+        values = values.cast(pa.string())
+    return values.cast(pa.large_string())
 
 
 def _exact_duplicates(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 DAY_FIRST_FORMATS: tuple[str, ...] = (
     "%d/%m/%Y",
@@ -30,11 +29,10 @@ DAY_FIRST_FORMATS: tuple[str, ...] = (
 )
 
 
-def strip(values: pd.Series) -> pd.Series:
-    """Trim surrounding whitespace from text (vectorised in Arrow); result is object dtype."""
-    trimmed = pc.utf8_trim_whitespace(pa.array(values.to_numpy(dtype=object), type=pa.string(),
-                                               from_pandas=True))
-    return pd.Series(trimmed.to_numpy(zero_copy_only=False), index=values.index, dtype=object)
+def as_text(values: pa.Array | pa.ChunkedArray, index: pd.Index | None = None) -> pd.Series:
+    """Arrow text as a pandas ``str`` column: Arrow-backed, so no Python object per cell."""
+    return pd.Series(pd.array(values, dtype=pd.StringDtype("pyarrow", na_value=np.nan)),
+                     index=index)
 
 
 def blank(values: pd.Series) -> pd.Series:

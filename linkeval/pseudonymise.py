@@ -75,9 +75,10 @@ def pseudonym(key: bytes, message: str) -> str:
 
 def pseudonymise(key: bytes, messages: pd.Series) -> pd.Series:
     """HMAC every message; computed once per distinct value (there is no vectorised HMAC)."""
-    uniques = messages.dropna().unique()
-    lookup = {m: hmac.digest(key, m.encode("utf-8"), "sha256").hex() for m in uniques}
-    return messages.map(lookup).astype(object)
+    codes, uniques = pd.factorize(messages, use_na_sentinel=True)
+    hashed = np.array([hmac.digest(key, m.encode("utf-8"), "sha256").hex() for m in uniques]
+                      + [None], dtype=object)  # the last slot serves missing values (code -1)
+    return pd.Series(hashed[codes], index=messages.index, dtype=object)
 
 
 def load_key(key_env: str, key_file: Path | None, demo: bool = False) -> bytes:
