@@ -8,12 +8,14 @@ file system.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import glob
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -159,21 +161,21 @@ def write_files_atomic(files: dict[Path, pd.DataFrame | str]) -> None:
     """Write several outputs so that a failure leaves every previous output untouched.
 
     Each frame (``.parquet`` or ``.csv``, by suffix) or text is first written to a temporary
-    file beside its target; only when all are written are they renamed into place.
+    file beside its target (in parallel threads: Arrow's writers release the GIL); only when
+    all are written are they renamed into place.
     """
     staged: list[tuple[str, Path]] = []
     try:
-        for path, content in files.items():
+        for path in files:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
             os.close(fd)
             staged.append((tmp, path))
-            if isinstance(content, str):
-                Path(tmp).write_text(content, encoding="utf-8")
-            elif path.suffix == ".csv":
-                content.to_csv(tmp, index=False, encoding="utf-8-sig")
-            else:
-                content.to_parquet(tmp, index=False)
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            written = [pool.submit(_write_one, Path(tmp), path.suffix, files[path])
+                       for tmp, path in staged]
+            for future in written:
+                future.result()
     except BaseException:
         for tmp, _ in staged:
             with contextlib.suppress(FileNotFoundError):
@@ -181,6 +183,19 @@ def write_files_atomic(files: dict[Path, pd.DataFrame | str]) -> None:
         raise
     for tmp, path in staged:
         os.replace(tmp, path)
+
+
+def _write_one(tmp: Path, suffix: str, content: pd.DataFrame | str) -> None:
+    if isinstance(content, str):
+        tmp.write_text(content, encoding="utf-8")
+    elif suffix == ".csv":
+        # UTF-8 with a byte-order mark, so that Excel shows accented labels correctly.
+        table = pa.Table.from_pandas(content, preserve_index=False)
+        with tmp.open("wb") as fh:
+            fh.write(codecs.BOM_UTF8)
+            pacsv.write_csv(table, fh, pacsv.WriteOptions(quoting_style="needed"))
+    else:
+        content.to_parquet(tmp, index=False)
 
 
 @contextlib.contextmanager
