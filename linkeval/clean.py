@@ -622,7 +622,12 @@ class _SiteCleaner:
 
     def _score(self, frame: pd.DataFrame, source: Source) -> tuple[pd.DataFrame, pd.DataFrame]:
         t = "questionnaires"
-        keep = [FILE, ROW, "site", "person_id", "referral_id", "timepoint", "completed_date"]
+        frame = frame.reset_index(drop=True)
+        # Arrow-backed text, so that repeating each completion per item copies in Arrow.
+        completion = frame[[FILE, ROW, "site", "person_id", "referral_id", "timepoint",
+                            "completed_date"]].astype({c: "str" for c in (
+                                "site", "person_id", "referral_id", "timepoint")})
+        who = completion.drop(columns=[FILE, ROW, "site"])
         responses, scores = [], []
         for name, items in source.items.items():
             instrument = INSTRUMENTS[name]
@@ -632,14 +637,17 @@ class _SiteCleaner:
                 values[item], invalid = item_values(raw, instrument)
                 self.log(frame[invalid], t, f"{name}.{item}", "invalid_item", "flagged",
                          _invalid_answer(raw, name, header, instrument))
-            wide = pd.DataFrame(values, index=frame.index)
-            long = wide.melt(ignore_index=False, var_name="item", value_name="value")
-            responses.append(frame[keep].loc[long.index].assign(
-                instrument=name, item=long["item"].to_numpy(), value=long["value"].to_numpy()))
-            scored = score_items(wide, instrument, self.cfg.instrument_settings(name))
-            completion = frame[keep].loc[scored["row"]].reset_index(drop=True)
-            scores.append(completion.assign(instrument=scored["score_name"],
-                                            **scored.drop(columns=["row", "score_name"])))
+            # Long: every completion's first item, then every completion's second, ...
+            responses.append(who.iloc[np.tile(np.arange(len(frame)), len(values))].assign(
+                site=self.site.code, instrument=name,
+                item=as_text(pa.array(list(values), pa.large_string()).take(
+                    np.repeat(np.arange(len(values)), len(frame)))).array,
+                value=pd.concat(values.values(), ignore_index=True).array))
+            scored = score_items(pd.DataFrame(values), instrument,
+                                 self.cfg.instrument_settings(name))
+            scores.append(completion.iloc[scored["row"].to_numpy()].reset_index(drop=True).assign(
+                instrument=scored["score_name"].to_numpy(),
+                **{c: v.array for c, v in scored.drop(columns=["row", "score_name"]).items()}))
         return pd.concat(responses, ignore_index=True), pd.concat(scores, ignore_index=True)
 
     # -- the whole site -----------------------------------------------------------------------

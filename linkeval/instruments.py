@@ -244,7 +244,16 @@ def item_values(raw: pd.Series, instrument: Instrument) -> tuple[pd.Series, pd.S
     missing for blank and invalid answers; ``invalid`` marks non-blank answers that are not
     a label nor a whole number inside the item range (they are flagged, never coerced).
     """
-    text = raw.astype(object)
+    # Work on the distinct answers only: a column of a million answers holds a few dozen.
+    codes, uniques = pd.factorize(raw, use_na_sentinel=True)
+    values, invalid = _unique_item_values(pd.Series(uniques, dtype=object), instrument)
+    slots = np.where(codes < 0, len(uniques), codes)  # the last slot serves missing answers
+    return (pd.Series(pd.array(np.append(values.to_numpy(dtype=float, na_value=np.nan), np.nan),
+                               dtype="Float64")[slots], index=raw.index),
+            pd.Series(np.append(invalid.to_numpy(dtype=bool), False)[slots], index=raw.index))
+
+
+def _unique_item_values(text: pd.Series, instrument: Instrument) -> tuple[pd.Series, pd.Series]:
     is_blank = text.isna() | (text.astype(str).str.strip() == "")
     numeric = pd.to_numeric(text.where(~is_blank), errors="coerce")
     labels = {normalise_label(k): v for k, v in instrument.labels.items()}

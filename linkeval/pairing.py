@@ -51,14 +51,17 @@ def pair_scores(scores: pd.DataFrame, window: tuple[int, int] = (270, 365)
     excluded : follow-up rows not used, with ``reason`` ``followup_before_baseline`` or
         ``no_baseline``.
     """
-    s = scores[scores["scored"].astype(bool)].copy()
-    s["completed_date"] = pd.to_datetime(s["completed_date"])
-    s = s.sort_values([*KEYS, "completed_date"], kind="stable")
-    base = s[s["timepoint"] == "baseline"].drop_duplicates(KEYS, keep="first")
-    follow = s[s["timepoint"] == "followup"]
+    unused = ["n_items", "n_missing", "scored", "not_scored_reason"]
+    s = scores.loc[scores["scored"].fillna(False).astype(bool).to_numpy(),
+                   [c for c in scores.columns if c not in unused]]
+    s = s.assign(completed_date=pd.to_datetime(s["completed_date"]), __key__=_key_codes(s))
+    # Sorted by (site, person_id, instrument) then date, ties in their original order.
+    s = s.iloc[np.lexsort((s["completed_date"].to_numpy(), s["__key__"].to_numpy()))]
+    base = s[(s["timepoint"] == "baseline").to_numpy()].drop_duplicates("__key__", keep="first")
+    follow = s[(s["timepoint"] == "followup").to_numpy()]
 
-    keyed = follow.merge(base[[*KEYS, "completed_date"]].rename(
-        columns={"completed_date": "baseline_date"}), on=KEYS, how="left")
+    keyed = follow.merge(base[["__key__", "completed_date"]].rename(
+        columns={"completed_date": "baseline_date"}), on="__key__", how="left")
     keyed["days_between"] = (keyed["completed_date"] - keyed["baseline_date"]).dt.days
     no_base = keyed["baseline_date"].isna()
     before = keyed["days_between"] < 0
@@ -69,17 +72,17 @@ def pair_scores(scores: pd.DataFrame, window: tuple[int, int] = (270, 365)
     lo, hi = window
     usable["in_window"] = usable["days_between"].between(lo, hi)
     # In-window follow-ups first, each group by date: the first row per person is the one.
-    usable = usable.sort_values([*KEYS, "in_window", "completed_date"],
-                                ascending=[True, True, True, False, True], kind="stable")
-    chosen = usable.drop_duplicates(KEYS, keep="first")
+    usable = usable.sort_values(["__key__", "in_window", "completed_date"],
+                                ascending=[True, False, True], kind="stable")
+    chosen = usable.drop_duplicates("__key__", keep="first")
 
     pairs = base.rename(columns={"score": "baseline", "completed_date": "baseline_date",
                                  "band": "baseline_band"})[
-        [*KEYS, "referral_id", "baseline", "baseline_date", "baseline_band"]]
+        ["__key__", *KEYS, "referral_id", "baseline", "baseline_date", "baseline_band"]]
     chosen = chosen.rename(columns={"score": "followup", "completed_date": "followup_date",
                                     "band": "followup_band"})[
-        [*KEYS, "followup", "followup_date", "followup_band", "days_between", "in_window"]]
-    pairs = pairs.merge(chosen, on=KEYS, how="left")
+        ["__key__", "followup", "followup_date", "followup_band", "days_between", "in_window"]]
+    pairs = pairs.merge(chosen, on="__key__", how="left")
     pairs["baseline"] = pairs["baseline"].astype("Float64")
     pairs["followup"] = pairs["followup"].astype("Float64")
     # Scores have at most two decimals; rounding drops floating-point noise (22.35 - 24.9).
@@ -87,8 +90,17 @@ def pair_scores(scores: pd.DataFrame, window: tuple[int, int] = (270, 365)
     pairs["days_between"] = pairs["days_between"].astype("Int64")
     pairs["in_window"] = pairs["in_window"].astype("boolean").fillna(False).astype(bool)
     for col in ("improved_reliably", "deteriorated_reliably", "met_mid_improvement"):
-        pairs[col] = pd.array([pd.NA] * len(pairs), dtype="boolean")
-    return pairs[PAIR_COLUMNS].reset_index(drop=True), excluded
+        pairs[col] = pd.Series(pd.NA, index=pairs.index, dtype="boolean")
+    return pairs[PAIR_COLUMNS].reset_index(drop=True), excluded.drop(columns="__key__")
+
+
+def _key_codes(scores: pd.DataFrame) -> np.ndarray:
+    """One integer per (site, person_id, instrument), in the order of the sorted keys."""
+    key = np.zeros(len(scores), dtype=np.int64)
+    for col in KEYS:
+        codes, uniques = pd.factorize(scores[col], sort=True)
+        key = key * (len(uniques) + 1) + codes
+    return key
 
 
 def reliabilities(responses: pd.DataFrame) -> dict[str, float]:
@@ -103,12 +115,27 @@ def reliabilities(responses: pd.DataFrame) -> dict[str, float]:
         sub = base[base["instrument"] == name]
         if sub.empty:
             continue
-        wide = sub.pivot_table(index=["site", "person_id", "completed_date"], columns="item",
-                               values="value", aggfunc="first")
+        wide = _completions_wide(sub)
         for spec in inst.scores:
             if len(spec.items) > 1 and set(spec.items) <= set(wide.columns):
                 out[spec.name] = cronbach_alpha(wide[list(spec.items)])
     return out
+
+
+def _completions_wide(responses: pd.DataFrame) -> pd.DataFrame:
+    """One row per completion (site, person_id, completed_date), one column per item: the
+    first non-missing answer (a pivot table by integer codes, fast on millions of rows)."""
+    key = np.zeros(len(responses), dtype=np.int64)
+    for col in ("site", "person_id", "completed_date"):
+        codes, uniques = pd.factorize(responses[col])
+        key = key * (len(uniques) + 1) + codes
+    row, _ = pd.factorize(key)
+    col, items = pd.factorize(responses["item"])
+    values = responses["value"].to_numpy(dtype=float, na_value=np.nan)
+    answered = np.flatnonzero(~np.isnan(values))[::-1]  # written last to first: first wins
+    wide = np.full((row.max() + 1 if len(row) else 0, len(items)), np.nan)
+    wide[row[answered], col[answered]] = values[answered]
+    return pd.DataFrame(wide, columns=list(items))
 
 
 def reliable_change_index(change: pd.Series, baseline_sd: float, reliability: float) -> pd.Series:

@@ -12,6 +12,7 @@ from linkeval.pairing import (
     attrition_table,
     followup_rates,
     pair_scores,
+    reliabilities,
     reliable_change_index,
 )
 
@@ -130,3 +131,23 @@ def test_attrition_table_and_followup_rates():
     base = table.loc[("baseline swemwbs", "")]
     # means 19 vs 23, SDs 1.4142 and 1.4142 -> SMD = -4 / 1.4142
     assert base["smd"] == pytest.approx(-4 / np.sqrt(2))
+
+
+def test_reliabilities_from_long_baseline_responses():
+    # UCLA-3 at baseline for three people: (1,2,3), (2,3,3) and (1,1,1).
+    # Alpha by hand: item variances 1/3, 1 and 4/3 (sum 8/3); totals 6, 8 and 3 with
+    # variance 19/3; alpha = 3/2 * (1 - (8/3) / (19/3)) = 3/2 * 11/19 = 33/38.
+    items = ("lack_companionship", "left_out", "isolated")
+    wide = {"p1": (1, 2, 3), "p2": (2, 3, 3), "p3": (1, 1, 1)}
+    rows = [("S", p, "2024-01-01", "baseline", item, v)
+            for p, values in wide.items() for item, v in zip(items, values, strict=True)]
+    rows += [("S", "p1", "2024-01-01", "baseline", items[0], 3),   # a repeat: the first wins
+             ("S", "p4", "2024-01-01", "baseline", items[0], 2),   # incomplete: left out
+             ("S", "p4", "2024-01-01", "baseline", items[1], None),
+             ("S", "p4", "2024-01-01", "baseline", items[2], 2),
+             ("S", "p1", "2024-12-01", "followup", items[0], 3)]   # follow-ups are not used
+    responses = pd.DataFrame(rows, columns=["site", "person_id", "completed_date", "timepoint",
+                                            "item", "value"]).assign(instrument="ucla3")
+    responses["value"] = responses["value"].astype("Float64")
+    responses["completed_date"] = pd.to_datetime(responses["completed_date"])
+    assert reliabilities(responses) == {"ucla3": pytest.approx(33 / 38)}
