@@ -110,8 +110,11 @@ def clean_study(
             done = dict(zip(order, pool.map(_clean_site, [cfg] * n, order, [key] * n,
                                             [today] * n), strict=True))
         results = [done[code] for code in codes]
+    # Table by table, letting go of each site's part once it is combined: the peak holds one
+    # table twice, not the whole study.
+    tables = {t: _concat([r.tables.pop(t) for r in results], t) for t in CANONICAL_TABLES}
     combined = CleanResult(
-        tables={t: _concat([r.tables[t] for r in results], t) for t in CANONICAL_TABLES},
+        tables=tables,
         log=_concat([r.log for r in results], "cleaning_log"),
         summary=pd.concat([r.summary for r in results], ignore_index=True),
         unmapped=pd.concat([r.unmapped for r in results], ignore_index=True),

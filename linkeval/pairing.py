@@ -109,33 +109,36 @@ def reliabilities(responses: pd.DataFrame) -> dict[str, float]:
     ``responses`` is the canonical long table; one completion is one
     (site, person_id, completed_date, instrument) at the baseline timepoint.
     """
-    base = responses[responses["timepoint"] == "baseline"]
+    # Integer codes instead of copies of the (large) table: one per completion and per item.
+    baseline = (responses["timepoint"] == "baseline").to_numpy(dtype=bool, na_value=False)
+    completion = np.zeros(len(responses), dtype=np.int64)
+    for col in ("site", "person_id", "completed_date"):
+        codes, uniques = pd.factorize(responses[col])
+        completion = completion * (len(uniques) + 1) + codes
+    item, item_names = pd.factorize(responses["item"])
+    values = responses["value"].to_numpy(dtype=float, na_value=np.nan)
     out: dict[str, float] = {}
     for name, inst in INSTRUMENTS.items():
-        sub = base[base["instrument"] == name]
-        if sub.empty:
+        rows = np.flatnonzero(baseline & (responses["instrument"] == name).to_numpy(
+            dtype=bool, na_value=False))
+        if not len(rows):
             continue
-        wide = _completions_wide(sub)
+        wide = _completions_wide(completion[rows], item[rows], item_names, values[rows])
         for spec in inst.scores:
             if len(spec.items) > 1 and set(spec.items) <= set(wide.columns):
                 out[spec.name] = cronbach_alpha(wide[list(spec.items)])
     return out
 
 
-def _completions_wide(responses: pd.DataFrame) -> pd.DataFrame:
-    """One row per completion (site, person_id, completed_date), one column per item: the
-    first non-missing answer (a pivot table by integer codes, fast on millions of rows)."""
-    key = np.zeros(len(responses), dtype=np.int64)
-    for col in ("site", "person_id", "completed_date"):
-        codes, uniques = pd.factorize(responses[col])
-        key = key * (len(uniques) + 1) + codes
-    row, _ = pd.factorize(key)
-    col, items = pd.factorize(responses["item"])
-    values = responses["value"].to_numpy(dtype=float, na_value=np.nan)
+def _completions_wide(completion: np.ndarray, item: np.ndarray, item_names, values: np.ndarray
+                      ) -> pd.DataFrame:
+    """One row per completion, one column per item: the first non-missing answer (a pivot
+    table by integer codes, fast on millions of rows)."""
+    row, _ = pd.factorize(completion)
     answered = np.flatnonzero(~np.isnan(values))[::-1]  # written last to first: first wins
-    wide = np.full((row.max() + 1 if len(row) else 0, len(items)), np.nan)
-    wide[row[answered], col[answered]] = values[answered]
-    return pd.DataFrame(wide, columns=list(items))
+    wide = np.full((row.max() + 1 if len(row) else 0, len(item_names)), np.nan)
+    wide[row[answered], item[answered]] = values[answered]
+    return pd.DataFrame(wide, columns=list(item_names))
 
 
 def reliable_change_index(change: pd.Series, baseline_sd: float, reliability: float) -> pd.Series:
