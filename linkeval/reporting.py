@@ -233,15 +233,15 @@ class Report:
     def sources(self) -> None:
         safe = self._pct(describe.referral_sources(self.tables["referrals"]), "referral_source",
                          "Who referred people")
-        self.table(safe[safe["n"] != 0], {"referral_source": "Referred by", "n": "Referrals",
-                                          "pct": "%"}, codes=("referral_source",))
+        self.table(_by_size(safe), {"referral_source": "Referred by", "n": "Referrals",
+                                    "pct": "%"}, codes=("referral_source",))
         top = _top(safe, "referral_source")
         say(f"Most referrals came from **{top}**." if top else "Too few referrals to show.")
 
     def reasons(self) -> None:
         table = describe.referral_reasons(self.tables["referrals"], self.tables["referral_reasons"])
         safe = self._pct(table, "reason", "Why people were referred")
-        self.table(safe[safe["n"] != 0], {"reason": "Reason", "n": "Referrals", "pct": "%"},
+        self.table(_by_size(safe), {"reason": "Reason", "n": "Referrals", "pct": "%"},
                    codes=("reason",))
         say("A referral can give several reasons, so the percentages add up to more than 100. "
             f"The commonest was **{_top(safe, 'reason') or '-'}**.")
@@ -302,8 +302,8 @@ class Report:
             return
         safe = self._pct(describe.onward_by_asset(onward), "asset_type",
                          "Where people were referred on to", xlabel="% of onward referrals")
-        self.table(safe[safe["n"] != 0], {"asset_type": "Community asset", "n": "Onward referrals",
-                                          "pct": "%"}, codes=("asset_type",))
+        self.table(_by_size(safe), {"asset_type": "Community asset", "n": "Onward referrals",
+                                    "pct": "%"}, codes=("asset_type",))
         say(f"Link workers most often connected people with **{_top(safe, 'asset_type')}**.")
 
     def data_quality(self) -> None:
@@ -533,6 +533,14 @@ def _term_label(term: str) -> str:
         variable, level = term[2:].rstrip("]").split(")[T.", 1)
         return f"{plain(variable)}: {level}"
     return plain(term)
+
+
+def _by_size(safe: pd.DataFrame) -> pd.DataFrame:
+    """Rows with any count, largest shown count first (as in the charts); suppressed rows last,
+    in their usual order, so that the order gives nothing away about their size."""
+    shown = safe[safe["n"] != 0]
+    values = pd.to_numeric(shown["n"].replace(SUPPRESSED, np.nan), errors="coerce")
+    return shown.iloc[np.argsort(-values.fillna(-1).to_numpy(), kind="stable")]
 
 
 def _top(safe: pd.DataFrame, column: str) -> str | None:

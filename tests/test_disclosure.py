@@ -65,3 +65,14 @@ def test_rule_none_is_unchanged_and_says_so():
     out = suppress(table, rule="none")
     assert out["n"].tolist() == [1, 2]
     assert "analysts only" in describe_rule("none")
+
+
+def test_report_tables_run_largest_first_and_keep_suppressed_rows_in_their_usual_order():
+    from linkeval.reporting import _by_size
+
+    safe = pd.DataFrame({"reason": ["a", "b", "c", "d", "e", "f"],
+                         "n": [10, "*", 40, 0, "*", 10]})
+    ordered = _by_size(safe)
+    # Largest first, ties as they were; zero rows dropped; "*" rows last, b then e as given
+    # (never by their hidden size).
+    assert ordered["reason"].tolist() == ["c", "a", "f", "b", "e"]
