@@ -82,23 +82,22 @@ def read_raw(path: Path, source: Source) -> pa.Table:
     if path.suffix.lower() in (".xlsx", ".xlsm"):
         frame = _read_xlsx(path, source)
     else:
-        table = _read_csv_arrow(path, source)
+        encoding = detect_encoding(path, source.encoding)
+        table = _read_csv_arrow(path, source, encoding)
         if table is not None:
             return table.rename_columns([c.strip() for c in table.column_names])
-        frame = _read_csv_pandas(path, source)
-    arrays = [pa.array(frame[c].to_numpy(dtype=object), type=pa.string(), from_pandas=True)
-              for c in frame.columns]
-    table = pa.Table.from_arrays(arrays, names=[str(c).strip() for c in frame.columns])
-    return pa.Table.from_arrays([pc.fill_null(a, "") for a in table.columns],
-                                names=table.column_names)
+        frame = _read_csv_pandas(path, source, encoding)
+    arrays = [pc.fill_null(pa.array(frame[c].to_numpy(dtype=object), type=pa.string(),
+                                    from_pandas=True), "") for c in frame.columns]
+    return pa.Table.from_arrays(arrays, names=[str(c).strip() for c in frame.columns])
 
 
-def _read_csv_arrow(path: Path, source: Source) -> pa.Table | None:
-    """The fast reader, for well-formed files. None when a file needs pandas' reader: blank
-    lines, rows with too few fields, or unnamed or repeated headers (pandas numbers and names
-    those the way analysts know, and its messages for malformed files are the ones we show).
+def _read_csv_arrow(path: Path, source: Source, encoding: str) -> pa.Table | None:
+    """The fast reader, for well-formed files (a blank line is read as a blank row, as pandas
+    does). None when a file needs pandas' reader: rows with too few or too many fields, or
+    unnamed or repeated headers (pandas names those the way analysts know, and its messages
+    for malformed files are the ones we show).
     """
-    encoding = detect_encoding(path, source.encoding)
     names = list(_read_csv_pandas(path, source, encoding, nrows=0).columns)
     try:
         table = pacsv.read_csv(
@@ -119,9 +118,8 @@ def _read_csv_arrow(path: Path, source: Source) -> pa.Table | None:
     return table
 
 
-def _read_csv_pandas(path: Path, source: Source, encoding: str | None = None,
+def _read_csv_pandas(path: Path, source: Source, encoding: str,
                      nrows: int | None = None) -> pd.DataFrame:
-    encoding = encoding or detect_encoding(path, source.encoding)
     try:
         return pd.read_csv(
             path, dtype=object, keep_default_na=False, na_filter=False, encoding=encoding,

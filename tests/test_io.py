@@ -8,7 +8,7 @@ import pytest
 
 from linkeval.config import Source
 from linkeval.errors import LinkevalError
-from linkeval.io import _read_csv_arrow, read_raw
+from linkeval.io import _read_csv_arrow, detect_encoding, read_raw
 
 
 def source(**kwargs) -> Source:
@@ -43,7 +43,7 @@ def test_arrow_reader_matches_pandas_on_well_formed_files(tmp_path, text, encodi
     path = tmp_path / "x.csv"
     path.write_bytes(text.encode(encoding))
     src = source(skip_rows=skip_rows)
-    assert _read_csv_arrow(path, src) is not None  # the fast path was taken
+    assert _read_csv_arrow(path, src, detect_encoding(path)) is not None  # the fast path was taken
     got = as_frame(read_raw(path, src))
     pd.testing.assert_frame_equal(got, pandas_reading(path, encoding, skip_rows))
 
@@ -56,7 +56,7 @@ def test_arrow_reader_matches_pandas_on_well_formed_files(tmp_path, text, encodi
 def test_files_arrow_cannot_read_alike_fall_back_to_pandas(tmp_path, text):
     path = tmp_path / "x.csv"
     path.write_text(text, encoding="utf-8")
-    assert _read_csv_arrow(path, source()) is None
+    assert _read_csv_arrow(path, source(), detect_encoding(path)) is None
     got = as_frame(read_raw(path, source()))
     pd.testing.assert_frame_equal(got, pandas_reading(path, "utf-8"))
 
