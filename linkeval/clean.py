@@ -283,7 +283,14 @@ class _SiteCleaner:
                     .to_numpy(zero_copy_only=False)
         dup, first_pos = _exact_duplicates(table)
         dup &= ~all_blank
-        first_row = pd.Series(frame_row[first_pos])
+
+        def copy_of(rows: pd.DataFrame) -> pd.Series:
+            """Where each duplicate's first copy is (the file too, when it is another file)."""
+            pos, first = rows.index.to_numpy(), first_pos[rows.index.to_numpy()]
+            other_file = np.where(frame_file[first] == frame_file[pos], "", frame_file[first] + " ")
+            return ("exact copy of " + pd.Series(other_file, index=rows.index, dtype=object)
+                    + "row " + pd.Series(frame_row[first], index=rows.index).astype(str))
+
         canon = pd.DataFrame({FILE: frame_file, ROW: frame_row,
                               SRC: self.site.sources.index(source)})
         for fld, header in source.columns.items():
@@ -301,8 +308,7 @@ class _SiteCleaner:
         canon = self.reject(canon, pd.Series(all_blank), source.table, None, "blank_row",
                             "row is empty")
         return self.reject(canon, pd.Series(dup).reindex(canon.index), source.table, None,
-                           "duplicate_row",
-                           lambda rows: "exact copy of row " + first_row[rows.index].astype(str))
+                           "duplicate_row", copy_of)
 
     # -- shared checks ------------------------------------------------------------------------
     def require(self, frame: pd.DataFrame, table: str, fields: tuple[str, ...]) -> pd.DataFrame:

@@ -49,6 +49,21 @@ def test_duplicate_detail_names_the_original_row(tmp_path):
     assert log.loc[log["rule"] == "duplicate_row", "detail"].item() == "exact copy of row 1"
 
 
+def test_a_duplicate_in_another_file_of_a_glob_names_that_file(tmp_path):
+    config = write_study(tmp_path)
+    (tmp_path / "raw" / "x" / "referrals.csv").rename(tmp_path / "raw" / "x" / "referrals_1.csv")
+    # A later export repeats R1 (an overlapping date range); it has a Notes column, blank
+    # here, as the absent column is in the first file: still an exact copy.
+    (tmp_path / "raw" / "x" / "referrals_2.csv").write_text(
+        "Ref,NHS,Referred,DOB,Source,Why,Notes\n"
+        "R1,943 476 5919,05/03/2024,01/02/1950,GP,Loneliness;Debt,\n", encoding="utf-8")
+    config.write_text(config.read_text().replace("x/referrals.csv", "x/referrals_*.csv"))
+    log = clean_study(load_config(config), key=KEY, today=TODAY).log
+    details = log.loc[log["rule"] == "duplicate_row"].set_index("source_file")["detail"]
+    assert details.to_dict() == {"x/referrals_1.csv": "exact copy of row 1",
+                                 "x/referrals_2.csv": "exact copy of x/referrals_1.csv row 1"}
+
+
 def test_contact_rules_and_derived_counts(tmp_path):
     result = clean(tmp_path)
     assert rules(result, "contacts") == {
