@@ -98,8 +98,8 @@ def _key_codes(scores: pd.DataFrame) -> np.ndarray:
     """One integer per (site, person_id, instrument), in the order of the sorted keys."""
     key = np.zeros(len(scores), dtype=np.int64)
     for col in KEYS:
-        codes, uniques = pd.factorize(scores[col], sort=True)
-        key = key * (len(uniques) + 1) + codes
+        codes, uniques = pd.factorize(scores[col], sort=True)  # missing: -1, kept apart by + 1
+        key = key * (len(uniques) + 1) + codes + 1
     return key
 
 
@@ -113,8 +113,8 @@ def reliabilities(responses: pd.DataFrame) -> dict[str, float]:
     baseline = (responses["timepoint"] == "baseline").to_numpy(dtype=bool, na_value=False)
     completion = np.zeros(len(responses), dtype=np.int64)
     for col in ("site", "person_id", "completed_date"):
-        codes, uniques = pd.factorize(responses[col])
-        completion = completion * (len(uniques) + 1) + codes
+        codes, uniques = pd.factorize(responses[col])  # missing: -1, kept apart by + 1
+        completion = completion * (len(uniques) + 1) + codes + 1
     item, item_names = pd.factorize(responses["item"])
     values = responses["value"].to_numpy(dtype=float, na_value=np.nan)
     out: dict[str, float] = {}
