@@ -101,3 +101,17 @@ def test_a_failing_site_is_reported_and_the_others_finish(tmp_path, small_run, m
     assert main(["report", "--config", str(study.config_path), "--site", "B", "--jobs", "2"]) == 0
     assert isinstance(pd.read_json(study.config_path.parent / "reports" / "latest" / "run.json"),
                       pd.DataFrame)
+
+
+def test_explore_notebook_runs_unchanged_on_a_cleaned_study(small_run, tmp_path):
+    import papermill as pm
+
+    study, _, _ = small_run
+    out = tmp_path / "explore.ipynb"
+    pm.execute_notebook(ROOT / "notebooks" / "explore.ipynb", out, cwd=str(ROOT / "notebooks"),
+                        parameters={"config": str(study.config_path)}, progress_bar=False)
+    nb = nbformat.read(out, as_version=4)
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
+              if o.output_type == "error"]
+    assert errors == []
+    assert any(c.outputs for c in nb.cells if c.cell_type == "code")
