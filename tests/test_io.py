@@ -35,6 +35,7 @@ WELL_FORMED = [
     ("Ref,Reason\nR1,Café – connect\nR2,Débt\n", "utf-8-sig", 0),  # written with a BOM
     ("Search: caseload\nRun by: team\n\nRef,Reason\nR1,Café – connect\n", "cp1252", 3),
     ("Ref,Reason\nR1,a\n\nR2,b\n", "utf-8", 0),  # a blank line is a blank row, as in pandas
+    ("Ref,Reason\r\nR1,a\r\nR2,\"b\r\nc\"\r\nR3,d", "cp1252", 0),  # Windows line ends, no last
 ]
 
 
