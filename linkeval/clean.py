@@ -19,6 +19,9 @@ import hashlib
 import json
 import multiprocessing
 import os
+import pickle
+import shutil
+import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -106,10 +109,18 @@ def clean_study(
         order = sorted(codes, key=lambda c: -_raw_bytes(cfg, [c]))
         context = multiprocessing.get_context("forkserver")
         n = len(codes)
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-            done = dict(zip(order, pool.map(_clean_site, [cfg] * n, order, [key] * n,
-                                            [today] * n), strict=True))
-        results = [done[code] for code in codes]
+        # Each worker hands its site back as a file: a pipe moves a gigabyte slowly, and a
+        # worker stays blocked until its result is read. The files sit beside the processed
+        # folder (pseudonymised data stays in the study's data area) and are removed at once.
+        parts = Path(tempfile.mkdtemp(prefix=".linkeval-parts-", dir=_parts_parent(cfg)))
+        try:
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+                files = dict(zip(order, pool.map(_clean_site_to_file, [cfg] * n, order,
+                                                 [key] * n, [today] * n, [parts] * n),
+                                 strict=True))
+            results = [_load_part(files[code]) for code in codes]
+        finally:
+            shutil.rmtree(parts, ignore_errors=True)
     # Table by table, letting go of each site's part once it is combined: the peak holds one
     # table twice, not the whole study.
     tables = {t: _concat([r.tables.pop(t) for r in results], t) for t in CANONICAL_TABLES}
@@ -136,6 +147,27 @@ def _with_change_indicators(cfg: StudyConfig, tables: dict[str, pd.DataFrame]) -
 
 def _clean_site(cfg: StudyConfig, code: str, key: bytes, today: pd.Timestamp) -> CleanResult:
     return _SiteCleaner(cfg, cfg.site(code), key, today).run()
+
+
+def _clean_site_to_file(cfg: StudyConfig, code: str, key: bytes, today: pd.Timestamp,
+                        folder: Path) -> Path:
+    path = folder / f"{code}.pickle"
+    with path.open("wb") as fh:
+        pickle.dump(_clean_site(cfg, code, key, today), fh, protocol=pickle.HIGHEST_PROTOCOL)
+    return path
+
+
+def _load_part(path: Path) -> CleanResult:
+    with path.open("rb") as fh:
+        result = pickle.load(fh)  # written by this run's own workers a moment ago
+    path.unlink()
+    return result
+
+
+def _parts_parent(cfg: StudyConfig) -> Path:
+    parent = cfg.processed_dir.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    return parent
 
 
 def _raw_bytes(cfg: StudyConfig, codes: list[str]) -> int:

@@ -154,3 +154,16 @@ def test_followups_before_baseline_are_logged_not_paired(demo_clean):
     before = log[log["rule"] == "followup_before_baseline"]
     assert len(before) > 0 and (before["action"] == "rejected").all()
     assert not before.duplicated(["source_file", "source_row"]).any()
+
+
+def test_parallel_cleaning_gives_the_serial_result_and_leaves_no_temporary_files(
+        demo_config, demo_clean):
+    from linkeval.clean import clean_study
+    from tests.conftest import TODAY
+
+    parallel = clean_study(demo_config, key=TEST_KEY, today=TODAY, jobs=2)
+    for table, frame in demo_clean.tables.items():
+        pd.testing.assert_frame_equal(parallel.tables[table], frame, obj=table)
+    pd.testing.assert_frame_equal(parallel.log, demo_clean.log)
+    pd.testing.assert_frame_equal(parallel.summary, demo_clean.summary)
+    assert not list(demo_config.processed_dir.parent.glob(".linkeval-parts-*"))
