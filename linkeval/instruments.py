@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from linkeval.errors import LinkevalError, did_you_mean
+from linkeval.parse import distinct
 from linkeval.vocab import normalise_label
 
 
@@ -244,10 +245,8 @@ def item_values(raw: pd.Series, instrument: Instrument) -> tuple[pd.Series, pd.S
     missing for blank and invalid answers; ``invalid`` marks non-blank answers that are not
     a label nor a whole number inside the item range (they are flagged, never coerced).
     """
-    # Work on the distinct answers only: a column of a million answers holds a few dozen.
-    codes, uniques = pd.factorize(raw, use_na_sentinel=True)
+    uniques, slots = distinct(raw)
     values, invalid = _unique_item_values(pd.Series(uniques, dtype=object), instrument)
-    slots = np.where(codes < 0, len(uniques), codes)  # the last slot serves missing answers
     return (pd.Series(pd.array(np.append(values.to_numpy(dtype=float, na_value=np.nan), np.nan),
                                dtype="Float64")[slots], index=raw.index),
             pd.Series(np.append(invalid.to_numpy(dtype=bool), False)[slots], index=raw.index))

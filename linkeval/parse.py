@@ -35,6 +35,17 @@ def as_text(values: pa.Array | pa.ChunkedArray, index: pd.Index | None = None) -
                      index=index)
 
 
+def distinct(values: pd.Series) -> tuple[pd.Index | np.ndarray, np.ndarray]:
+    """The distinct non-missing values, and each row's slot among them.
+
+    For work done once per distinct value (a million rows usually hold a few dozen labels):
+    compute one result per distinct value plus one trailing result for missing values (slot
+    ``len(uniques)``), then index that array by the slots.
+    """
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    return uniques, np.where(codes < 0, len(uniques), codes)
+
+
 def blank(values: pd.Series) -> pd.Series:
     """True where a value is missing or empty. Expects text already stripped (see :func:`strip`)."""
     return (values.isna() | (values == "")).astype(bool)

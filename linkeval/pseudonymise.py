@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from linkeval.errors import LinkevalError
+from linkeval.parse import distinct
 
 DEMO_KEY = b"linkeval-demo-key--published--not-secret"
 MIN_KEY_BYTES = 16
@@ -75,10 +76,10 @@ def pseudonym(key: bytes, message: str) -> str:
 
 def pseudonymise(key: bytes, messages: pd.Series) -> pd.Series:
     """HMAC every message; computed once per distinct value (there is no vectorised HMAC)."""
-    codes, uniques = pd.factorize(messages, use_na_sentinel=True)
+    uniques, slots = distinct(messages)
     hashed = np.array([hmac.digest(key, m.encode("utf-8"), "sha256").hex() for m in uniques]
-                      + [None], dtype=object)  # the last slot serves missing values (code -1)
-    return pd.Series(hashed[codes], index=messages.index, dtype=object)
+                      + [None], dtype=object)
+    return pd.Series(hashed[slots], index=messages.index, dtype=object)
 
 
 def load_key(key_env: str, key_file: Path | None, demo: bool = False) -> bytes:

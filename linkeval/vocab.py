@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from linkeval.parse import as_text
+from linkeval.parse import as_text, distinct
 
 VOCABULARIES: dict[str, tuple[str, ...]] = {
     "referral_source": (
@@ -234,18 +234,16 @@ def map_labels(
     mapping = label_map(vocabulary, overrides)
     fallback = "other" if "other" in VOCABULARIES[vocabulary] else None
     blank_code = BLANK_CODE.get(field)
-    # Work on the distinct labels only: a million rows usually hold a few dozen labels.
-    positions, uniques = pd.factorize(raw, use_na_sentinel=True)
+    uniques, slots = distinct(raw)
     normalised = [normalise_label(label) for label in uniques]
     unique_codes = np.array(
         [blank_code if norm == "" else mapping.get(norm, fallback) for norm in normalised]
-        + [blank_code], dtype=object)  # the last slot serves missing values (position -1)
+        + [blank_code], dtype=object)
     unique_unmapped = np.array([norm != "" and norm not in mapping for norm in normalised]
                                + [False])
     # Arrow-backed text: taking from a few dozen codes makes no Python object per row.
-    slots = np.where(positions < 0, len(unique_codes) - 1, positions)
     codes = as_text(pa.array(unique_codes, type=pa.large_string()).take(slots), raw.index)
-    unmapped = pd.Series(unique_unmapped[positions], index=raw.index)
+    unmapped = pd.Series(unique_unmapped[slots], index=raw.index)
     return codes, unmapped
 
 
