@@ -54,7 +54,8 @@ def pair_scores(scores: pd.DataFrame, window: tuple[int, int] = (270, 365)
     unused = ["n_items", "n_missing", "scored", "not_scored_reason"]
     s = scores.loc[scores["scored"].fillna(False).astype(bool).to_numpy(),
                    [c for c in scores.columns if c not in unused]]
-    s = s.assign(completed_date=pd.to_datetime(s["completed_date"]), __key__=_key_codes(s))
+    s = s.assign(completed_date=pd.to_datetime(s["completed_date"]),
+                 __key__=_key_codes(s, KEYS, sort=True))
     # Sorted by (site, person_id, instrument) then date, ties in their original order.
     s = s.iloc[np.lexsort((s["completed_date"].to_numpy(), s["__key__"].to_numpy()))]
     base = s[(s["timepoint"] == "baseline").to_numpy()].drop_duplicates("__key__", keep="first")
@@ -94,11 +95,12 @@ def pair_scores(scores: pd.DataFrame, window: tuple[int, int] = (270, 365)
     return pairs[PAIR_COLUMNS].reset_index(drop=True), excluded.drop(columns="__key__")
 
 
-def _key_codes(scores: pd.DataFrame) -> np.ndarray:
-    """One integer per (site, person_id, instrument), in the order of the sorted keys."""
-    key = np.zeros(len(scores), dtype=np.int64)
-    for col in KEYS:
-        codes, uniques = pd.factorize(scores[col], sort=True)  # missing: -1, kept apart by + 1
+def _key_codes(frame: pd.DataFrame, columns: list[str], sort: bool = False) -> np.ndarray:
+    """One integer per combination of ``columns`` (with ``sort``, in the order of the sorted
+    combinations): grouping by integers is fast where grouping by long text is not."""
+    key = np.zeros(len(frame), dtype=np.int64)
+    for col in columns:
+        codes, uniques = pd.factorize(frame[col], sort=sort)  # missing: -1, kept apart by + 1
         key = key * (len(uniques) + 1) + codes + 1
     return key
 
@@ -111,10 +113,7 @@ def reliabilities(responses: pd.DataFrame) -> dict[str, float]:
     """
     # Integer codes instead of copies of the (large) table: one per completion and per item.
     baseline = (responses["timepoint"] == "baseline").to_numpy(dtype=bool, na_value=False)
-    completion = np.zeros(len(responses), dtype=np.int64)
-    for col in ("site", "person_id", "completed_date"):
-        codes, uniques = pd.factorize(responses[col])  # missing: -1, kept apart by + 1
-        completion = completion * (len(uniques) + 1) + codes + 1
+    completion = _key_codes(responses, ["site", "person_id", "completed_date"])
     item, item_names = pd.factorize(responses["item"])
     values = responses["value"].to_numpy(dtype=float, na_value=np.nan)
     out: dict[str, float] = {}
