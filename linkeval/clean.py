@@ -292,11 +292,11 @@ class _SiteCleaner:
             self.file_rows.append({"site": self.site.code, "table": source.table, "file": rel,
                                    "rows": raw.num_rows, "sha256": _file_hash(path)})
             tables.append(raw)
-        # Files of one glob may differ in columns: absent cells are blank.
-        table = (pa.concat_tables(tables, promote_options="default") if len(tables) > 1
-                 else tables[0])
-        table = pa.Table.from_arrays([pc.fill_null(c, "") for c in table.columns],
-                                     names=table.column_names)
+        table = tables[0]
+        if len(tables) > 1:  # files of one glob may differ in columns: absent cells are blank
+            table = pa.concat_tables(tables, promote_options="default")
+            table = pa.Table.from_arrays([pc.fill_null(c, "") for c in table.columns],
+                                         names=table.column_names)
         self.read_counts[source.table] += table.num_rows
         frame_file, frame_row = np.concatenate(files), np.concatenate(rows)
 
@@ -542,7 +542,7 @@ class _SiteCleaner:
         kept = pd.Series(position >= 0, index=frame.index)
         known = kept.copy()
         if not kept.all():
-            known[~kept] = _positions(frame["referral_id"][~kept], self._raw_ids()) >= 0
+            known[~kept] = _positions(frame["referral_id"][~kept], self.raw_ids) >= 0
         nat = np.datetime64("NaT", "s")
         ref_dates = referrals["referral_date"].to_numpy(dtype="datetime64[s]")
         ref_date = ref_dates[np.where(kept, position, 0)] if len(ref_dates) else \
@@ -557,13 +557,6 @@ class _SiteCleaner:
         frame = self.reject(frame, before, table, date_field, "before_referral",
                             f"{date_field} is before the referral date")
         return frame.drop(columns="__referral_date__")
-
-    def _raw_ids(self) -> pa.Array:
-        """Every referral_id in the referrals exports, kept or rejected."""
-        if not self.raw_referral_ids:
-            return pa.array([], type=pa.large_string())
-        ids = pa.concat_arrays(self.raw_referral_ids).unique()
-        return ids.filter(pc.not_equal(pc.utf8_trim_whitespace(ids), ""))
 
     # -- questionnaires ------------------------------------------------------------------------
     def questionnaires(self, sources: list[Source], referrals: pd.DataFrame
@@ -626,7 +619,7 @@ class _SiteCleaner:
         if "referral_id" in frame:
             frame["__pos__"] = _positions(frame["referral_id"], referrals["referral_id"])
             given = ~blank(frame["referral_id"])
-            known = _positions(frame["referral_id"], self._raw_ids()) >= 0
+            known = _positions(frame["referral_id"], self.raw_ids) >= 0
             frame = self.reject(frame, given & ~known, t, "referral_id", "unknown_referral",
                                 lambda r: "referral_id " + _quoted(r["referral_id"]) +
                                 " is not in any referrals export")
@@ -700,6 +693,7 @@ class _SiteCleaner:
             by_table[source.table].append(source)
 
         referrals = _concat_raw([self.referrals_from(s) for s in by_table["referrals"]])
+        self.raw_ids = _known_ids(self.raw_referral_ids)
         referrals = self.finish_referrals(referrals)
         reasons = self._reasons(referrals)
 
@@ -856,6 +850,14 @@ def _positions(values, lookup) -> np.ndarray:
     """
     found = pc.index_in(_large_text(values), value_set=_large_text(lookup))
     return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _known_ids(parts: list[pa.Array]) -> pa.Array:
+    """Every non-blank referral_id of the referrals exports, kept or rejected, once each."""
+    if not parts:
+        return pa.array([], type=pa.large_string())
+    ids = pa.concat_arrays(parts).unique()
+    return ids.filter(pc.not_equal(pc.utf8_trim_whitespace(ids), ""))
 
 
 def _large_text(values) -> pa.Array:
