@@ -224,7 +224,7 @@ class Report:
         safe = self.suppress(per_month, counts=["referrals"])
         safe["rolling_mean"] = _rolling_safe(safe["referrals"])
         self.figure(plots.referral_trend(safe))
-        recent = pd.to_numeric(safe["referrals"].tail(3).replace(SUPPRESSED, np.nan))
+        recent = _shown(safe["referrals"].tail(3))
         if len(per_month):
             say(f"Referrals ran from {per_month['month'].min():%B %Y} to "
                 f"{per_month['month'].max():%B %Y}; in the last three months there were "
@@ -535,16 +535,21 @@ def _term_label(term: str) -> str:
     return plain(term)
 
 
+def _shown(values: pd.Series) -> pd.Series:
+    """Disclosure-controlled values as numbers, suppressed cells ("*") as missing."""
+    return pd.to_numeric(values.replace(SUPPRESSED, np.nan), errors="coerce")
+
+
 def _by_size(safe: pd.DataFrame) -> pd.DataFrame:
     """Rows with any count, largest shown count first (as in the charts); suppressed rows last,
     in their usual order, so that the order gives nothing away about their size."""
     shown = safe[safe["n"] != 0]
-    values = pd.to_numeric(shown["n"].replace(SUPPRESSED, np.nan), errors="coerce")
+    values = _shown(shown["n"])
     return shown.iloc[np.argsort(-values.fillna(-1).to_numpy(), kind="stable")]
 
 
 def _top(safe: pd.DataFrame, column: str) -> str | None:
-    values = pd.to_numeric(safe["n"].replace(SUPPRESSED, np.nan), errors="coerce")
+    values = _shown(safe["n"])
     if values.notna().sum() == 0 or values.max() == 0:
         return None
     return plain(safe.loc[values.idxmax(), column])
@@ -552,8 +557,7 @@ def _top(safe: pd.DataFrame, column: str) -> str | None:
 
 def _rolling_safe(counts: pd.Series, window: int = 3) -> pd.Series:
     """Rolling mean of already-controlled monthly counts (suppressed months left out)."""
-    numeric = pd.to_numeric(counts.replace(SUPPRESSED, np.nan), errors="coerce")
-    return numeric.rolling(window, min_periods=1).mean()
+    return _shown(counts).rolling(window, min_periods=1).mean()
 
 
 STYLE = """<style>
