@@ -24,6 +24,12 @@ RULES = ("nhs_digital", "threshold", "none")
 NHS_DIGITAL_MIN = 8  # counts 1-7 are suppressed, so statistics need at least 8 people
 
 
+def as_numbers(values: pd.Series) -> pd.Series:
+    """Disclosure-controlled values as numbers, suppressed cells ("*") as missing: for
+    charts, sorting and headlines built from an already controlled table."""
+    return pd.to_numeric(values.where(values.astype(str) != SUPPRESSED), errors="coerce")
+
+
 def describe_rule(rule: str = "nhs_digital", min_count: int | None = None) -> str:
     """A plain-English footnote for reports."""
     if rule == "nhs_digital":

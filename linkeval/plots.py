@@ -16,6 +16,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from linkeval.disclosure import as_numbers  # noqa: E402
+
 PALETTE = sns.color_palette("colorblind")
 WIDTH = 7.5  # inches: fits an A4 page or a laptop screen
 
@@ -28,10 +30,6 @@ def set_theme() -> None:
 
 
 set_theme()
-
-
-def _numeric(values: pd.Series) -> pd.Series:
-    return pd.to_numeric(values.where(values.astype(str) != "*"), errors="coerce")
 
 
 def _note_suppressed(fig, labels: list[str]) -> None:
@@ -50,10 +48,10 @@ def _label(code) -> str:
 def referral_trend(per_month: pd.DataFrame, title: str = "Referrals per month") -> plt.Figure:
     """Monthly referrals (bars) with the rolling mean (line)."""
     fig, ax = plt.subplots(figsize=(WIDTH, 3.2))
-    counts = _numeric(per_month["referrals"])
+    counts = as_numbers(per_month["referrals"])
     ax.bar(per_month["month"], counts, width=20, color=PALETTE[0], alpha=0.6, label="Referrals")
     if "rolling_mean" in per_month:
-        ax.plot(per_month["month"], _numeric(per_month["rolling_mean"]), color=PALETTE[3],
+        ax.plot(per_month["month"], as_numbers(per_month["rolling_mean"]), color=PALETTE[3],
                 lw=2, label="3-month average")
     ax.set(title=title, xlabel="Month", ylabel="Referrals")
     ax.legend(frameon=False, loc="upper left")
@@ -66,7 +64,7 @@ def referral_trend(per_month: pd.DataFrame, title: str = "Referrals per month") 
 def bar_chart(table: pd.DataFrame, category: str, value: str = "pct", title: str = "",
               xlabel: str = "% of referrals", top: int | None = None) -> plt.Figure:
     """Horizontal bars of one value per category (sources, reasons, assets, modes)."""
-    data = table.assign(_v=_numeric(table[value]))
+    data = table.assign(_v=as_numbers(table[value]))
     suppressed = data.loc[data["_v"].isna() & (table[value].astype(str) == "*"), category]
     data = data.dropna(subset=["_v"])
     data = data[data["_v"] > 0].sort_values("_v", ascending=True)
@@ -84,7 +82,7 @@ def bar_chart(table: pd.DataFrame, category: str, value: str = "pct", title: str
 
 def funnel(table: pd.DataFrame, title: str = "From referral to follow-up") -> plt.Figure:
     """The engagement funnel: people reaching each stage."""
-    data = table.assign(_n=_numeric(table["n"]))
+    data = table.assign(_n=as_numbers(table["n"]))
     fig, ax = plt.subplots(figsize=(WIDTH, 3.2))
     labels = [_label(s) for s in data["stage"]][::-1]
     ax.barh(labels, data["_n"][::-1], color=PALETTE[2])
@@ -104,8 +102,8 @@ def forest_plot(table: pd.DataFrame, label: str, estimate: str = "estimate",
                 title: str = "Estimates with 95% confidence intervals",
                 xlabel: str = "Difference (95% CI)", reference: float = 0.0) -> plt.Figure:
     """Point estimates with confidence intervals, one row per label (sites, moderators)."""
-    data = table.assign(_e=_numeric(table[estimate]), _lo=_numeric(table[ci_low]),
-                        _hi=_numeric(table[ci_high]))
+    data = table.assign(_e=as_numbers(table[estimate]), _lo=as_numbers(table[ci_low]),
+                        _hi=as_numbers(table[ci_high]))
     suppressed = data.loc[data["_e"].isna(), label].astype(str).tolist()
     data = data.dropna(subset=["_e", "_lo", "_hi"]).reset_index(drop=True)
     fig, ax = plt.subplots(figsize=(WIDTH, 0.45 * max(len(data), 2) + 1.3))
@@ -123,9 +121,9 @@ def forest_plot(table: pd.DataFrame, label: str, estimate: str = "estimate",
 def change_plot(change_table: pd.DataFrame, title: str = "Average change from baseline"
                 ) -> plt.Figure:
     """Mean change and 95% CI per score, each on its own scale (one small panel each)."""
-    data = change_table.assign(_m=_numeric(change_table["mean_change"]),
-                               _lo=_numeric(change_table["ci_low"]),
-                               _hi=_numeric(change_table["ci_high"]))
+    data = change_table.assign(_m=as_numbers(change_table["mean_change"]),
+                               _lo=as_numbers(change_table["ci_low"]),
+                               _hi=as_numbers(change_table["ci_high"]))
     suppressed = data.loc[data["_m"].isna(), "instrument"].tolist()
     data = data.dropna(subset=["_m", "_lo", "_hi"]).reset_index(drop=True)
     n = max(len(data), 1)
@@ -149,7 +147,7 @@ def band_heatmap(table: pd.DataFrame, title: str = "Movement between bands") -> 
     wide = table.pivot(index="baseline_band", columns="followup_band", values="n")
     order = list(dict.fromkeys(table["baseline_band"]))
     wide = wide.reindex(index=order, columns=order)
-    numbers = wide.apply(_numeric)
+    numbers = wide.apply(as_numbers)
     annot = wide.astype(str)
     fig, ax = plt.subplots(figsize=(WIDTH * 0.7, 0.5 * len(order) + 1.8))
     sns.heatmap(numbers, annot=annot, fmt="", cmap="Blues", cbar=False, ax=ax,

@@ -23,7 +23,7 @@ from linkeval import __version__, describe, plots
 from linkeval.change import band_transitions, paired_change
 from linkeval.clean import load_processed
 from linkeval.config import load_config
-from linkeval.disclosure import SUPPRESSED, describe_rule, suppress
+from linkeval.disclosure import SUPPRESSED, as_numbers, describe_rule, suppress
 from linkeval.instruments import INSTRUMENTS, score_names
 from linkeval.models import (
     analysis_frame,
@@ -224,7 +224,7 @@ class Report:
         safe = self.suppress(per_month, counts=["referrals"])
         safe["rolling_mean"] = _rolling_safe(safe["referrals"])
         self.figure(plots.referral_trend(safe))
-        recent = _shown(safe["referrals"].tail(3))
+        recent = as_numbers(safe["referrals"].tail(3))
         if len(per_month):
             say(f"Referrals ran from {per_month['month'].min():%B %Y} to "
                 f"{per_month['month'].max():%B %Y}; in the last three months there were "
@@ -535,21 +535,16 @@ def _term_label(term: str) -> str:
     return plain(term)
 
 
-def _shown(values: pd.Series) -> pd.Series:
-    """Disclosure-controlled values as numbers, suppressed cells ("*") as missing."""
-    return pd.to_numeric(values.replace(SUPPRESSED, np.nan), errors="coerce")
-
-
 def _by_size(safe: pd.DataFrame) -> pd.DataFrame:
     """Rows with any count, largest shown count first (as in the charts); suppressed rows last,
     in their usual order, so that the order gives nothing away about their size."""
     shown = safe[safe["n"] != 0]
-    values = _shown(shown["n"])
+    values = as_numbers(shown["n"])
     return shown.iloc[np.argsort(-values.fillna(-1).to_numpy(), kind="stable")]
 
 
 def _top(safe: pd.DataFrame, column: str) -> str | None:
-    values = _shown(safe["n"])
+    values = as_numbers(safe["n"])
     if values.notna().sum() == 0 or values.max() == 0:
         return None
     return plain(safe.loc[values.idxmax(), column])
@@ -557,7 +552,7 @@ def _top(safe: pd.DataFrame, column: str) -> str | None:
 
 def _rolling_safe(counts: pd.Series, window: int = 3) -> pd.Series:
     """Rolling mean of already-controlled monthly counts (suppressed months left out)."""
-    return _shown(counts).rolling(window, min_periods=1).mean()
+    return as_numbers(counts).rolling(window, min_periods=1).mean()
 
 
 STYLE = """<style>
