@@ -60,7 +60,7 @@ def phase_floor(config: str) -> dict:
 
 
 def phase_clean(config: str) -> dict:
-    from linkeval.clean import clean_study, write_outputs
+    from linkeval.cleaning import clean_study, write_outputs
     from linkeval.config import load_config
 
     cfg = load_config(config)

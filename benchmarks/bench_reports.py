@@ -19,10 +19,10 @@ from pathlib import Path
 
 import nbformat
 
-from linkeval.clean import clean_study, write_outputs
+from linkeval.cleaning import clean_study, write_outputs
 from linkeval.config import load_config
 from linkeval.pseudonymise import DEMO_KEY
-from linkeval.reports import CROSS_SITE, SITE_NOTEBOOKS, render_html, run_reports
+from linkeval.report.batch import CROSS_SITE, SITE_NOTEBOOKS, render_html, run_reports
 from linkeval.synthetic import generate_study
 
 
@@ -30,7 +30,7 @@ def import_only_notebook(path: Path) -> None:
     nb = nbformat.v4.new_notebook()
     params = nbformat.v4.new_code_cell('config = ""\nsite = ""')
     params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell("import linkeval.reporting  # noqa: F401")]
+    nb.cells = [params, nbformat.v4.new_code_cell("import linkeval.report.sections  # noqa: F401")]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                  "language": "python"}
     nbformat.write(nb, path)

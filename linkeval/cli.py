@@ -104,7 +104,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from linkeval.clean import clean_study
+    from linkeval.cleaning import clean_study
     from linkeval.config import load_config
 
     cfg = load_config(args.config)
@@ -121,7 +121,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
-    from linkeval.clean import clean_study, write_outputs
+    from linkeval.cleaning import clean_study, write_outputs
     from linkeval.config import load_config
     from linkeval.pseudonymise import load_key
 
@@ -151,7 +151,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _report(cfg, sites, jobs) -> int:
-    from linkeval.reports import run_reports
+    from linkeval.report.batch import run_reports
 
     outcome = run_reports(cfg, sites=sites, jobs=jobs)
     index = outcome.folder / "index.html"
@@ -163,7 +163,7 @@ def _report(cfg, sites, jobs) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from linkeval.clean import clean_study, write_outputs
+    from linkeval.cleaning import clean_study, write_outputs
     from linkeval.config import load_config
     from linkeval.pseudonymise import DEMO_KEY
     from linkeval.synthetic import generate_study

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from linkeval.errors import LinkevalError, did_you_mean
-from linkeval.instruments import INSTRUMENTS, Settings, settings_for
+from linkeval.instruments import INSTRUMENTS, Settings, score_names, settings_for
 from linkeval.vocab import FIELD_VOCABULARY, VOCABULARIES
 
 TABLES = ("referrals", "contacts", "onward_referrals", "questionnaires")
@@ -319,9 +319,6 @@ def _parse_source(v: _Validator, where: str, spec: Any) -> Source:
 
 def _parse_programme_theory(v: _Validator, items: Any, sites: dict[str, Site]
                             ) -> tuple[CMOC, ...]:
-    from linkeval.instruments import score_names
-    from linkeval.vocab import VOCABULARIES
-
     if not isinstance(items, list):
         v.fail("programme_theory", "must be a list of CMOCs (each with id, context, mechanism, "
                "outcome and test)")

@@ -320,3 +320,17 @@ def cronbach_alpha(items: pd.DataFrame) -> float:
     if total_var == 0:
         return float("nan")
     return float(k / (k - 1) * (1 - item_var / total_var))
+
+
+SCORE_TITLES = {
+    "swemwbs": "Mental wellbeing (SWEMWBS)", "wemwbs": "Mental wellbeing (WEMWBS)",
+    "ons4_life_satisfaction": "Life satisfaction (ONS4)", "ons4_worthwhile": "Feeling worthwhile (ONS4)",
+    "ons4_happy": "Happiness yesterday (ONS4)", "ons4_anxious": "Anxiety yesterday (ONS4)",
+    "ucla3": "Loneliness (UCLA-3)", "ons_loneliness": "How often lonely (ONS)",
+    "phq9": "Depression symptoms (PHQ-9)", "gad7": "Anxiety symptoms (GAD-7)",
+    "eq_vas": "Self-rated health (EQ VAS)",
+}
+
+
+def score_title(name: str) -> str:
+    return SCORE_TITLES.get(name, name)

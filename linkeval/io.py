@@ -2,8 +2,8 @@
 
 Raw files are read as text, every column a string and every blank a blank, so that nothing is
 converted before the cleaner has looked at it (leading zeros, odd dates and placeholder values
-survive to be judged and logged). Only this module, ``clean``, ``reports`` and ``cli`` touch the
-file system.
+survive to be judged and logged). Only this module, ``cleaning``, ``report.batch`` and ``cli``
+touch the file system.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import pyarrow.csv as pacsv
 
 from linkeval.config import Source
 from linkeval.errors import LinkevalError, did_you_mean
+from linkeval.schema import SCHEMAS
 
 ZIP_MAGIC = b"PK\x03\x04"
 
@@ -216,3 +217,19 @@ def staged_directory(final: Path) -> Iterator[Path]:
         os.replace(final, old)
     os.replace(staging, final)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def load_processed(processed_dir: Path | str) -> dict[str, pd.DataFrame]:
+    """Read the canonical tables (and the cleaning log) from a processed folder."""
+    processed_dir = Path(processed_dir)
+    names = list(SCHEMAS)
+    missing = [n for n in names if not (processed_dir / f"{n}.parquet").is_file()]
+    if missing:
+        raise LinkevalError(
+            f"{processed_dir}: no processed {', '.join(missing)}; run linkeval clean first"
+        )
+    tables = {n: pd.read_parquet(processed_dir / f"{n}.parquet") for n in names}
+    log_path = processed_dir / "qa" / "cleaning_log.parquet"
+    if log_path.is_file():
+        tables["cleaning_log"] = pd.read_parquet(log_path)
+    return tables

@@ -252,3 +252,25 @@ def age_band(age: pd.Series) -> pd.Series:
     edges = [-1, *AGE_BAND_EDGES, 200]
     labels = ["<18", *AGE_BANDS]
     return pd.cut(age.astype("Float64"), bins=edges, labels=labels, right=False).astype(object)
+
+
+# Plain-English labels for the steering group's pages and figures.
+PLAIN = {
+    "gp": "GP", "vcse": "Voluntary sector (VCSE)", "other_practice_staff": "Other practice staff",
+    "self": "Self-referral", "loneliness_isolation": "Loneliness or isolation",
+    "finance_debt_benefits": "Money, debt or benefits", "long_term_condition": "Long-term condition",
+    "employment_education": "Work or education", "food_insecurity": "Food insecurity",
+    "face_to_face": "Face to face", "home_visit": "Home visit",
+    "social_groups_befriending": "Social groups and befriending",
+    "advice_finance_benefits": "Advice, money and benefits", "arts_culture": "Arts and culture",
+    "employment_education_volunteering": "Work, learning and volunteering",
+    "nature_green": "Nature and green spaces", "mental_health_support": "Mental health support",
+    "not_contactable": "Not contactable", "onward_referrals": "Onward referrals",
+    "questionnaires": "Questionnaires",
+}
+
+
+def plain(code) -> str:
+    """A code as words for the steering group: 'gp' -> 'GP', 'home_visit' -> 'Home visit'."""
+    text = str(code)
+    return PLAIN.get(text, text.replace("_", " ").capitalize())

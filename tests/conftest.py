@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from linkeval.clean import clean_study, write_outputs
+from linkeval.cleaning import clean_study, write_outputs
 from linkeval.config import load_config
 from linkeval.synthetic import generate_study
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from linkeval.change import band_transitions, paired_change
+from linkeval.stats.change import band_transitions, paired_change
 
 # Student's sleep data (Cushny & Peebles 1905; R `datasets::sleep`): extra sleep on drug 1 and 2.
 DRUG1 = [0.7, -1.6, -0.2, -1.2, -0.1, 3.4, 3.7, 0.8, 0.0, 2.0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from linkeval.clean import clean_study
+from linkeval.cleaning import clean_study
 from linkeval.config import load_config
 from linkeval.errors import LinkevalError
 from linkeval.pseudonymise import pseudonym

@@ -125,7 +125,7 @@ def test_synth_writes_a_config_that_cleans(tmp_path, capsys):
 
 
 def test_reliable_change_uses_the_whole_study_after_cleaning_one_site(tmp_path, keyed, capsys):
-    from linkeval.clean import clean_study
+    from linkeval.cleaning import clean_study
     from linkeval.config import load_config
     from linkeval.synthetic import generate_study
 

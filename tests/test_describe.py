@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from linkeval import describe
+from linkeval.stats import describe
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from linkeval.disclosure import describe_rule, suppress, suppress_count
 from linkeval.errors import LinkevalError
+from linkeval.report.disclosure import describe_rule, suppress, suppress_count
 
 
 @pytest.mark.parametrize(("n", "expected"), [
@@ -68,7 +68,7 @@ def test_rule_none_is_unchanged_and_says_so():
 
 
 def test_report_tables_run_largest_first_and_keep_suppressed_rows_in_their_usual_order():
-    from linkeval.reporting import _by_size
+    from linkeval.report.sections import _by_size
 
     safe = pd.DataFrame({"reason": ["a", "b", "c", "d", "e", "f"],
                          "n": [10, "*", 40, 0, "*", 10]})

@@ -158,7 +158,7 @@ def test_followups_before_baseline_are_logged_not_paired(demo_clean):
 
 def test_parallel_cleaning_gives_the_serial_result_and_leaves_no_temporary_files(
         demo_config, demo_clean):
-    from linkeval.clean import clean_study
+    from linkeval.cleaning import clean_study
     from tests.conftest import TODAY
 
     parallel = clean_study(demo_config, key=TEST_KEY, today=TODAY, jobs=2)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from linkeval import models
-from linkeval.synthetic import TRUE_CHANGE
+from linkeval.stats import models
+from linkeval.synthetic.generate import TRUE_CHANGE
 
 
 @pytest.fixture(scope="module")

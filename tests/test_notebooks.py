@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from linkeval.reports import PARAMETERS, check_parameters
+from linkeval.report.batch import PARAMETERS, check_parameters
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 

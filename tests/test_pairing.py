@@ -7,10 +7,9 @@ import pandas as pd
 import pytest
 
 from linkeval.instruments import Settings
-from linkeval.pairing import (
+from linkeval.stats.attrition import attrition_table, followup_rates
+from linkeval.stats.pairing import (
     add_change_indicators,
-    attrition_table,
-    followup_rates,
     pair_scores,
     reliabilities,
     reliable_change_index,

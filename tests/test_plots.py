@@ -5,7 +5,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from linkeval import plots
+from linkeval.report import plots
 
 
 def _texts(fig) -> str:

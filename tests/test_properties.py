@@ -6,7 +6,7 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from linkeval.clean import clean_study
+from linkeval.cleaning import clean_study
 from linkeval.config import load_config
 from tests.helpers import write_study
 

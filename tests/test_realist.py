@@ -7,15 +7,15 @@ import yaml
 
 from linkeval.config import load_config
 from linkeval.errors import LinkevalError
-from linkeval.realist import assess_programme_theory, describe_contrast, read
-from linkeval.synthetic import DEMO_CMOCS, TRUE_CHANGE
+from linkeval.stats.realist import assess_programme_theory, describe_contrast, read
+from linkeval.synthetic.generate import DEMO_CMOCS, TRUE_CHANGE
 from tests.helpers import write_study
 
 
 def test_readings_match_the_synthetic_truth(large_study):
     cfg, tables = large_study
     out = assess_programme_theory(cfg, tables).set_index("id")
-    # Truth (linkeval.synthetic.TRUE_CHANGE): loneliness +, attended contacts +, most deprived
+    # Truth (linkeval.synthetic.generate.TRUE_CHANGE): loneliness +, attended contacts +, most deprived
     # -, practical needs - (the CMOC expects +), VCSE host 0.
     assert TRUE_CHANGE["practical_need"] < 0 and TRUE_CHANGE["vcse_host"] == 0
     assert out["reading"].to_dict() == {

@@ -7,7 +7,7 @@ everyone else) and the expected direction.
 
 For each CMOC, :func:`assess_programme_theory` estimates how much more (or less) the outcome
 improved in the context group than in the comparison group among people with the same baseline
-score (the moderator model of :mod:`linkeval.models`: ANCOVA with a random intercept for site),
+score (the moderator model of :mod:`linkeval.stats.models`: ANCOVA with a random intercept for site),
 and reads the result cautiously:
 
 - **consistent**: the 95% CI excludes no difference, in the expected direction;
@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from linkeval.config import CMOC, StudyConfig
-from linkeval.models import analysis_frame, moderator_analysis, score_direction
+from linkeval.stats.models import analysis_frame, moderator_analysis, score_direction
 
 MIN_GROUP = 20
 CAVEAT = ("Association, not mechanism: a consistent reading means the data fit the "

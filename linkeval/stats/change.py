@@ -13,7 +13,7 @@ from scipy import stats
 from statsmodels.stats.contingency_tables import SquareTable, mcnemar
 
 from linkeval.instruments import INSTRUMENTS, band_labels, cronbach_alpha, score_names
-from linkeval.pairing import reliable_change_index
+from linkeval.stats.pairing import reliable_change_index
 
 __all__ = ["paired_change", "band_transitions", "reliable_change", "cronbach_alpha"]
 
@@ -26,7 +26,7 @@ CHANGE_COLUMNS = [
 
 
 def reliable_change(change: pd.Series, baseline_sd: float, reliability: float) -> pd.Series:
-    """Jacobson & Truax (1991) reliable change index; see :mod:`linkeval.pairing`."""
+    """Jacobson & Truax (1991) reliable change index; see :mod:`linkeval.stats.pairing`."""
     return reliable_change_index(change, baseline_sd, reliability)
 
 

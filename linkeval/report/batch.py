@@ -11,7 +11,6 @@ the error, and the run reports failure.
 
 from __future__ import annotations
 
-import html
 import json
 import multiprocessing
 import os
@@ -19,18 +18,14 @@ import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
-import pandas as pd
-
-from linkeval import __version__
 from linkeval.config import StudyConfig
 from linkeval.errors import LinkevalError
 from linkeval.io import staged_directory
+from linkeval.report.index import SITE_NOTEBOOKS, JobResult, index_page
+from linkeval.report.render import render_html
 
-SITE_NOTEBOOKS = {"site_descriptive": "Who is referred, and what happens next",
-                  "site_change": "Change in wellbeing and loneliness"}
 CROSS_SITE = "cross_site"
 PARAMETERS = {"site_descriptive": {"config", "site"}, "site_change": {"config", "site"},
               CROSS_SITE: {"config"}}
@@ -40,7 +35,7 @@ KERNEL_START_ATTEMPTS = 3
 def notebooks_dir() -> Path:
     """The report notebooks: $LINKEVAL_NOTEBOOKS, else the project's ``notebooks/``."""
     env = os.environ.get("LINKEVAL_NOTEBOOKS")
-    folder = Path(env) if env else Path(__file__).resolve().parents[1] / "notebooks"
+    folder = Path(env) if env else Path(__file__).resolve().parents[2] / "notebooks"
     if not (folder / "site_descriptive.ipynb").is_file():
         raise LinkevalError(f"{folder}: report notebooks not found; run from the linkeval "
                             "project or set LINKEVAL_NOTEBOOKS to its notebooks/ folder")
@@ -56,16 +51,6 @@ class Job:
     @property
     def folder(self) -> str:
         return f"sites/{self.site}" if self.site else "cross_site"
-
-
-@dataclass
-class JobResult:
-    notebook: str
-    site: str | None
-    ok: bool
-    seconds: float
-    error: str = ""
-    html: str = ""
 
 
 @dataclass
@@ -193,106 +178,3 @@ def _run_job(source: Path, stage: Path, job: Job, config: str, logs: Path) -> Jo
     page.write_text(render_html(executed, title), encoding="utf-8")
     return JobResult(job.notebook, job.site, True, time.perf_counter() - started,
                      html=f"{job.folder}/{job.notebook}.html")
-
-
-def render_html(executed: Path, title: str) -> str:
-    """An executed notebook as one self-contained page for the steering group.
-
-    Code cells' inputs, the parameters and injected-parameters cells, stderr streams,
-    execution counts and papermill metadata are removed; figures are embedded.
-    """
-    import nbformat
-    from nbconvert import HTMLExporter
-
-    nb = nbformat.read(executed, as_version=4)
-    hidden = {"parameters", "injected-parameters"}
-    nb.cells = [c for c in nb.cells if not hidden & set(c.metadata.get("tags", []))]
-    for cell in nb.cells:
-        cell.metadata.pop("papermill", None)
-        cell.metadata.pop("execution", None)
-        if cell.cell_type == "code":
-            cell.outputs = [o for o in cell.outputs
-                            if not (o.output_type == "stream" and o.get("name") == "stderr")
-                            and o.output_type != "error"]
-            cell.execution_count = None
-    nb.metadata.pop("papermill", None)
-    nb.metadata["title"] = title
-    exporter = HTMLExporter(template_name="lab")
-    exporter.exclude_input = True
-    exporter.exclude_input_prompt = True
-    exporter.exclude_output_prompt = True
-    body, _ = exporter.from_notebook_node(nb)
-    return body
-
-
-def headline_figures(cfg: StudyConfig) -> pd.DataFrame:
-    """Referrals, engaged and paired follow-ups per site, disclosure-controlled."""
-    from linkeval.clean import load_processed
-    from linkeval.describe import engagement_funnel
-    from linkeval.disclosure import suppress
-
-    t = load_processed(cfg.processed_dir)
-    funnel = engagement_funnel(t["referrals"], t["pairs"], by="site")
-    wide = funnel.pivot(index="site", columns="stage", values="n").reset_index()
-    wide = wide[["site", "referred", "engaged", "paired follow-up"]]
-    return suppress(wide, counts=["referred", "engaged", "paired follow-up"],
-                    rule=cfg.disclosure.get("rule", "nhs_digital"),
-                    min_count=cfg.disclosure.get("min_count"))
-
-
-def index_page(cfg: StudyConfig, results: list[JobResult]) -> str:
-    """The run's front page: one row per site with status, links and headline figures."""
-    from linkeval.disclosure import describe_rule
-    from linkeval.reporting import STYLE, fmt
-
-    try:
-        heads = headline_figures(cfg).set_index("site")
-    except Exception:  # the index must still be written when the data cannot be summarised
-        heads = pd.DataFrame()
-    manifest_path = cfg.processed_dir / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-    by_site: dict[str | None, list[JobResult]] = {}
-    for r in results:
-        by_site.setdefault(r.site, []).append(r)
-    rows = []
-    for code, site in cfg.sites.items():
-        mine = by_site.get(code, [])
-        if not mine:
-            continue
-        failed = [r for r in mine if not r.ok]
-        status = ("<span class='le-bad'>failed</span><br>" + "<br>".join(
-            html.escape(f"{r.notebook}: {r.error}") for r in failed)) if failed else "ok"
-        links = " &middot; ".join(
-            f"<a href='{html.escape(r.html)}'>{html.escape(SITE_NOTEBOOKS[r.notebook])}</a>"
-            for r in sorted(mine, key=lambda r: r.notebook, reverse=True) if r.ok)
-        h = heads.loc[code] if code in heads.index else {}
-        figures = "".join(f"<td>{fmt(h.get(k, '-'), 0) if len(h) else '-'}</td>"
-                          for k in ("referred", "engaged", "paired follow-up"))
-        rows.append(f"<tr><td>{html.escape(site.name)} ({html.escape(code)})</td>"
-                    f"<td>{status}</td><td>{links}</td>{figures}</tr>")
-    cross = by_site.get(None, [])
-    cross_link = ("<a href='cross_site/cross_site.html'>All sites: what works, for whom, in "
-                  "what circumstances</a>" if cross and cross[0].ok else
-                  "<span class='le-bad'>cross-site report failed</span>: "
-                  + html.escape(cross[0].error if cross else "not run"))
-    demo = ("<div class='le-demo'>DEMO - SYNTHETIC DATA: every person in these reports is made "
-            "up</div>") if cfg.demo else ""
-    rule = describe_rule(cfg.disclosure.get("rule", "nhs_digital"), cfg.disclosure.get("min_count"))
-    meta = (f"Run {datetime.now():%d %B %Y %H:%M} &middot; linkeval {__version__} &middot; "
-            f"config {cfg.sha256[:12]} &middot; data {str(manifest.get('data_sha256', ''))[:12]}")
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport"
-content="width=device-width, initial-scale=1"><title>{html.escape(cfg.study)}: reports</title>
-{STYLE}<style>body{{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;
-margin:2em auto;max-width:70em;padding:0 1em;color:#222}} .le-bad{{color:#b00020;font-weight:700}}
-table.le-table td{{vertical-align:top}}</style></head><body>
-{demo}<div class="le-header"><div class="le-study">{html.escape(cfg.study)}</div>
-<h1>Link worker evaluation reports</h1><div class="le-meta"><span>{meta}</span></div>
-<div class="le-rule">{html.escape(rule)}</div></div>
-<p>{cross_link}</p>
-<table class="le-table"><thead><tr><th>Site</th><th>Status</th><th>Reports</th>
-<th>Referrals</th><th>Engaged</th><th>Paired follow-ups</th></tr></thead><tbody>
-{''.join(rows)}</tbody></table>
-<p class="le-note">Engaged: at least one attended contact. Paired follow-ups: people who
-answered the questionnaires at the first meeting and again 9-12 months later.</p>
-</body></html>"""

@@ -33,11 +33,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from linkeval import __version__, schema
-from linkeval.config import IDENTITY_FIELDS, Site, Source, StudyConfig
+from linkeval.config import IDENTITY_FIELDS, TABLES, Site, Source, StudyConfig
 from linkeval.errors import LinkevalError, did_you_mean
 from linkeval.instruments import INSTRUMENTS, item_values, score_items
 from linkeval.io import read_raw, source_files, write_files_atomic
-from linkeval.pairing import add_change_indicators, pair_scores, reliabilities
 from linkeval.parse import (
     as_text,
     blank,
@@ -51,6 +50,7 @@ from linkeval.pseudonymise import (
     normalise_nhs_number,
     pseudonymise,
 )
+from linkeval.stats.pairing import add_change_indicators, pair_scores, reliabilities
 from linkeval.vocab import BLANK_CODE, age_band, map_labels
 
 FILE, ROW, SRC = "__file__", "__row__", "__source__"
@@ -58,12 +58,8 @@ EARLIEST_EVENT = pd.Timestamp("2000-01-01")
 EARLIEST_BIRTH = pd.Timestamp("1900-01-01")
 MAX_AGE = 115
 REASON_SEP = "\x1f"
-RAW_TABLES = ("referrals", "contacts", "onward_referrals", "questionnaires")
-CANONICAL_TABLES = ("referrals", "referral_reasons", "contacts", "onward_referrals",
-                    "responses", "scores", "pairs")
 ITEM_SEP = "::"  # internal column name of an item: "<instrument>::<item>"
 PARALLEL_MIN_BYTES = 50_000_000
-LOG_COLUMNS = ["site", "table", "source_file", "source_row", "field", "rule", "action", "detail"]
 
 
 @dataclass
@@ -123,7 +119,7 @@ def clean_study(
             shutil.rmtree(parts, ignore_errors=True)
     # Table by table, letting go of each site's part once it is combined: the peak holds one
     # table twice, not the whole study.
-    tables = {t: _concat([r.tables.pop(t) for r in results], t) for t in CANONICAL_TABLES}
+    tables = {t: _concat([r.tables.pop(t) for r in results], t) for t in schema.SCHEMAS}
     combined = CleanResult(
         tables=tables,
         log=_concat([r.log for r in results], "cleaning_log"),
@@ -222,22 +218,6 @@ def write_outputs(cfg: StudyConfig, result: CleanResult, sites: list[str] | None
     return out
 
 
-def load_processed(processed_dir: Path | str) -> dict[str, pd.DataFrame]:
-    """Read the canonical tables (and the cleaning log) from a processed folder."""
-    processed_dir = Path(processed_dir)
-    names = [*CANONICAL_TABLES]
-    missing = [n for n in names if not (processed_dir / f"{n}.parquet").is_file()]
-    if missing:
-        raise LinkevalError(
-            f"{processed_dir}: no processed {', '.join(missing)}; run linkeval clean first"
-        )
-    tables = {n: pd.read_parquet(processed_dir / f"{n}.parquet") for n in names}
-    log_path = processed_dir / "qa" / "cleaning_log.parquet"
-    if log_path.is_file():
-        tables["cleaning_log"] = pd.read_parquet(log_path)
-    return tables
-
-
 # --------------------------------------------------------------------------------------------
 # One site
 
@@ -247,7 +227,7 @@ class _SiteCleaner:
         self.cfg, self.site, self.key, self.today = cfg, site, key, today
         self.log_parts: list[pd.DataFrame] = []
         self.unmapped_parts: list[pd.DataFrame] = []
-        self.read_counts: dict[str, int] = {t: 0 for t in RAW_TABLES}
+        self.read_counts: dict[str, int] = {t: 0 for t in TABLES}
         self.file_rows: list[dict] = []
 
     # -- logging ------------------------------------------------------------------------------
@@ -688,7 +668,7 @@ class _SiteCleaner:
     def run(self) -> CleanResult:
         code = self.site.code
         self.raw_referral_ids: list[pa.Array] = []
-        by_table: dict[str, list[Source]] = {t: [] for t in RAW_TABLES}
+        by_table: dict[str, list[Source]] = {t: [] for t in TABLES}
         for source in self.site.sources:
             by_table[source.table].append(source)
 

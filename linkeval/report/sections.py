@@ -1,17 +1,18 @@
 """Report sections for the steering-group notebooks.
 
 The notebooks are thin: a heading, one call into this module, and what it displays. Each
-section computes its statistics with :mod:`linkeval.describe`, :mod:`linkeval.change`,
-:mod:`linkeval.pairing` and :mod:`linkeval.models`, passes every table and every chart's data
-through :func:`linkeval.disclosure.suppress` with the study's rule, and shows a table, a figure
+section computes its statistics with :mod:`linkeval.stats.describe`, :mod:`linkeval.stats.change`,
+:mod:`linkeval.stats.pairing` and :mod:`linkeval.stats.models`, passes every table and every chart's data
+through :func:`linkeval.report.disclosure.suppress` with the study's rule, and shows a table, a figure
 and one plain-English sentence.
 """
 
 from __future__ import annotations
 
+import base64
 import html
+import io
 import json
-import warnings
 from datetime import date
 from pathlib import Path
 
@@ -19,30 +20,25 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from linkeval import __version__, describe, plots
-from linkeval.change import band_transitions, paired_change
-from linkeval.clean import load_processed
+from linkeval import __version__
 from linkeval.config import load_config
-from linkeval.disclosure import SUPPRESSED, as_numbers, describe_rule, suppress
-from linkeval.instruments import INSTRUMENTS, score_names
-from linkeval.models import (
+from linkeval.instruments import INSTRUMENTS, score_names, score_title
+from linkeval.io import load_processed
+from linkeval.report import plots
+from linkeval.report.disclosure import SUPPRESSED, as_numbers, describe_rule, suppress
+from linkeval.report.render import STYLE, fmt, fmt_p
+from linkeval.stats import describe
+from linkeval.stats.attrition import attrition_table, followup_rates
+from linkeval.stats.change import band_transitions, paired_change
+from linkeval.stats.models import (
     analysis_frame,
     moderator_analysis,
     multilevel_model,
     sensitivity_analyses,
 )
-from linkeval.pairing import attrition_table, followup_rates
+from linkeval.stats.realist import CAVEAT, assess_programme_theory
+from linkeval.vocab import plain
 
-warnings.filterwarnings("ignore")  # warnings are for analysts, not the steering group
-
-SCORE_TITLES = {
-    "swemwbs": "Mental wellbeing (SWEMWBS)", "wemwbs": "Mental wellbeing (WEMWBS)",
-    "ons4_life_satisfaction": "Life satisfaction (ONS4)", "ons4_worthwhile": "Feeling worthwhile (ONS4)",
-    "ons4_happy": "Happiness yesterday (ONS4)", "ons4_anxious": "Anxiety yesterday (ONS4)",
-    "ucla3": "Loneliness (UCLA-3)", "ons_loneliness": "How often lonely (ONS)",
-    "phq9": "Depression symptoms (PHQ-9)", "gad7": "Anxiety symptoms (GAD-7)",
-    "eq_vas": "Self-rated health (EQ VAS)",
-}
 HEADLINE_SCORES = ("swemwbs", "ucla3")
 _NUMERIC = __import__("re").compile(r"[-+<*]?[\d,]*\.?\d*%?|\*|-")
 
@@ -64,50 +60,6 @@ def say(text: str) -> None:
     from IPython.display import Markdown
 
     _display(Markdown(text))
-
-
-def fmt(value, decimals: int = 1) -> str:
-    """A number for people: '*' stays '*', thousands separated, sensible decimals."""
-    if isinstance(value, str):
-        return value
-    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
-        return "-"
-    if isinstance(value, (bool, np.bool_)):
-        return "yes" if value else "no"
-    if isinstance(value, (int, np.integer)) or (float(value).is_integer() and decimals == 0):
-        return f"{int(value):,}"
-    return f"{float(value):,.{decimals}f}"
-
-
-def fmt_p(p) -> str:
-    if isinstance(p, str) or p is None or (isinstance(p, float) and np.isnan(p)):
-        return fmt(p)
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
-
-
-PLAIN = {
-    "gp": "GP", "vcse": "Voluntary sector (VCSE)", "other_practice_staff": "Other practice staff",
-    "self": "Self-referral", "loneliness_isolation": "Loneliness or isolation",
-    "finance_debt_benefits": "Money, debt or benefits", "long_term_condition": "Long-term condition",
-    "employment_education": "Work or education", "food_insecurity": "Food insecurity",
-    "face_to_face": "Face to face", "home_visit": "Home visit",
-    "social_groups_befriending": "Social groups and befriending",
-    "advice_finance_benefits": "Advice, money and benefits", "arts_culture": "Arts and culture",
-    "employment_education_volunteering": "Work, learning and volunteering",
-    "nature_green": "Nature and green spaces", "mental_health_support": "Mental health support",
-    "not_contactable": "Not contactable", "onward_referrals": "Onward referrals",
-    "questionnaires": "Questionnaires",
-}
-
-
-def plain(code) -> str:
-    """A code as words for the steering group: 'gp' -> 'GP', 'home_visit' -> 'Home visit'."""
-    text = str(code)
-    return PLAIN.get(text, text.replace("_", " ").capitalize())
-
-
-def score_title(name: str) -> str:
-    return SCORE_TITLES.get(name, name)
 
 
 class Report:
@@ -185,9 +137,6 @@ class Report:
 
     def figure(self, fig) -> None:
         """Embed a figure as a PNG with its title as alt text (any matplotlib backend)."""
-        import base64
-        import io
-
         titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
         alt = titles[0] if titles else "Chart"
         buffer = io.BytesIO()
@@ -489,8 +438,6 @@ class Report:
 
     def programme_theory(self) -> None:
         """What works, for whom, in what circumstances: each CMOC against the data."""
-        from linkeval.realist import CAVEAT, assess_programme_theory
-
         if not self.cfg.programme_theory:
             say("The study config has no programme theory (`programme_theory:`) to test yet.")
             return
@@ -553,25 +500,3 @@ def _top(safe: pd.DataFrame, column: str) -> str | None:
 def _rolling_safe(counts: pd.Series, window: int = 3) -> pd.Series:
     """Rolling mean of already-controlled monthly counts (suppressed months left out)."""
     return as_numbers(counts).rolling(window, min_periods=1).mean()
-
-
-STYLE = """<style>
-.le-demo{background:#b00020;color:#fff;font-weight:700;padding:.6em 1em;border-radius:4px;
- margin-bottom:.8em;letter-spacing:.03em}
-.le-header{border-bottom:2px solid #0072B2;margin-bottom:1em;padding-bottom:.6em}
-.le-study{color:#555;font-size:.95em}
-.le-header h1{margin:.2em 0 .4em 0;font-size:1.7em}
-.le-meta span{display:inline-block;margin-right:1.2em;font-size:.85em;color:#333}
-.le-rule{font-size:.8em;color:#555;margin-top:.5em;max-width:60em}
-table.le-table{border-collapse:collapse;margin:.6em 0;font-size:.9em}
-table.le-table th{background:#eef3f8;text-align:left!important;padding:.3em .7em;
- border-bottom:1px solid #99a}
-table.le-table td{padding:.25em .7em;border-bottom:1px solid #dde;vertical-align:top}
-table.le-table td.num{text-align:right!important;white-space:nowrap}
-table.le-table td.txt{text-align:left!important}
-table.le-table caption{text-align:left;font-weight:600;padding-bottom:.3em}
-.le-note{font-size:.8em;color:#555;margin-bottom:1em}
-img.le-figure{max-width:100%;height:auto;display:block;margin:.4em 0}
-@media print{.le-demo{-webkit-print-color-adjust:exact;print-color-adjust:exact}
- .jp-Cell{break-inside:avoid}}
-</style>"""

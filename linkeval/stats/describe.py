@@ -3,7 +3,7 @@
 Every function takes canonical tables and returns a tidy DataFrame; ``by`` (a column name or a
 list, usually ``"site"``) repeats the summary per group, ``None`` summarises everything
 together. Counts are raw: steering-group outputs pass them through
-:func:`linkeval.disclosure.suppress` first.
+:func:`linkeval.report.disclosure.suppress` first.
 """
 
 from __future__ import annotations

@@ -17,10 +17,10 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+from linkeval.config import DISCLOSURE_RULES as RULES
 from linkeval.errors import LinkevalError
 
 SUPPRESSED = "*"
-RULES = ("nhs_digital", "threshold", "none")
 NHS_DIGITAL_MIN = 8  # counts 1-7 are suppressed, so statistics need at least 8 people
 
 
@@ -145,7 +145,3 @@ def suppress(
             col_values[few.fillna(True).to_numpy()] = SUPPRESSED
             out[col] = col_values
     return out
-
-
-def is_suppressed(value) -> bool:
-    return isinstance(value, str) and value == SUPPRESSED

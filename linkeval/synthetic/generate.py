@@ -344,7 +344,7 @@ def generate_study(
     for name, frame in truth.items():
         frame.to_parquet(truth_dir / f"{name}.parquet", index=False)
     (truth_dir / "README.md").write_text(
-        "Ground truth kept by the synthetic generator (linkeval.synthetic): the expected fate of\n"
+        "Ground truth kept by the synthetic generator (linkeval.synthetic.generate): the expected fate of\n"
         "every raw row and the clean values of every kept referral. For testing only.\n",
         encoding="utf-8")
     (truth_dir / "defect_rates.json").write_text(json.dumps(DEFECT_RATES, indent=2))
@@ -1322,7 +1322,7 @@ SITE_ORDER = list("ABCDEF")
 
 def _expected_scores(rows: pd.DataFrame, instruments: list[str], code: str) -> pd.DataFrame:
     """Scores by the published rules, computed directly from the generated answers."""
-    table = pd.read_csv(Path(__file__).parent / "data" / "swemwbs_metric.csv") \
+    table = pd.read_csv(Path(__file__).parents[1] / "data" / "swemwbs_metric.csv") \
         .set_index("raw_score")["metric_score"]
     ranges = {"swemwbs": (1, 5), "ucla3": (1, 3), "ons4": (0, 10), "phq9": (0, 3),
               "gad7": (0, 3), "ons_loneliness": (1, 5), "eq_vas": (0, 100)}

@@ -1,35 +1,41 @@
 """Figures for the steering group: one consistent, colour-blind-safe look.
 
-Every function takes a table that has already been through :func:`linkeval.disclosure.suppress`
+Every function takes a table that has already been through :func:`linkeval.report.disclosure.suppress`
 (suppressed cells hold "*"), returns a matplotlib Figure, labels axes in plain words and plots
 aggregates only. Suppressed values are left out of the plot and named in a note underneath.
 """
 
 from __future__ import annotations
 
-import matplotlib
+import functools
 
-matplotlib.use("Agg")  # reports are rendered without a screen
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-
-from linkeval.disclosure import as_numbers  # noqa: E402
+from linkeval.report.disclosure import as_numbers
+from linkeval.vocab import plain
 
 PALETTE = sns.color_palette("colorblind")
 WIDTH = 7.5  # inches: fits an A4 page or a laptop screen
 
 
-def set_theme() -> None:
-    """The linkeval look: white grid, colour-blind palette, readable font sizes."""
-    sns.set_theme(style="whitegrid", palette="colorblind", font_scale=0.95,
-                  rc={"figure.dpi": 110, "savefig.dpi": 110, "axes.titleweight": "bold",
-                      "axes.spines.top": False, "axes.spines.right": False})
+RC = {"figure.dpi": 110, "savefig.dpi": 110, "axes.titleweight": "bold",
+      "axes.spines.top": False, "axes.spines.right": False}
 
 
-set_theme()
+def themed(plot):
+    """Draw ``plot`` in the linkeval look (white grid, colour-blind palette, readable sizes)
+    without touching the session's own matplotlib settings."""
+
+    @functools.wraps(plot)
+    def draw(*args, **kwargs):
+        with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.95), \
+                sns.color_palette("colorblind"), plt.rc_context(RC):
+            return plot(*args, **kwargs)
+
+    return draw
 
 
 def _note_suppressed(fig, labels: list[str]) -> None:
@@ -40,11 +46,10 @@ def _note_suppressed(fig, labels: list[str]) -> None:
 
 
 def _label(code) -> str:
-    from linkeval.reporting import plain
-
     return plain(code)
 
 
+@themed
 def referral_trend(per_month: pd.DataFrame, title: str = "Referrals per month") -> plt.Figure:
     """Monthly referrals (bars) with the rolling mean (line)."""
     fig, ax = plt.subplots(figsize=(WIDTH, 3.2))
@@ -61,6 +66,7 @@ def referral_trend(per_month: pd.DataFrame, title: str = "Referrals per month") 
     return fig
 
 
+@themed
 def bar_chart(table: pd.DataFrame, category: str, value: str = "pct", title: str = "",
               xlabel: str = "% of referrals", top: int | None = None) -> plt.Figure:
     """Horizontal bars of one value per category (sources, reasons, assets, modes)."""
@@ -80,6 +86,7 @@ def bar_chart(table: pd.DataFrame, category: str, value: str = "pct", title: str
     return fig
 
 
+@themed
 def funnel(table: pd.DataFrame, title: str = "From referral to follow-up") -> plt.Figure:
     """The engagement funnel: people reaching each stage."""
     data = table.assign(_n=as_numbers(table["n"]))
@@ -97,6 +104,7 @@ def funnel(table: pd.DataFrame, title: str = "From referral to follow-up") -> pl
     return fig
 
 
+@themed
 def forest_plot(table: pd.DataFrame, label: str, estimate: str = "estimate",
                 ci_low: str = "ci_low", ci_high: str = "ci_high",
                 title: str = "Estimates with 95% confidence intervals",
@@ -118,6 +126,7 @@ def forest_plot(table: pd.DataFrame, label: str, estimate: str = "estimate",
     return fig
 
 
+@themed
 def change_plot(change_table: pd.DataFrame, title: str = "Average change from baseline"
                 ) -> plt.Figure:
     """Mean change and 95% CI per score, each on its own scale (one small panel each)."""
@@ -142,6 +151,7 @@ def change_plot(change_table: pd.DataFrame, title: str = "Average change from ba
     return fig
 
 
+@themed
 def band_heatmap(table: pd.DataFrame, title: str = "Movement between bands") -> plt.Figure:
     """Baseline band (rows) by follow-up band (columns), counts after disclosure control."""
     wide = table.pivot(index="baseline_band", columns="followup_band", values="n")

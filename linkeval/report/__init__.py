@@ -1,0 +1,1 @@
+"""Steering-group reports: the disclosure gate, figures, report sections, HTML, batch runs."""
