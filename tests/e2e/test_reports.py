@@ -14,7 +14,7 @@ from linkeval.cli import main
 from linkeval.synthetic import generate_study
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

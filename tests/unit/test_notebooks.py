@@ -9,7 +9,7 @@ import pytest
 
 from linkeval.report.batch import PARAMETERS, check_parameters
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb"))
 
 
 def test_the_four_notebooks_exist():

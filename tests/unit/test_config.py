@@ -12,7 +12,7 @@ from linkeval.errors import LinkevalError
 from linkeval.synthetic.generate import config_text, generate_study
 from tests.helpers import write_study
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def edit(path: Path, change) -> Path:
