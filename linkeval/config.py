@@ -48,7 +48,7 @@ DISCLOSURE_RULES = ("nhs_digital", "threshold", "none")
 TOP_KEYS = (
     "study", "raw_dir", "processed_dir", "reports_dir", "demo", "pseudonymisation",
     "followup_window_days", "disclosure", "instruments", "sites", "allow_under_18",
-    "programme_theory",
+    "programme_theory", "seed",
 )
 CMOC_KEYS = ("id", "context", "mechanism", "outcome", "test")
 CMOC_TEST_KEYS = ("outcome", "context", "expected")
@@ -128,6 +128,7 @@ class StudyConfig:
     instruments: dict[str, dict[str, Any]] = field(default_factory=dict)
     allow_under_18: bool = False
     programme_theory: tuple[CMOC, ...] = ()
+    seed: int = 0  # every random step (bootstrap, imputation) starts from it
     sha256: str = ""
 
     def instrument_settings(self, name: str) -> Settings:
@@ -191,8 +192,9 @@ def parse_config(raw: Any, path: Path, sha256: str = "") -> StudyConfig:
     if rule not in DISCLOSURE_RULES:
         v.fail("disclosure.rule", f"unknown rule {rule!r}{did_you_mean(rule, DISCLOSURE_RULES)}; "
                f"use one of {', '.join(DISCLOSURE_RULES)}")
-    if rule == "threshold" and not (isinstance(disclosure.get("min_count"), int)
-                                    and disclosure["min_count"] > 0):
+    min_count = disclosure.get("min_count")
+    if rule == "threshold" and (isinstance(min_count, bool) or not isinstance(min_count, int)
+                                or min_count < 1):
         v.fail("disclosure.min_count", "rule threshold needs a positive whole min_count, e.g. 10")
 
     instruments = raw.get("instruments") or {}
@@ -203,6 +205,9 @@ def parse_config(raw: Any, path: Path, sha256: str = "") -> StudyConfig:
             settings_for(name, overrides)
         except LinkevalError as exc:
             v.fail("", str(exc))
+    seed = raw.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        v.fail("seed", "must be a whole number of 0 or more, e.g. 2026")
     for flag in ("demo", "allow_under_18"):
         if flag in raw and not isinstance(raw[flag], bool):
             v.fail(flag, "must be true or false")
@@ -223,6 +228,7 @@ def parse_config(raw: Any, path: Path, sha256: str = "") -> StudyConfig:
         instruments={str(k): dict(val or {}) for k, val in instruments.items()},
         allow_under_18=bool(raw.get("allow_under_18", False)),
         programme_theory=programme_theory,
+        seed=int(seed) if isinstance(seed, int) else 0,
         sha256=sha256,
     )
 

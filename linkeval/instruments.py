@@ -334,3 +334,12 @@ SCORE_TITLES = {
 
 def score_title(name: str) -> str:
     return SCORE_TITLES.get(name, name)
+
+
+def score_spec(name: str) -> Score:
+    """The definition of one score (``swemwbs``, ``ons4_anxious``, ...)."""
+    names = score_names()
+    if name not in names:
+        raise ValueError(f"unknown score {name!r}{did_you_mean(name, list(names))}; "
+                         f"scores: {', '.join(names)}")
+    return INSTRUMENTS[names[name]].score(name)

@@ -219,17 +219,23 @@ def staged_directory(final: Path) -> Iterator[Path]:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def load_processed(processed_dir: Path | str) -> dict[str, pd.DataFrame]:
-    """Read the canonical tables (and the cleaning log) from a processed folder."""
+def load_processed(processed_dir: Path | str, site: str | None = None,
+                   tables: list[str] | None = None) -> dict[str, pd.DataFrame]:
+    """Read the canonical tables (and the cleaning log) from a processed folder.
+
+    With ``site``, only that site's rows are read (a parquet filter, applied while reading);
+    with ``tables``, only those tables.
+    """
     processed_dir = Path(processed_dir)
-    names = list(SCHEMAS)
+    names = list(tables or SCHEMAS)
     missing = [n for n in names if not (processed_dir / f"{n}.parquet").is_file()]
     if missing:
         raise LinkevalError(
             f"{processed_dir}: no processed {', '.join(missing)}; run linkeval clean first"
         )
-    tables = {n: pd.read_parquet(processed_dir / f"{n}.parquet") for n in names}
+    filters = [("site", "==", site)] if site is not None else None
+    out = {n: pd.read_parquet(processed_dir / f"{n}.parquet", filters=filters) for n in names}
     log_path = processed_dir / "qa" / "cleaning_log.parquet"
-    if log_path.is_file():
-        tables["cleaning_log"] = pd.read_parquet(log_path)
-    return tables
+    if tables is None and log_path.is_file():
+        out["cleaning_log"] = pd.read_parquet(log_path, filters=filters)
+    return out

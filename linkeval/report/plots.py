@@ -46,29 +46,63 @@ def _note_suppressed(fig, labels: list[str]) -> None:
 
 
 def _label(code) -> str:
-    return plain(code)
+    return _mathtext_safe(plain(code))
+
+
+def _axes(ax, size):
+    """The caller's Axes, or a new figure's."""
+    if ax is not None:
+        return ax.figure, ax
+    return plt.subplots(figsize=size)
+
+
+def _mathtext_safe(text) -> str:
+    """Labels from data or config are shown as written ("$" starts maths in matplotlib)."""
+    return str(text).replace("$", r"\$")
 
 
 @themed
-def referral_trend(per_month: pd.DataFrame, title: str = "Referrals per month") -> plt.Figure:
-    """Monthly referrals (bars) with the rolling mean (line)."""
-    fig, ax = plt.subplots(figsize=(WIDTH, 3.2))
-    counts = as_numbers(per_month["referrals"])
-    ax.bar(per_month["month"], counts, width=20, color=PALETTE[0], alpha=0.6, label="Referrals")
-    if "rolling_mean" in per_month:
-        ax.plot(per_month["month"], as_numbers(per_month["rolling_mean"]), color=PALETTE[3],
-                lw=2, label="3-month average")
-    ax.set(title=title, xlabel="Month", ylabel="Referrals")
-    ax.legend(frameon=False, loc="upper left")
-    missing = per_month.loc[counts.isna(), "month"]
-    _note_suppressed(fig, [m.strftime("%b %Y") for m in pd.to_datetime(missing)])
+def referral_trend(per_period: pd.DataFrame, title: str = "Referrals per month",
+                   period_label: str = "Month", ax=None) -> plt.Figure:
+    """Referrals per period (bars), hidden periods marked "*", the rolling mean (line) and,
+    where given, XmR control limits (``mean``, ``lower``, ``upper`` columns).
+
+    The axis spans every period of the data, hidden ones included.
+    """
+    fig, ax = _axes(ax, (WIDTH, 3.4))
+    periods = pd.to_datetime(per_period["period"])
+    counts = as_numbers(per_period["referrals"])
+    width = 20 if period_label == "Month" else 70
+    ax.bar(periods, counts.fillna(0), width=width, color=PALETTE[0], alpha=0.6,
+           label="Referrals")
+    hidden = periods[counts.isna().to_numpy()]
+    top = float(np.nanmax(counts.to_numpy())) if counts.notna().any() else 1.0
+    for when in hidden:
+        ax.text(when, top * 0.02, "*", ha="center", va="bottom", fontsize=11, color="0.3")
+    if "rolling_mean" in per_period:
+        ax.plot(periods, as_numbers(per_period["rolling_mean"]), color=PALETTE[3], lw=2,
+                label="3-period average (gaps where a period is hidden)")
+    if "mean" in per_period and as_numbers(per_period["mean"]).notna().any():
+        ax.plot(periods, as_numbers(per_period["mean"]), color="0.25", lw=1, label="Average")
+        for col in ("lower", "upper"):
+            ax.plot(periods, as_numbers(per_period[col]), color="0.25", lw=1, ls="--",
+                    label="Control limits" if col == "upper" else None)
+    if len(periods):
+        pad = pd.Timedelta(days=20 if period_label == "Month" else 50)
+        ax.set_xlim(periods.min() - pad, periods.max() + pad)
+    ax.set(title=title, xlabel=period_label, ylabel="Referrals")
+    ax.set_ylim(bottom=0)
+    ax.legend(frameon=False, loc="upper left", fontsize=8)
+    if len(hidden):
+        fig.text(0.01, 0.005, "* hidden: small numbers", fontsize=8, color="0.35",
+                 ha="left", va="bottom")
     fig.tight_layout()
     return fig
 
 
 @themed
 def bar_chart(table: pd.DataFrame, category: str, value: str = "pct", title: str = "",
-              xlabel: str = "% of referrals", top: int | None = None) -> plt.Figure:
+              xlabel: str = "% of referrals", top: int | None = None, ax=None) -> plt.Figure:
     """Horizontal bars of one value per category (sources, reasons, assets, modes)."""
     data = table.assign(_v=as_numbers(table[value]))
     suppressed = data.loc[data["_v"].isna() & (table[value].astype(str) == "*"), category]
@@ -76,7 +110,7 @@ def bar_chart(table: pd.DataFrame, category: str, value: str = "pct", title: str
     data = data[data["_v"] > 0].sort_values("_v", ascending=True)
     if top:
         data = data.tail(top)
-    fig, ax = plt.subplots(figsize=(WIDTH, 0.35 * max(len(data), 3) + 1.2))
+    fig, ax = _axes(ax, (WIDTH, 0.35 * max(len(data), 3) + 1.2))
     ax.barh([_label(c) for c in data[category]], data["_v"], color=PALETTE[0])
     for y, v in enumerate(data["_v"]):
         ax.text(v, y, f" {v:.0f}", va="center", fontsize=8)
@@ -87,10 +121,11 @@ def bar_chart(table: pd.DataFrame, category: str, value: str = "pct", title: str
 
 
 @themed
-def funnel(table: pd.DataFrame, title: str = "From referral to follow-up") -> plt.Figure:
+def funnel(table: pd.DataFrame, title: str = "From referral to follow-up", ax=None
+           ) -> plt.Figure:
     """The engagement funnel: people reaching each stage."""
     data = table.assign(_n=as_numbers(table["n"]))
-    fig, ax = plt.subplots(figsize=(WIDTH, 3.2))
+    fig, ax = _axes(ax, (WIDTH, 3.2))
     labels = [_label(s) for s in data["stage"]][::-1]
     ax.barh(labels, data["_n"][::-1], color=PALETTE[2])
     for y, (n, pct) in enumerate(zip(data["_n"][::-1], data["pct_of_referred"][::-1],
@@ -108,18 +143,19 @@ def funnel(table: pd.DataFrame, title: str = "From referral to follow-up") -> pl
 def forest_plot(table: pd.DataFrame, label: str, estimate: str = "estimate",
                 ci_low: str = "ci_low", ci_high: str = "ci_high",
                 title: str = "Estimates with 95% confidence intervals",
-                xlabel: str = "Difference (95% CI)", reference: float = 0.0) -> plt.Figure:
+                xlabel: str = "Difference (95% CI)", reference: float = 0.0, ax=None
+                ) -> plt.Figure:
     """Point estimates with confidence intervals, one row per label (sites, moderators)."""
     data = table.assign(_e=as_numbers(table[estimate]), _lo=as_numbers(table[ci_low]),
                         _hi=as_numbers(table[ci_high]))
     suppressed = data.loc[data["_e"].isna(), label].astype(str).tolist()
     data = data.dropna(subset=["_e", "_lo", "_hi"]).reset_index(drop=True)
-    fig, ax = plt.subplots(figsize=(WIDTH, 0.45 * max(len(data), 2) + 1.3))
+    fig, ax = _axes(ax, (WIDTH, 0.45 * max(len(data), 2) + 1.3))
     y = np.arange(len(data))[::-1]
     ax.errorbar(data["_e"], y, xerr=[data["_e"] - data["_lo"], data["_hi"] - data["_e"]],
                 fmt="o", color=PALETTE[0], ecolor=PALETTE[0], capsize=3)
     ax.axvline(reference, color="0.4", lw=1, ls="--")
-    ax.set_yticks(y, [str(v) for v in data[label]])
+    ax.set_yticks(y, [_mathtext_safe(v) for v in data[label]])
     ax.set(title=title, xlabel=xlabel, ylabel="")
     _note_suppressed(fig, suppressed)
     fig.tight_layout()
@@ -152,16 +188,23 @@ def change_plot(change_table: pd.DataFrame, title: str = "Average change from ba
 
 
 @themed
-def band_heatmap(table: pd.DataFrame, title: str = "Movement between bands") -> plt.Figure:
-    """Baseline band (rows) by follow-up band (columns), counts after disclosure control."""
+def band_heatmap(table: pd.DataFrame, title: str = "Movement between bands",
+                 footnote: str = "", ax=None) -> plt.Figure:
+    """Baseline band (rows) by follow-up band (columns): released counts, "*" where hidden
+    (grey), with a colour legend and the disclosure rule's footnote."""
     wide = table.pivot(index="baseline_band", columns="followup_band", values="n")
     order = list(dict.fromkeys(table["baseline_band"]))
     wide = wide.reindex(index=order, columns=order)
     numbers = wide.apply(as_numbers)
-    annot = wide.astype(str)
-    fig, ax = plt.subplots(figsize=(WIDTH * 0.7, 0.5 * len(order) + 1.8))
-    sns.heatmap(numbers, annot=annot, fmt="", cmap="Blues", cbar=False, ax=ax,
-                linewidths=0.5, linecolor="white")
+    annot = wide.astype(str).replace({"nan": ""})
+    fig, ax = _axes(ax, (WIDTH * 0.75, 0.5 * len(order) + 2.2))
+    ax.set_facecolor("0.85")  # hidden cells (no number) show the grey background
+    sns.heatmap(numbers, annot=annot, fmt="", cmap="Blues", cbar=True, ax=ax,
+                linewidths=0.5, linecolor="white",
+                cbar_kws={"label": "People (rounded)", "shrink": 0.8})
     ax.set(title=title, xlabel="Band at follow-up", ylabel="Band at baseline")
-    fig.tight_layout()
+    if footnote:
+        fig.text(0.01, 0.005, footnote, fontsize=7, color="0.35", ha="left", va="bottom",
+                 wrap=True)
+    fig.tight_layout(rect=(0, 0.06 if footnote else 0, 1, 1))
     return fig

@@ -1,468 +1,552 @@
-"""Report sections for the steering-group notebooks.
+"""Report sections: canonical tables and a disclosure rule in, released blocks out.
 
-The notebooks are thin: a heading, one call into this module, and what it displays. Each
-section computes its statistics with :mod:`linkeval.stats.describe`, :mod:`linkeval.stats.change`,
-:mod:`linkeval.stats.pairing` and :mod:`linkeval.stats.models`, passes every table and every chart's data
-through :func:`linkeval.report.disclosure.suppress` with the study's rule, and shows a table, a figure
-and one plain-English sentence.
+Each function here is pure: it takes the processed tables (already limited to the page's site)
+and a :class:`~linkeval.report.disclosure.Rule`, computes its statistics with
+:mod:`linkeval.stats`, passes every number through the rule, and returns a
+:class:`~linkeval.report.blocks.Section` of tables, figures and sentences, with one
+output-check row per released block. Nothing here reads files or displays anything, so every
+section is unit-tested without a notebook; :class:`linkeval.report.notebook.Report` shows them.
+
+Sentences are built only from numbers that a table of the same section releases.
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import io
-import json
-from datetime import date
-from pathlib import Path
-
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from linkeval import __version__
-from linkeval.config import load_config
-from linkeval.instruments import INSTRUMENTS, score_names, score_title
-from linkeval.io import load_processed
+from linkeval.instruments import band_labels, score_names, score_spec, score_title
 from linkeval.report import plots
-from linkeval.report.disclosure import SUPPRESSED, as_numbers, describe_rule, suppress
-from linkeval.report.render import STYLE, fmt, fmt_p
+from linkeval.report.blocks import Figure, Section, Table, Text
+from linkeval.report.disclosure import SUPPRESSED, Rule, as_numbers
+from linkeval.report.render import fmt, fmt_p
 from linkeval.stats import describe
 from linkeval.stats.attrition import attrition_table, followup_rates
 from linkeval.stats.change import band_transitions, paired_change
-from linkeval.stats.models import (
-    analysis_frame,
-    moderator_analysis,
-    multilevel_model,
-    sensitivity_analyses,
-)
+from linkeval.stats.models import analysis_frame, moderator_analysis, multilevel_model
+from linkeval.stats.models import sensitivity_analyses as _sensitivity
 from linkeval.stats.realist import CAVEAT, assess_programme_theory
-from linkeval.vocab import plain
+from linkeval.vocab import AGE_BANDS, plain
 
 HEADLINE_SCORES = ("swemwbs", "ucla3")
-_NUMERIC = __import__("re").compile(r"[-+<*]?[\d,]*\.?\d*%?|\*|-")
+MONTHS_HIDDEN_FOR_QUARTERS = 0.5  # more than half the months hidden: show quarters
+XMR_MIN_PERIODS = 12
+VARIABLE_LABELS = {"age_band": "Age band", "sex": "Sex", "ethnicity": "Ethnic group",
+                   "imd_quintile": "Deprivation (IMD quintile, 1 = most deprived)"}
 
 
-def _display(obj) -> None:
-    from IPython.display import display
-
-    display(obj)
+def _section(name: str) -> Section:
+    return Section(name)
 
 
-def _html(text: str) -> None:
-    from IPython.display import HTML
-
-    _display(HTML(text))
-
-
-def say(text: str) -> None:
-    """One plain-English sentence under a table or figure."""
-    from IPython.display import Markdown
-
-    _display(Markdown(text))
+def _release(section: Section, rule: Rule, item: str, kind: str, safe: pd.DataFrame,
+             note: str = "") -> pd.DataFrame:
+    section.release(item, kind, safe, rule=rule.name, note=note)
+    return safe
 
 
-class Report:
-    """Everything a report notebook needs: config, processed tables, the disclosure rule."""
-
-    def __init__(self, config: str | Path, site: str | None = None) -> None:
-        self.cfg = load_config(config)
-        self.site_code = site
-        if site is not None:
-            self.cfg.site(site)
-        self.tables = load_processed(self.cfg.processed_dir)
-        manifest_path = self.cfg.processed_dir / "manifest.json"
-        self.manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-        self.rule = self.cfg.disclosure.get("rule", "nhs_digital")
-        self.min_count = self.cfg.disclosure.get("min_count")
-        if site is not None:
-            self.tables = {name: t[t["site"] == site] if "site" in t else t
-                           for name, t in self.tables.items()}
-
-    # -- shared display ---------------------------------------------------------------------
-    @property
-    def site_name(self) -> str:
-        return self.cfg.sites[self.site_code].name if self.site_code else "All sites"
-
-    def suppress(self, table: pd.DataFrame, **kwargs) -> pd.DataFrame:
-        return suppress(table, rule=self.rule, min_count=self.min_count, **kwargs)
-
-    def header(self, title: str) -> None:
-        """The page banner: study, page, site, run metadata, disclosure rule, DEMO warning."""
-        demo = ('<div class="le-demo">DEMO - SYNTHETIC DATA: every person in this report is '
-                'made up</div>') if self.cfg.demo else ""
-        meta = [("Site", f"{self.site_name}" + (f" ({self.site_code})" if self.site_code else "")),
-                ("Report date", date.today().isoformat()),
-                ("linkeval version", __version__),
-                ("Config", self.cfg.sha256[:12]),
-                ("Data", str(self.manifest.get("data_sha256", ""))[:12]),
-                ("Data cleaned", str(self.manifest.get("cleaned_at", ""))[:10])]
-        cells = "".join(f"<span><b>{html.escape(k)}:</b> {html.escape(v)}</span>" for k, v in meta)
-        _html(f"""{STYLE}{demo}<div class="le-header"><div class="le-study">
-{html.escape(self.cfg.study)}</div><h1>{html.escape(title)}</h1>
-<div class="le-meta">{cells}</div>
-<div class="le-rule">{html.escape(describe_rule(self.rule, self.min_count))}</div></div>""")
-
-    def table(self, frame: pd.DataFrame, columns: dict[str, str], decimals: dict[str, int]
-              | None = None, caption: str = "", codes: tuple[str, ...] = (),
-              group: str | None = None) -> None:
-        """Show selected columns under plain headings, numbers formatted, '*' explained.
-
-        ``codes`` columns are shown as words; a ``group`` column is printed once per block.
-        """
-        decimals = decimals or {}
-        frame = frame.copy()
-        for col in codes:
-            frame[col] = frame[col].map(plain)
-        if group:
-            frame[group] = frame[group].where(frame[group] != frame[group].shift(), "")
-        shown = frame[list(columns)]
-        head = "".join(f"<th>{html.escape(label)}</th>" for label in columns.values())
-        rows, suppressed = [], False
-        for record in shown.itertuples(index=False):
-            cells = []
-            for raw, value in zip(columns, record, strict=True):
-                d = decimals.get(raw, 0 if raw == "n" or raw.startswith("n_")
-                                 or raw == "denominator" else 1)
-                text = fmt_p(value) if raw.startswith("p_value") else fmt(value, d)
-                suppressed |= text == SUPPRESSED
-                numeric = bool(_NUMERIC.fullmatch(text))
-                cells.append(f'<td class="{"num" if numeric else "txt"}">{html.escape(text)}</td>')
-            rows.append("<tr>" + "".join(cells) + "</tr>")
-        note = ('<div class="le-note">* hidden to protect confidentiality (small numbers)</div>'
-                if suppressed else "")
-        cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
-        _html(f'<table class="le-table">{cap}<thead><tr>{head}</tr></thead><tbody>'
-              f'{"".join(rows)}</tbody></table>{note}')
-
-    def figure(self, fig) -> None:
-        """Embed a figure as a PNG with its title as alt text (any matplotlib backend)."""
-        titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
-        alt = titles[0] if titles else "Chart"
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-        plt.close(fig)
-        data = base64.b64encode(buffer.getvalue()).decode("ascii")
-        _html(f'<img class="le-figure" alt="{html.escape(alt)}" '
-              f'src="data:image/png;base64,{data}">')
-
-    def _pct(self, table: pd.DataFrame, category: str, caption: str, top: int | None = None,
-             xlabel: str = "% of referrals") -> pd.DataFrame:
-        safe = self.suppress(table, counts=["n", "denominator"],
-                             percentages={"pct": ("n", "denominator")})
-        self.figure(plots.bar_chart(safe, category, title=caption, xlabel=xlabel, top=top))
-        return safe
-
-    # -- site descriptive -------------------------------------------------------------------
-    def headline(self) -> None:
-        """Key numbers: referrals, people, engaged, onward referrals, questionnaires."""
-        t = self.tables
-        funnel = describe.engagement_funnel(t["referrals"], t["pairs"])
-        rows = [("Referrals", len(t["referrals"])),
-                ("People referred", t["referrals"]["person_id"].nunique())]
-        rows += [(s.capitalize(), int(n)) for s, n in zip(funnel["stage"], funnel["n"],
-                                                          strict=True) if s != "referred"]
-        table = self.suppress(pd.DataFrame(rows, columns=["measure", "n"]), counts=["n"])
-        self.table(table, {"measure": "Measure", "n": "Number"})
-        n = table.set_index("measure")["n"]
-        say(f"This report covers **{fmt(n['Referrals'], 0)}** referrals of "
-            f"**{fmt(n['People referred'], 0)}** people to the link worker service.")
-
-    def referrals_over_time(self) -> None:
-        per_month = describe.referrals_per_month(self.tables["referrals"])
-        safe = self.suppress(per_month, counts=["referrals"])
-        safe["rolling_mean"] = _rolling_safe(safe["referrals"])
-        self.figure(plots.referral_trend(safe))
-        recent = as_numbers(safe["referrals"].tail(3))
-        if len(per_month):
-            say(f"Referrals ran from {per_month['month'].min():%B %Y} to "
-                f"{per_month['month'].max():%B %Y}; in the last three months there were "
-                f"about {fmt(recent.mean(), 0)} a month.")
-
-    def sources(self) -> None:
-        safe = self._pct(describe.referral_sources(self.tables["referrals"]), "referral_source",
-                         "Who referred people")
-        self.table(_by_size(safe), {"referral_source": "Referred by", "n": "Referrals",
-                                    "pct": "%"}, codes=("referral_source",))
-        top = _top(safe, "referral_source")
-        say(f"Most referrals came from **{top}**." if top else "Too few referrals to show.")
-
-    def reasons(self) -> None:
-        table = describe.referral_reasons(self.tables["referrals"], self.tables["referral_reasons"])
-        safe = self._pct(table, "reason", "Why people were referred")
-        self.table(_by_size(safe), {"reason": "Reason", "n": "Referrals", "pct": "%"},
-                   codes=("reason",))
-        say("A referral can give several reasons, so the percentages add up to more than 100. "
-            f"The commonest was **{_top(safe, 'reason') or '-'}**.")
-
-    def who(self) -> None:
-        t1 = describe.table_one(self.tables["referrals"])
-        counts = self.suppress(t1[t1["statistic"] == "n (%)"], counts=["n"],
-                               percentages={"pct": ("n", None)}, by="variable")
-        age = self.suppress(t1[t1["statistic"] != "n (%)"], counts=[],
-                            statistics=["mean", "sd", "median", "q1", "q3"], n="n")
-        age_text = (f"Age: mean {fmt(age.iloc[0]['mean'])} (SD {fmt(age.iloc[0]['sd'])}); "
-                    f"median {fmt(age.iloc[1]['median'], 0)} (IQR {fmt(age.iloc[1]['q1'], 0)}-"
-                    f"{fmt(age.iloc[1]['q3'], 0)}); missing {fmt(age.iloc[0]['missing'], 0)}.")
-        counts = counts.assign(variable=counts["variable"].map(
-            {"age_band": "Age band", "sex": "Sex", "ethnicity": "Ethnic group",
-             "imd_quintile": "Deprivation (IMD quintile, 1 = most deprived)"}))
-        self.table(counts, {"variable": "Characteristic", "level": "Group", "n": "Referrals",
-                            "pct": "%"}, codes=("level",), group="variable")
-        say(age_text)
-
-    def funnel(self) -> None:
-        table = describe.engagement_funnel(self.tables["referrals"], self.tables["pairs"])
-        referred = table["n"].iloc[0]
-        safe = self.suppress(table.assign(_referred=referred), counts=["n"],
-                             percentages={"pct_of_referred": ("n", "_referred")})
-        self.figure(plots.funnel(safe))
-        self.table(safe, {"stage": "Stage", "n": "People", "pct_of_referred": "% of referred"},
-                   codes=("stage",))
-        engaged = safe.set_index("stage").loc["engaged"]
-        say(f"{fmt(engaged['pct_of_referred'], 0)}% of referrals led to at least one attended "
-            "contact with a link worker.")
-
-    def contacts(self) -> None:
-        t = self.tables
-        stats = pd.concat([describe.contacts_per_referral(t["referrals"]),
-                           describe.days_to_first_contact(t["referrals"])], ignore_index=True)
-        safe = self.suppress(stats, counts=["n", "missing"],
-                             statistics=["mean", "sd", "median", "q1", "q3"], n="n")
-        self.table(safe, {"measure": "Measure", "n": "Referrals", "mean": "Mean", "sd": "SD",
-                          "median": "Median", "q1": "Lower quartile", "q3": "Upper quartile"})
-        if len(t["contacts"]):
-            modes = self._pct(describe.contact_modes(t["contacts"]), "mode",
-                              "How contacts took place", xlabel="% of contacts")
-            dna = self.suppress(describe.dna_rate(t["contacts"]), counts=["contacts", "dna"],
-                                percentages={"pct_dna": ("dna", "contacts")})
-            self.table(dna, {"contacts": "Contacts with attendance recorded",
-                             "dna": "Did not attend", "pct_dna": "% did not attend"})
-            say(f"The commonest way of meeting was **{_top(modes, 'mode') or '-'}**; "
-                f"{fmt(dna['pct_dna'].iloc[0], 0)}% of booked contacts were missed.")
-        else:
-            say("This site exports contact counts only, so contact modes and attendance are "
-                "not available.")
-
-    def onward(self) -> None:
-        onward = self.tables["onward_referrals"]
-        if onward.empty:
-            say("This site exports no onward-referral details.")
-            return
-        safe = self._pct(describe.onward_by_asset(onward), "asset_type",
-                         "Where people were referred on to", xlabel="% of onward referrals")
-        self.table(_by_size(safe), {"asset_type": "Community asset", "n": "Onward referrals",
-                                    "pct": "%"}, codes=("asset_type",))
-        say(f"Link workers most often connected people with **{_top(safe, 'asset_type')}**.")
-
-    def data_quality(self) -> None:
-        summary_path = self.cfg.processed_dir / "qa" / "summary.parquet"
-        summary = pd.read_parquet(summary_path)
-        if self.site_code:
-            summary = summary[summary["site"] == self.site_code]
-        safe = self.suppress(summary, counts=["rows_read", "rows_kept", "rows_rejected",
-                                              "rows_flagged"])
-        self.table(safe, {"table": "Export", "rows_read": "Rows read", "rows_kept": "Kept",
-                          "rows_rejected": "Rejected", "rows_flagged": "Kept with a warning"},
-                   codes=("table",))
-        log = self.tables.get("cleaning_log", pd.DataFrame())
-        if len(log):
-            rej = (log[log["action"] == "rejected"].groupby(["table", "rule"]).size()
-                   .rename("n").reset_index())
-            self.table(self.suppress(rej, counts=["n"]), {"table": "Export",
-                       "rule": "Reason rejected", "n": "Rows"}, codes=("table", "rule"),
-                       group="table")
-        say("Every row of every export is either kept or rejected for a stated reason; "
-            "analysts can see each one in the cleaning log.")
-
-    # -- site change --------------------------------------------------------------------------
-    def change_summary(self) -> pd.DataFrame:
-        table = paired_change(self.tables["pairs"])
-        table["title"] = table["instrument"].map(score_title)
-        safe = self.suppress(table, counts=["n"], statistics=[
-            "baseline_mean", "followup_mean", "mean_change", "ci_low", "ci_high", "p_value",
-            "d_z", "pct_improved_reliably", "pct_met_mid"], n="n")
-        self.table(safe, {"title": "Measure", "n": "People", "baseline_mean": "Before",
-                          "followup_mean": "After", "mean_change": "Change",
-                          "ci_low": "95% CI from", "ci_high": "to", "p_value": "p",
-                          "d_z": "Effect size (d)"}, decimals={"d_z": 2})
-        self.figure(plots.change_plot(safe.assign(instrument=safe["title"])))
-        say("Change is the score at follow-up (9-12 months) minus the score at the first "
-            "meeting, among people who answered both; for loneliness, depression and anxiety "
-            "scores a fall is an improvement.")
-        return safe
-
-    def instrument(self, name: str) -> None:
-        """Reliable change, MID and band movements for one score."""
-        pairs = self.tables["pairs"]
-        table = paired_change(pairs[pairs["instrument"] == name])
-        if table.empty:
-            say(f"No one has answered {score_title(name)} at both times yet.")
-            return
-        safe = self.suppress(table, counts=["n"], statistics=[
-            "pct_improved_reliably", "pct_deteriorated_reliably", "pct_met_mid"], n="n")
-        self.table(safe, {"n": "People", "pct_improved_reliably": "% reliably improved",
-                          "pct_deteriorated_reliably": "% reliably worse",
-                          "pct_met_mid": "% improved by an important amount"})
-        spec = INSTRUMENTS[score_names()[name]].score(name)
-        if len(spec.items) == 1:
-            say("Reliable change needs a scale of several questions, so it is not worked out "
-                "for a single question (shown as -).")
-        if spec.bands or spec.lonely_threshold:
-            bands, test = band_transitions(pairs, name)
-            self.figure(plots.band_heatmap(self.suppress(bands, counts=["n"]),
-                                           title=f"{score_title(name)}: band before and after"))
-            t = test.iloc[0]
-            enough = t["n"] >= 8
-            say(f"Test that as many people moved up as down between bands ({t['test']}): "
-                f"p = {fmt_p(t['p_value']) if enough else '*'}.")
-
-    def attrition(self) -> None:
-        pairs, refs = self.tables["pairs"], self.tables["referrals"]
-        rates = followup_rates(pairs, by="site")
-        rates["title"] = rates["instrument"].map(score_title)
-        safe = self.suppress(rates, counts=["n_baseline", "n_followed_up"],
-                             percentages={"pct_followed_up": ("n_followed_up", "n_baseline")})
-        self.table(safe, {"title": "Measure", "n_baseline": "Answered at first meeting",
-                          "n_followed_up": "Followed up in 9-12 months",
-                          "pct_followed_up": "% followed up"})
-        name = next((s for s in HEADLINE_SCORES if (pairs["instrument"] == s).any()), None)
-        if name is None:
-            return
-        table = attrition_table(pairs, refs, instrument=name)
-        groups = table[table["statistic"] == "n (%)"].copy()
-        groups["smaller"] = groups[["followed_up", "not_followed_up"]].min(axis=1)
-        safe = self.suppress(groups, counts=["followed_up", "not_followed_up"],
-                             percentages={"pct_followed_up": ("followed_up", None),
-                                          "pct_not_followed_up": ("not_followed_up", None)},
-                             by="variable", statistics=["smd"], n="smaller")
-        safe["variable"] = safe["variable"].map({"age_band": "Age band", "sex": "Sex",
-                                                 "imd_quintile": "IMD quintile"})
-        self.table(safe, {"variable": "Characteristic", "level": "Group",
-                          "pct_followed_up": "% of followed up",
-                          "pct_not_followed_up": "% of not followed up",
-                          "smd": "Standardised difference"}, decimals={"smd": 2},
-                   codes=("level",), group="variable")
-        base = table[table["statistic"] == "mean (SD)"].iloc[0]
-        sizes = pairs[pairs["instrument"] == name]
-        n_yes = int((sizes["followup"].notna() & sizes["in_window"]).sum())
-        enough = min(n_yes, len(sizes) - n_yes) >= 8
-        say(f"Average {score_title(name)} at the first meeting: "
-            f"{fmt(base['followed_up']) if enough else '*'} among people followed up and "
-            f"{fmt(base['not_followed_up']) if enough else '*'} among those not followed up "
-            f"(standardised difference {fmt(base['smd'], 2) if enough else '*'}). A difference "
-            "beyond about 0.1 either way means results may not apply to everyone referred.")
-
-    # -- cross-site ---------------------------------------------------------------------------
-    def sites_side_by_side(self) -> None:
-        t = self.tables
-        funnel = describe.engagement_funnel(t["referrals"], t["pairs"], by="site")
-        wide = funnel.pivot(index="site", columns="stage", values="n").reset_index()
-        wide.columns.name = None
-        cols = {"site": "Site", **{s: s.capitalize() for s in describe.FUNNEL_STAGES}}
-        safe = self.suppress(wide, counts=list(describe.FUNNEL_STAGES))
-        safe["site"] = safe["site"].map(lambda c: f"{self.cfg.sites[c].name} ({c})")
-        self.table(safe, cols)
-        say("Sites differ in size and in how far people get from referral to follow-up.")
-
-    def change_by_site(self, name: str = "swemwbs") -> None:
-        pairs = self.tables["pairs"]
-        table = paired_change(pairs[pairs["instrument"] == name], by="site")
-        if table.empty:
-            say(f"No site has {score_title(name)} at both times yet.")
-            return
-        table["site_name"] = table["site"].map(lambda c: f"{self.cfg.sites[c].name} ({c})")
-        safe = self.suppress(table, counts=["n"], statistics=["mean_change", "ci_low",
-                                                               "ci_high"], n="n")
-        self.figure(plots.forest_plot(safe, "site_name", "mean_change",
-                                      title=f"{score_title(name)}: change by site",
-                                      xlabel="Change in score (95% CI)"))
-        self.table(safe, {"site_name": "Site", "n": "People", "mean_change": "Change",
-                          "ci_low": "95% CI from", "ci_high": "to"})
-        say("Each dot is a site's average change with its 95% confidence interval; intervals "
-            "that overlap the dashed line are consistent with no change.")
-
-    def multilevel(self, name: str = "swemwbs") -> None:
-        frame = analysis_frame(self.tables["pairs"], self.tables["referrals"], name)
-        if len(frame) < 20:
-            say("Too few people with both scores for a model.")
-            return
-        table = multilevel_model(frame)
-        table = table[~table["term"].isin(["Intercept"])]
-        table["term"] = table["term"].map(_term_label)
-        safe = self.suppress(table, counts=["n"], statistics=["estimate", "ci_low", "ci_high",
-                                                              "p_value"], n="n")
-        self.table(safe, {"term": "Term", "estimate": "Estimate", "ci_low": "95% CI from",
-                          "ci_high": "to", "p_value": "p"}, decimals={"estimate": 2,
-                                                                       "ci_low": 2, "ci_high": 2})
-        say(f"Follow-up {score_title(name)} by baseline score and personal characteristics, "
-            f"allowing for differences between sites ({table['model'].iloc[0]}).")
-
-    def moderators(self, name: str = "swemwbs") -> None:
-        frame = analysis_frame(self.tables["pairs"], self.tables["referrals"], name,
-                               self.tables["referral_reasons"],
-                               ucla3_settings=self.cfg.instrument_settings("ucla3"))
-        if len(frame) < 20:
-            say("Too few people with both scores for this analysis.")
-            return
-        parts = []
-        for moderator, label in MODERATORS.items():
-            if moderator in frame and frame[moderator].dropna().nunique() > 1:
-                out = moderator_analysis(frame, moderator)
-                out["label"] = [label if lvl in ("True", "per unit") else f"{label}: {lvl}"
-                                for lvl in out["level"]]
-                parts.append(out)
-        table = pd.concat(parts, ignore_index=True)
-        safe = self.suppress(table, counts=["n_level", "n_reference"], statistics=[
-            "estimate", "ci_low", "ci_high", "p_value"], n="n_level")
-        self.figure(plots.forest_plot(safe, "label", title=f"{score_title(name)}: who "
-                                      "changed more?", xlabel="Difference in change (95% CI)"))
-        self.table(safe, {"label": "Context", "n_level": "People", "n_reference":
-                          "Compared with", "estimate": "Difference", "ci_low": "95% CI from",
-                          "ci_high": "to", "p_value": "p"}, decimals={"estimate": 2,
-                                                                       "ci_low": 2, "ci_high": 2})
-        say("Each row compares the change of people in a context with everyone else, at the "
-            "same starting score. These are associations in observational data, not proof of "
-            "cause.")
-
-    def sensitivity(self, name: str = "swemwbs") -> None:
-        table = sensitivity_analyses(self.tables["pairs"], self.tables["referrals"], name)
-        safe = self.suppress(table, counts=["n", "n_observed"],
-                             statistics=["mean_change", "ci_low", "ci_high"], n="n_observed")
-        self.table(safe, {"analysis": "Analysis", "n": "People", "n_observed": "With follow-up",
-                          "mean_change": "Change", "ci_low": "95% CI from", "ci_high": "to"},
-                   decimals={"mean_change": 2, "ci_low": 2, "ci_high": 2})
-        say("If the three rows agree, the result does not hinge on who was followed up or "
-            "when.")
+def _say(section: Section, rule: Rule, text: str, note: str = "numbers from the tables above"
+         ) -> None:
+    section.add(Text(text))
+    section.release(text[:80], "sentence", rule=rule.name, note=note)
 
 
-    def programme_theory(self) -> None:
-        """What works, for whom, in what circumstances: each CMOC against the data."""
-        if not self.cfg.programme_theory:
-            say("The study config has no programme theory (`programme_theory:`) to test yet.")
-            return
-        table = assess_programme_theory(self.cfg, self.tables)
-        table["smaller"] = table[["n_context", "n_comparison"]].min(axis=1)
-        safe = self.suppress(table, counts=["n_context", "n_comparison"],
-                             statistics=["estimate", "ci_low", "ci_high", "p_value"],
-                             n="smaller")
-        safe["reading"] = [r if e != SUPPRESSED else "inconclusive (small numbers)"
-                           for r, e in zip(safe["reading"], safe["estimate"], strict=True)]
-        safe["label"] = safe["id"] + ": " + safe["contrast"].str.replace(" vs everyone else", "")
-        self.figure(plots.forest_plot(
-            safe, "label", title="Difference in improvement, context group vs everyone else",
-            xlabel="Extra improvement in score points (95% CI); right = more improvement"))
-        self.table(safe, {"id": "CMOC", "context": "Context", "mechanism": "Mechanism",
-                          "outcome": "Expected outcome", "n_context": "People in context",
-                          "n_comparison": "Compared with", "estimate": "Difference",
-                          "ci_low": "95% CI from", "ci_high": "to", "reading": "Reading"},
-                   decimals={"estimate": 2, "ci_low": 2, "ci_high": 2})
-        counts = safe["reading"].value_counts()
-        say(f"Of {len(safe)} configurations, {counts.get('consistent', 0)} are consistent with "
-            f"the data, {counts.get('not consistent', 0)} run the other way and "
-            f"{len(safe) - counts.get('consistent', 0) - counts.get('not consistent', 0)} are "
-            f"inconclusive. {CAVEAT} Site-level contexts (such as who hosts the link workers) "
-            "rest on only a few sites, so their intervals are wide.")
+def scores_present(pairs: pd.DataFrame) -> list[str]:
+    """The scores this study (or site) has pairs for, in the instruments' order."""
+    present = set(pairs["instrument"].dropna().unique())
+    return [name for name in score_names() if name in present]
+
+
+# --------------------------------------------------------------------------------------------
+# Site descriptive
+
+
+def headline(t: dict, rule: Rule) -> Section:
+    """Referrals, people and the stages they reached."""
+    s = _section("headline")
+    funnel = describe.engagement_funnel(t["referrals"], t["pairs"])
+    rows = [("Referrals", len(t["referrals"])),
+            ("People referred", t["referrals"]["person_id"].nunique())]
+    rows += [(stage.capitalize(), int(n)) for stage, n in zip(funnel["stage"], funnel["n"],
+                                                              strict=True) if stage != "referred"]
+    safe = _release(s, rule, "key numbers", "table",
+                    rule.suppress(pd.DataFrame(rows, columns=["measure", "n"]), counts=["n"]))
+    s.add(Table(safe, {"measure": "Measure", "n": "Number"}))
+    n = safe.set_index("measure")["n"]
+    _say(s, rule, f"This report covers **{fmt(n['Referrals'], 0)}** referrals of "
+         f"**{fmt(n['People referred'], 0)}** people to the link worker service.")
+    return s
+
+
+def per_period(referrals: pd.DataFrame, rule: Rule) -> tuple[pd.DataFrame, str]:
+    """Released referral counts per month, or per quarter when most months would be hidden.
+
+    Averages are worked out from released counts only: a 3-period average is shown only where
+    all three periods are shown, and XmR limits (mean +/- 2.66 x mean moving range, NHS
+    "Making Data Count") only when every period is shown and there are at least 12.
+    """
+    months = describe.referrals_per_month(referrals)
+    label = "Month"
+    counts = months["referrals"]
+    if len(months) and rule.suppress(months, counts=["referrals"])["referrals"].eq(
+            SUPPRESSED).mean() > MONTHS_HIDDEN_FOR_QUARTERS:
+        quarter = pd.to_datetime(months["month"]).dt.to_period("Q").dt.to_timestamp()
+        months = months.groupby(quarter)["referrals"].sum().rename_axis("month").reset_index()
+        label, counts = "Quarter", months["referrals"]
+    table = pd.DataFrame({"period": months["month"], "referrals": counts})
+    safe = rule.suppress(table, counts=["referrals"])
+    shown = as_numbers(safe["referrals"])
+    safe["rolling_mean"] = shown.rolling(3, min_periods=3).mean().astype(object)
+    safe["rolling_mean"] = safe["rolling_mean"].where(safe["rolling_mean"].notna(), "-")
+    if len(shown) >= XMR_MIN_PERIODS and shown.notna().all():
+        centre = shown.mean()
+        moving_range = shown.diff().abs().mean()
+        safe["mean"] = centre
+        safe["lower"] = max(centre - 2.66 * moving_range, 0)
+        safe["upper"] = centre + 2.66 * moving_range
+    return safe, label
+
+
+def referrals_over_time(t: dict, rule: Rule) -> Section:
+    s = _section("referrals over time")
+    safe, label = per_period(t["referrals"], rule)
+    _release(s, rule, f"referrals per {label.lower()}", "figure and table", safe,
+             note="averages and control limits from released counts only")
+    title = f"Referrals per {label.lower()}"
+    s.add(Figure(plots.referral_trend(safe, title=title, period_label=label)))
+    shown = safe.assign(period=[_period_text(p, label) for p in safe["period"]])
+    columns = {"period": label, "referrals": "Referrals", "rolling_mean": "3-period average"}
+    if "mean" in safe:
+        columns |= {"lower": "Lower control limit", "upper": "Upper control limit"}
+    s.add(Table(shown, columns, decimals={"rolling_mean": 1, "lower": 1, "upper": 1}))
+    if len(safe):
+        last = as_numbers(safe["referrals"].tail(3))
+        recent = (f"; in the last three {label.lower()}s there were about "
+                  f"{fmt(last.mean(), 0)} a {label.lower()}" if last.notna().all()
+                  and len(last) == 3 else "")
+        limits = (" The dashed lines are control limits: a period outside them, or a long run "
+                  "on one side of the average, suggests a real change rather than chance."
+                  if "mean" in safe else "")
+        _say(s, rule, f"Referrals ran from {_period_text(safe['period'].iloc[0], label)} to "
+             f"{_period_text(safe['period'].iloc[-1], label)}{recent}.{limits}")
+    return s
+
+
+def _period_text(period, label: str) -> str:
+    period = pd.Timestamp(period)
+    return f"{period:%b %Y}" if label == "Month" else f"{period.year} Q{period.quarter}"
+
+
+def _categories(s: Section, rule: Rule, table: pd.DataFrame, category: str, caption: str,
+                heading: str, xlabel: str = "% of referrals", single_response: bool = True,
+                top: int | None = None) -> pd.DataFrame:
+    """Counts and percentages of one categorical variable, as a chart and its table."""
+    safe = rule.suppress(table, counts=["n", "denominator"],
+                         percentages={"pct": ("n", "denominator")}, totals=single_response)
+    _release(s, rule, caption, "figure and table", safe)
+    s.add(Figure(plots.bar_chart(safe, category, title=caption, xlabel=xlabel, top=top)),
+          Table(by_size(safe), {category: heading, "n": "Number", "pct": "%"},
+                codes=(category,)))
+    return safe
+
+
+def sources(t: dict, rule: Rule) -> Section:
+    s = _section("sources")
+    safe = _categories(s, rule, describe.referral_sources(t["referrals"]), "referral_source",
+                       "Who referred people", "Referred by")
+    top = _top(safe, "referral_source")
+    _say(s, rule, f"Most referrals came from **{top}**." if top else "Too few referrals to show.")
+    return s
+
+
+def reasons(t: dict, rule: Rule) -> Section:
+    s = _section("reasons")
+    table = describe.referral_reasons(t["referrals"], t["referral_reasons"])
+    safe = _categories(s, rule, table, "reason", "Why people were referred", "Reason",
+                       single_response=False)
+    _say(s, rule, "A referral can give several reasons, so the percentages add up to more than "
+         f"100. The commonest was **{_top(safe, 'reason') or '-'}**.")
+    return s
+
+
+def outcomes(t: dict, rule: Rule) -> Section:
+    """How referrals ended: completed, declined, not contactable, ..."""
+    s = _section("outcomes")
+    table = describe.outcomes(t["referrals"])
+    safe = _categories(s, rule, table, "outcome", "How referrals ended", "Outcome")
+    top = _top(safe, "outcome")
+    _say(s, rule, f"The commonest recorded outcome was **{top}**." if top else
+         "Too few referrals to show their outcomes.")
+    return s
+
+
+def who(t: dict, rule: Rule) -> Section:
+    """Table 1: age, sex, ethnicity and deprivation of the people referred."""
+    s = _section("who is referred")
+    t1 = describe.table_one(t["referrals"])
+    counts = rule.suppress(t1[t1["statistic"] == "n (%)"], counts=["n"],
+                           percentages={"pct": ("n", None)}, by="variable", totals=True)
+    _release(s, rule, "characteristics", "table", counts)
+    age = rule.suppress(t1[t1["statistic"] != "n (%)"], counts=["missing"],
+                        statistics=["mean", "sd", "median", "q1", "q3"], n="n")
+    _release(s, rule, "age summary", "sentence", age)
+    counts = counts.assign(variable=counts["variable"].map(VARIABLE_LABELS))
+    s.add(Table(counts, {"variable": "Characteristic", "level": "Group", "n": "Referrals",
+                         "pct": "%"}, codes=("level",), group="variable"))
+    mean, median = age.iloc[0], age.iloc[1]
+    s.add(Text(f"Age: mean {fmt(mean['mean'])} (SD {fmt(mean['sd'])}); median "
+               f"{fmt(median['median'], 0)} (IQR {fmt(median['q1'], 0)} to "
+               f"{fmt(median['q3'], 0)}); age not recorded for {fmt(mean['missing'], 0)}."))
+    return s
+
+
+def funnel(t: dict, rule: Rule) -> Section:
+    s = _section("engagement")
+    table = describe.engagement_funnel(t["referrals"], t["pairs"])
+    referred = table["n"].iloc[0]
+    safe = rule.suppress(table.assign(_referred=referred), counts=["n"],
+                         percentages={"pct_of_referred": ("n", "_referred")})
+    _release(s, rule, "engagement funnel", "figure and table", safe)
+    s.add(Figure(plots.funnel(safe)),
+          Table(safe, {"stage": "Stage", "n": "People", "pct_of_referred": "% of referred"},
+                codes=("stage",)))
+    engaged = safe.set_index("stage").loc["engaged"]
+    _say(s, rule, f"{fmt(engaged['pct_of_referred'], 0)}% of referrals led to at least one "
+         "attended contact with a link worker.")
+    return s
+
+
+def contacts(t: dict, rule: Rule) -> Section:
+    s = _section("contacts")
+    stats = pd.concat([describe.contacts_per_referral(t["referrals"]),
+                       describe.days_to_first_contact(t["referrals"])], ignore_index=True)
+    safe = rule.suppress(stats, counts=["n", "missing"],
+                         statistics=["mean", "sd", "median", "q1", "q3"], n="n")
+    _release(s, rule, "contacts per referral, days to first contact", "table", safe)
+    s.add(Table(safe, {"measure": "Measure", "n": "Referrals", "mean": "Mean", "sd": "SD",
+                       "median": "Median", "q1": "Lower quartile", "q3": "Upper quartile"},
+                codes=("measure",)))
+    if not len(t["contacts"]):
+        _say(s, rule, "This site exports contact counts only, so contact modes and attendance "
+             "are not available.", note="no numbers")
+        return s
+    modes = _categories(s, rule, describe.contact_modes(t["contacts"]), "mode",
+                        "How contacts took place", "Way of meeting", xlabel="% of contacts")
+    dna = rule.suppress(describe.dna_rate(t["contacts"]), counts=["contacts", "dna"],
+                        percentages={"pct_dna": ("dna", "contacts")}, complements=["dna"])
+    _release(s, rule, "did not attend", "table", dna)
+    s.add(Table(dna, {"contacts": "Contacts with attendance recorded", "dna": "Did not attend",
+                      "pct_dna": "% did not attend"}))
+    _say(s, rule, f"The commonest way of meeting was **{_top(modes, 'mode') or '-'}**; "
+         f"{fmt(dna['pct_dna'].iloc[0], 0)}% of booked contacts were missed.")
+    return s
+
+
+def onward(t: dict, rule: Rule) -> Section:
+    s = _section("onward referrals")
+    if not len(t["onward_referrals"]):
+        _say(s, rule, "This site exports no onward referrals, or has none yet.", note="no numbers")
+        return s
+    safe = _categories(s, rule, describe.onward_by_asset(t["onward_referrals"]), "asset_type",
+                       "Where link workers referred people on", "Community asset",
+                       xlabel="% of onward referrals")
+    _say(s, rule, f"Link workers most often connected people with "
+         f"**{_top(safe, 'asset_type') or '-'}**.")
+    return s
+
+
+def data_quality(summary: pd.DataFrame, log: pd.DataFrame, rule: Rule) -> Section:
+    """Rows read, kept and rejected per export, and why rows were rejected."""
+    s = _section("data quality")
+    safe = rule.suppress(summary, counts=["rows_read", "rows_kept", "rows_rejected",
+                                          "rows_flagged"])
+    _release(s, rule, "rows per export", "table", safe)
+    s.add(Table(safe, {"table": "Export", "rows_read": "Rows read", "rows_kept": "Kept",
+                       "rows_rejected": "Rejected", "rows_flagged": "Kept with a warning"},
+                codes=("table",)))
+    if len(log):
+        rejected = (log[log["action"] == "rejected"].groupby(["table", "rule"]).size()
+                    .rename("n").reset_index())
+        safe = _release(s, rule, "reasons rows were rejected", "table",
+                        rule.suppress(rejected, counts=["n"]))
+        s.add(Table(safe, {"table": "Export", "rule": "Reason rejected", "n": "Rows"},
+                    codes=("table", "rule"), group="table"))
+    _say(s, rule, "Every row of every export is either kept or rejected for a stated reason; "
+         "analysts can see each one in the cleaning log.", note="no numbers")
+    return s
+
+
+# --------------------------------------------------------------------------------------------
+# Site change
+
+
+def change_counts(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Per score: pairs, and how many improved or worsened reliably or by the MID.
+
+    Counts, not percentages, so that the gate can work percentages out from rounded counts.
+    Denominators are the pairs with the indicator known (reliable change is not defined for a
+    single question).
+    """
+    p = pairs[pairs["followup"].notna() & pairs["in_window"].astype(bool)]
+    rows = []
+    for name, part in p.groupby("instrument", sort=False):
+        row = {"instrument": name, "n": len(part)}
+        for flag, col in (("improved_reliably", "n_improved"),
+                          ("deteriorated_reliably", "n_deteriorated"),
+                          ("met_mid_improvement", "n_mid")):
+            known = part[flag].dropna()
+            row[col] = int(known.astype(bool).sum())
+            row[f"{col}_of"] = len(known)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def change_summary(t: dict, rule: Rule) -> Section:
+    """Mean change per score, with its CI, p-value and standardised change."""
+    s = _section("change summary")
+    table = paired_change(t["pairs"])
+    if table.empty:
+        _say(s, rule, "No one has answered a questionnaire at both times yet.", note="no numbers")
+        return s
+    table = table.assign(title=table["instrument"].map(score_title))
+    safe = _release(s, rule, "change per score", "figure and table", rule.suppress(
+        table, counts=["n"], statistics=["baseline_mean", "followup_mean", "mean_change",
+                                         "ci_low", "ci_high", "p_value", "d_z"], n="n"))
+    s.add(Figure(plots.change_plot(safe.assign(instrument=safe["title"]))),
+          Table(safe, {"title": "Measure", "n": "People", "baseline_mean": "Before",
+                       "followup_mean": "After", "mean_change": "Change",
+                       "ci_low": "95% CI from", "ci_high": "to", "p_value": "p",
+                       "d_z": "Standardised change (d_z)"}, decimals={"d_z": 2}))
+    _say(s, rule, "Change is the score at follow-up (9-12 months) minus the score at the first "
+         "meeting, among people who answered both; for loneliness, depression and anxiety "
+         "scores a fall is an improvement. Standardised change (d_z) is the average change "
+         "divided by how much change varied between people.", note="no numbers")
+    return s
+
+
+def instrument(t: dict, rule: Rule, name: str, lonely_threshold: int | None = None) -> Section:
+    """Reliable change, important change and band movements for one score."""
+    s = _section(score_title(name))
+    pairs = t["pairs"]
+    counts = change_counts(pairs[pairs["instrument"] == name])
+    if counts.empty:
+        _say(s, rule, f"No one has answered {score_title(name)} at both times yet.",
+             note="no numbers")
+        return s
+    spec = score_spec(name)
+    safe = rule.suppress(counts, counts=["n", "n_improved", "n_deteriorated", "n_mid",
+                                         "n_improved_of", "n_deteriorated_of", "n_mid_of"],
+                         percentages={"pct_improved": ("n_improved", "n_improved_of"),
+                                      "pct_deteriorated": ("n_deteriorated", "n_deteriorated_of"),
+                                      "pct_mid": ("n_mid", "n_mid_of")})
+    _release(s, rule, "reliable and important change", "table", safe)
+    columns = {"n": "People", "n_improved": "Reliably improved", "pct_improved": "%",
+               "n_deteriorated": "Reliably worse", "pct_deteriorated": "% ",
+               "n_mid": "Improved by an important amount", "pct_mid": "%  "}
+    if len(spec.items) == 1:
+        columns = {k: v for k, v in columns.items() if "improved" not in k
+                   and "deteriorated" not in k}
+        _say(s, rule, "Reliable change needs a scale of several questions, so it is not worked "
+             "out for a single question.", note="no numbers")
+    s.add(Table(safe, columns))
+    if not band_labels(spec):
+        return s
+    bands, test = band_transitions(pairs, name)
+    shown = rule.suppress(bands, counts=["n"])
+    _release(s, rule, "band movements", "figure", shown)
+    s.add(Figure(plots.band_heatmap(shown, title=f"{score_title(name)}: band before and after",
+                                    footnote="* hidden (small numbers). " + rule.footnote)))
+    row = test.iloc[0]
+    p = rule.table_test(row["p_value"], bands["n"])
+    s.release("band movement test", "p-value", rule=rule.name,
+              smallest=float(bands.loc[bands["n"] > 0, "n"].min()) if (bands["n"] > 0).any()
+              else np.nan, n_suppressed=int(p == SUPPRESSED),
+              note="shown only when no cell of the table is hidden")
+    text = fmt_p(p) if p != SUPPRESSED else "* (not shown: some cells of the table are hidden)"
+    s.add(Text(f"Test that as many people moved up as down between bands ({row['test']}): "
+               f"p = {text}."))
+    return s
+
+
+def attrition(t: dict, rule: Rule) -> Section:
+    """Who was followed up, and whether they differ from those who were not."""
+    s = _section("follow-up")
+    pairs, refs = t["pairs"], t["referrals"]
+    rates = followup_rates(pairs, by="site")
+    rates["title"] = rates["instrument"].map(score_title)
+    safe = rule.suppress(rates, counts=["n_baseline", "n_followed_up"],
+                         percentages={"pct_followed_up": ("n_followed_up", "n_baseline")})
+    _release(s, rule, "follow-up rates", "table", safe)
+    s.add(Table(safe, {"title": "Measure", "n_baseline": "Answered at first meeting",
+                       "n_followed_up": "Followed up in 9-12 months",
+                       "pct_followed_up": "% followed up"}))
+    name = next((n for n in (*HEADLINE_SCORES, *scores_present(pairs))
+                 if (pairs["instrument"] == n).any()), None)
+    if name is None:
+        return s
+    table = attrition_table(pairs, refs, instrument=name)
+    groups = table[table["statistic"] == "n (%)"].copy()
+    totals = groups.groupby("variable")[["followed_up", "not_followed_up"]].transform("sum")
+    groups["rest_followed_up"] = totals["followed_up"] - groups["followed_up"]
+    groups["rest_not_followed_up"] = totals["not_followed_up"] - groups["not_followed_up"]
+    safe = rule.suppress(groups, counts=["followed_up", "not_followed_up"],
+                         percentages={"pct_followed_up": ("followed_up", None),
+                                      "pct_not_followed_up": ("not_followed_up", None)},
+                         by="variable", statistics=["smd"],
+                         n=["followed_up", "not_followed_up", "rest_followed_up",
+                            "rest_not_followed_up"],
+                         complements=["followed_up", "not_followed_up"])
+    _release(s, rule, "characteristics by follow-up", "table", safe,
+             note="standardised differences need every cell of their 2x2 table to meet the rule")
+    safe["variable"] = safe["variable"].map(VARIABLE_LABELS)
+    s.add(Table(safe, {"variable": "Characteristic", "level": "Group",
+                       "pct_followed_up": "% of followed up",
+                       "pct_not_followed_up": "% of not followed up",
+                       "smd": "Standardised difference"}, decimals={"smd": 2},
+                codes=("level",), group="variable"))
+    base = table[table["statistic"] == "mean (SD)"].iloc[0]
+    sizes = pairs[pairs["instrument"] == name]
+    n_yes = int((sizes["followup"].notna() & sizes["in_window"].astype(bool)).sum())
+    n_no = len(sizes) - n_yes
+    values = {k: rule.statistic(base[k], n_yes, n_no) for k in
+              ("followed_up", "not_followed_up", "smd")}
+    s.release("baseline score by follow-up", "sentence", rule=rule.name,
+              smallest=min(n_yes, n_no), n_suppressed=sum(v == SUPPRESSED
+                                                           for v in values.values()))
+    s.add(Text(f"Average {score_title(name)} at the first meeting: "
+               f"{fmt(values['followed_up'])} among people followed up and "
+               f"{fmt(values['not_followed_up'])} among those not followed up "
+               f"(standardised difference {fmt(values['smd'], 2)}). A difference beyond about "
+               "0.1 either way means results may not apply to everyone referred."))
+    return s
+
+
+# --------------------------------------------------------------------------------------------
+# Cross-site
+
+
+def sites_side_by_side(t: dict, rule: Rule, site_names: dict[str, str]) -> Section:
+    s = _section("sites side by side")
+    funnel_by_site = describe.engagement_funnel(t["referrals"], t["pairs"], by="site")
+    wide = funnel_by_site.pivot(index="site", columns="stage", values="n").reset_index()
+    wide.columns.name = None
+    safe = _release(s, rule, "engagement by site", "table",
+                    rule.suppress(wide, counts=list(describe.FUNNEL_STAGES)))
+    safe["site"] = safe["site"].map(site_names)
+    s.add(Table(safe, {"site": "Site", **{st: st.capitalize() for st in describe.FUNNEL_STAGES}}))
+    _say(s, rule, "Sites differ in size and in how far people get from referral to follow-up.",
+         note="no numbers")
+    return s
+
+
+def outcomes_by_site(t: dict, rule: Rule, site_names: dict[str, str]) -> Section:
+    s = _section("outcomes by site")
+    table = describe.outcomes(t["referrals"], by="site")
+    safe = rule.suppress(table, counts=["n", "denominator"],
+                         percentages={"pct": ("n", "denominator")}, by="site", totals=True)
+    _release(s, rule, "referral outcomes by site", "table", safe)
+    wide = safe[safe["n"].astype(str) != "0"].assign(site=lambda f: f["site"].map(site_names))
+    s.add(Table(wide, {"site": "Site", "outcome": "Outcome", "n": "Referrals", "pct": "%"},
+                codes=("outcome",), group="site"))
+    return s
+
+
+def change_by_site(t: dict, rule: Rule, name: str, site_names: dict[str, str]) -> Section:
+    s = _section(f"{score_title(name)} by site")
+    pairs = t["pairs"]
+    table = paired_change(pairs[pairs["instrument"] == name], by="site")
+    if table.empty:
+        _say(s, rule, f"No site has {score_title(name)} at both times yet.", note="no numbers")
+        return s
+    table["site_name"] = table["site"].map(site_names)
+    safe = _release(s, rule, f"{name} change by site", "figure and table", rule.suppress(
+        table, counts=["n"], statistics=["mean_change", "ci_low", "ci_high"], n="n"))
+    s.add(Figure(plots.forest_plot(safe, "site_name", "mean_change",
+                                   title=f"{score_title(name)}: change by site",
+                                   xlabel="Change in score (95% CI)")),
+          Table(safe, {"site_name": "Site", "n": "People", "mean_change": "Change",
+                       "ci_low": "95% CI from", "ci_high": "to"}))
+    _say(s, rule, "Each dot is a site's average change with its 95% confidence interval; "
+         "intervals that cross the dashed line are consistent with no change.", note="no numbers")
+    return s
+
+
+def collapse_small_levels(frame: pd.DataFrame, column: str, minimum: int, ordered: list
+                          ) -> tuple[pd.DataFrame, list[str]]:
+    """Merge each level of an ordered variable that has fewer than ``minimum`` people into its
+    neighbour (the next level, or the previous one for the last), until none is small.
+
+    Returns the frame and one phrase per merge ("18-24 with 25-34").
+    """
+    values = frame[column].astype(object)
+    levels = [lv for lv in ordered if (values == lv).any()]
+    merged = []
+    while len(levels) > 1:
+        counts = values.value_counts()
+        small = [lv for lv in levels if counts.get(lv, 0) < minimum]
+        if not small:
+            break
+        i = levels.index(small[0])
+        j = i + 1 if i + 1 < len(levels) else i - 1
+        first, last = sorted((i, j))
+        new = f"{levels[first].split(' to ')[0]} to {levels[last].split(' to ')[-1]}"
+        values = values.replace({levels[i]: new, levels[j]: new})
+        merged.append(f"{levels[i]} with {levels[j]}")
+        levels[first:last + 1] = [new]
+    return frame.assign(**{column: values}), merged
+
+
+def multilevel(t: dict, rule: Rule, name: str) -> Section:
+    s = _section("multilevel model")
+    frame = analysis_frame(t["pairs"], t["referrals"], name)
+    if len(frame) < 20:
+        _say(s, rule, "Too few people with both scores for a model.", note="no numbers")
+        return s
+    notes = []
+    covariates = ["age_band", "sex", "imd_quintile", "n_attended"]
+    frame, merged = collapse_small_levels(frame, "age_band", rule.minimum, list(AGE_BANDS))
+    if merged:
+        notes.append("age bands merged: " + "; ".join(merged))
+    sex_counts = frame["sex"].value_counts()
+    if (sex_counts < rule.minimum).any() or len(sex_counts) < 2:
+        covariates.remove("sex")
+        notes.append("sex left out, as one of its groups is too small to show")
+    table = multilevel_model(frame, covariates=covariates)
+    table = table[~table["term"].isin(["Intercept"])].copy()
+    table = table.join(_term_counts(frame, table["term"], covariates))
+    table["term"] = table["term"].map(_term_label)
+    safe = rule.suppress(table, counts=[], statistics=["estimate", "ci_low", "ci_high",
+                                                       "p_value"],
+                         n=["n", "n_level", "n_reference"])
+    _release(s, rule, "model coefficients", "table", safe,
+             note="each coefficient needs its level and its reference level to meet the rule; "
+             + "; ".join(notes))
+    s.add(Table(safe, {"term": "Term", "estimate": "Estimate", "ci_low": "95% CI from",
+                       "ci_high": "to", "p_value": "p"},
+                decimals={"estimate": 2, "ci_low": 2, "ci_high": 2}))
+    changed = (" So that no result rests on a few people: " + "; ".join(notes) + ".") \
+        if notes else ""
+    _say(s, rule, f"Follow-up {score_title(name)} by baseline score and personal "
+         f"characteristics, allowing for differences between sites ({table['model'].iloc[0]}). "
+         "Each group is compared with its reference group (the first one)." + changed,
+         note="no numbers")
+    return s
+
+
+def _term_counts(frame: pd.DataFrame, terms: pd.Series, covariates: list[str]) -> pd.DataFrame:
+    """People in each categorical term's level and in its reference level (all, for numbers)."""
+    rows = {}
+    for i, term in terms.items():
+        n_level = n_reference = len(frame)
+        for column in covariates:
+            prefix = f"C({column})[T."
+            if str(term).startswith(prefix):
+                level = str(term)[len(prefix):-1]
+                values = frame[column].astype(str)
+                n_level = int((values == level).sum())
+                n_reference = int((values == sorted(values.unique())[0]).sum())
+        rows[i] = {"n_level": n_level, "n_reference": n_reference}
+    return pd.DataFrame.from_dict(rows, orient="index")
 
 
 MODERATORS = {
@@ -474,18 +558,107 @@ MODERATORS = {
 }
 
 
+def moderators(t: dict, rule: Rule, name: str, lonely_threshold: int = 6) -> Section:
+    s = _section("for whom")
+    frame = analysis_frame(t["pairs"], t["referrals"], name, t["referral_reasons"],
+                           lonely_threshold=lonely_threshold)
+    if len(frame) < 20:
+        _say(s, rule, "Too few people with both scores for this analysis.", note="no numbers")
+        return s
+    parts = []
+    for moderator, label in MODERATORS.items():
+        if moderator in frame and frame[moderator].dropna().nunique() > 1:
+            out = moderator_analysis(frame, moderator)
+            out["label"] = [label if lvl in ("True", "per unit") else f"{label}: {lvl}"
+                            for lvl in out["level"]]
+            parts.append(out)
+    table = pd.concat(parts, ignore_index=True)
+    table["n_reference"] = table["n_reference"].fillna(table["n"])
+    safe = rule.suppress(table, counts=["n_level", "n_reference"], statistics=[
+        "estimate", "ci_low", "ci_high", "p_value"], n=["n_level", "n_reference"])
+    _release(s, rule, "moderators", "figure and table", safe)
+    s.add(Figure(plots.forest_plot(safe, "label", title=f"{score_title(name)}: who changed more?",
+                                   xlabel="Difference in change (95% CI)")),
+          Table(safe, {"label": "Context", "n_level": "People", "n_reference": "Compared with",
+                       "estimate": "Difference", "ci_low": "95% CI from", "ci_high": "to",
+                       "p_value": "p"}, decimals={"estimate": 2, "ci_low": 2, "ci_high": 2}))
+    _say(s, rule, "Each row compares the change of people in a context with everyone else, at "
+         "the same starting score. These are associations in observational data, not proof of "
+         "cause.", note="no numbers")
+    return s
+
+
+def programme_theory(t: dict, rule: Rule, cmocs, site_context: dict[str, dict],
+                     lonely_threshold: int = 6) -> Section:
+    """What works, for whom, in what circumstances: each CMOC against the data."""
+    s = _section("programme theory")
+    if not cmocs:
+        _say(s, rule, "The study config has no programme theory (`programme_theory:`) to test "
+             "yet.", note="no numbers")
+        return s
+    table = assess_programme_theory(cmocs, t, site_context=site_context,
+                                    lonely_threshold=lonely_threshold)
+    safe = rule.suppress(table, counts=["n_context", "n_comparison"],
+                         statistics=["estimate", "ci_low", "ci_high", "p_value"],
+                         n=["n_context", "n_comparison"])
+    _release(s, rule, "programme theory", "figure and table", safe)
+    safe["reading"] = [r if e != SUPPRESSED else "inconclusive (small numbers)"
+                       for r, e in zip(safe["reading"], safe["estimate"], strict=True)]
+    safe["label"] = safe["id"] + ": " + safe["contrast"].str.replace(" vs everyone else", "")
+    s.add(Figure(plots.forest_plot(
+        safe, "label", title="Difference in improvement, context group vs everyone else",
+        xlabel="Extra improvement in score points (95% CI); right = more improvement")),
+          Table(safe, {"id": "CMOC", "context": "Context", "mechanism": "Mechanism",
+                       "outcome": "Expected outcome", "n_context": "People in context",
+                       "n_comparison": "Compared with", "estimate": "Difference",
+                       "ci_low": "95% CI from", "ci_high": "to", "reading": "Reading"},
+                decimals={"estimate": 2, "ci_low": 2, "ci_high": 2}))
+    counts = safe["reading"].value_counts()
+    consistent, against = counts.get("consistent", 0), counts.get("not consistent", 0)
+    _say(s, rule, f"Of {len(safe)} configurations, {consistent} are consistent with the data, "
+         f"{against} run the other way and {len(safe) - consistent - against} are "
+         f"inconclusive. {CAVEAT} Site-level contexts (such as who hosts the link workers) "
+         "rest on only a few sites, so their intervals are wide.",
+         note="counts of configurations, not of people")
+    return s
+
+
+def sensitivity(t: dict, rule: Rule, name: str, seed: int = 0) -> Section:
+    s = _section("sensitivity analyses")
+    table = _sensitivity(t["pairs"], t["referrals"], name, seed=seed)
+    # An imputed estimate rests on the people with a follow-up and on those without one.
+    table["n_missing"] = (table["n"] - table["n_observed"]).where(
+        table["n"] > table["n_observed"])
+    safe = rule.suppress(table, counts=["n", "n_observed"],
+                         statistics=["mean_change", "ci_low", "ci_high"], n=["n_observed"])
+    few_missing = table["n_missing"].notna() & ~table["n_missing"].ge(rule.minimum)
+    safe.loc[few_missing, ["mean_change", "ci_low", "ci_high"]] = SUPPRESSED
+    _release(s, rule, "sensitivity analyses", "table", safe,
+             note="imputed rows also need enough people without a follow-up")
+    s.add(Table(safe, {"analysis": "Analysis", "n": "People", "n_observed": "With follow-up",
+                       "mean_change": "Change", "ci_low": "95% CI from", "ci_high": "to"},
+                decimals={"mean_change": 2, "ci_low": 2, "ci_high": 2}))
+    _say(s, rule, "If the rows agree, the result does not hinge on who was followed up or when.",
+         note="no numbers")
+    return s
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+
+
 def _term_label(term: str) -> str:
     """'C(sex)[T.male]' -> 'Sex: male'; 'n_attended' -> 'N attended'."""
     if term.startswith("C(") and ")[T." in term:
         variable, level = term[2:].rstrip("]").split(")[T.", 1)
-        return f"{plain(variable)}: {level}"
+        return f"{VARIABLE_LABELS.get(variable, plain(variable))}: {plain(level)}"
     return plain(term)
 
 
-def _by_size(safe: pd.DataFrame) -> pd.DataFrame:
+def by_size(safe: pd.DataFrame) -> pd.DataFrame:
     """Rows with any count, largest shown count first (as in the charts); suppressed rows last,
     in their usual order, so that the order gives nothing away about their size."""
-    shown = safe[safe["n"] != 0]
+    shown = safe[safe["n"].astype(str) != "0"]
     values = as_numbers(shown["n"])
     return shown.iloc[np.argsort(-values.fillna(-1).to_numpy(), kind="stable")]
 
@@ -495,8 +668,3 @@ def _top(safe: pd.DataFrame, column: str) -> str | None:
     if values.notna().sum() == 0 or values.max() == 0:
         return None
     return plain(safe.loc[values.idxmax(), column])
-
-
-def _rolling_safe(counts: pd.Series, window: int = 3) -> pd.Series:
-    """Rolling mean of already-controlled monthly counts (suppressed months left out)."""
-    return as_numbers(counts).rolling(window, min_periods=1).mean()
