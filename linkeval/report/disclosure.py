@@ -286,14 +286,13 @@ def _smallest(table: pd.DataFrame, columns: list[str]) -> float:
 
 def _secondary(table: pd.DataFrame, col: str, hidden: pd.Series, keys: list[str]) -> pd.Series:
     """Hide the next smallest non-zero cell of any group with exactly one hidden cell."""
-    hidden = hidden.copy()
-    values = pd.to_numeric(table[col], errors="coerce")
-    groups = table.groupby(keys, sort=False).groups.values() if keys else [table.index]
-    for index in groups:
-        part = hidden[index]
-        if part.sum() != 1:
+    hidden = hidden.to_numpy(copy=True)
+    values = pd.to_numeric(table[col], errors="coerce").to_numpy(dtype=float)
+    groups = table.groupby(keys, sort=False).indices.values() if keys else [np.arange(len(table))]
+    for rows in groups:
+        if hidden[rows].sum() != 1:
             continue
-        candidates = values[index][~part & (values[index] > 0)]
+        candidates = rows[~hidden[rows] & (values[rows] > 0)]
         if len(candidates):
-            hidden[candidates.idxmin()] = True
-    return hidden
+            hidden[candidates[np.argmin(values[candidates])]] = True
+    return pd.Series(hidden, index=table.index)

@@ -1,4 +1,4 @@
-"""Disclosure control (DESIGN section 9): the NHS Digital rule, thresholds, and suppress()."""
+"""Disclosure control (docs/design.md, 'Disclosure control'): the rules and suppress()."""
 
 from __future__ import annotations
 
@@ -68,11 +68,61 @@ def test_rule_none_is_unchanged_and_says_so():
 
 
 def test_report_tables_run_largest_first_and_keep_suppressed_rows_in_their_usual_order():
-    from linkeval.report.sections import _by_size
+    from linkeval.report.sections import by_size
 
     safe = pd.DataFrame({"reason": ["a", "b", "c", "d", "e", "f"],
                          "n": [10, "*", 40, 0, "*", 10]})
-    ordered = _by_size(safe)
+    ordered = by_size(safe)
     # Largest first, ties as they were; zero rows dropped; "*" rows last, b then e as given
     # (never by their hidden size).
     assert ordered["reason"].tolist() == ["c", "a", "f", "b", "e"]
+
+
+def test_a_statistic_needs_every_contributing_group_to_meet_the_rule():
+    table = pd.DataFrame({"level": ["a", "b"], "n_level": [40, 5], "n_reference": [30, 30],
+                          "estimate": [1.5, 2.0]})
+    out = suppress(table, counts=[], statistics=["estimate"], n=["n_level", "n_reference"])
+    assert out["estimate"].tolist() == [1.5, "*"]
+    out = suppress(table.assign(n_reference=[9, 9]), counts=[], statistics=["estimate"],
+                   n=["n_level", "n_reference"], rule="threshold", min_count=10)
+    assert out["estimate"].tolist() == ["*", "*"]
+
+
+def test_a_zero_beside_a_hidden_count_is_hidden_with_its_percentage():
+    # Sex "other": 3 followed up, 0 not: showing the 0 says everyone in the group was followed.
+    table = pd.DataFrame({"level": ["female", "male", "other"], "followed": [60, 52, 3],
+                          "not_followed": [40, 33, 0]})
+    out = suppress(table, counts=["followed", "not_followed"],
+                   percentages={"pct_not": ("not_followed", None)},
+                   complements=["followed", "not_followed"])
+    assert out.loc[2, "followed"] == "*"
+    assert out.loc[2, "not_followed"] == "*"
+    assert out.loc[2, "pct_not"] == "*"
+    assert out.loc[0, "not_followed"] == 40
+
+
+def test_a_lone_hidden_cell_is_not_recoverable_from_the_total_under_an_exact_rule():
+    table = pd.DataFrame({"g": ["x"] * 4, "level": list("abcd"), "n": [50, 12, 4, 30]})
+    out = suppress(table, counts=["n"], by="g", totals=True, rule="threshold", min_count=10)
+    assert out["n"].tolist() == [50, "*", "*", 30]  # 12, the next smallest, goes too
+    rounded = suppress(table, counts=["n"], by="g", totals=True)
+    assert rounded["n"].tolist() == [50, 10, "*", 30]  # rounding already protects it
+
+
+def test_table_tests_are_shown_only_when_no_cell_is_hidden():
+    from linkeval.report.disclosure import Rule
+
+    rule = Rule()
+    assert rule.table_test(0.114, [8, 2, 30, 40]) == "*"  # the 2 would be recoverable
+    assert rule.table_test(0.114, [8, 0, 30, 40]) == 0.114
+    assert Rule("threshold", 10).table_test(0.2, [9, 20]) == "*"
+    assert Rule("none").table_test(0.2, [1]) == 0.2
+
+
+def test_min_count_must_be_a_whole_number_not_true():
+    from linkeval.report.disclosure import Rule
+
+    with pytest.raises(LinkevalError):
+        Rule("threshold", True)
+    assert Rule("threshold", 10).minimum == 10
+    assert Rule().minimum == 8
