@@ -4,11 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lab bench clean-demo help
+.PHONY: demo test test-fast lab bench clean-demo help
 
 help:
 	@echo "make demo   set up .venv, generate the synthetic 6-site demo and run it"
-	@echo "make test   set up .venv and run ruff and the test suite"
+	@echo "make test   set up .venv, check style (ruff) and run every test and doctest"
+	@echo "make test-fast  the unit tests and doctests only (under a minute)"
 	@echo "make lab    set up .venv with JupyterLab and open it"
 	@echo "make bench  run the scale benchmarks (minutes; not part of make test)"
 
@@ -26,7 +27,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check linkeval tests benchmarks
+	$(BIN)/ruff format --check linkeval tests benchmarks
 	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" tests/unit linkeval
 
 lab: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[lab,dev]"
