@@ -93,6 +93,7 @@ class Report:
 
     def header(self, title: str) -> None:
         """The page banner: study, page, site, period, extract date, run metadata, rule."""
+        self.page = f"{title} ({self.site_code or 'all sites'})"
         demo = ('<div class="le-demo">DEMO - SYNTHETIC DATA: every person in this report is '
                 'made up</div>') if self.cfg.demo else ""
         extracted = str(self.manifest.get("cleaned_at", ""))[:10]
