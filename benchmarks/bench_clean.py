@@ -1,10 +1,10 @@
 """Benchmark: clean N synthetic referrals (with their contacts) against the I/O floor.
 
 Two runs on the same raw files: the routine data alone (referrals, contacts, onward
-referrals: the workload of issue 2's target) and the whole study with its questionnaires.
+referrals: the workload of the cleaning target) and the whole study with its questionnaires.
 
 The floor is what any cleaner has to pay: read the same raw files with pandas (as the config
-describes them) and write them as parquet. The target (issue 2) is a cleaning time within 3x
+describes them) and write them as parquet. The target is a cleaning time within 3x
 the floor and a peak memory under 8 GB on a 2-core, 24 GB machine.
 
     python benchmarks/bench_clean.py                      # 1,000,000 referrals

@@ -1,6 +1,6 @@
 """Benchmark: the whole demo report batch against its floor.
 
-Floor (issue 5): papermill + nbconvert on a notebook that only imports the same libraries,
+Floor: papermill + nbconvert on a notebook that only imports the same libraries,
 times the number of notebooks, divided by the number of parallel jobs. Target: the real batch
 within 2x that floor.
 

@@ -1,4 +1,4 @@
-"""The ``linkeval`` command (DESIGN section 11).
+"""The ``linkeval`` command (docs/design.md, 'CLI').
 
 Exit codes: 0 success; 1 some site failed; 2 bad usage, config or input. Problems a user can fix
 are printed as one line on stderr, never as a traceback.

@@ -1,4 +1,4 @@
-"""Load and validate a study config (DESIGN section 5).
+"""Load and validate a study config (docs/design.md, 'Study config').
 
 The config is the single control panel of a run. Every problem is reported as one line that
 names the file and the key path (``sites.A.sources[0].columns.referal_date``), says what is
@@ -23,7 +23,7 @@ TABLES = ("referrals", "contacts", "onward_referrals", "questionnaires")
 
 IDENTITY_FIELDS = ("nhs_number", "person_id", "local_id")
 
-# Canonical input fields a source may map, per table (DESIGN sections 4 and 5).
+# Canonical input fields a source may map, per table (docs/design.md, 'Study config').
 INPUT_FIELDS: dict[str, tuple[str, ...]] = {
     "referrals": (
         "referral_id", *IDENTITY_FIELDS, "referral_date", "date_of_birth", "age", "sex",

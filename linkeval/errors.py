@@ -1,4 +1,4 @@
-"""Errors a user can fix. The CLI prints them as one line and exits 2 (DESIGN section 11)."""
+"""Errors a user can fix. The CLI prints them as one line and exits 2 (docs/design.md, 'CLI')."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Validated questionnaire instruments, each one declarative definition (DESIGN section 7).
+"""Validated questionnaire instruments, each one declarative definition (docs/design.md, 'Instruments').
 
 An :class:`Instrument` lists its items in order, the item range, the response labels, reversed
 items and one or more :class:`Score` specs (ONS4 has four separate scores, the others one). A

@@ -1,4 +1,4 @@
-"""NHS number validation and keyed pseudonyms (DESIGN section 6).
+"""NHS number validation and keyed pseudonyms (docs/design.md, 'Identity and pseudonymisation').
 
 ``person_id`` is the lowercase hex HMAC-SHA256 of the normalised NHS number under a secret study
 key, so the same person gets the same ID at every site and in every run, and nobody without the

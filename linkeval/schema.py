@@ -1,4 +1,4 @@
-"""Canonical tables (DESIGN section 4) as pandera schemas.
+"""Canonical tables (docs/design.md, 'Canonical tables') as pandera schemas.
 
 The cleaner validates every table against these before anything is written, so a processed file
 always has exactly these columns, types and codes. Strings are pandas ``str``, counts nullable

@@ -1,4 +1,4 @@
-"""Canonical vocabularies and the built-in label synonyms (DESIGN section 4).
+"""Canonical vocabularies and the built-in label synonyms (docs/design.md, 'Vocabularies').
 
 Raw exports spell the same thing many ways ("GP", "General Practitioner", "Dr"). Every label is
 compared after :func:`normalise_label` (case, whitespace and punctuation folded), so the synonym
@@ -248,7 +248,7 @@ def map_labels(
 
 
 def age_band(age: pd.Series) -> pd.Series:
-    """Age in whole years -> the DESIGN age bands (under 18 -> '<18', missing stays missing)."""
+    """Age in whole years -> the canonical age bands (under 18 -> '<18', missing stays missing)."""
     edges = [-1, *AGE_BAND_EDGES, 200]
     labels = ["<18", *AGE_BANDS]
     return pd.cut(age.astype("Float64"), bins=edges, labels=labels, right=False).astype(object)

@@ -1,4 +1,4 @@
-"""Descriptive statistics of the routine data (DESIGN section 8).
+"""Descriptive statistics of the routine data (docs/design.md, 'Analyses').
 
 Every function takes canonical tables and returns a tidy DataFrame; ``by`` (a column name or a
 list, usually ``"site"``) repeats the summary per group, ``None`` summarises everything

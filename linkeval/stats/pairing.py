@@ -1,4 +1,4 @@
-"""Baseline and follow-up pairs, reliable change, and attrition (DESIGN sections 4 and 8).
+"""Baseline and follow-up pairs and reliable change (docs/design.md, 'Pairing and change').
 
 Statistics only: these functions take and return DataFrames and touch no files.
 

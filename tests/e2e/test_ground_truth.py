@@ -1,4 +1,4 @@
-"""The cleaner recovers the synthetic generator's ground truth exactly (issue 2)."""
+"""The cleaner recovers the synthetic generator's ground truth exactly."""
 
 from __future__ import annotations
 
@@ -102,7 +102,7 @@ def test_reasons_contacts_and_onward_referrals_match_truth(demo_study, demo_clea
     pd.testing.assert_frame_equal(norm(got, cols), norm(want, cols))
 
 
-# ---- questionnaires (issue 3) ------------------------------------------------------------
+# ---- questionnaires ---------------------------------------------------------------------
 
 
 def test_questionnaire_rows_have_the_true_fate(demo_study, demo_clean):

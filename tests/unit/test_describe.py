@@ -1,4 +1,4 @@
-"""Descriptive tables on small hand-made data (issue 4)."""
+"""Descriptive tables on small hand-made data."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Instrument scoring pinned against the published tables and thresholds (issue 3)."""
+"""Instrument scoring pinned against the published tables and thresholds."""
 
 from __future__ import annotations
 

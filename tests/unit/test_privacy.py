@@ -1,4 +1,4 @@
-"""No direct identifier or free text leaves the cleaning step (DESIGN section 6)."""
+"""No direct identifier or free text leaves the cleaning step (docs/design.md, 'Identity and pseudonymisation')."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from linkeval.vocab import VOCABULARIES, age_band, label_map, map_labels
 
 
 @pytest.mark.parametrize(("field", "label", "code"), [
-    # The examples DESIGN section 4 promises work without configuration.
+    # The examples docs/design.md ('Vocabularies') promises work without configuration.
     ("referral_source", "GP", "gp"),
     ("referral_source", "General Practitioner", "gp"),
     ("referral_source", "  self REFERRAL ", "self"),
