@@ -247,6 +247,15 @@ def map_labels(
     return codes, unmapped
 
 
+def imd_quintile(decile: pd.Series) -> pd.Series:
+    """IMD decile (1 = most deprived) -> quintile: deciles 1-2 -> 1, ..., 9-10 -> 5.
+
+    >>> imd_quintile(pd.Series([1, 2, 3, 10, None])).tolist()
+    [1, 1, 2, 5, <NA>]
+    """
+    return ((decile.astype("Float64") + 1) // 2).astype("Int64")
+
+
 def age_band(age: pd.Series) -> pd.Series:
     """Age in whole years -> the canonical age bands (under 18 -> '<18', missing stays missing)."""
     edges = [-1, *AGE_BAND_EDGES, 200]

@@ -32,6 +32,7 @@ import pandas as pd
 
 from linkeval.config import DISCLOSURE_RULES as RULES
 from linkeval.errors import LinkevalError
+from linkeval.stats.describe import group_keys
 
 SUPPRESSED = "*"
 NHS_DIGITAL_MIN = 8  # counts 1-7 are suppressed, so statistics need at least 8 people
@@ -151,10 +152,6 @@ def _minimum(rule: str, min_count: int | None) -> int:
     return NHS_DIGITAL_MIN if rule == "nhs_digital" else (min_count or 0) if rule == "threshold" else 0
 
 
-def _keys(by: str | list[str] | None) -> list[str]:
-    return [] if by is None else [by] if isinstance(by, str) else list(by)
-
-
 def suppress(
     table: pd.DataFrame,
     counts: Iterable[str] = ("n",),
@@ -229,7 +226,7 @@ def suppress(
     if statistics and not people:
         raise ValueError("suppress(): give n= (the column or columns with the number of "
                          "people) to control statistics")
-    keys = _keys(by)
+    keys = group_keys(by)
     hide = {c: pd.Series(False, index=table.index) for c in counts}
     for col in counts:
         values = pd.to_numeric(table[col], errors="coerce")

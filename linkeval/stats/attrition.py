@@ -8,6 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from linkeval.stats.describe import group_keys, reason_flags
+from linkeval.vocab import imd_quintile
+
 
 def followup_rates(pairs: pd.DataFrame, by: str | list[str] = "site",
                    window_only: bool = True) -> pd.DataFrame:
@@ -16,7 +19,7 @@ def followup_rates(pairs: pd.DataFrame, by: str | list[str] = "site",
     A person counts as followed up when the pair has a follow-up (inside the window when
     ``window_only``).
     """
-    by = [by] if isinstance(by, str) else list(by)
+    by = group_keys(by)
     p = pairs.assign(followed_up=_followed(pairs, window_only))
     out = (p.groupby([*by, "instrument"], observed=True)
            .agg(n_baseline=("person_id", "size"), n_followed_up=("followed_up", "sum"))
@@ -56,13 +59,12 @@ def attrition_table(
         p = p.assign(followed=_followed(p, window_only))
     people = p.merge(referrals[["site", "referral_id", "age_band", "sex", "imd_decile"]],
                      on=["site", "referral_id"], how="left")
-    people["imd_quintile"] = ((people["imd_decile"].astype("Float64") + 1) // 2).astype("Int64")
+    people["imd_quintile"] = imd_quintile(people["imd_decile"])
     rows = []
     for variable in ("age_band", "sex", "imd_quintile"):
         rows += _categorical_rows(people, variable)
     if referral_reasons is not None and len(referral_reasons):
-        has = referral_reasons.assign(v=True).pivot_table(
-            index=["site", "referral_id"], columns="reason", values="v", aggfunc="max")
+        has = reason_flags(referral_reasons)
         merged = people.merge(has, left_on=["site", "referral_id"], right_index=True, how="left")
         for reason in has.columns:
             merged[reason] = merged[reason].fillna(False).astype(bool)

@@ -11,17 +11,26 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from linkeval.vocab import AGE_BANDS, VOCABULARIES
+from linkeval.vocab import AGE_BANDS, VOCABULARIES, imd_quintile
 
 By = str | list[str] | None
 
 
-def _by(by: By) -> list[str]:
+def group_keys(by: By) -> list[str]:
+    """``by`` as a list of column names: None -> [], "site" -> ["site"]."""
     return [] if by is None else [by] if isinstance(by, str) else list(by)
 
 
+def reason_flags(referral_reasons: pd.DataFrame) -> pd.DataFrame:
+    """One row per referral (index site, referral_id), one True/False column per reason."""
+    return (referral_reasons.assign(v=True)
+            .pivot_table(index=["site", "referral_id"], columns="reason", values="v",
+                         aggfunc="max")
+            .astype(bool))
+
+
 def _groups(frame: pd.DataFrame, by: By):
-    keys = _by(by)
+    keys = group_keys(by)
     if not keys:
         yield {}, frame
         return
@@ -75,7 +84,7 @@ def referrals_per_month(referrals: pd.DataFrame, by: By = None, rolling: int = 3
     frame = referrals.assign(month=pd.to_datetime(referrals["referral_date"])
                              .dt.to_period("M").dt.to_timestamp())
     if frame.empty:
-        return pd.DataFrame(columns=[*_by(by), "month", "referrals", "rolling_mean"])
+        return pd.DataFrame(columns=[*group_keys(by), "month", "referrals", "rolling_mean"])
     months = pd.date_range(frame["month"].min(), frame["month"].max(), freq="MS")
     parts = []
     for keys, part in _groups(frame, by):
@@ -98,7 +107,7 @@ def referral_reasons(referrals: pd.DataFrame, reasons: pd.DataFrame, by: By = No
     Columns: [by], ``reason``, ``n`` (referrals with the reason), ``denominator`` (referrals),
     ``pct``. Percentages add up to more than 100 because a referral can have several reasons.
     """
-    keys = _by(by)
+    keys = group_keys(by)
     rows = []
     merged = reasons.merge(referrals[["site", "referral_id", *[k for k in keys if k != "site"]]],
                            on=["site", "referral_id"], how="inner")
@@ -123,7 +132,7 @@ def table_one(referrals: pd.DataFrame, by: By = None) -> pd.DataFrame:
     ``q3``, ``missing``.
     """
     frame = referrals.assign(
-        imd_quintile=((referrals["imd_decile"].astype("Float64") + 1) // 2).astype("Int64"))
+        imd_quintile=imd_quintile(referrals["imd_decile"]))
     parts = []
     for keys, part in _groups(frame, by):
         age = summary_stats(part["age_at_referral"])
@@ -138,7 +147,7 @@ def table_one(referrals: pd.DataFrame, by: By = None) -> pd.DataFrame:
         c["level"] = c["level"].astype(str)
         parts.append(c.assign(variable=column, statistic="n (%)"))
     out = pd.concat(parts, ignore_index=True)
-    cols = [*_by(by), "variable", "level", "statistic", "n", "pct", "mean", "sd", "median",
+    cols = [*group_keys(by), "variable", "level", "statistic", "n", "pct", "mean", "sd", "median",
             "q1", "q3", "missing"]
     return out.reindex(columns=cols)
 

@@ -1,4 +1,4 @@
-"""Pairing rules, Jacobson-Truax reliable change, MID and attrition ."""
+"""Pairing rules, Jacobson-Truax reliable change, MID and attrition."""
 
 from __future__ import annotations
 
