@@ -1,0 +1,141 @@
+"""The cleaning log of one site: every rejected or flagged row, and the row accounting.
+
+Every raw data row ends in exactly one of two places: a canonical table, or this log as
+``rejected`` with the rule that caught it. Rows that are kept but were changed or need a look
+(unmapped labels, unreadable optional values) get ``flagged`` rows. So per site and table,
+rows read = rows kept + rows rejected, which :func:`check_accounting` asserts
+(docs/design.md, 'Cleaning log and row accounting').
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from linkeval import schema
+
+# Every raw frame carries the file and row number each row came from (read.py fills them):
+# the log names rows by them.
+FILE, ROW = "__file__", "__row__"
+
+
+class CleaningLog:
+    """Log rows, unmapped-label counts and the files read, for one site."""
+
+    def __init__(self, site: str) -> None:
+        self.site = site
+        self._parts: list[pd.DataFrame] = []
+        self._unmapped: list[pd.DataFrame] = []
+        self._files: list[dict] = []
+
+    # -- recording ----------------------------------------------------------------------------
+    def file_read(self, table: str, file: str, rows: int, sha256: str) -> None:
+        """Count a raw file's rows as read (and keep its hash for the manifest)."""
+        self._files.append({"site": self.site, "table": table, "file": file, "rows": rows,
+                            "sha256": sha256})
+
+    def record(self, rows: pd.DataFrame, table: str, fld: str | None, rule: str, action: str,
+               detail) -> None:
+        """Log ``rows`` (raw rows, with their file and row number) under one rule.
+
+        ``detail`` is text, a Series aligned with ``rows``, or a function of ``rows``.
+        """
+        if len(rows) == 0:
+            return
+        if callable(detail):  # built only for the rows logged, not the whole table
+            detail = detail(rows)
+        detail_values = detail.to_numpy(dtype=object) if isinstance(detail, pd.Series) else detail
+        self._parts.append(pd.DataFrame({
+            "site": self.site, "table": table, "source_file": rows[FILE].to_numpy(),
+            "source_row": rows[ROW].to_numpy(), "field": fld, "rule": rule, "action": action,
+            "detail": detail_values,
+        }))
+
+    def flag(self, rows: pd.DataFrame, table: str, fld: str | None, rule: str, detail) -> None:
+        """Log kept rows that were changed or need a look."""
+        self.record(rows, table, fld, rule, "flagged", detail)
+
+    def reject(self, frame: pd.DataFrame, mask: pd.Series, table: str, fld: str | None,
+               rule: str, detail) -> pd.DataFrame:
+        """Log the rows under ``mask`` as rejected and return the others.
+
+        ``detail`` is text, a Series aligned with ``frame``, or a function of the rejected rows.
+        """
+        mask = mask.fillna(False).astype(bool)
+        if not mask.index.equals(frame.index):
+            mask = mask.reindex(frame.index, fill_value=False)
+        if mask.any():
+            self.record(frame[mask], table, fld, rule, "rejected",
+                        detail[mask] if isinstance(detail, pd.Series) else detail)
+            return frame[~mask]
+        return frame
+
+    def unmapped(self, rows: pd.DataFrame, raw: pd.Series, table: str, fld: str,
+                 codes: pd.Series) -> None:
+        """Flag rows whose ``fld`` label is not in the vocabulary, and count each label.
+
+        The counts are what the user acts on: one line per label to add under ``values``.
+        """
+        if len(rows) == 0:
+            return
+        target = codes.fillna("missing").astype(object)
+        detail = ("label " + quoted(raw) + " is not a known " + fld + " label; recorded as "
+                  + target + "; add it under values." + fld)
+        self.flag(rows, table, fld, "unmapped_label", detail)
+        counts = raw.value_counts().rename_axis("label").reset_index(name="rows")
+        counts.insert(0, "field", fld)
+        counts.insert(0, "table", table)
+        counts.insert(0, "site", self.site)
+        self._unmapped.append(counts)
+
+    # -- results ------------------------------------------------------------------------------
+    def rows(self) -> pd.DataFrame:
+        """The log, in the order the rules ran."""
+        if not self._parts:
+            return schema.empty("cleaning_log")
+        return pd.concat(self._parts, ignore_index=True)
+
+    def unmapped_counts(self) -> pd.DataFrame:
+        if not self._unmapped:
+            return pd.DataFrame(columns=["site", "table", "field", "label", "rows"])
+        return (pd.concat(self._unmapped, ignore_index=True)
+                .groupby(["site", "table", "field", "label"], as_index=False)["rows"].sum())
+
+    def files(self) -> pd.DataFrame:
+        return pd.DataFrame(self._files)
+
+    def summary(self, log: pd.DataFrame, kept: dict[str, int]) -> pd.DataFrame:
+        """Rows read, kept, rejected and flagged per table, in the order of ``kept``.
+
+        ``log`` is :meth:`rows` (passed in so that the log is built once). A row caught by two
+        flag rules counts once.
+        """
+        rows = []
+        for table, n_kept in kept.items():
+            t_log = log[log["table"] == table]
+            rejected = t_log[t_log["action"] == "rejected"][["source_file", "source_row"]]
+            flagged = t_log[t_log["action"] == "flagged"][["source_file", "source_row"]]
+            rows.append({
+                "site": self.site, "table": table, "rows_read": self._rows_read(table),
+                "rows_kept": n_kept,
+                "rows_rejected": len(rejected.drop_duplicates()),
+                "rows_flagged": len(flagged.drop_duplicates()),
+            })
+        return pd.DataFrame(rows)
+
+    def _rows_read(self, table: str) -> int:
+        return sum(f["rows"] for f in self._files if f["table"] == table)
+
+
+def check_accounting(summary: pd.DataFrame) -> None:
+    """Rows read = kept + rejected for every site and table, else a bug in the cleaning."""
+    broken = summary[summary["rows_read"] != summary["rows_kept"] + summary["rows_rejected"]]
+    if len(broken):
+        raise AssertionError(
+            "row accounting does not reconcile (a linkeval bug, please report it):\n"
+            + broken.to_string(index=False)
+        )
+
+
+def quoted(values: pd.Series) -> pd.Series:
+    """Raw values as they appear in log details: quoted, cut at 60 characters."""
+    return "'" + values.astype(object).astype(str).str.slice(0, 60) + "'"

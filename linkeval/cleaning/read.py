@@ -1,0 +1,175 @@
+"""Reading a source's files into one raw frame, with blank rows and exact duplicates rejected.
+
+The raw frame has one text column per canonical field the source maps (named by the field,
+trimmed, blank as ""), one per questionnaire item (``<instrument>::<item>``), and where each
+row came from: file, row number (from 1, below the header) and the source's position in the
+site's config.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from linkeval.cleaning.log import FILE, ROW, CleaningLog
+from linkeval.config import Site, Source
+from linkeval.errors import LinkevalError, did_you_mean
+from linkeval.io import read_raw, source_files
+from linkeval.parse import as_text
+
+SRC = "__source__"
+# Several reason columns, or a multi-value cell, become one text joined by a character no
+# export contains; the referral rules split it again.
+REASON_SEP = "\x1f"
+ITEM_SEP = "::"  # internal column name of an item: "<instrument>::<item>"
+
+
+def read_source(raw_dir: Path, site: Site, source: Source, log: CleaningLog) -> pd.DataFrame:
+    """All files of a source, with mapped columns renamed to canonical fields."""
+    table, files, rows = _read_files(raw_dir, source, log)
+    stripped = {c: pc.utf8_trim_whitespace(table[c]) for c in _mapped_headers(source)}
+    blank_rows = _blank_rows(table, stripped)
+    dup, first_pos = _exact_duplicates(table)
+    dup &= ~blank_rows
+    frame = _canonical(stripped, source, files, rows, site.sources.index(source))
+    frame = log.reject(frame, pd.Series(blank_rows), source.table, None, "blank_row",
+                       "row is empty")
+    return log.reject(frame, pd.Series(dup).reindex(frame.index), source.table, None,
+                      "duplicate_row", _copy_of(files, rows, first_pos))
+
+
+def _read_files(raw_dir: Path, source: Source, log: CleaningLog
+                ) -> tuple[pa.Table, np.ndarray, np.ndarray]:
+    """The source's files as one Arrow table of text, and each row's file and row number."""
+    tables, files, rows = [], [], []
+    for path in source_files(raw_dir, source):
+        raw = read_raw(path, source)
+        _require_headers(path, raw.column_names, source)
+        rel = _relative(path, raw_dir)
+        files.append(np.full(raw.num_rows, rel, dtype=object))
+        rows.append(np.arange(1, raw.num_rows + 1))
+        log.file_read(source.table, rel, raw.num_rows, _file_hash(path))
+        tables.append(raw)
+    table = tables[0]
+    if len(tables) > 1:  # files of one glob may differ in columns: absent cells are blank
+        table = pa.concat_tables(tables, promote_options="default")
+        table = pa.Table.from_arrays([pc.fill_null(c, "") for c in table.columns],
+                                     names=table.column_names)
+    return table, np.concatenate(files), np.concatenate(rows)
+
+
+def _blank_rows(table: pa.Table, stripped: dict[str, pa.ChunkedArray]) -> np.ndarray:
+    """Rows where every raw column is blank, mapped or not."""
+    # Checking the mapped columns first keeps this cheap on wide exports: only rows blank in
+    # all of them are looked up in the others.
+    all_blank = np.ones(table.num_rows, dtype=bool)
+    for values in stripped.values():
+        all_blank &= pc.equal(values, "").to_numpy(zero_copy_only=False)
+    others = [c for c in table.column_names if c not in stripped]
+    if all_blank.any() and others:
+        candidates = np.flatnonzero(all_blank)
+        rest = table.select(others).take(candidates)  # few rows
+        for values in rest.columns:
+            all_blank[candidates] &= pc.equal(pc.utf8_trim_whitespace(values), "") \
+                .to_numpy(zero_copy_only=False)
+    return all_blank
+
+
+def _exact_duplicates(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """Rows identical to an earlier row in every column, and that earlier row's position.
+
+    Each column is dictionary-encoded (exact, no hashing of whole rows), and the codes are
+    combined column by column into one whole-row code, renumbered whenever the next column
+    could overflow 64 bits.
+    """
+    n = table.num_rows
+    key = np.zeros(n, dtype=np.int64)
+    n_keys = 1
+    for values in table.columns:
+        encoded = pc.dictionary_encode(values)
+        codes = np.concatenate([c.indices.to_numpy(zero_copy_only=False)
+                                for c in encoded.chunks]) if encoded.num_chunks else key
+        n_codes = max(len(encoded.chunks[0].dictionary), 1) if encoded.num_chunks else 1
+        if n_keys * n_codes >= 2**62:
+            key, uniques = pd.factorize(key)
+            n_keys = len(uniques)
+        key = key * n_codes + codes.astype(np.int64)
+        n_keys *= n_codes
+    codes, uniques = pd.factorize(key)
+    first_pos = np.empty(len(uniques), dtype=np.int64)
+    first_pos[codes[::-1]] = np.arange(n)[::-1]  # earliest position wins
+    first = first_pos[codes]
+    return first != np.arange(n), first
+
+
+def _copy_of(files: np.ndarray, rows: np.ndarray, first_pos: np.ndarray
+             ) -> Callable[[pd.DataFrame], pd.Series]:
+    """Log detail for duplicates: where each one's first copy is (the file too, when another)."""
+    def detail(duplicates: pd.DataFrame) -> pd.Series:
+        pos = duplicates.index.to_numpy()
+        first = first_pos[pos]
+        other_file = np.where(files[first] == files[pos], "", files[first] + " ")
+        return ("exact copy of " + pd.Series(other_file, index=duplicates.index, dtype=object)
+                + "row " + pd.Series(rows[first], index=duplicates.index).astype(str))
+    return detail
+
+
+def _canonical(stripped: dict[str, pa.ChunkedArray], source: Source, files: np.ndarray,
+               rows: np.ndarray, src: int) -> pd.DataFrame:
+    """The raw frame: provenance, then mapped fields and items under their canonical names."""
+    frame = pd.DataFrame({FILE: files, ROW: rows, SRC: src})
+    for fld, header in source.columns.items():
+        if fld == "reasons" and isinstance(header, list):
+            values = pc.binary_join_element_wise(*[stripped[h] for h in header], REASON_SEP)
+        elif fld == "reasons" and source.multi_value_separator:
+            values = pc.replace_substring(stripped[header], source.multi_value_separator,
+                                          REASON_SEP)
+        else:
+            values = stripped[header]
+        frame[fld] = as_text(values)
+    for instrument, items in source.items.items():
+        for item, header in items.items():
+            frame[f"{instrument}{ITEM_SEP}{item}"] = as_text(stripped[header])
+    return frame
+
+
+def _require_headers(path: Path, headers: list[str], source: Source) -> None:
+    wanted = [(f"columns.{fld}", h) for fld, header in source.columns.items()
+              for h in (header if isinstance(header, list) else [header])]
+    wanted += [(f"items.{name}", h) for name, items in source.items.items() for h in items.values()]
+    for key, h in wanted:
+        if h not in headers:
+            shown = ", ".join(map(repr, headers[:15]))
+            raise LinkevalError(
+                f"{path}: column {h!r} ({source.key_path}.{key}) not found"
+                f"{did_you_mean(h, headers)}; the file's headers are: {shown}"
+                + ("" if source.skip_rows else "; if the export has lines above the header, "
+                   "set skip_rows")
+            )
+
+
+def _mapped_headers(source: Source) -> list[str]:
+    headers: list[str] = []
+    for header in source.columns.values():
+        headers.extend(header if isinstance(header, list) else [header])
+    for items in source.items.values():
+        headers.extend(items.values())
+    return list(dict.fromkeys(headers))
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _file_hash(path: Path) -> str:
+    with path.open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
