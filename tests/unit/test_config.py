@@ -9,7 +9,7 @@ import yaml
 
 from linkeval.config import load_config
 from linkeval.errors import LinkevalError
-from linkeval.synthetic.generate import config_text, generate_study
+from linkeval.synthetic import config_text, generate_study
 from tests.helpers import write_study
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from linkeval.stats import models
-from linkeval.synthetic.generate import TRUE_CHANGE
+from linkeval.synthetic import TRUE_CHANGE
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import yaml
 from linkeval.config import load_config
 from linkeval.errors import LinkevalError
 from linkeval.stats.realist import assess_programme_theory, describe_contrast, read
-from linkeval.synthetic.generate import DEMO_CMOCS, TRUE_CHANGE
+from linkeval.synthetic import DEMO_CMOCS, TRUE_CHANGE
 from tests.helpers import write_study
 
 
