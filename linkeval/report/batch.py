@@ -2,11 +2,14 @@
 
 ``run_reports`` runs ``site_descriptive`` and ``site_change`` for each site and ``cross_site``
 once, in parallel worker processes, then renders each executed notebook to one self-contained
-HTML page (no code, no parameters cell, no papermill metadata, no stderr) and writes
-``index.html``. The whole run is built in a staging folder and swapped into
-``<reports_dir>/<run>/`` at the end, so an interrupted run leaves the previous reports as they
-were. A failing notebook does not stop the others: its row in the index shows the cell and
-the error, and the run reports failure.
+HTML page (no code, no parameters cell, no papermill metadata, no stderr, nothing loaded
+from the internet) and writes ``index.html`` and ``methods.html``. Every page links to the
+index, its site's other page, the cross-site page and the methods note. The whole run is built
+in a staging folder and swapped into ``<reports_dir>/<run>/`` at the end, readable as the
+process umask allows, so an interrupted run (Ctrl-C or SIGTERM) leaves the previous reports as
+they were and no staging folder behind. A failing notebook does not stop the others: its row
+in the index shows the cell and the error, its page says it could not be made, and the run
+reports failure.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import json
 import multiprocessing
 import os
 import shutil
+import signal
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -23,8 +28,20 @@ from pathlib import Path
 from linkeval.config import StudyConfig
 from linkeval.errors import LinkevalError
 from linkeval.io import staged_directory
-from linkeval.report.index import SITE_NOTEBOOKS, JobResult, index_page
-from linkeval.report.render import render_html
+from linkeval.report.index import (
+    CROSS_SITE_PAGE,
+    CROSS_SITE_TITLE,
+    INDEX,
+    METHODS,
+    SITE_NOTEBOOKS,
+    JobResult,
+    index_page,
+    methods_page,
+    page_context,
+    run_facts,
+    site_page,
+)
+from linkeval.report.render import PageContext, html_page, render_html
 
 CROSS_SITE = "cross_site"
 PARAMETERS = {"site_descriptive": {"config", "site"}, "site_change": {"config", "site"},
@@ -52,6 +69,10 @@ class Job:
     def folder(self) -> str:
         return f"sites/{self.site}" if self.site else "cross_site"
 
+    @property
+    def page(self) -> str:
+        return site_page(self.site, self.notebook) if self.site else CROSS_SITE_PAGE
+
 
 @dataclass
 class ReportRun:
@@ -78,6 +99,12 @@ def check_parameters(folder: Path) -> None:
                 f"(found: {', '.join(sorted(found)) or 'no parameters cell'})")
 
 
+class Stopped(LinkevalError):
+    """The run was stopped by SIGTERM."""
+
+    exit_code = 143
+
+
 def run_reports(cfg: StudyConfig, sites: list[str] | None = None, jobs: int | None = None,
                 run: str = "latest", progress=print) -> ReportRun:
     """Run and render every report; returns what happened to each notebook."""
@@ -89,20 +116,24 @@ def run_reports(cfg: StudyConfig, sites: list[str] | None = None, jobs: int | No
     if not (cfg.processed_dir / "referrals.parquet").is_file():
         raise LinkevalError(f"{cfg.processed_dir}: no processed data; run linkeval clean first")
     # Longest first (the cross-site models), so no worker idles at the end of the run.
-    todo = [Job(CROSS_SITE, None, "All sites")]
+    todo = [Job(CROSS_SITE, None, CROSS_SITE_TITLE)]
     todo += [Job(nb, code, title) for code in codes for nb, title in SITE_NOTEBOOKS.items()]
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo)))
     final = cfg.reports_dir / run
     previous = _previous_results(final)
     outcome = ReportRun(folder=final)
-    with staged_directory(final) as stage:
+    facts = run_facts(cfg)
+    with _SigtermGuard() as guard, staged_directory(final) as stage:
         _keep_other_sites(final, stage, codes)
         context = multiprocessing.get_context("spawn")
         started = time.perf_counter()
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-            logs = cfg.processed_dir / "qa" / "report_logs"
-            logs.mkdir(parents=True, exist_ok=True)
-            futures = {pool.submit(_run_job, source, stage, job, str(cfg.path), logs): job
+        logs = cfg.processed_dir / "qa" / "report_logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context,
+                                   initializer=_worker_init)
+        try:
+            futures = {pool.submit(_run_job, source, stage, job, str(cfg.path), logs,
+                                   page_context(cfg, facts, job.page, job.site)): job
                        for job in todo}
             for i, future in enumerate(as_completed(futures), 1):
                 result = future.result()
@@ -110,13 +141,86 @@ def run_reports(cfg: StudyConfig, sites: list[str] | None = None, jobs: int | No
                 status = "done" if result.ok else f"FAILED ({result.error})"
                 progress(f"[{i}/{len(todo)}] {result.site or 'all sites'} {result.notebook}: "
                          f"{status} in {result.seconds:.1f}s")
+        except BaseException:
+            _stop_workers(pool)  # before the staging folder is removed: they write into it
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
         results = [r for r in previous if r.site not in codes and r.site is not None]
         results += outcome.results
         (stage / "run.json").write_text(json.dumps(
             [r.__dict__ for r in results], indent=2), encoding="utf-8")
-        (stage / "index.html").write_text(index_page(cfg, results), encoding="utf-8")
-        progress(f"reports written in {time.perf_counter() - started:.1f}s")
+        (stage / INDEX).write_text(index_page(cfg, results, facts), encoding="utf-8")
+        (stage / METHODS).write_text(methods_page(cfg, facts), encoding="utf-8")
+        _make_readable(stage)
+        guard.disarm()  # the swap into place is not interrupted half way
+    progress(f"reports written in {time.perf_counter() - started:.1f}s")
     return outcome
+
+
+class _SigtermGuard:
+    """While a run is in progress, SIGTERM raises :class:`Stopped` (so the staging folder is
+    removed and the previous reports stay); the previous handler is restored afterwards."""
+
+    def __init__(self) -> None:
+        self.armed = True
+        self.pending = False
+        self.previous = None
+
+    def _handler(self, signum, frame) -> None:
+        if self.armed:
+            raise Stopped("stopped by SIGTERM; the previous reports are unchanged")
+        self.pending = True
+
+    def disarm(self) -> None:
+        self.armed = False
+
+    def __enter__(self) -> _SigtermGuard:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGTERM, self._handler)
+        return self
+
+    def __exit__(self, kind, exc, tb) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+        if self.pending and kind is None:
+            raise Stopped("stopped by SIGTERM after the new reports were written")
+
+
+def _worker_init() -> None:
+    """Workers stop on SIGTERM through an exception, so papermill shuts their kernels down."""
+    signal.signal(signal.SIGTERM, _worker_stop)
+
+
+def _worker_stop(signum, frame) -> None:
+    raise SystemExit(143)
+
+
+def _stop_workers(pool: ProcessPoolExecutor, grace: float = 15.0) -> None:
+    """Stop the worker processes (and so their kernels) of an interrupted run, and wait."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for p in processes:
+        if p.is_alive():
+            p.terminate()
+    deadline = time.monotonic() + grace
+    for p in processes:
+        p.join(max(0.1, deadline - time.monotonic()))
+        if p.is_alive():
+            p.kill()
+            p.join(5)
+
+
+def _make_readable(folder: Path) -> None:
+    """The staging folder is private (mkdtemp); the reports are for the study group: folders
+    and files get the permissions the process umask gives new ones (755/644 with umask 022)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(folder, 0o777 & ~mask)
+    for root, dirs, files in os.walk(folder):
+        for name in dirs:
+            os.chmod(os.path.join(root, name), 0o777 & ~mask)
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o666 & ~mask)
 
 
 def _previous_results(final: Path) -> list[JobResult]:
@@ -146,17 +250,26 @@ def _quiet(log: Path) -> None:
     os.close(fd)
 
 
-def _run_job(source: Path, stage: Path, job: Job, config: str, logs: Path) -> JobResult:
+def _run_job(source: Path, stage: Path, job: Job, config: str, logs: Path,
+             context: PageContext | None = None) -> JobResult:
     """Execute one notebook with papermill and render it (runs in a worker process)."""
     _quiet(logs / f"{job.site or 'all'}_{job.notebook}.log")
     import papermill as pm
+    from nbclient.exceptions import DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
     started = time.perf_counter()
     out_dir = stage / job.folder
     out_dir.mkdir(parents=True, exist_ok=True)
     executed = out_dir / f"{job.notebook}.ipynb"
+    page = out_dir / f"{job.notebook}.html"
     parameters = {"config": config} | ({"site": job.site} if job.site else {})
+
+    def failed(message: str) -> JobResult:
+        page.write_text(_failed_page(job, context), encoding="utf-8")
+        return JobResult(job.notebook, job.site, False, time.perf_counter() - started,
+                         error=message[:200])
+
     for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
         try:
             pm.execute_notebook(str(source / f"{job.notebook}.ipynb"), str(executed),
@@ -165,16 +278,38 @@ def _run_job(source: Path, stage: Path, job: Job, config: str, logs: Path) -> Jo
                                 start_timeout=120)
             break
         except PapermillExecutionError as exc:
-            message = f"cell {exc.exec_count}: {exc.ename}: {str(exc.evalue).splitlines()[0][:200]}"
-            return JobResult(job.notebook, job.site, False, time.perf_counter() - started,
-                             error=message)
-        except Exception as exc:  # the kernel did not start: try again, then give up
+            return failed(f"cell {exc.exec_count}: {exc.ename}: "
+                          f"{str(exc.evalue).splitlines()[0] if exc.evalue else ''}")
+        except DeadKernelError:
+            return failed("the kernel died while running the notebook (out of memory?)")
+        except Exception as exc:
+            if _cells_started(executed):  # not a start failure: do not run it again
+                return failed(f"stopped: {type(exc).__name__}: {exc}")
             if attempt == KERNEL_START_ATTEMPTS:
-                return JobResult(job.notebook, job.site, False, time.perf_counter() - started,
-                                 error=f"kernel did not start: {type(exc).__name__}: {exc}"[:200])
+                return failed(f"kernel did not start: {type(exc).__name__}: {exc}")
             time.sleep(attempt)
-    page = out_dir / f"{job.notebook}.html"
-    title = f"{job.title}" + (f" - site {job.site}" if job.site else "")
-    page.write_text(render_html(executed, title), encoding="utf-8")
+    page.write_text(render_html(executed, job.title, context), encoding="utf-8")
     return JobResult(job.notebook, job.site, True, time.perf_counter() - started,
-                     html=f"{job.folder}/{job.notebook}.html")
+                     html=job.page)
+
+
+def _cells_started(executed: Path) -> bool:
+    """Did papermill start running any cell (so the kernel had started)?"""
+    import nbformat
+
+    try:
+        nb = nbformat.read(executed, as_version=4)
+    except Exception:
+        return False
+    return any(c.get("metadata", {}).get("papermill", {}).get("status") in ("running", "completed")
+               for c in nb.cells)
+
+
+def _failed_page(job: Job, context: PageContext | None) -> str:
+    """What a link to a page that could not be made shows (so no link is broken)."""
+    index = next((href for label, href, _ in (context.nav if context else [])
+                  if label == "Reports index"), "../../index.html")
+    body = ("<p class='le-bad'>This page could not be made in this run.</p>"
+            f"<p>The <a href='{index}'>reports index</a> says what went wrong. The other "
+            "pages are not affected.</p>")
+    return html_page(job.title, body, context)

@@ -1,23 +1,44 @@
-"""The run's front page: one row per site with status, links and headline figures."""
+"""The run's front page, the methods note, and where every page sits.
+
+The index opens with a summary (key figures for all sites together and the headline change in
+mental wellbeing), then one row per site with its status, links and key figures: sortable and
+filterable with a small inline script, and a plain complete table with scripts off. Every
+number passes :func:`linkeval.report.disclosure.suppress` with the study's rule.
+"""
 
 from __future__ import annotations
 
 import html
 import json
-from dataclasses import dataclass
-from datetime import datetime
+import posixpath
+from dataclasses import dataclass, field
 
 import pandas as pd
 
-from linkeval import __version__
 from linkeval.config import StudyConfig
+from linkeval.instruments import score_title
 from linkeval.io import load_processed
-from linkeval.report.disclosure import describe_rule, suppress
-from linkeval.report.render import STYLE, fmt
+from linkeval.report.disclosure import SUPPRESSED, as_numbers, describe_rule, suppress
+from linkeval.report.render import PageContext, fmt, html_page, long_date, month_range
+from linkeval.stats.change import paired_change
 from linkeval.stats.describe import engagement_funnel
 
 SITE_NOTEBOOKS = {"site_descriptive": "Who is referred, and what happens next",
                   "site_change": "Change in wellbeing and loneliness"}
+CROSS_SITE_TITLE = "All sites: what works, for whom, in what circumstances"
+NAV_LABELS = {"site_descriptive": "Who is referred", "site_change": "Change in wellbeing"}
+
+# Where the pages sit in a run folder (hrefs relative to the folder).
+INDEX = "index.html"
+METHODS = "methods.html"
+CROSS_SITE_PAGE = "cross_site/cross_site.html"
+HEADLINE_SCORE = "swemwbs"
+COUNTS = ["referred", "engaged", "paired follow-up"]
+CHANGE = ["mean_change", "ci_low", "ci_high"]
+
+
+def site_page(code: str, notebook: str) -> str:
+    return f"sites/{code}/{notebook}.html"
 
 
 @dataclass
@@ -30,67 +51,404 @@ class JobResult:
     html: str = ""
 
 
-def headline_figures(cfg: StudyConfig) -> pd.DataFrame:
-    """Referrals, engaged and paired follow-ups per site, disclosure-controlled."""
-    t = load_processed(cfg.processed_dir)
-    funnel = engagement_funnel(t["referrals"], t["pairs"], by="site")
-    wide = funnel.pivot(index="site", columns="stage", values="n").reset_index()
-    wide = wide[["site", "referred", "engaged", "paired follow-up"]]
-    return suppress(wide, counts=["referred", "engaged", "paired follow-up"],
-                    rule=cfg.disclosure.get("rule", "nhs_digital"),
-                    min_count=cfg.disclosure.get("min_count"))
+@dataclass
+class RunFacts:
+    """What every page of a run says about the data: period covered, extract date, hashes."""
+
+    period: str = ""
+    site_periods: dict[str, str] = field(default_factory=dict)
+    extracted: str = ""
+    data_hash: str = ""
 
 
-def index_page(cfg: StudyConfig, results: list[JobResult]) -> str:
-    """The run's front page: one row per site with status, links and headline figures."""
-    try:
-        heads = headline_figures(cfg).set_index("site")
-    except Exception:  # the index must still be written when the data cannot be summarised
-        heads = pd.DataFrame()
+def run_facts(cfg: StudyConfig) -> RunFacts:
+    """First and last referral month (in all and per site) and the manifest's dates."""
     manifest_path = cfg.processed_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    facts = RunFacts(extracted=long_date(str(manifest.get("cleaned_at", ""))[:10]),
+                     data_hash=str(manifest.get("data_sha256", "")))
+    try:
+        refs = pd.read_parquet(cfg.processed_dir / "referrals.parquet",
+                               columns=["site", "referral_date"])
+    except (OSError, ValueError, KeyError):
+        return facts
+    dates = pd.to_datetime(refs["referral_date"])
+    facts.period = month_range(dates.min(), dates.max()) if len(dates) else "no referrals"
+    spans = dates.groupby(refs["site"].astype(str)).agg(["min", "max"])
+    facts.site_periods = {code: month_range(row["min"], row["max"])
+                          for code, row in spans.iterrows()}
+    return facts
+
+
+def site_label(cfg: StudyConfig, code: str) -> str:
+    site = cfg.sites.get(code)
+    return f"{site.name} ({code})" if site else code
+
+
+def page_context(cfg: StudyConfig, facts: RunFacts, here: str,
+                 site: str | None = None) -> PageContext:
+    """The header, footer and navigation facts of the page at ``here`` (run-relative path)."""
+    folder = posixpath.dirname(here) or "."
+
+    def rel(target: str) -> str:
+        return posixpath.relpath(target, folder)
+
+    nav = [("Reports index", rel(INDEX), here == INDEX)]
+    if site is not None:
+        nav.append((site_label(cfg, site) + ":", "", False))
+        nav += [(NAV_LABELS[nb], rel(site_page(site, nb)), here == site_page(site, nb))
+                for nb in SITE_NOTEBOOKS]
+    nav += [("All sites compared", rel(CROSS_SITE_PAGE), here == CROSS_SITE_PAGE),
+            ("Methods and glossary", rel(METHODS), here == METHODS)]
+    return PageContext(
+        study=cfg.study, site=site_label(cfg, site) if site else None,
+        period=facts.site_periods.get(site, "") if site else facts.period,
+        extracted=facts.extracted, config_hash=cfg.sha256, data_hash=facts.data_hash,
+        rule=_rule_text(cfg), demo=cfg.demo, nav=nav, methods_href=rel(METHODS))
+
+
+def _rule_text(cfg: StudyConfig) -> str:
+    return describe_rule(cfg.disclosure.get("rule", "nhs_digital"),
+                         cfg.disclosure.get("min_count"))
+
+
+# -- key figures ------------------------------------------------------------------------------
+def headline_figures(cfg: StudyConfig, change: bool = False) -> pd.DataFrame:
+    """Referrals, engaged and paired follow-ups per site and for all sites (``site`` "all"),
+    with the mean change in mental wellbeing and its 95% CI when ``change``;
+    disclosure-controlled with the study's rule."""
+    t = load_processed(cfg.processed_dir, tables=["referrals", "pairs"])
+    refs, pairs = t["referrals"], t["pairs"]
+    funnel = engagement_funnel(refs, pairs, by="site")
+    wide = funnel.pivot(index="site", columns="stage", values="n")
+    wide = wide.reindex(columns=COUNTS).fillna(0).astype(int)
+    wide.columns.name = None
+    wide.loc["all"] = wide.sum()
+    if change:
+        scored = pairs[pairs["instrument"] == HEADLINE_SCORE]
+        by_site = paired_change(scored, by="site", n_boot=0).set_index("site")
+        overall = paired_change(scored, n_boot=0)
+        if len(overall):
+            by_site.loc["all"] = overall.iloc[0]
+        for col in CHANGE:
+            wide[col] = by_site[col].reindex(wide.index) if col in by_site else float("nan")
+        wide["n_change"] = by_site["n"].reindex(wide.index).fillna(0) if "n" in by_site else 0
+    wide = wide.rename_axis("site").reset_index()
+    wide["site"] = wide["site"].astype(str)
+    rule = cfg.disclosure.get("rule", "nhs_digital")
+    min_count = cfg.disclosure.get("min_count")
+    if change:
+        safe = suppress(wide, counts=[*COUNTS, "n_change"], statistics=CHANGE, n="n_change",
+                        rule=rule, min_count=min_count)
+    else:
+        safe = suppress(wide, counts=COUNTS, rule=rule, min_count=min_count)
+    return safe
+
+
+def _change_text(row) -> str:
+    """'+2.9 (2.1 to 3.7)' from a controlled row; '*' when hidden, '-' when not available."""
+    values = [row.get(c) for c in CHANGE]
+    if any(isinstance(v, str) and v == SUPPRESSED for v in values):
+        return SUPPRESSED
+    if any(v is None or pd.isna(v) for v in values):
+        return "-"
+    mean, low, high = (float(v) for v in values)
+    sign = "+" if fmt(mean) not in ("0.0",) and mean > 0 else ""
+    return f"{sign}{fmt(mean)} ({fmt(low)} to {fmt(high)})"
+
+
+def _sort_key(text: str) -> str:
+    """A sort value from the shown text only: '*' (1 to 7, or below the threshold) sorts
+    between 0 and the smallest shown count; '-' sorts last."""
+    if text == SUPPRESSED:
+        return "0.5"
+    value = as_numbers(pd.Series([text.split(" ")[0].replace(",", "").lstrip("+")]))[0]
+    return "" if pd.isna(value) else repr(float(value))
+
+
+# -- the index ---------------------------------------------------------------------------------
+_SCRIPT = """<script>
+(function(){
+var t=document.getElementById("le-sites");if(!t)return;
+var body=t.tBodies[0],rows=Array.prototype.slice.call(body.rows),box=document.getElementById("le-filter"),
+count=document.getElementById("le-count");
+box.hidden=false;
+box.querySelector("input").addEventListener("input",function(){
+ var q=this.value.trim().toLowerCase(),n=0;
+ rows.forEach(function(r){var show=r.textContent.toLowerCase().indexOf(q)>=0;r.hidden=!show;if(show)n++;});
+ count.textContent=n+" of "+rows.length+" sites shown";});
+Array.prototype.forEach.call(t.tHead.rows[0].cells,function(th,i){
+ var b=document.createElement("button");b.type="button";b.className="le-sort";
+ while(th.firstChild)b.appendChild(th.firstChild);th.appendChild(b);
+ b.addEventListener("click",function(){
+  var up=th.getAttribute("aria-sort")!=="ascending";
+  Array.prototype.forEach.call(t.tHead.rows[0].cells,function(c){c.removeAttribute("aria-sort");});
+  th.setAttribute("aria-sort",up?"ascending":"descending");
+  function key(r){var c=r.cells[i],k=c.getAttribute("data-sort");return k===null?c.textContent.trim().toLowerCase():k;}
+  rows.sort(function(a,b){var x=key(a),y=key(b);
+   if(x===""||y==="")return x===y?0:(x===""?1:-1);
+   var nx=parseFloat(x),ny=parseFloat(y),r=(!isNaN(nx)&&!isNaN(ny))?nx-ny:(x<y?-1:x>y?1:0);
+   return up?r:-r;});
+  rows.forEach(function(r){body.appendChild(r);});});});
+})();
+</script>"""
+
+_INDEX_STYLE = """<style>
+.le-summary{border:1px solid #d0d7de;border-radius:6px;padding:.2em 1.2em .8em;margin:1em 0 1.5em;
+ background:#fbfcfd}
+.le-summary h2{border:0!important;margin-top:.6em!important;padding-top:0!important}
+.le-summary table.le-table{font-size:1em}
+.le-summary table.le-table th[scope=row]{background:none;font-weight:600}
+.le-big{font-size:1.05em}
+.le-links{list-style:none;padding:0;display:flex;flex-wrap:wrap;gap:.3em 1.6em}
+.le-filter{margin:.5em 0}
+.le-filter input{font:inherit;padding:.3em .5em;width:min(28em,100%);border:1px solid #8c959f;
+ border-radius:4px}
+.le-filter span{margin-left:1em;color:#57606a;font-size:.9em}
+#le-sites{width:100%}
+#le-sites td.le-pages a{white-space:nowrap}
+button.le-sort{font:inherit;font-weight:600;background:none;border:0;padding:0;cursor:pointer;
+ text-align:left;color:inherit}
+button.le-sort::after{content:" \\2195";color:#8c959f;font-weight:400}
+th[aria-sort=ascending] button.le-sort::after{content:" \\2191";color:#1f2328}
+th[aria-sort=descending] button.le-sort::after{content:" \\2193";color:#1f2328}
+.le-ok{color:#1a7f37}
+@media print{.le-summary{break-inside:avoid;background:none}.le-filter{display:none!important}
+ #le-sites td.le-pages a{white-space:normal}}
+</style>"""
+
+
+def index_page(cfg: StudyConfig, results: list[JobResult], facts: RunFacts | None = None) -> str:
+    """The run's front page: summary, then one row per site with status, links and figures."""
+    facts = facts or run_facts(cfg)
     by_site: dict[str | None, list[JobResult]] = {}
     for r in results:
         by_site.setdefault(r.site, []).append(r)
+    cross = by_site.get(None, [])
+    cross_ok = bool(cross) and cross[0].ok
+    try:
+        heads = headline_figures(cfg, change=cross_ok).set_index("site")
+    except Exception:  # the index must still be written when the data cannot be summarised
+        heads = pd.DataFrame()
+    with_change = cross_ok and "mean_change" in heads
+    title_score = score_title(HEADLINE_SCORE)
+
+    def figures(code: str) -> list[str]:
+        row = heads.loc[code] if code in heads.index else None
+        shown = [fmt(row[k], 0) if row is not None else "-" for k in COUNTS]
+        if with_change:
+            shown.append(_change_text(row) if row is not None else "-")
+        return shown
+
     rows = []
-    for code, site in cfg.sites.items():
+    for code in cfg.sites:
         mine = by_site.get(code, [])
         if not mine:
             continue
         failed = [r for r in mine if not r.ok]
-        status = ("<span class='le-bad'>failed</span><br>" + "<br>".join(
-            html.escape(f"{r.notebook}: {r.error}") for r in failed)) if failed else "ok"
-        links = " &middot; ".join(
+        status = ("<span class='le-bad'>Failed</span><br>" + "<br>".join(
+            html.escape(f"{SITE_NOTEBOOKS.get(r.notebook, r.notebook)}: {r.error}")
+            for r in failed)) if failed else "<span class='le-ok'>Ready</span>"
+        links = "<br>".join(
             f"<a href='{html.escape(r.html)}'>{html.escape(SITE_NOTEBOOKS[r.notebook])}</a>"
-            for r in sorted(mine, key=lambda r: r.notebook, reverse=True) if r.ok)
-        h = heads.loc[code] if code in heads.index else {}
-        figures = "".join(f"<td>{fmt(h.get(k, '-'), 0) if len(h) else '-'}</td>"
-                          for k in ("referred", "engaged", "paired follow-up"))
-        rows.append(f"<tr><td>{html.escape(site.name)} ({html.escape(code)})</td>"
-                    f"<td>{status}</td><td>{links}</td>{figures}</tr>")
-    cross = by_site.get(None, [])
-    cross_link = ("<a href='cross_site/cross_site.html'>All sites: what works, for whom, in "
-                  "what circumstances</a>" if cross and cross[0].ok else
-                  "<span class='le-bad'>cross-site report failed</span>: "
-                  + html.escape(cross[0].error if cross else "not run"))
-    demo = ("<div class='le-demo'>DEMO - SYNTHETIC DATA: every person in these reports is made "
-            "up</div>") if cfg.demo else ""
-    rule = describe_rule(cfg.disclosure.get("rule", "nhs_digital"), cfg.disclosure.get("min_count"))
-    meta = (f"Run {datetime.now():%d %B %Y %H:%M} &middot; linkeval {__version__} &middot; "
-            f"config {cfg.sha256[:12]} &middot; data {str(manifest.get('data_sha256', ''))[:12]}")
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport"
-content="width=device-width, initial-scale=1"><title>{html.escape(cfg.study)}: reports</title>
-{STYLE}<style>body{{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;
-margin:2em auto;max-width:70em;padding:0 1em;color:#222}} .le-bad{{color:#b00020;font-weight:700}}
-table.le-table td{{vertical-align:top}}</style></head><body>
-{demo}<div class="le-header"><div class="le-study">{html.escape(cfg.study)}</div>
-<h1>Link worker evaluation reports</h1><div class="le-meta"><span>{meta}</span></div>
-<div class="le-rule">{html.escape(rule)}</div></div>
-<p>{cross_link}</p>
-<table class="le-table"><thead><tr><th>Site</th><th>Status</th><th>Reports</th>
-<th>Referrals</th><th>Engaged</th><th>Paired follow-ups</th></tr></thead><tbody>
-{''.join(rows)}</tbody></table>
-<p class="le-note">Engaged: at least one attended contact. Paired follow-ups: people who
-answered the questionnaires at the first meeting and again 9-12 months later.</p>
-</body></html>"""
+            if r.ok else f"{html.escape(SITE_NOTEBOOKS[r.notebook])} (failed)"
+            for r in sorted(mine, key=lambda r: list(SITE_NOTEBOOKS).index(r.notebook)))
+        cells = "".join(f"<td class='num' data-sort='{_sort_key(v)}'>{html.escape(v)}</td>"
+                        for v in figures(code))
+        rows.append(f"<tr><td class='txt'>{html.escape(site_label(cfg, code))}</td>"
+                    f"<td class='txt'>{status}</td><td class='txt le-pages'>{links}</td>"
+                    f"{cells}</tr>")
+    n_sites = len(rows)
+    change_head = "<th>Wellbeing change (95% CI)</th>" if with_change else ""
+    sites_table = f"""<div id="le-filter" class="le-filter le-screen" hidden>
+<label>Find a site: <input type="search" placeholder="name, code or status"
+aria-controls="le-sites"></label><span id="le-count" aria-live="polite"></span></div>
+<div class="le-output"><table class="le-table" id="le-sites"><thead><tr><th>Site</th><th>Status</th>
+<th>Pages</th><th>Referrals</th><th>People engaged</th><th>Paired follow-ups</th>{change_head}
+</tr></thead><tbody>
+{chr(10).join(rows)}
+</tbody></table></div>"""
+    body = (_summary(cfg, facts, heads, n_sites, cross, with_change, title_score, figures)
+            + f"<h2 id='sites'>Sites</h2>{sites_table}" + _notes(with_change, title_score))
+    context = page_context(cfg, facts, INDEX)
+    return html_page("Link worker evaluation reports", body, context, head_extra=_INDEX_STYLE,
+                     tail=_SCRIPT if n_sites > 1 else "")
+
+
+def _summary(cfg, facts, heads, n_sites, cross, with_change, title_score, figures) -> str:
+    all_row = figures("all") if "all" in heads.index else ["-"] * (3 + with_change)
+    change_head = (f"<th>Change in {html.escape(_lower(title_score))}, 95% CI</th>"
+                   if with_change else "")
+    cells = "".join(f"<td class='num'>{html.escape(v)}</td>" for v in all_row)
+    table = (f"<table class='le-table'><thead><tr><th></th><th>Referrals</th>"
+             f"<th>People engaged</th><th>Paired follow-ups</th>{change_head}</tr></thead>"
+             f"<tbody><tr><th scope='row'>All {n_sites} sites</th>{cells}</tr></tbody></table>")
+    if with_change:
+        sentence = _headline_sentence(all_row[3], title_score,
+                                      cfg.instrument_settings(HEADLINE_SCORE).mid)
+    elif cross and not cross[0].ok:
+        sentence = ("<p>The change in mental wellbeing is not shown because the cross-site "
+                    "report failed.</p>")
+    else:
+        sentence = ("<p>The change in mental wellbeing is shown here once the cross-site report "
+                    "has run.</p>")
+    cross_link = (f"<li><a href='{CROSS_SITE_PAGE}'>{html.escape(CROSS_SITE_TITLE)}</a></li>"
+                  if cross and cross[0].ok else
+                  "<li><span class='le-bad'>Cross-site report failed</span>: "
+                  + html.escape(cross[0].error if cross else "not run") + "</li>")
+    return f"""<section class="le-summary" aria-labelledby="summary"><h2 id="summary">Summary</h2>
+<p class="le-big">Referrals to the link worker services at {n_sites} site{'s' if n_sites != 1 else ''}
+from {html.escape(facts.period or '-')}; data extracted {html.escape(facts.extracted)}.</p>
+{table}
+{sentence}
+<ul class="le-links">{cross_link}<li><a href="#sites">Each site's pages</a></li>
+<li><a href="{METHODS}">Methods and glossary: how to read these pages</a></li></ul>
+</section>"""
+
+
+def _lower(title: str) -> str:
+    return title[:1].lower() + title[1:]
+
+
+def _headline_sentence(text: str, title_score: str, mid: float | None) -> str:
+    if text in (SUPPRESSED, "-"):
+        return ("<p>Too few people have answered the mental wellbeing questionnaire at both "
+                "times to show the change yet.</p>")
+    mean, ci = text.split(" ", 1)
+    important = (f"; a change of {fmt(mid, 0)} points or more is thought important for one "
+                 "person" if mid else "")
+    return (f"<p>Across all sites, {html.escape(_lower(title_score))} changed by "
+            f"<b>{html.escape(mean)}</b> points on average between the first meeting and "
+            f"follow-up (95% confidence interval {html.escape(ci.strip('()'))}; a higher score "
+            f"is better{important}). This is a before-and-after comparison: some of the change "
+            f"would have happened anyway (see <a href='{METHODS}#design'>what this kind of "
+            "study can and cannot show</a>).</p>")
+
+
+def _notes(with_change: bool, title_score: str) -> str:
+    change = (f" Wellbeing change: the average change in {html.escape(title_score)} from the "
+              "first meeting to follow-up among people who answered both, with its 95% "
+              "confidence interval." if with_change else "")
+    return ("<p class='le-note'>People engaged: at least one attended contact with a link "
+            "worker. Paired follow-ups: people who answered the questionnaires at the first "
+            f"meeting and again 9-12 months later.{change} * hidden to protect "
+            "confidentiality (small numbers).</p>")
+
+
+# -- the methods note ---------------------------------------------------------------------------
+METHODS_TITLE = "Methods and glossary"
+
+_METHODS_BODY = """
+<p>These pages summarise routine data and questionnaires from social-prescribing link worker
+services, for the study's steering group. This note explains what the pages show and the
+words and numbers they use, in plain English.</p>
+
+<h2 id="pages">What the pages show</h2>
+<ul>
+<li><b>The index</b> gives key figures for all sites together and for each site, and links to
+every page.</li>
+<li><b>Who is referred, and what happens next</b> (one page per site): how many people were
+referred, by whom and why, who they are, how many met a link worker, how contacts took place,
+where people were referred on to, and how complete the data are.</li>
+<li><b>Change in wellbeing and loneliness</b> (one page per site): questionnaire scores at the
+first meeting and again 9-12 months later, for the people who answered both times, and who
+was and was not followed up.</li>
+<li><b>All sites compared</b>: the sites side by side, the change in wellbeing and
+loneliness at each site, and analyses of what works, for whom and in what circumstances.</li>
+</ul>
+<p>Each page states the <b>period covered</b> (the months of the first and last referral in
+the data), the date the data were <b>extracted</b> (cleaned and checked) and the date the page
+was made.</p>
+
+<h2 id="numbers">How to read the numbers</h2>
+<dl class="le-glossary">
+<dt id="mean-change">Change</dt>
+<dd>The score at follow-up minus the score at the first meeting, averaged over the people who
+answered both times. For wellbeing and life satisfaction a rise is an improvement; for
+loneliness, anxiety and depression scores a fall is an improvement.</dd>
+<dt id="ci">95% confidence interval (95% CI)</dt>
+<dd>The range of values that is consistent with the data. If we could repeat the study many
+times, 95 out of 100 such ranges would contain the true average. A narrow interval means a
+precise estimate; an interval that includes 0 means the data are consistent with no change.
+</dd>
+<dt id="p-value">p-value (p)</dt>
+<dd>How surprising the result would be if there were really no change or no difference. A
+small p-value (below 0.05 by convention) means the result would be unlikely to arise by chance
+alone. It does not say how big or how important a change is, and it does not show that the
+service caused it. "&lt;0.001" means less than 1 in 1,000.</dd>
+<dt id="dz">Standardised change (effect size, d<sub>z</sub>)</dt>
+<dd>The average change divided by how much the changes vary from person to person, so that
+scores on different scales can be compared. As a rough guide 0.2 is a small change, 0.5 a
+medium one and 0.8 a large one.</dd>
+<dt id="reliable-change">Reliable change</dt>
+<dd>A change in one person's score that is larger than questionnaire measurement error alone
+would produce (the Jacobson and Truax reliable change index). "% reliably improved" is the share
+of people whose score improved by at least that much; "% reliably worse" the share whose score
+got worse by at least that much. It needs a questionnaire of several questions, so it is not
+worked out for single questions.</dd>
+<dt id="mid">Minimal important difference (MID)</dt>
+<dd>The smallest change in a score that people would notice as making a difference to their
+lives, taken from published research on each questionnaire (for example 3 points for the
+short Warwick-Edinburgh Mental Wellbeing Scale, SWEMWBS, which is scored from 7 to 35).
+"% improved by an important amount" is the share of people whose score improved by at least
+the MID.</dd>
+<dt id="bands">Bands</dt>
+<dd>Score ranges with published labels (for example "lonely" on UCLA-3, or low, medium and
+high life satisfaction). The band tables show how many people moved between bands.</dd>
+<dt id="multilevel">Multilevel model</dt>
+<dd>A regression that estimates the follow-up score from the score at the first meeting and
+personal characteristics (such as age, sex and deprivation), while allowing each site to
+differ. People at the same site tend to be more alike than people at different sites, and the
+model takes that into account, so its confidence intervals are honest about it.</dd>
+<dt id="reference">Reference category</dt>
+<dd>In a model, a characteristic with several groups (such as age band) is described by
+comparing each group with one chosen group, the reference category. A row "Sex: male" with an
+estimate of -1.0 means that men scored 1 point lower at follow-up than the reference group
+(women), among people with the same score at the first meeting and the same other
+characteristics.</dd>
+<dt id="moderator">For whom, in what circumstances</dt>
+<dd>The pages compare the change of people in one context (for example people who were lonely
+at the first meeting) with everyone else, at the same starting score. These are associations
+in observational data, not proof of cause.</dd>
+<dt id="cmoc">Context-mechanism-outcome configuration (CMOC)</dt>
+<dd>In a realist evaluation, a statement of the form "in this context, this mechanism leads to
+this outcome", proposed from interviews and other evidence, then held against the data.</dd>
+<dt id="sd">Standard deviation (SD), median and quartiles</dt>
+<dd>The SD describes how spread out values are around the average. The median is the middle
+value; the lower and upper quartiles are the values a quarter and three quarters of the way
+up, so half of the people lie between them.</dd>
+<dt id="standardised-difference">Standardised difference</dt>
+<dd>How different two groups are (for example people who were and were not followed up),
+in a form that does not depend on units. A difference beyond about 0.1 either way means the
+people followed up may not be typical of everyone referred.</dd>
+</dl>
+
+<h2 id="disclosure">Disclosure control: why some numbers are hidden</h2>
+<p>RULE_TEXT</p>
+<p>A hidden number is shown as <b>*</b>. Percentages, averages and tests are worked out so
+that a hidden number cannot be recovered from the others, and charts are drawn from the same
+controlled numbers. Because counts are rounded, totals may not add up exactly.</p>
+
+<h2 id="design">What this kind of study can and cannot show</h2>
+<p>The change in scores is a <b>before-and-after comparison without a comparison group</b>.
+Some change would have happened anyway, without a link worker: people often seek help at a
+low point, and many recover with time.</p>
+<p><b>Regression to the mean</b>: people who score unusually low on one day tend to score
+closer to their usual level the next time they are asked, whatever happens in between. Because
+people are often referred at a bad time, part of the improvement seen is likely to be this
+statistical effect rather than the service.</p>
+<p><b>Who was followed up</b>: not everyone answered the questionnaires again. If the people
+who did differ from those who did not (the pages compare them), the results may not apply to
+everyone referred. The sensitivity analyses check whether the results hold under different
+assumptions about the people who were not followed up.</p>
+<p>Differences between sites can reflect who is referred and how data are recorded as well as
+how the service works. Read the numbers alongside the qualitative findings.</p>
+"""
+
+
+def methods_page(cfg: StudyConfig, facts: RunFacts | None = None) -> str:
+    """The methods note and glossary (static text with the study's disclosure rule)."""
+    facts = facts or run_facts(cfg)
+    body = _METHODS_BODY.replace("RULE_TEXT", html.escape(_rule_text(cfg)))
+    style = "<style>.le-glossary dt{font-weight:700;margin-top:.9em}.le-glossary dd{margin:.2em 0 0 1.5em;max-width:48em}@media print{.le-glossary dt{break-after:avoid}}</style>"
+    return html_page(METHODS_TITLE, body, page_context(cfg, facts, METHODS), head_extra=style)
