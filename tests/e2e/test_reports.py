@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import signal
+import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -27,27 +33,74 @@ def small_run(tmp_path_factory):
     return study, out / "reports" / "latest", code
 
 
+HREF = re.compile(r"""<a\b[^>]*\bhref\s*=\s*["']([^"']+)["']""", re.I)
+RESOURCE = re.compile(r"""\b(?:src|href|action|srcset|poster|data)\s*=\s*["']?([^"'\s>]+)""", re.I)
+
+
 def test_index_and_every_linked_page(small_run):
     study, folder, code = small_run
     assert code == 0
     index = (folder / "index.html").read_text()
     assert "DEMO - SYNTHETIC DATA" in index
-    links = re.findall(r"href='([^']+\.html)'", index)
-    assert len(links) == 2 * 2 + 1  # two pages per site and the cross-site page
-    for link in links:
+    links = {h.split("#")[0] for h in HREF.findall(index) if not h.startswith("#")}
+    pages = {f"sites/{s}/{nb}.html" for s in ("A", "B") for nb in ("site_descriptive",
+                                                                   "site_change")}
+    assert pages | {"cross_site/cross_site.html", "methods.html"} <= links
+    for link in pages | {"cross_site/cross_site.html"}:
         page = (folder / link).read_text()
         assert "DEMO - SYNTHETIC DATA" in page
         assert "Small numbers are hidden" in page
-        # no code, no tracebacks, no parameters, no papermill metadata
+        # no code, no tracebacks, no parameters, no papermill metadata, no notebook chrome
         for forbidden in ("Traceback", "from linkeval", "report = Report", "papermill",
-                          "injected-parameters", "Warning", '<div class="highlight'):
+                          "injected-parameters", "Warning", '<div class="highlight', "jp-Cell",
+                          "Section(", "<script"):
             assert forbidden not in page, (link, forbidden)
-        code_cells = re.findall(r'class="jp-Cell jp-CodeCell[^"]*"', page)
-        assert code_cells and all("jp-mod-noInput" in c for c in code_cells)
         images = re.findall(r"<img [^>]*>", page)
         assert images and all('src="data:image/png;base64,' in i and 'alt="' in i
                               for i in images)  # figures embedded, with alt text
         assert "No description has been provided" not in page
+        assert "Period covered" in page and "Data extracted" in page
+
+
+def test_pages_are_self_contained_and_every_link_resolves(small_run):
+    _, folder, _ = small_run
+    pages = sorted(folder.rglob("*.html"))
+    assert len(pages) == 2 * 2 + 1 + 2  # site pages, cross-site, index, methods
+    ids = {p.resolve(): set(re.findall(r"""\bid=["']([^"']+)["']""", p.read_text()))
+           for p in pages}
+    for page in pages:
+        text = page.read_text()
+        name = page.relative_to(folder).as_posix()
+        for url in RESOURCE.findall(text):
+            assert not re.match(r"(?i)(https?:|ftp:|//|file:)", url), (name, url)
+        assert "@import" not in text and not re.search(r"url\(\s*['\"]?(https?:)?//", text)
+        assert not re.search(r"<script[^>]*\bsrc", text, re.I)
+        for href in HREF.findall(text):
+            target, _, anchor = href.partition("#")
+            resolved = (page.parent / target).resolve() if target else page
+            assert resolved.is_file(), (name, href)
+            assert folder.resolve() in resolved.parents, (name, href)
+            if anchor:
+                assert anchor in ids[resolved], (name, href)
+        # every page leads back to the index, the cross-site page and the methods note
+        hrefs = {(page.parent / h.split("#")[0]).resolve() for h in HREF.findall(text)
+                 if not h.startswith("#")}
+        for target in ("index.html", "cross_site/cross_site.html", "methods.html"):
+            assert (folder / target).resolve() in hrefs | {page.resolve()}, (name, target)
+        if name.startswith("sites/"):
+            other = "site_change.html" if "descriptive" in name else "site_descriptive.html"
+            assert (page.parent / other).resolve() in hrefs, name
+        # one file that weighs little: the page without its figures is small
+        assert len(re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", text)) < 60_000, name
+
+
+def test_reports_are_readable_by_the_study_group(small_run):
+    _, folder, _ = small_run
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in [folder, *folder.rglob("*")]:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == (0o777 if path.is_dir() else 0o666) & ~mask, (path, oct(mode))
 
 
 def test_executed_notebooks_kept_for_analysts(small_run):
@@ -115,3 +168,52 @@ def test_explore_notebook_runs_unchanged_on_a_cleaned_study(small_run, tmp_path)
               if o.output_type == "error"]
     assert errors == []
     assert any(c.outputs for c in nb.cells if c.cell_type == "code")
+
+
+def test_sigterm_leaves_no_staging_folder_and_the_previous_reports(small_run):
+    study, folder, _ = small_run
+    before = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    proc = subprocess.Popen([sys.executable, "-m", "linkeval.cli", "report", "--config",
+                             str(study.config_path), "--jobs", "2"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not list(folder.parent.glob(".latest.staging-*")):
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        time.sleep(4)  # workers running notebooks, writing into the staging folder
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err
+    assert "SIGTERM" in err and "Traceback" not in err
+    assert not list(folder.parent.glob(".latest.*"))
+    after = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    assert after == before
+
+
+def test_a_dead_kernel_is_reported_as_died_and_not_retried(small_run, tmp_path, monkeypatch):
+    import papermill
+
+    from linkeval.report import batch
+
+    study, _, _ = small_run
+    source = tmp_path / "notebooks"
+    shutil.copytree(ROOT / "notebooks", source)
+    nb = nbformat.read(source / "site_change.ipynb", as_version=4)
+    nb.cells.insert(1, nbformat.v4.new_code_cell(
+        "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"))
+    nbformat.write(nb, source / "site_change.ipynb")
+    calls = []
+    real = papermill.execute_notebook
+    monkeypatch.setattr(papermill, "execute_notebook",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(batch, "_quiet", lambda log: None)
+    stage = tmp_path / "stage"
+    job = batch.Job("site_change", "A", "Change in wellbeing and loneliness")
+    result = batch._run_job(source, stage, job, str(study.config_path), tmp_path)
+    assert not result.ok and "kernel died" in result.error
+    assert len(calls) == 1
+    assert "could not be made" in (stage / "sites" / "A" / "site_change.html").read_text()
