@@ -210,6 +210,21 @@ def score_names() -> dict[str, str]:
     return {s.name: i.name for i in INSTRUMENTS.values() for s in i.scores}
 
 
+def direction(score_name: str) -> int:
+    """+1 when a higher score is better (SWEMWBS), -1 when lower is better (PHQ-9, UCLA-3).
+
+    The one place the better/worse sign is decided. Raises ValueError for an unknown score.
+
+    >>> direction("swemwbs"), direction("phq9")
+    (1, -1)
+    """
+    names = score_names()
+    if score_name not in names:
+        raise ValueError(f"unknown score {score_name!r}{did_you_mean(score_name, names)}; "
+                         f"known: {', '.join(names)}")
+    return 1 if INSTRUMENTS[names[score_name]].score(score_name).higher_is_better else -1
+
+
 @cache
 def conversion_table(name: str) -> pd.Series:
     """A published raw-total -> score table shipped in ``linkeval/data`` (e.g. SWEMWBS)."""

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from linkeval.stats.change import band_transitions, paired_change
+from linkeval.stats.change import band_transitions, cronbach_alpha_ci, paired_change
 
 # Student's sleep data (Cushny & Peebles 1905; R `datasets::sleep`): extra sleep on drug 1 and 2.
 DRUG1 = [0.7, -1.6, -0.2, -1.2, -0.1, 3.4, 3.7, 0.8, 0.0, 2.0]
@@ -35,11 +35,43 @@ def test_paired_t_test_matches_r(sleep):
 
 
 def test_wilcoxon_matches_r(sleep):
-    # R: wilcox.test(DRUG1, DRUG2, paired = TRUE) -> V = 0, p-value = 0.009091 (normal
-    # approximation with continuity correction, because of a tie and a zero difference).
+    # R: wilcox.test(DRUG2, DRUG1, paired = TRUE) (follow-up first, as paired_change's change
+    # is follow-up minus baseline) -> V = 45, p-value = 0.009091 (normal approximation with
+    # continuity correction, because of a tie and a zero difference). V is the sum of the
+    # ranks of the positive changes, not SciPy's min(V+, V-) (which is 0 here).
     r = paired_change(sleep).iloc[0]
-    assert r["wilcoxon_stat"] == 0
+    assert r["wilcoxon_stat"] == 45
     assert r["wilcoxon_p"] == pytest.approx(0.009090698, abs=1e-6)
+
+
+def test_hodges_lehmann_is_the_median_of_walsh_averages(sleep):
+    # R: d <- DRUG2 - DRUG1; w <- outer(d, d, "+") / 2; median(w[upper.tri(w, diag = TRUE)])
+    # -> 1.3
+    assert paired_change(sleep).iloc[0]["hodges_lehmann"] == pytest.approx(1.3, abs=1e-12)
+
+
+def test_effect_size_intervals_match_r(sleep):
+    # R: t <- 4.062128; uniroot(function(d) pt(t, 9, ncp = d) - 0.975, c(-5, 20),
+    # tol = 1e-12)$root / sqrt(10) -> 0.4146278 (0.025 -> 2.1180166): the noncentral-t interval
+    # of d_z. g_av: m <- mean(DRUG2 - DRUG1); J <- exp(lgamma(4.5) - lgamma(4)) / sqrt(4.5);
+    # J * m / ((sd(DRUG1) + sd(DRUG2)) / 2) -> 0.7617114.
+    r = paired_change(sleep).iloc[0]
+    assert r["d_z_ci_low"] == pytest.approx(0.4146278253, abs=1e-6)
+    assert r["d_z_ci_high"] == pytest.approx(2.1180166452, abs=1e-6)
+    assert r["g_av"] == pytest.approx(0.7617113787, abs=1e-8)
+
+
+def test_dz_interval_covers_in_simulation():
+    # 400 studies of 25 pairs with true d_z = 0.5: the noncentral-t interval covers about 95%.
+    rng = np.random.default_rng(3)
+    covered = 0
+    for _ in range(400):
+        base = rng.normal(20, 4, 25)
+        r = paired_change(pd.DataFrame({"instrument": "swemwbs", "baseline": base,
+                                        "followup": base + rng.normal(1, 2, 25)}),
+                          n_boot=0).iloc[0]
+        covered += r["d_z_ci_low"] <= 0.5 <= r["d_z_ci_high"]
+    assert 0.92 <= covered / 400 <= 0.98
 
 
 def test_wilcoxon_exact_without_ties_matches_r():
@@ -50,8 +82,11 @@ def test_wilcoxon_exact_without_ties_matches_r():
     y = [0.878, 0.647, 0.598, 2.05, 1.06, 1.29, 1.06, 3.14, 1.29]
     r = paired_change(pd.DataFrame({"instrument": "phq9", "baseline": x, "followup": y,
                                     "in_window": True})).iloc[0]
-    assert r["wilcoxon_stat"] == 5  # min(V+, V-) = 45 - 40
+    # Here the change is y - x, so R's V is that of wilcox.test(y, x, paired = TRUE): V = 5,
+    # p-value = 0.0390625, (pseudo)median -0.46 (exact, so the Hodges-Lehmann estimate).
+    assert r["wilcoxon_stat"] == 5
     assert r["wilcoxon_p"] == pytest.approx(0.0390625, abs=1e-6)
+    assert r["hodges_lehmann"] == pytest.approx(-0.46, abs=1e-12)
 
 
 def test_bootstrap_is_seeded_and_sensible(sleep):
@@ -90,11 +125,13 @@ def test_mcnemar_matches_r():
     assert table["n"].sum() == 1600
 
 
-def test_bowker_by_hand():
+def test_bowker_counts_only_non_empty_pairs():
     # GAD-7 bands (4): off-diagonal pairs (minimal, mild) 5 vs 2 and (mild, moderate) 3 vs 1:
-    # Bowker = (5-2)^2/7 + (3-1)^2/4 = 9/7 + 1 = 2.285714; df = 4*3/2 = 6 (statsmodels counts
-    # every pair of bands), p = P(chi2_6 > 2.285714).
-    from scipy.stats import chi2
+    # Bowker = (5-2)^2/7 + (3-1)^2/4 = 9/7 + 1 = 2.285714 on 2 df (the two pairs of bands
+    # anyone moved between; the four empty pairs carry no information).
+    # R: mcnemar.test(x) gives NaN here (0/0 for the empty pairs); by hand,
+    # i <- upper.tri(x); s <- x[i] + t(x)[i]; st <- sum(((x[i] - t(x)[i])^2 / s)[s > 0]);
+    # pchisq(st, sum(s > 0), lower.tail = FALSE) -> 2.285714, 2, 0.3189066.
 
     cells = {("minimal", "minimal"): 10, ("minimal", "mild"): 5, ("mild", "minimal"): 2,
              ("mild", "mild"): 8, ("mild", "moderate"): 3, ("moderate", "mild"): 1,
@@ -105,9 +142,66 @@ def test_bowker_by_hand():
     table, test = band_transitions(pairs, "gad7")
     assert test["test"].item() == "Bowker"
     assert test["statistic"].item() == pytest.approx(9 / 7 + 1, abs=1e-9)
-    assert test["df"].item() == 6
-    assert test["p_value"].item() == pytest.approx(chi2.sf(9 / 7 + 1, 6), abs=1e-9)
+    assert test["df"].item() == 2
+    assert test["p_value"].item() == pytest.approx(0.3189065573, abs=1e-9)
     assert len(table) == 16  # every combination, zeros included
+
+
+@pytest.mark.parametrize("instrument", ["gad7", "ucla3"])
+def test_symmetry_tests_without_data_are_nan(instrument):
+    empty = pd.DataFrame({"instrument": [], "followup": [], "baseline_band": [],
+                          "followup_band": [], "in_window": []})
+    table, test = band_transitions(empty, instrument)
+    assert test["n"].item() == 0 and table["n"].sum() == 0
+    assert np.isnan(test["statistic"].item()) and np.isnan(test["p_value"].item())
+    assert test["note"].item() == "no data"
+
+
+def test_bowker_with_nobody_changing_band_is_nan():
+    pairs = pd.DataFrame({"instrument": "gad7", "followup": 1.0, "in_window": True,
+                          "baseline_band": ["mild", "severe"], "followup_band": ["mild", "severe"]})
+    _, test = band_transitions(pairs, "gad7")
+    assert np.isnan(test["p_value"].item()) and "nobody changed band" in test["note"].item()
+
+
+def test_unknown_instrument_and_missing_columns_are_named():
+    with pytest.raises(ValueError, match='did you mean "phq9"'):
+        band_transitions(pd.DataFrame(), "phq-9")
+    with pytest.raises(ValueError, match="'followup'"):
+        paired_change(pd.DataFrame({"instrument": ["phq9"], "baseline": [3.0]}))
+
+
+def test_constant_change_gives_no_test_and_says_why():
+    # R: t.test(c(3, 4, 5), c(1, 2, 3), paired = TRUE) stops: "data are essentially constant".
+    pairs = pd.DataFrame({"instrument": "swemwbs", "baseline": [1.0, 2.0, 3.0],
+                          "followup": [3.0, 4.0, 5.0]})
+    r = paired_change(pairs).iloc[0]
+    assert r["mean_change"] == 2 and r["n"] == 3
+    assert np.isnan([r["t"], r["p_value"], r["ci_low"], r["ci_high"], r["d_z"]]).all()
+    assert "essentially constant" not in r["note"] and "constant" in r["note"]
+
+
+def test_recovered_needs_a_cutoff_and_reliable_improvement():
+    pairs = pd.DataFrame({
+        "instrument": "phq9", "baseline": [15.0, 12.0, 11.0, 4.0, 14.0],
+        "followup": [5.0, 9.0, 12.0, 3.0, 8.0],
+        "improved_reliably": pd.array([True, False, False, False, True], dtype="boolean")})
+    assert np.isnan(paired_change(pairs, n_boot=0).iloc[0]["pct_recovered"])
+    r = paired_change(pairs, n_boot=0, cutoffs={"phq9": 10}).iloc[0]
+    # Clinical at baseline (>= 10): 4 people; recovered (below 10 and reliably improved): 2.
+    assert r["n_clinical_baseline"] == 4
+    assert r["pct_recovered"] == pytest.approx(50.0)
+
+
+def test_cronbach_alpha_feldt_interval():
+    # R: a <- 0.94335938 (alpha of the items below); 1 - (1 - a) * qf(c(0.975, 0.025), 5, 10)
+    # -> 0.7600655 0.9914429 (Feldt 1965).
+    items = pd.DataFrame({"a": [1, 2, 3, 4, 5, 2], "b": [2, 2, 3, 5, 4, 1],
+                          "c": [1, 3, 3, 4, 5, 2]})
+    r = cronbach_alpha_ci(items)
+    assert r["alpha"] == pytest.approx(0.9433593750, abs=1e-9)
+    assert r["ci_low"] == pytest.approx(0.7600654602, abs=1e-8)
+    assert r["ci_high"] == pytest.approx(0.9914429212, abs=1e-8)
 
 
 def test_confidence_interval_coverage_simulation():
