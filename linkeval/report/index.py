@@ -16,10 +16,17 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from linkeval.config import StudyConfig
-from linkeval.instruments import score_title
+from linkeval.instruments import score_spec, score_title
 from linkeval.io import load_processed
 from linkeval.report.disclosure import SUPPRESSED, as_numbers, describe_rule, suppress
-from linkeval.report.render import PageContext, fmt, html_page, long_date, month_range
+from linkeval.report.render import (
+    LONG_TABLE_ROWS,
+    PageContext,
+    fmt,
+    html_page,
+    long_date,
+    month_range,
+)
 from linkeval.stats.change import paired_change
 from linkeval.stats.describe import engagement_funnel
 
@@ -179,8 +186,9 @@ box.querySelector("input").addEventListener("input",function(){
  count.textContent=n+" of "+rows.length+" sites shown";});
 Array.prototype.forEach.call(t.tHead.rows[0].cells,function(th,i){
  var b=document.createElement("button");b.type="button";b.className="le-sort";
- while(th.firstChild)b.appendChild(th.firstChild);th.appendChild(b);
- b.addEventListener("click",function(){
+ b.setAttribute("aria-label","Sort by "+th.textContent.trim());th.appendChild(b);
+ th.style.cursor="pointer";
+ th.addEventListener("click",function(){
   var up=th.getAttribute("aria-sort")!=="ascending";
   Array.prototype.forEach.call(t.tHead.rows[0].cells,function(c){c.removeAttribute("aria-sort");});
   th.setAttribute("aria-sort",up?"ascending":"descending");
@@ -205,16 +213,15 @@ _INDEX_STYLE = """<style>
 .le-filter input{font:inherit;padding:.3em .5em;width:min(28em,100%);border:1px solid #8c959f;
  border-radius:4px}
 .le-filter span{margin-left:1em;color:#57606a;font-size:.9em}
-#le-sites{width:100%}
-#le-sites td.le-pages a{white-space:nowrap}
-button.le-sort{font:inherit;font-weight:600;background:none;border:0;padding:0;cursor:pointer;
- text-align:left;color:inherit}
-button.le-sort::after{content:" \\2195";color:#8c959f;font-weight:400}
-th[aria-sort=ascending] button.le-sort::after{content:" \\2191";color:#1f2328}
-th[aria-sort=descending] button.le-sort::after{content:" \\2193";color:#1f2328}
+#le-sites td.le-pages{white-space:nowrap}
+button.le-sort{font:inherit;background:none;border:0;padding:0 0 0 .2em;cursor:pointer;
+ color:#8c959f}
+button.le-sort::after{content:"\\2195"}
+th[aria-sort=ascending] button.le-sort::after{content:"\\2191";color:#1f2328}
+th[aria-sort=descending] button.le-sort::after{content:"\\2193";color:#1f2328}
 .le-ok{color:#1a7f37}
-@media print{.le-summary{break-inside:avoid;background:none}.le-filter{display:none!important}
- #le-sites td.le-pages a{white-space:normal}}
+@media print{.le-summary{break-inside:avoid;background:none}
+ .le-filter,button.le-sort,#le-sites .le-pages{display:none!important}}
 </style>"""
 
 
@@ -249,33 +256,39 @@ def index_page(cfg: StudyConfig, results: list[JobResult], facts: RunFacts | Non
         status = ("<span class='le-bad'>Failed</span><br>" + "<br>".join(
             html.escape(f"{SITE_NOTEBOOKS.get(r.notebook, r.notebook)}: {r.error}")
             for r in failed)) if failed else "<span class='le-ok'>Ready</span>"
-        links = "<br>".join(
-            f"<a href='{html.escape(r.html)}'>{html.escape(SITE_NOTEBOOKS[r.notebook])}</a>"
-            if r.ok else f"{html.escape(SITE_NOTEBOOKS[r.notebook])} (failed)"
+        links = " &middot; ".join(
+            f"<a href='{html.escape(r.html)}' title='{html.escape(SITE_NOTEBOOKS[r.notebook])}'>"
+            f"{html.escape(NAV_LABELS[r.notebook])}</a>"
+            if r.ok else f"{html.escape(NAV_LABELS[r.notebook])} (failed)"
             for r in sorted(mine, key=lambda r: list(SITE_NOTEBOOKS).index(r.notebook)))
         cells = "".join(f"<td class='num' data-sort='{_sort_key(v)}'>{html.escape(v)}</td>"
                         for v in figures(code))
-        rows.append(f"<tr><td class='txt'>{html.escape(site_label(cfg, code))}</td>"
+        rows.append(f"<tr id='site-{html.escape(code)}'>"
+                    f"<td class='txt'>{html.escape(site_label(cfg, code))}</td>"
                     f"<td class='txt'>{status}</td><td class='txt le-pages'>{links}</td>"
                     f"{cells}</tr>")
     n_sites = len(rows)
+    failed_sites = [code for code in cfg.sites
+                    if any(not r.ok for r in by_site.get(code, []))]
     change_head = "<th>Wellbeing change (95% CI)</th>" if with_change else ""
     sites_table = f"""<div id="le-filter" class="le-filter le-screen" hidden>
 <label>Find a site: <input type="search" placeholder="name, code or status"
 aria-controls="le-sites"></label><span id="le-count" aria-live="polite"></span></div>
-<div class="le-output"><table class="le-table" id="le-sites"><thead><tr><th>Site</th><th>Status</th>
-<th>Pages</th><th>Referrals</th><th>People engaged</th><th>Paired follow-ups</th>{change_head}
+<div class="le-output"><table class="le-table{' le-long' if len(rows) > LONG_TABLE_ROWS else ''}" id="le-sites"><thead><tr><th>Site</th><th>Status</th>
+<th class="le-pages">Pages</th><th>Referrals</th><th>People engaged</th><th>Paired follow-ups</th>{change_head}
 </tr></thead><tbody>
 {chr(10).join(rows)}
 </tbody></table></div>"""
-    body = (_summary(cfg, facts, heads, n_sites, cross, with_change, title_score, figures)
+    body = (_summary(cfg, facts, heads, n_sites, cross, with_change, title_score, figures,
+                     _status(cfg, results, failed_sites))
             + f"<h2 id='sites'>Sites</h2>{sites_table}" + _notes(with_change, title_score))
     context = page_context(cfg, facts, INDEX)
     return html_page("Link worker evaluation reports", body, context, head_extra=_INDEX_STYLE,
                      tail=_SCRIPT if n_sites > 1 else "")
 
 
-def _summary(cfg, facts, heads, n_sites, cross, with_change, title_score, figures) -> str:
+def _summary(cfg, facts, heads, n_sites, cross, with_change, title_score, figures,
+             status) -> str:
     all_row = figures("all") if "all" in heads.index else ["-"] * (3 + with_change)
     change_head = (f"<th>Change in {html.escape(_lower(title_score))}, 95% CI</th>"
                    if with_change else "")
@@ -285,7 +298,7 @@ def _summary(cfg, facts, heads, n_sites, cross, with_change, title_score, figure
              f"<tbody><tr><th scope='row'>All {n_sites} sites</th>{cells}</tr></tbody></table>")
     if with_change:
         sentence = _headline_sentence(all_row[3], title_score,
-                                      cfg.instrument_settings(HEADLINE_SCORE).mid)
+                                      _mid(cfg, HEADLINE_SCORE))
     elif cross and not cross[0].ok:
         sentence = ("<p>The change in mental wellbeing is not shown because the cross-site "
                     "report failed.</p>")
@@ -301,13 +314,35 @@ def _summary(cfg, facts, heads, n_sites, cross, with_change, title_score, figure
 from {html.escape(facts.period or '-')}; data extracted {html.escape(facts.extracted)}.</p>
 {table}
 {sentence}
+{status}
 <ul class="le-links">{cross_link}<li><a href="#sites">Each site's pages</a></li>
 <li><a href="{METHODS}">Methods and glossary: how to read these pages</a></li></ul>
 </section>"""
 
 
+def _mid(cfg: StudyConfig, score: str) -> float | None:
+    """The score's minimal important difference: the study's setting, else the published one."""
+    try:
+        return cfg.instrument_settings(score).mid or score_spec(score).mid
+    except Exception:
+        return None
+
+
 def _lower(title: str) -> str:
     return title[:1].lower() + title[1:]
+
+
+def _status(cfg: StudyConfig, results: list[JobResult], failed_sites: list[str]) -> str:
+    """One line on what this run made; failed sites linked to their rows."""
+    made = sum(r.ok for r in results)
+    if not failed_sites:
+        return f"<p class='le-status'>All {made} report pages were made in this run.</p>"
+    shown = ", ".join(f"<a href='#site-{html.escape(c)}'>{html.escape(site_label(cfg, c))}</a>"
+                      for c in failed_sites[:20])
+    more = f" and {len(failed_sites) - 20} more" if len(failed_sites) > 20 else ""
+    return (f"<p class='le-status'><span class='le-bad'>{len(failed_sites)} "
+            f"site{'s' if len(failed_sites) != 1 else ''} with a page that could not be made"
+            f"</span>: {shown}{more}.</p>")
 
 
 def _headline_sentence(text: str, title_score: str, mid: float | None) -> str:
@@ -326,7 +361,7 @@ def _headline_sentence(text: str, title_score: str, mid: float | None) -> str:
 
 
 def _notes(with_change: bool, title_score: str) -> str:
-    change = (f" Wellbeing change: the average change in {html.escape(title_score)} from the "
+    change = (f" Wellbeing change: the average change in {html.escape(_lower(title_score))} from the "
               "first meeting to follow-up among people who answered both, with its 95% "
               "confidence interval." if with_change else "")
     return ("<p class='le-note'>People engaged: at least one attended contact with a link "

@@ -142,13 +142,14 @@ table.dataframe th,table.dataframe td{padding:.25em .6em;border-bottom:1px solid
  h1,h2,h3,h4,caption{break-after:avoid;page-break-after:avoid;break-inside:avoid}
  main>h2,.le-body h2{margin-top:1.2em}
  table,img,figure,figcaption,.le-keep,.le-note{break-inside:avoid;page-break-inside:avoid}
+ table.le-long{break-inside:auto;page-break-inside:auto}
  tr{break-inside:avoid}
  thead{display:table-header-group}
  .le-output{overflow:visible!important}
  table.le-table,table.dataframe{font-size:8pt;max-width:100%}
  table.le-table th,table.le-table td{padding:.2em .45em}
  table.le-table th{white-space:normal}
- img.le-figure{max-width:100%!important;max-height:225mm;width:auto;object-fit:contain}
+ img.le-figure{max-width:100%!important;max-height:140mm;width:auto}
  .le-footer{max-width:none;margin-top:1.5em;padding:.6em 0 0;break-inside:avoid}
  .le-demo{background:#b00020!important;color:#fff!important}
 }
@@ -260,7 +261,7 @@ def _output_html(output) -> str:
         return ""  # errors (tracebacks) never reach a page
     data = output.get("data", {})
     if "text/html" in data:
-        text = _SCRIPT.sub("", _joined(data["text/html"])).replace(STYLE, "")
+        text = mark_long_tables(_SCRIPT.sub("", _joined(data["text/html"])).replace(STYLE, ""))
         if 'class="le-header"' in text or 'class="le-demo"' in text:
             return text.strip()
         return f'<div class="le-output">{text.strip()}</div>'
@@ -274,6 +275,26 @@ def _output_html(output) -> str:
         # A plain-text execute_result is the repr of a cell's last expression: code, not report.
         return f'<pre class="le-text">{html.escape(_joined(data["text/plain"]))}</pre>'
     return ""
+
+
+LONG_TABLE_ROWS = 25
+_TABLE = re.compile(r"<table\b[^>]*>.*?</table>", re.S | re.I)
+
+
+def mark_long_tables(text: str) -> str:
+    """Class ``le-long`` on tables of more than LONG_TABLE_ROWS rows: in print they may break
+    across pages (with the header row repeated) instead of leaving a page half empty."""
+
+    def mark(match: re.Match) -> str:
+        table = match.group(0)
+        if table.lower().count("<tr") <= LONG_TABLE_ROWS:
+            return table
+        opening = table[:table.index(">")]
+        if 'class="' in opening:
+            return table.replace('class="', 'class="le-long ', 1)
+        return "<table class=\"le-long\"" + table[len("<table"):]
+
+    return _TABLE.sub(mark, text)
 
 
 def _joined(value) -> str:

@@ -67,6 +67,7 @@ def test_index_summary_period_rule_and_demo(cfg, facts, index):
     assert "DEMO - SYNTHETIC DATA" in index
     assert facts.period in index and facts.extracted in index
     assert "Small numbers are hidden" in index
+    assert f"All {2 * len(cfg.sites) + 1} report pages were made in this run." in index
     summary = re.search(r'<section class="le-summary".*?</section>', index, re.S).group(0)
     assert f"All {len(cfg.sites)} sites" in summary
     assert "Change in mental wellbeing (SWEMWBS), 95% CI" in summary
@@ -75,7 +76,7 @@ def test_index_summary_period_rule_and_demo(cfg, facts, index):
 
 def test_every_number_on_the_index_is_disclosure_controlled(cfg, index):
     table = re.search(r'<table class="le-table" id="le-sites">.*?</table>', index, re.S).group(0)
-    rows = re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>")[1], re.S)
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", table.split("<tbody>")[1], re.S)
     assert len(rows) == len(cfg.sites)
     counts = [c for row in rows for c in re.findall(r"<td class='num'[^>]*>([^<]*)</td>", row)
               if "(" not in c]
@@ -109,6 +110,8 @@ def test_failures_are_shown_and_not_linked(cfg, facts):
     assert "Cross-site report failed" in page and "cell 9: Boom" in page
     assert "KeyError" in page and "sites/B/site_change.html" not in page
     assert "sites/B/site_descriptive.html" in page
+    assert "1 site with a page that could not be made</span>: <a href='#site-B'>" in page
+    assert "id='site-B'" in page
     assert "Wellbeing change" not in page  # the change only where the cross-site report ran
     assert "not shown because the cross-site report failed" in page
 
