@@ -202,6 +202,10 @@ def band_heatmap(table: pd.DataFrame, title: str = "Movement between bands",
     sns.heatmap(numbers, annot=annot, fmt="", cmap="Blues", cbar=True, ax=ax,
                 linewidths=0.5, linecolor="white",
                 cbar_kws={"label": "People (rounded)", "shrink": 0.8})
+    # seaborn leaves cells without a number blank: mark the hidden ones.
+    for (i, j), text in np.ndenumerate(annot.to_numpy()):
+        if text == "*":
+            ax.text(j + 0.5, i + 0.5, "*", ha="center", va="center", fontsize=11, color="0.2")
     ax.set(title=title, xlabel="Band at follow-up", ylabel="Band at baseline")
     if footnote:
         fig.text(0.01, 0.005, footnote, fontsize=7, color="0.35", ha="left", va="bottom",
