@@ -27,7 +27,6 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check linkeval tests benchmarks
-	$(BIN)/ruff format --check linkeval tests benchmarks
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP)

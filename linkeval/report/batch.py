@@ -27,7 +27,7 @@ from pathlib import Path
 
 from linkeval.config import StudyConfig
 from linkeval.errors import LinkevalError
-from linkeval.io import staged_directory
+from linkeval.io import staged_directory, write_files_atomic
 from linkeval.report.index import (
     CROSS_SITE_PAGE,
     CROSS_SITE_TITLE,
@@ -41,6 +41,7 @@ from linkeval.report.index import (
     run_facts,
     site_page,
 )
+from linkeval.report.notebook import collect_output_checks
 from linkeval.report.render import PageContext, html_page, render_html
 
 CROSS_SITE = "cross_site"
@@ -152,6 +153,9 @@ def run_reports(cfg: StudyConfig, sites: list[str] | None = None, jobs: int | No
             [r.__dict__ for r in results], indent=2), encoding="utf-8")
         (stage / INDEX).write_text(index_page(cfg, results, facts), encoding="utf-8")
         (stage / METHODS).write_text(methods_page(cfg, facts), encoding="utf-8")
+        # The data custodian's sign-off sheet: every released table, figure and sentence.
+        checks = collect_output_checks(sorted(stage.rglob("*.ipynb")))
+        write_files_atomic({stage / "output_checks.csv": checks})
         _make_readable(stage)
         guard.disarm()  # the swap into place is not interrupted half way
     progress(f"reports written in {time.perf_counter() - started:.1f}s")
