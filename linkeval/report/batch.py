@@ -2,7 +2,7 @@
 
 ``run_reports`` runs ``site_descriptive`` and ``site_change`` for each site and ``cross_site``
 once, in parallel worker processes, then renders each executed notebook to one self-contained
-HTML page (no code, no parameters cell, no papermill metadata, no stderr, nothing loaded
+HTML page (no code, no parameters cell, no papermill metadata, no printed output, nothing loaded
 from the internet) and writes ``index.html`` and ``methods.html``. Every page links to the
 index, its site's other page, the cross-site page and the methods note. The whole run is built
 in a staging folder and swapped into ``<reports_dir>/<run>/`` at the end, readable as the

@@ -6,8 +6,9 @@ e-mailed, and prints on A4 without stranded headings or cut-off tables.
 
 :func:`render_html` builds a page from an executed report notebook: markdown cells become
 HTML, code cells contribute only what they displayed (HTML, else Markdown, else an image, else
-plain text); the code, the parameters cells, stderr, tracebacks, execution counts and notebook
-metadata never reach the page. :func:`html_page` wraps any body (the index, the methods note)
+plain text); the code, the parameters cells, printed output (stdout and stderr), tracebacks,
+the plain-text repr of a cell's last value, execution counts and notebook metadata never reach
+the page. :func:`html_page` wraps any body (the index, the methods note)
 in the same template: navigation, DEMO banner, header, footer with the run's metadata.
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -128,7 +129,7 @@ pre.le-text{white-space:pre-wrap;font-size:.85em;background:#f6f8fa;padding:.5em
 table.le-table td.txt{overflow-wrap:break-word;hyphens:auto}
 table.dataframe{border-collapse:collapse;font-size:.9em;margin:.6em 0}
 table.dataframe th,table.dataframe td{padding:.25em .6em;border-bottom:1px solid #dde;text-align:right}
-.le-footer{max-width:72rem;margin:2.5em auto 0;padding:1em 1.5em 2em;border-top:1px solid #d0d7de;
+.le-footer{max-width:72rem;margin:2.5em auto 0;padding:1em 1.5rem 2em;border-top:1px solid #d0d7de;
  font-size:.8em;color:#57606a}
 .le-footer p{margin:.3em 0;max-width:none}
 .le-footer span{display:inline-block;margin-right:1.2em}
@@ -218,8 +219,8 @@ def render_html(executed: Path, title: str, context: PageContext | None = None) 
     """An executed notebook as one self-contained page for the steering group.
 
     Keeps markdown cells (as HTML) and what code cells displayed; drops code, the parameters
-    and injected-parameters cells, stderr and error outputs, execution counts and all
-    metadata. When the notebook displays its own header (a ``le-header`` block) it is kept and
+    and injected-parameters cells, printed output (stdout, stderr), error outputs, plain-text
+    reprs of a cell's last value, execution counts and all metadata. When the notebook displays its own header (a ``le-header`` block) it is kept and
     the page adds none; otherwise the page gets the standard header from ``context``.
     """
     import nbformat
@@ -253,12 +254,10 @@ _SCRIPT = re.compile(r"<script\b.*?</script\s*>", re.S | re.I)
 
 def _output_html(output) -> str:
     kind = output.get("output_type")
-    if kind == "stream":
-        if output.get("name") != "stdout" or not output.get("text", "").strip():
-            return ""
-        return f'<pre class="le-text">{html.escape(output["text"].rstrip())}</pre>'
     if kind not in ("display_data", "execute_result"):
-        return ""  # errors (tracebacks) never reach a page
+        # Tracebacks never reach a page, nor printed text (stdout or stderr): a stray print()
+        # is debugging, and could show numbers that never passed the disclosure gate.
+        return ""
     data = output.get("data", {})
     if "text/html" in data:
         text = mark_long_tables(_SCRIPT.sub("", _joined(data["text/html"])).replace(STYLE, ""))
@@ -407,7 +406,3 @@ def _toc(body: str) -> str:
     items = "".join(f'<li><a href="#{i}">{re.sub(r"<[^>]+>", "", t)}</a></li>'
                     for i, t in entries)
     return f'<nav class="le-toc" aria-label="On this page">On this page: <ul>{items}</ul></nav>\n'
-
-
-def now_stamp() -> str:
-    return f"{long_date(datetime.now())} {datetime.now():%H:%M}"
