@@ -141,6 +141,8 @@ table.dataframe th,table.dataframe td{padding:.25em .6em;border-bottom:1px solid
  .le-nav,.le-toc,.le-screen{display:none!important}
  a{color:inherit;text-decoration:none}
  h1,h2,h3,h4,caption{break-after:avoid;page-break-after:avoid;break-inside:avoid}
+ p,li,dd{break-inside:avoid;orphans:3;widows:3}
+ p:has(+ table),p:has(+ .le-output),p:has(+ img){break-after:avoid}
  main>h2,.le-body h2{margin-top:1.2em}
  table,img,figure,figcaption,.le-keep,.le-note{break-inside:avoid;page-break-inside:avoid}
  table.le-long{break-inside:auto;page-break-inside:auto}
