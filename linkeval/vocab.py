@@ -280,6 +280,14 @@ PLAIN = {
 
 
 def plain(code) -> str:
-    """A code as words for the steering group: 'gp' -> 'GP', 'home_visit' -> 'Home visit'."""
+    """A code as words for the steering group; words are left as they are.
+
+    >>> [plain("gp"), plain("home_visit"), plain("Loneliness (UCLA-3)")]
+    ['GP', 'Home visit', 'Loneliness (UCLA-3)']
+    """
     text = str(code)
-    return PLAIN.get(text, text.replace("_", " ").capitalize())
+    if text in PLAIN:
+        return PLAIN[text]
+    if text != text.lower() or " " in text:  # already words, e.g. a score's title
+        return text
+    return text.replace("_", " ").capitalize()

@@ -90,6 +90,15 @@ class Rule:
     def footnote(self) -> str:
         return describe_rule(self.name, self.min_count)
 
+    @property
+    def short_footnote(self) -> str:
+        """One line under a figure."""
+        if self.name == "nhs_digital":
+            return "* = 1 to 7 people, hidden; other counts rounded to the nearest 5"
+        if self.name == "threshold":
+            return f"* = fewer than {self.min_count} people, hidden"
+        return "No disclosure control: for analysts only"
+
     def suppress(self, table: pd.DataFrame, **kwargs) -> pd.DataFrame:
         return suppress(table, rule=self.name, min_count=self.min_count, **kwargs)
 

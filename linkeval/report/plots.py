@@ -207,8 +207,7 @@ def band_heatmap(table: pd.DataFrame, title: str = "Movement between bands",
         if text == "*":
             ax.text(j + 0.5, i + 0.5, "*", ha="center", va="center", fontsize=11, color="0.2")
     ax.set(title=title, xlabel="Band at follow-up", ylabel="Band at baseline")
+    fig.tight_layout(rect=(0, 0.05 if footnote else 0, 1, 1))
     if footnote:
-        fig.text(0.01, 0.005, footnote, fontsize=7, color="0.35", ha="left", va="bottom",
-                 wrap=True)
-    fig.tight_layout(rect=(0, 0.06 if footnote else 0, 1, 1))
+        fig.text(0.01, 0.005, footnote, fontsize=8, color="0.35", ha="left", va="bottom")
     return fig

@@ -341,13 +341,15 @@ def instrument(t: dict, rule: Rule, name: str, lonely_threshold: int | None = No
                                       "pct_mid": ("n_mid", "n_mid_of")})
     _release(s, rule, "reliable and important change", "table", safe)
     columns = {"n": "People", "n_improved": "Reliably improved", "pct_improved": "%",
-               "n_deteriorated": "Reliably worse", "pct_deteriorated": "% ",
-               "n_mid": "Improved by an important amount", "pct_mid": "%  "}
+               "n_deteriorated": "Reliably worse", "pct_deteriorated": "%",
+               "n_mid": "Improved by an important amount", "pct_mid": "%"}
     if len(spec.items) == 1:
         columns = {k: v for k, v in columns.items() if "improved" not in k
                    and "deteriorated" not in k}
         _say(s, rule, "Reliable change needs a scale of several questions, so it is not worked "
              "out for a single question.", note="no numbers")
+    if not counts["n_mid_of"].any():  # no minimal important difference is set for this score
+        columns = {k: v for k, v in columns.items() if k not in ("n_mid", "pct_mid")}
     s.add(Table(safe, columns))
     if not band_labels(spec):
         return s
@@ -355,7 +357,7 @@ def instrument(t: dict, rule: Rule, name: str, lonely_threshold: int | None = No
     shown = rule.suppress(bands, counts=["n"])
     _release(s, rule, "band movements", "figure", shown)
     s.add(Figure(plots.band_heatmap(shown, title=f"{score_title(name)}: band before and after",
-                                    footnote="* hidden (small numbers). " + rule.footnote)))
+                                    footnote=rule.short_footnote)))
     row = test.iloc[0]
     p = rule.table_test(row["p_value"], bands["n"])
     s.release("band movement test", "p-value", rule=rule.name,
