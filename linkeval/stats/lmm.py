@@ -202,6 +202,7 @@ class MixedFit:
     note: str
     vcov_varpar: np.ndarray = field(repr=False)
     jac_vcov: list = field(repr=False)
+    data: pd.DataFrame | None = field(default=None, repr=False)
     converged: bool = True
 
     @property
@@ -267,6 +268,21 @@ class MixedFit:
         return {"estimate": est, "std_error": se, "df": df, "t": t,
                 "p_value": float(2 * stats.t.sf(abs(t), df))}
 
+    def to_statsmodels(self):
+        """The same model fitted by statsmodels' ``MixedLM`` (REML), started at this fit.
+
+        For analysts who want statsmodels' own result object (``summary()``, random-effect
+        predictions, ...). Its Wald z intervals are too narrow with few sites: use
+        :meth:`summary` for inference.
+        """
+        import statsmodels.formula.api as smf
+        from statsmodels.regression.mixed_linear_model import MixedLMParams
+
+        model = smf.mixedlm(self.formula, self.data, groups=self.data[self.group])
+        start = MixedLMParams.from_components(fe_params=self.fe_params.to_numpy(),
+                                              cov_re=np.array([[self.theta**2]]))
+        return model.fit(reml=True, start_params=start)
+
     def summary(self, confidence: float = 0.95) -> pd.DataFrame:
         """Fixed effects: term, estimate, std_error, df, t, p_value, ci_low, ci_high."""
         ci = self.conf_int(1 - confidence)
@@ -307,7 +323,8 @@ def fit_random_intercept(formula: str, data: pd.DataFrame, group: str = "site") 
         ``contrast()``, ``summary()``; ``group_variance`` and ``scale`` (REML variance
         components); ``theta`` (= sigma_u / sigma); ``llf`` (REML log-likelihood, as R's
         ``logLik``); ``singular`` (theta < 1e-4, lme4's ``isSingular``) and ``note`` (the
-        same, in words).
+        same, in words); ``to_statsmodels()`` refits it as a statsmodels ``MixedLM``
+        result.
 
     Raises
     ------
@@ -415,6 +432,7 @@ def fit_random_intercept(formula: str, data: pd.DataFrame, group: str = "site") 
         formula=formula, group=group, fe_params=pd.Series(st.beta, index=names),
         vcov=pd.DataFrame(vcov, index=names, columns=names), df=pd.Series(np.nan, index=names),
         theta=float(theta), sigma=sigma, llf=-deviance / 2, nobs=n, n_groups=len(levels),
-        singular=bool(singular), note="; ".join(notes), vcov_varpar=vcov_varpar, jac_vcov=jac)
+        singular=bool(singular), note="; ".join(notes), vcov_varpar=vcov_varpar, jac_vcov=jac,
+        data=used)
     fit.df = pd.Series([fit.contrast(np.eye(p)[i])["df"] for i in range(p)], index=names)
     return fit

@@ -576,8 +576,8 @@ def context_meta_regression(pairs: pd.DataFrame, instrument: str,
     Raises
     ------
     ValueError
-        When no site of ``pairs`` has the instrument, the context takes one value across the
-        usable sites, or fewer than 3 sites remain.
+        For an unknown score (the closest is named), when no site of ``pairs`` has it, the
+        context takes one value across the usable sites, or fewer than 3 sites remain.
 
     Notes
     -----
@@ -598,6 +598,13 @@ def context_meta_regression(pairs: pd.DataFrame, instrument: str,
     >>> round(r["estimate"], 3), r["df"], r["k_context"]
     (0.583, 2.0, 2)
     """
+    from linkeval.errors import did_you_mean
+    from linkeval.instruments import score_names
+
+    names = score_names()
+    if instrument not in names:
+        raise ValueError(f"unknown instrument score {instrument!r}"
+                         f"{did_you_mean(instrument, names)}; known: {', '.join(names)}")
     sites = _site_estimates(pairs[pairs["instrument"] == instrument], by, window_only)
     if sites.empty:
         raise ValueError(f"no site has paired {instrument!r} scores")

@@ -178,7 +178,7 @@ def test_constant_change_gives_no_test_and_says_why():
     r = paired_change(pairs).iloc[0]
     assert r["mean_change"] == 2 and r["n"] == 3
     assert np.isnan([r["t"], r["p_value"], r["ci_low"], r["ci_high"], r["d_z"]]).all()
-    assert "essentially constant" not in r["note"] and "constant" in r["note"]
+    assert "every pair changed by 2" in r["note"]
 
 
 def test_recovered_needs_a_cutoff_and_reliable_improvement():

@@ -93,6 +93,14 @@ def test_matches_lmertest(name):
         assert fit.llf == pytest.approx(loglik, abs=1e-4)
 
 
+def test_the_statsmodels_result_is_available_and_agrees():
+    fit = fit_random_intercept("followup ~ baseline + lonely", D1)
+    sm = fit.to_statsmodels()
+    np.testing.assert_allclose(sm.fe_params.to_numpy(), fit.fe_params.to_numpy(), atol=1e-5)
+    assert sm.llf == pytest.approx(fit.llf, abs=1e-5)
+    assert sm.cov_re.iloc[0, 0] == pytest.approx(fit.group_variance, abs=1e-4)
+
+
 def test_interval_is_t_on_satterthwaite_df():
     from scipy import stats
 

@@ -236,3 +236,17 @@ def test_context_meta_regression_reads_a_site_level_context():
         context_meta_regression(pairs, "swemwbs", dict.fromkeys("ABCDEF", True))
     with pytest.raises(ValueError, match="no site has paired 'phq9'"):
         context_meta_regression(pairs, "phq9", hosts)
+    with pytest.raises(ValueError, match='did you mean "swemwbs"'):
+        context_meta_regression(pairs, "swembws", hosts)
+
+
+def test_meta_regression_is_equivariant_to_the_true_effect():
+    # Adding b x VCSE to every estimate moves the estimate by exactly b and leaves the interval
+    # width, tau^2 and p of the other terms alone: coverage does not depend on the true effect
+    # (benchmarks/bench_coverage.py relies on this).
+    base = meta_regression(Y6, V6, pd.DataFrame({"vcse": VCSE}))
+    moved = meta_regression(np.add(Y6, 0.7 * np.array(VCSE)), V6, pd.DataFrame({"vcse": VCSE}))
+    a, b = base.coefficients.set_index("term"), moved.coefficients.set_index("term")
+    assert b.loc["vcse", "estimate"] == pytest.approx(a.loc["vcse", "estimate"] + 0.7)
+    assert b.loc["vcse", "std_error"] == pytest.approx(a.loc["vcse", "std_error"])
+    assert moved.tau2 == pytest.approx(base.tau2, abs=1e-12)
