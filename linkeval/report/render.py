@@ -153,7 +153,9 @@ table.dataframe th,table.dataframe td{padding:.25em .6em;border-bottom:1px solid
  table.le-table th,table.le-table td{padding:.2em .45em}
  table.le-table th{white-space:normal}
  img.le-figure{max-width:100%!important;max-height:140mm;width:auto}
- .le-footer{max-width:none;margin-top:1.5em;padding:.6em 0 0;break-inside:avoid}
+ .le-footer{max-width:none;margin-top:1em;padding:.4em 0 0;break-inside:avoid;font-size:7.5pt;
+  line-height:1.3}
+ .le-footer .le-footer-rule{display:none}
  .le-demo{background:#b00020!important;color:#fff!important}
 }
 """
@@ -341,7 +343,8 @@ def _footer(title: str, ctx: PageContext) -> str:
     page = " - ".join(x for x in (ctx.study, title, ctx.site) if x)
     methods = (f' <a href="{html.escape(ctx.methods_href)}">What the terms mean: methods and '
                'glossary</a>.' if ctx.methods_href else "")
-    rule = f"<p>{html.escape(ctx.rule)}{methods}</p>" if ctx.rule or methods else ""
+    rule = (f'<p class="le-footer-rule">{html.escape(ctx.rule)}{methods}</p>'
+            if ctx.rule or methods else "")
     return (f'<footer class="le-footer"><p>{html.escape(page)}</p>'
             f'<p>{_spans(_meta(ctx, site=False))}</p>'
             f'<p>{_spans([(k, v) for k, v in run if v])}</p>{rule}</footer>')
