@@ -124,7 +124,7 @@ def figure_html(figure: Figure) -> str:
     alt = titles[0] if titles else "Chart"
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight",
-                metadata={"Software": None})
+                metadata={"Software": None}, pil_kwargs={"optimize": True})
     plt.close(fig)
     data = base64.b64encode(buffer.getvalue()).decode("ascii")
     img = f'<img class="le-figure" alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'

@@ -75,7 +75,7 @@ class Report:
         return sections.scores_present(self.tables["pairs"])
 
     # -- display ---------------------------------------------------------------------------
-    def show(self, section: Section) -> Section:
+    def show(self, section: Section) -> None:
         """Display a section's released blocks and record its output checks."""
         parts = []
         for block in section.blocks:
@@ -89,7 +89,6 @@ class Report:
         self.checks.extend(rows)
         _display_html("\n".join(parts))
         _display_checks(rows)
-        return section
 
     def header(self, title: str) -> None:
         """The page banner: study, page, site, period, extract date, run metadata, rule."""
@@ -114,79 +113,79 @@ class Report:
         return pd.DataFrame(self.checks, columns=CHECK_COLUMNS)
 
     # -- the sections, with this page's data ---------------------------------------------------
-    def headline(self):
-        return self.show(sections.headline(self.tables, self.rule))
+    def headline(self) -> None:
+        self.show(sections.headline(self.tables, self.rule))
 
-    def referrals_over_time(self):
-        return self.show(sections.referrals_over_time(self.tables, self.rule))
+    def referrals_over_time(self) -> None:
+        self.show(sections.referrals_over_time(self.tables, self.rule))
 
-    def sources(self):
-        return self.show(sections.sources(self.tables, self.rule))
+    def sources(self) -> None:
+        self.show(sections.sources(self.tables, self.rule))
 
-    def reasons(self):
-        return self.show(sections.reasons(self.tables, self.rule))
+    def reasons(self) -> None:
+        self.show(sections.reasons(self.tables, self.rule))
 
-    def outcomes(self):
-        return self.show(sections.outcomes(self.tables, self.rule))
+    def outcomes(self) -> None:
+        self.show(sections.outcomes(self.tables, self.rule))
 
-    def who(self):
-        return self.show(sections.who(self.tables, self.rule))
+    def who(self) -> None:
+        self.show(sections.who(self.tables, self.rule))
 
-    def funnel(self):
-        return self.show(sections.funnel(self.tables, self.rule))
+    def funnel(self) -> None:
+        self.show(sections.funnel(self.tables, self.rule))
 
-    def contacts(self):
-        return self.show(sections.contacts(self.tables, self.rule))
+    def contacts(self) -> None:
+        self.show(sections.contacts(self.tables, self.rule))
 
-    def onward(self):
-        return self.show(sections.onward(self.tables, self.rule))
+    def onward(self) -> None:
+        self.show(sections.onward(self.tables, self.rule))
 
-    def data_quality(self):
+    def data_quality(self) -> None:
         summary = pd.read_parquet(self.cfg.processed_dir / "qa" / "summary.parquet")
         if self.site_code:
             summary = summary[summary["site"] == self.site_code]
         log = self.tables.get("cleaning_log", pd.DataFrame())
-        return self.show(sections.data_quality(summary, log, self.rule))
+        self.show(sections.data_quality(summary, log, self.rule))
 
-    def change_summary(self):
-        return self.show(sections.change_summary(self.tables, self.rule))
+    def change_summary(self) -> None:
+        self.show(sections.change_summary(self.tables, self.rule))
 
-    def instrument(self, name: str):
+    def instrument(self, name: str) -> None:
         _display_markdown(f"### {sections.score_title(name)}")
-        return self.show(sections.instrument(self.tables, self.rule, name))
+        self.show(sections.instrument(self.tables, self.rule, name))
 
-    def instruments(self):
+    def instruments(self) -> None:
         """One section per score the page's data has."""
         for name in self.scores():
             self.instrument(name)
 
-    def attrition(self):
-        return self.show(sections.attrition(self.tables, self.rule))
+    def attrition(self) -> None:
+        self.show(sections.attrition(self.tables, self.rule))
 
-    def sites_side_by_side(self):
-        return self.show(sections.sites_side_by_side(self.tables, self.rule, self.site_names))
+    def sites_side_by_side(self) -> None:
+        self.show(sections.sites_side_by_side(self.tables, self.rule, self.site_names))
 
-    def outcomes_by_site(self):
-        return self.show(sections.outcomes_by_site(self.tables, self.rule, self.site_names))
+    def outcomes_by_site(self) -> None:
+        self.show(sections.outcomes_by_site(self.tables, self.rule, self.site_names))
 
-    def change_by_site(self, name: str = "swemwbs"):
-        return self.show(sections.change_by_site(self.tables, self.rule, name, self.site_names))
+    def change_by_site(self, name: str = "swemwbs") -> None:
+        self.show(sections.change_by_site(self.tables, self.rule, name, self.site_names))
 
-    def multilevel(self, name: str = "swemwbs"):
-        return self.show(sections.multilevel(self.tables, self.rule, name))
+    def multilevel(self, name: str = "swemwbs") -> None:
+        self.show(sections.multilevel(self.tables, self.rule, name))
 
-    def moderators(self, name: str = "swemwbs"):
-        return self.show(sections.moderators(self.tables, self.rule, name,
+    def moderators(self, name: str = "swemwbs") -> None:
+        self.show(sections.moderators(self.tables, self.rule, name,
                                              lonely_threshold=self.lonely_threshold))
 
-    def programme_theory(self):
+    def programme_theory(self) -> None:
         context = {code: dict(site.context) for code, site in self.cfg.sites.items()}
-        return self.show(sections.programme_theory(
+        self.show(sections.programme_theory(
             self.tables, self.rule, self.cfg.programme_theory, context,
             lonely_threshold=self.lonely_threshold))
 
-    def sensitivity(self, name: str = "swemwbs"):
-        return self.show(sections.sensitivity(self.tables, self.rule, name, seed=self.cfg.seed))
+    def sensitivity(self, name: str = "swemwbs") -> None:
+        self.show(sections.sensitivity(self.tables, self.rule, name, seed=self.cfg.seed))
 
 
 def collect_output_checks(executed: list[Path]) -> pd.DataFrame:

@@ -134,7 +134,7 @@ def referrals_over_time(t: dict, rule: Rule) -> Section:
 
 def _period_text(period, label: str) -> str:
     period = pd.Timestamp(period)
-    return f"{period:%b %Y}" if label == "Month" else f"{period.year} Q{period.quarter}"
+    return f"{period:%B %Y}" if label == "Month" else f"{period.year} Q{period.quarter}"
 
 
 def _categories(s: Section, rule: Rule, table: pd.DataFrame, category: str, caption: str,
