@@ -9,8 +9,7 @@ runs the whole pipeline on synthetic data. Importing linkeval changes no global 
 matplotlib backend, theme or warning filter is set).
 """
 
-__version__ = "0.1.0"
-
+from linkeval._version import __version__
 from linkeval.cleaning import clean_study, write_outputs
 from linkeval.config import load_config
 from linkeval.io import load_processed

@@ -13,8 +13,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from linkeval import __version__
+from linkeval._version import __version__
+from linkeval.cleaning import clean_study, write_outputs
+from linkeval.config import load_config
 from linkeval.errors import LinkevalError
+from linkeval.pseudonymise import DEMO_KEY, load_key
+from linkeval.report.batch import run_reports
+from linkeval.synthetic import generate_study
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,7 +91,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from linkeval.synthetic import generate_study
 
     if args.referrals is not None and args.referrals < args.sites:
         raise LinkevalError(f"--referrals {args.referrals}: need at least one per site")
@@ -104,8 +108,6 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from linkeval.cleaning import clean_study
-    from linkeval.config import load_config
 
     cfg = load_config(args.config)
     # A throwaway key: check never writes, and pseudonyms are not shown.
@@ -121,9 +123,6 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
-    from linkeval.cleaning import clean_study, write_outputs
-    from linkeval.config import load_config
-    from linkeval.pseudonymise import load_key
 
     cfg = load_config(args.config)
     for code in args.site or []:
@@ -139,7 +138,6 @@ def cmd_clean(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from linkeval.config import load_config
 
     return _report(load_config(args.config), args.site, args.jobs)
 
@@ -151,7 +149,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _report(cfg, sites, jobs) -> int:
-    from linkeval.report.batch import run_reports
 
     outcome = run_reports(cfg, sites=sites, jobs=jobs)
     index = outcome.folder / "index.html"
@@ -163,10 +160,6 @@ def _report(cfg, sites, jobs) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from linkeval.cleaning import clean_study, write_outputs
-    from linkeval.config import load_config
-    from linkeval.pseudonymise import DEMO_KEY
-    from linkeval.synthetic import generate_study
 
     root = args.root.resolve()
     print(f"linkeval {__version__}: synthetic demo (seed {args.seed}); every person is made up")

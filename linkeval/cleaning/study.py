@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from linkeval import __version__, schema
+from linkeval import schema
+from linkeval._version import __version__
 from linkeval.cleaning.log import check_accounting
 from linkeval.cleaning.site import CleanResult, clean_site
 from linkeval.config import StudyConfig

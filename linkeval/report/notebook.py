@@ -19,7 +19,7 @@ import nbformat
 import pandas as pd
 from IPython.display import HTML, Markdown, display
 
-from linkeval import __version__
+from linkeval._version import __version__
 from linkeval.config import load_config
 from linkeval.io import load_processed
 from linkeval.report import sections

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from linkeval import __version__
+from linkeval._version import __version__
 
 
 def fmt(value, decimals: int = 1) -> str:
