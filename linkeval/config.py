@@ -16,7 +16,16 @@ from typing import Any
 import yaml
 
 from linkeval.errors import LinkevalError, did_you_mean
-from linkeval.instruments import INSTRUMENTS, Settings, score_names, settings_for
+from linkeval.instruments import (
+    INSTRUMENTS,
+    SETTINGS,
+    Instrument,
+    Settings,
+    define,
+    register,
+    score_names,
+    settings_for,
+)
 from linkeval.vocab import FIELD_VOCABULARY, VOCABULARIES
 
 TABLES = ("referrals", "contacts", "onward_referrals", "questionnaires")
@@ -130,6 +139,15 @@ class StudyConfig:
     programme_theory: tuple[CMOC, ...] = ()
     seed: int = 0  # every random step (bootstrap, imputation) starts from it
     sha256: str = ""
+    # Instruments the config defines itself (instruments.<name> with items): registered in
+    # linkeval.instruments when the config is loaded, and again when it is unpickled in a
+    # worker process, so that scoring, stats and reports find them by name.
+    local_instruments: tuple[Instrument, ...] = ()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        for instrument in self.local_instruments:
+            register(instrument)
 
     def instrument_settings(self, name: str) -> Settings:
         """An instrument's settings: its defaults with this study's overrides."""
@@ -169,6 +187,7 @@ def parse_config(raw: Any, path: Path, sha256: str = "") -> StudyConfig:
     v = _Validator(path)
     v.mapping(raw, "", TOP_KEYS, required=("study", "sites"))
     base = path.parent
+    local_instruments, instruments = _parse_instruments(v, raw.get("instruments") or {}, base)
     sites_raw = raw["sites"]
     v.mapping(sites_raw, "sites", None)
     if not sites_raw:
@@ -197,14 +216,6 @@ def parse_config(raw: Any, path: Path, sha256: str = "") -> StudyConfig:
                                 or min_count < 1):
         v.fail("disclosure.min_count", "rule threshold needs a positive whole min_count, e.g. 10")
 
-    instruments = raw.get("instruments") or {}
-    v.mapping(instruments, "instruments", list(INSTRUMENTS), what="instrument")
-    for name, overrides in instruments.items():
-        v.mapping(overrides or {}, f"instruments.{name}", None)
-        try:
-            settings_for(name, overrides)
-        except LinkevalError as exc:
-            v.fail("", str(exc))
     seed = raw.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         v.fail("seed", "must be a whole number of 0 or more, e.g. 2026")
@@ -225,12 +236,50 @@ def parse_config(raw: Any, path: Path, sha256: str = "") -> StudyConfig:
         key_file=(base / key_file).resolve() if key_file else None,
         followup_window_days=(int(window[0]), int(window[1])),
         disclosure=dict(disclosure),
-        instruments={str(k): dict(val or {}) for k, val in instruments.items()},
+        instruments=instruments,
         allow_under_18=bool(raw.get("allow_under_18", False)),
         programme_theory=programme_theory,
         seed=int(seed) if isinstance(seed, int) else 0,
         sha256=sha256,
+        local_instruments=local_instruments,
     )
+
+
+def _parse_instruments(v: _Validator, instruments: Any, base: Path
+                       ) -> tuple[tuple[Instrument, ...], dict[str, dict[str, Any]]]:
+    """Local instrument definitions (registered at once) and every instrument's settings.
+
+    A name that is not built in and has ``items`` is a local definition (docs/design.md,
+    'Instruments'); its settings keys (mid, reliability, max_missing) apply as for a built-in.
+    """
+    v.mapping(instruments, "instruments", None)
+    local, settings = [], {}
+    for name, spec in instruments.items():
+        name = str(name)
+        spec = spec or {}
+        v.mapping(spec, f"instruments.{name}", None)
+        try:
+            if name not in INSTRUMENTS or (isinstance(spec, dict) and "items" in spec):
+                if "items" not in spec:
+                    known = [n for n, i in INSTRUMENTS.items() if not i.local]
+                    v.fail(f"instruments.{name}", f"unknown instrument{did_you_mean(name, known)}"
+                           f"; known: {', '.join(known)}; to define a local one give title, "
+                           "source, items, range and higher_is_better")
+                instrument = define(name, spec, base)
+                register(instrument)
+                local.append(instrument)
+            overrides = {k: val for k, val in spec.items() if k in SETTINGS}
+            if len(overrides) < len(spec) and not (name in INSTRUMENTS and INSTRUMENTS[name].local):
+                extra = next(k for k in spec if k not in SETTINGS)
+                v.fail(f"instruments.{name}.{extra}", f"unknown setting"
+                       f"{did_you_mean(str(extra), SETTINGS)}; valid: {', '.join(sorted(SETTINGS))}")
+            settings_for(name, overrides)
+        except LinkevalError as exc:
+            if str(exc).startswith(str(v.path)):
+                raise
+            v.fail("", str(exc))
+        settings[name] = overrides
+    return tuple(local), settings
 
 
 def _parse_site(v: _Validator, code: str, spec: Any) -> Site:

@@ -29,6 +29,38 @@ Sources
 - GAD-7: Spitzer RL, et al. Arch Intern Med 2006;166:1092-1097 (cut points 5, 10, 15).
   MID 4: Toussaint A, et al. J Affect Disord 2020;265:395-401.
 - EQ VAS: EuroQol Research Foundation, EQ-5D-5L user guide (0-100 visual analogue scale).
+
+Instruments added through :func:`define` (the same mechanism a study's config uses for its own
+local instruments, docs/standard.md, 'Outcome measures'):
+
+- MYCaW: Paterson C, et al. Measure Yourself Concerns and Wellbeing (MYCaW): an individualised
+  questionnaire for evaluating outcome in cancer support care that includes complementary
+  therapies. Complement Ther Med 2007;15:38-45 (one or two self-nominated concerns and general
+  wellbeing, each scored 0-6, 0 = not bothering me at all / as good as it could be, 6 = bothers
+  me greatly / as bad as it could be; lower is better; follow-up re-scores the same concerns).
+  Profile score: the mean of the available scores, as defined for its parent measure MYMOP
+  (Paterson C. BMJ 1996;312:1016-1020). MYCaW is a registered trade mark, used under a free
+  licence from Meaningful Measures Ltd; no MID is published for social prescribing, so none
+  is set.
+- Campaign to End Loneliness Measurement Tool: Campaign to End Loneliness, Measuring your impact
+  on loneliness in later life (2015): three positively worded statements, answers scored
+  strongly disagree 4, disagree 3, neutral 2, agree 1, strongly agree 0; total 0-12, higher =
+  lonelier. The guidance gives no bands, no MID and no rule for missing answers (so any missing
+  answer means no score).
+- ReQoL-10: Keetharuth AD, et al. Recovering Quality of Life (ReQoL): a new generic
+  self-reported outcome measure for use with people experiencing mental health difficulties.
+  Br J Psychiatry 2018;212:42-49. Ten items scored 0-4 after reversing the negatively worded
+  ones, total 0-40, higher = better; the physical-health item is not part of the total. Item
+  wording, the scoring sheet and the ReQoL-UI utility tariff are copyright (University of
+  Sheffield; licence via Oxford University Innovation): linkeval takes the item scores as the
+  scoring sheet gives them (already turned so that 4 is best) and ships no wording, no
+  cut-off and no utility values, which we could not check against the licensed guide here.
+- PAM (Patient Activation Measure, Insignia Health; licensed, item scoring not public) and the
+  Wellbeing Star (Triangle Consulting Social Enterprise; licensed): pre-scored. linkeval takes
+  the total or level the licensed tool produced and analyses its change; it does not score
+  items. PAM: activation score 0-100 and level 1-4 (Hibbard JH, et al. Health Serv Res
+  2004;39:1005-1026; 2005;40:1918-1930). Wellbeing Star: total of eight outcome-area readings
+  of 1-10 (8-80).
 """
 
 from __future__ import annotations
@@ -36,6 +68,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -64,8 +97,12 @@ class Score:
     higher_is_better: bool
     bands: tuple[Band, ...] = ()
     mid: float | None = None
-    conversion: str | None = None  # name of a raw-total -> score table in package data
+    # A raw-total -> score table: the name of a CSV in package data, or (raw, score) pairs.
+    conversion: str | tuple[tuple[float, float], ...] | None = None
     lonely_threshold: bool = False  # bands come from the `lonely_threshold` setting (UCLA-3)
+    method: str = "sum"  # "sum" of the items, or "mean" of the answered items
+    optional: tuple[str, ...] = ()  # items that may be blank without stopping the score
+    title: str = ""  # plain title for reports (default: the instrument's)
 
 
 @dataclass(frozen=True)
@@ -82,6 +119,10 @@ class Instrument:
     reversed_items: tuple[str, ...] = ()
     allows_prorating: bool = False
     source: str = ""
+    max_missing: int = 0  # missing items allowed by the definition (prorated)
+    whole_numbers: bool = True  # False for pre-scored totals (e.g. PAM 0-100 with decimals)
+    licence: str = ""  # who licenses the measure, where a licence applies
+    local: bool = False  # declared in a study config, not built in
 
     def score(self, name: str) -> Score:
         return next(s for s in self.scores if s.name == name)
@@ -160,7 +201,259 @@ INSTRUMENTS: dict[str, Instrument] = {
         _one("eq_vas", ("vas",), True), source="EuroQol EQ-5D-5L user guide"),
 }
 
+# --------------------------------------------------------------------------------------------
+# Declarative definitions: the form a study config uses under `instruments:` for a local
+# instrument, and the form the instruments below are written in (docs/standard.md).
+
 SETTINGS = {"max_missing", "lonely_threshold", "mid", "reliability"}
+DEFINITION_KEYS = ("title", "source", "licence", "items", "range", "labels", "reversed",
+                   "higher_is_better", "scoring", "conversion", "bands", "mid", "max_missing",
+                   "decimals", "scores")
+SCORE_KEYS = ("name", "title", "items", "optional", "scoring", "higher_is_better", "bands",
+              "mid", "conversion")
+SCORING_METHODS = ("sum", "mean")
+
+
+def define(name: str, spec: dict[str, Any], base: Path | None = None, local: bool = True
+           ) -> Instrument:
+    """An :class:`Instrument` from its declarative definition (a config's ``instruments:``).
+
+    Keys: ``title``, ``source`` (the published scoring rules, or "in-house"), ``items`` (names
+    in order), ``range`` ([lowest, highest] answer), ``higher_is_better``, and optionally
+    ``labels`` ({printed response: value}), ``reversed`` (items turned as low + high - value
+    before scoring), ``scoring`` (``sum`` or ``mean``), ``conversion`` ({raw total: score}, or
+    a CSV with columns raw_score and score, relative to ``base``), ``bands`` ({label: [low,
+    high]}, inclusive), ``mid``, ``max_missing`` (missing items allowed: a sum is prorated as
+    the mean of the answered items x the number of items, a mean is the mean of the answered
+    ones), ``decimals`` (answers need not be whole numbers: pre-scored totals), ``licence``,
+    and ``scores`` (several scores from one form; each with name, items and the score keys).
+    Raises LinkevalError naming ``instruments.<name>.<key>``.
+
+    >>> inst = define("calm", {"title": "Calm scale", "source": "in-house", "items": ["a", "b"],
+    ...                        "range": [1, 5], "higher_is_better": True, "reversed": ["b"]})
+    >>> float(score_items(pd.DataFrame({"a": [5.0], "b": [1.0]}), inst, Settings())["score"][0])
+    10.0
+    """
+    where = f"instruments.{name}"
+
+    def fail(key: str, message: str) -> None:
+        raise LinkevalError(f"{where}{'.' + key if key else ''}: {message}")
+
+    if not isinstance(spec, dict):
+        fail("", "a local instrument is a mapping with title, source, items, range and "
+             "higher_is_better")
+    for key in spec:
+        if key not in DEFINITION_KEYS and key not in SETTINGS:
+            fail(str(key), f"unknown key{did_you_mean(str(key), DEFINITION_KEYS)}; valid: "
+                 f"{', '.join(DEFINITION_KEYS)}")
+    for key in ("title", "source", "items", "range"):
+        if key not in spec:
+            fail("", f"missing required key {key!r} (a local instrument needs title, source, "
+                 "items, range and higher_is_better)")
+    items = spec["items"]
+    if (not isinstance(items, list) or not items or not all(isinstance(i, str) for i in items)
+            or len(set(items)) != len(items)):
+        fail("items", "must be a list of distinct item names in the form's order")
+    rng = spec["range"]
+    if (not isinstance(rng, list) or len(rng) != 2 or not all(_is_number(x) for x in rng)
+            or not rng[0] < rng[1]):
+        fail("range", "must be [lowest, highest] answer, e.g. [1, 5]")
+    labels = spec.get("labels") or {}
+    if not isinstance(labels, dict) or not all(_is_number(v) for v in labels.values()):
+        fail("labels", "must map each printed response to its value, e.g. {Often: 4}")
+    for label, value in labels.items():
+        if not rng[0] <= value <= rng[1]:
+            fail(f"labels.{label}", f"{value} is outside the range {rng[0]}-{rng[1]}")
+    reversed_items = spec.get("reversed") or []
+    unknown = [i for i in reversed_items if i not in items] if isinstance(
+        reversed_items, list) else ["?"]
+    if unknown:
+        fail("reversed", f"must list items of this instrument; not items: {', '.join(map(str, unknown))}")
+    max_missing = spec.get("max_missing", 0)
+    if isinstance(max_missing, bool) or not isinstance(max_missing, int) or not (
+            0 <= max_missing < len(items)):
+        fail("max_missing", f"must be a whole number from 0 to {len(items) - 1}")
+    decimals = spec.get("decimals", False)
+    if not isinstance(decimals, bool):
+        fail("decimals", "must be true or false")
+    default = {k: spec[k] for k in ("higher_is_better", "scoring", "conversion", "bands", "mid")
+               if k in spec}
+    scores_raw = spec.get("scores") or [{"name": name, "items": items, **default}]
+    if not isinstance(scores_raw, list):
+        fail("scores", "must be a list of scores, each with name and items")
+    scores = tuple(_define_score(f"{where}.scores[{i}]" if "scores" in spec else where,
+                                 {**default, **s} if isinstance(s, dict) else s, items, base)
+                   for i, s in enumerate(scores_raw))
+    names = [s.name for s in scores]
+    if len(set(names)) != len(names):
+        fail("scores", "score names must be distinct")
+    return Instrument(
+        name=name, title=str(spec["title"]), items=tuple(items), item_min=rng[0],
+        item_max=rng[1], scores=scores, labels={str(k): v for k, v in labels.items()},
+        reversed_items=tuple(reversed_items), allows_prorating=max_missing > 0,
+        source=str(spec["source"]), max_missing=max_missing, whole_numbers=not decimals,
+        licence=str(spec.get("licence", "")), local=local)
+
+
+def _define_score(where: str, spec: Any, items: list[str], base: Path | None) -> Score:
+    def fail(key: str, message: str) -> None:
+        raise LinkevalError(f"{where}{'.' + key if key else ''}: {message}")
+
+    if not isinstance(spec, dict):
+        fail("", "each score is a mapping with name and items")
+    for key in spec:
+        if key not in SCORE_KEYS:
+            fail(str(key), f"unknown key{did_you_mean(str(key), SCORE_KEYS)}; valid: "
+                 f"{', '.join(SCORE_KEYS)}")
+    if "name" not in spec or not str(spec["name"]).isidentifier():
+        fail("name", "each score needs a name (letters, digits and _)")
+    own = spec.get("items", items)
+    if not isinstance(own, list) or not own or any(i not in items for i in own):
+        fail("items", f"must list items of the instrument ({', '.join(items)})")
+    if not isinstance(spec.get("higher_is_better"), bool):
+        fail("higher_is_better", "say the score's direction: true if a higher score is better, "
+             "false if worse")
+    method = spec.get("scoring", "sum")
+    if method not in SCORING_METHODS:
+        fail("scoring", f"{method!r}{did_you_mean(str(method), SCORING_METHODS)}; use sum or mean")
+    optional = spec.get("optional") or []
+    if not isinstance(optional, list) or any(i not in own for i in optional) or (
+            len(optional) >= len(own)):
+        fail("optional", "must list some (not all) of the score's items")
+    bands_raw = spec.get("bands") or {}
+    if not isinstance(bands_raw, dict):
+        fail("bands", "must map each band label to [low, high], e.g. {low: [0, 4]}")
+    bands = []
+    for label, edges in bands_raw.items():
+        if (not isinstance(edges, list) or len(edges) != 2
+                or not all(_is_number(e) for e in edges) or edges[0] > edges[1]):
+            fail(f"bands.{label}", "must be [low, high] (inclusive), low <= high")
+        bands.append(Band(str(label), float(edges[0]), float(edges[1])))
+    mid = spec.get("mid")
+    if mid is not None and (not _is_number(mid) or mid <= 0):
+        fail("mid", "must be a positive number of points")
+    return Score(name=str(spec["name"]), items=tuple(own),
+                 higher_is_better=spec["higher_is_better"], bands=tuple(bands),
+                 mid=float(mid) if mid is not None else None,
+                 conversion=_conversion(where, spec.get("conversion"), base), method=method,
+                 optional=tuple(optional), title=str(spec.get("title", "")))
+
+
+def _conversion(where: str, value: Any, base: Path | None
+                ) -> tuple[tuple[float, float], ...] | None:
+    """A conversion table as (raw, score) pairs, from a mapping or a CSV file."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        path = (base or Path.cwd()) / value
+        try:
+            table = pd.read_csv(path)
+            pairs = zip(table["raw_score"], table["score"], strict=True)
+        except (OSError, KeyError, ValueError) as exc:
+            raise LinkevalError(f"{where}.conversion: cannot read {path} as a CSV with columns "
+                                f"raw_score and score ({type(exc).__name__})") from None
+    elif isinstance(value, dict):
+        pairs = value.items()
+    else:
+        raise LinkevalError(f"{where}.conversion: give {{raw total: score}} or a CSV file")
+    out = []
+    for raw, score in pairs:
+        if not _is_number(raw) or not _is_number(score):
+            raise LinkevalError(f"{where}.conversion: {raw!r}: {score!r} is not a number pair")
+        out.append((float(raw), float(score)))
+    return tuple(sorted(out))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value)
+
+
+MYCAW_LABELS = {"not bothering me at all": 0, "bothers me greatly": 6,
+                "as good as it could be": 0, "as bad as it could be": 6}
+CEL_LABELS = {"strongly disagree": 4, "disagree": 3, "neutral": 2, "agree": 1,
+              "strongly agree": 0}
+REQOL_ITEMS = [f"q{i}" for i in range(1, 11)]
+
+# Written in the declarative form, through the same `define` a config's local instruments use.
+DEFINED: dict[str, dict[str, Any]] = {
+    "mycaw": {
+        "title": "Measure Yourself Concerns and Wellbeing (MYCaW)",
+        "source": "Paterson 2007 (MYCaW); profile score as MYMOP, Paterson 1996",
+        "licence": "MYCaW is a registered trade mark; free licence from Meaningful Measures Ltd",
+        "items": ["concern1", "concern2", "wellbeing"], "range": [0, 6],
+        "labels": MYCAW_LABELS, "higher_is_better": False,
+        "scores": [
+            {"name": "mycaw_concern1", "items": ["concern1"], "title": "First concern (MYCaW)"},
+            {"name": "mycaw_concern2", "items": ["concern2"], "title": "Second concern (MYCaW)"},
+            {"name": "mycaw_wellbeing", "items": ["wellbeing"], "title": "Wellbeing (MYCaW)"},
+            {"name": "mycaw", "items": ["concern1", "concern2", "wellbeing"], "scoring": "mean",
+             "optional": ["concern2"], "title": "MYCaW profile score"},
+        ],
+    },
+    "cel": {
+        "title": "Campaign to End Loneliness Measurement Tool",
+        "source": "Campaign to End Loneliness, Measuring your impact on loneliness in later "
+                  "life (2015)",
+        "items": ["content_with_relationships", "people_to_ask_for_help",
+                  "satisfying_relationships"],
+        "range": [0, 4], "labels": CEL_LABELS, "higher_is_better": False,
+    },
+    "reqol10": {
+        "title": "Recovering Quality of Life (ReQoL-10)",
+        "source": "Keetharuth 2018 (Br J Psychiatry 212:42-49); item scores from the ReQoL "
+                  "scoring sheet",
+        "licence": "ReQoL is copyright of the University of Sheffield; licence (free for "
+                   "non-commercial use) via Oxford University Innovation; item wording and the "
+                   "ReQoL-UI tariff are not shipped",
+        "items": REQOL_ITEMS, "range": [0, 4], "higher_is_better": True,
+    },
+    "pam": {
+        "title": "Patient Activation Measure (PAM), pre-scored",
+        "source": "Hibbard 2004, 2005; score and level as produced by the licensed PAM software",
+        "licence": "PAM is licensed by Insignia Health (Phreesia); item scoring is not public",
+        "items": ["score", "level"], "range": [0, 100], "decimals": True,
+        "scores": [
+            {"name": "pam", "items": ["score"], "higher_is_better": True,
+             "title": "Patient activation (PAM score)"},
+            {"name": "pam_level", "items": ["level"], "higher_is_better": True,
+             "title": "Patient activation level (PAM)",
+             "bands": {"level 1": [1, 1], "level 2": [2, 2], "level 3": [3, 3],
+                       "level 4": [4, 4]}},
+        ],
+    },
+    "wellbeing_star": {
+        "title": "Wellbeing Star, pre-scored total",
+        "source": "Triangle Consulting Social Enterprise, Wellbeing Star (eight outcome areas, "
+                  "readings 1-10)",
+        "licence": "The Outcomes Star is licensed by Triangle Consulting Social Enterprise",
+        "items": ["total"], "range": [8, 80], "higher_is_better": True,
+    },
+}
+
+for _name, _spec in DEFINED.items():
+    INSTRUMENTS[_name] = define(_name, _spec, local=False)
+
+BUILTIN = frozenset(INSTRUMENTS)
+
+
+def register(instrument: Instrument) -> None:
+    """Add (or replace) a study's local instrument; a built-in name or score name is refused.
+
+    Instruments live in one registry per process so that stats and reports find a local
+    instrument's scores by name (the config registers its own when loaded and unpickled).
+    """
+    if instrument.name in BUILTIN:
+        raise LinkevalError(f"instruments.{instrument.name}: is a built-in instrument; give "
+                            "the local one another name (settings of a built-in take only "
+                            f"{', '.join(sorted(SETTINGS))})")
+    taken = {s.name: i.name for i in INSTRUMENTS.values() if i.name != instrument.name
+             for s in i.scores}
+    for spec in instrument.scores:
+        if spec.name in taken:
+            raise LinkevalError(f"instruments.{instrument.name}: score name {spec.name!r} is "
+                                f"already a score of {taken[spec.name]}; rename it")
+    INSTRUMENTS[instrument.name] = instrument
+
 
 
 @dataclass(frozen=True)
@@ -181,7 +474,7 @@ def settings_for(name: str, overrides: dict[str, Any] | None = None) -> Settings
         if key not in SETTINGS:
             raise LinkevalError(f"instruments.{name}.{key}: unknown setting"
                                 f"{did_you_mean(key, SETTINGS)}; valid: {', '.join(sorted(SETTINGS))}")
-    max_missing = overrides.get("max_missing", 0)
+    max_missing = overrides.get("max_missing", instrument.max_missing)
     if not isinstance(max_missing, int) or max_missing < 0:
         raise LinkevalError(f"instruments.{name}.max_missing: must be a whole number >= 0")
     if max_missing and not instrument.allows_prorating:
@@ -226,8 +519,11 @@ def direction(score_name: str) -> int:
 
 
 @cache
-def conversion_table(name: str) -> pd.Series:
-    """A published raw-total -> score table shipped in ``linkeval/data`` (e.g. SWEMWBS)."""
+def conversion_table(name: str | tuple[tuple[float, float], ...]) -> pd.Series:
+    """A published raw-total -> score table shipped in ``linkeval/data`` (e.g. SWEMWBS), or
+    a definition's own (raw, score) pairs."""
+    if not isinstance(name, str):  # (raw, score) pairs from a definition
+        return pd.Series(dict(name), dtype=float)
     with resources.files("linkeval.data").joinpath(f"{name}.csv").open("r") as fh:
         table = pd.read_csv(fh)
     return table.set_index("raw_score")["metric_score"]
@@ -275,7 +571,7 @@ def _unique_item_values(text: pd.Series, instrument: Instrument) -> tuple[pd.Ser
         lambda v: labels.get(normalise_label(v), np.nan))
     numeric = numeric.astype("Float64")
     numeric.loc[from_label.index] = from_label.astype("Float64")
-    whole = numeric == numeric.round()
+    whole = (numeric == numeric.round()) if instrument.whole_numbers else numeric.notna()
     ok = numeric.notna() & whole.fillna(False) & (numeric >= instrument.item_min) & (
         numeric <= instrument.item_max)
     ok = ok.fillna(False).astype(bool)
@@ -297,13 +593,18 @@ def score_items(items: pd.DataFrame, instrument: Instrument, settings: Settings)
             values[item] = instrument.item_min + instrument.item_max - values[item]
         n_items = len(spec.items)
         n_missing = values.isna().sum(axis=1).astype(int)
+        required = [i for i in spec.items if i not in spec.optional]
+        n_required_missing = values[required].isna().sum(axis=1).astype(int)
         allowed = settings.max_missing if instrument.allows_prorating else 0
-        scored = n_missing <= allowed
+        scored = n_required_missing <= allowed
         total = values.sum(axis=1, skipna=True)
         answered = n_items - n_missing
-        # Person-mean prorating: the missing items take the mean of the answered ones.
-        prorated = (total / answered.where(answered > 0) * n_items)
-        raw = total.where(n_missing == 0, prorated).where(scored)
+        mean = total / answered.where(answered > 0)
+        if spec.method == "mean":  # the mean of the answered items (e.g. MYCaW profile)
+            raw = mean.where(scored)
+        else:
+            # Person-mean prorating: the missing items take the mean of the answered ones.
+            raw = total.where(n_missing == 0, mean * n_items).where(scored)
         score = raw.astype("Float64")
         if spec.conversion:
             table = conversion_table(spec.conversion)
@@ -348,7 +649,13 @@ SCORE_TITLES = {
 
 
 def score_title(name: str) -> str:
-    return SCORE_TITLES.get(name, name)
+    if name in SCORE_TITLES:
+        return SCORE_TITLES[name]
+    names = score_names()
+    if name not in names:
+        return name
+    instrument = INSTRUMENTS[names[name]]
+    return instrument.score(name).title or instrument.title
 
 
 def score_spec(name: str) -> Score:
