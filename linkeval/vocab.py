@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from importlib import resources
 
 import numpy as np
 import pandas as pd
@@ -193,6 +194,29 @@ SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
                   "cancelled by patient", "was not brought", "wnb"),
     },
 }
+
+
+
+def _snomed_labels() -> pd.DataFrame:
+    """SNOMED CT concepts that stand for a canonical code (``linkeval/data/snomed_labels.csv``).
+
+    Only concepts whose id and meaning were checked are listed (docs/standard.md, 'SNOMED
+    CT'); a site's own codes go under ``values:`` like any other label.
+    """
+    with resources.files("linkeval.data").joinpath("snomed_labels.csv").open(
+            "r", encoding="utf-8") as fh:
+        return pd.read_csv(fh, dtype=str)
+
+
+SNOMED_LABELS = _snomed_labels()
+# Concept id -> what a coded event means where it is not a label of a field ("referral").
+SNOMED_EVENTS: dict[str, str] = {
+    r.concept_id: r.code for r in SNOMED_LABELS.itertuples() if r.field == "event"}
+for _r in SNOMED_LABELS[SNOMED_LABELS["field"] != "event"].itertuples():
+    # The concept id and its term (without the semantic tag) both stand for the code.
+    _term = re.sub(r"\s*\([^)]*\)$", "", _r.term)
+    _vocab = FIELD_VOCABULARY[_r.field]
+    SYNONYMS[_vocab][_r.code] = (*SYNONYMS[_vocab].get(_r.code, ()), _r.concept_id, _term)
 
 _NON_ALNUM = re.compile(r"[^0-9a-z]+")
 

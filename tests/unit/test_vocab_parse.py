@@ -79,3 +79,22 @@ def test_age_in_completed_years():
     dob = pd.Series(pd.to_datetime(["1960-03-01", "1960-03-02", "2000-02-29"]))
     on = pd.Series(pd.to_datetime(["2024-03-01", "2024-03-01", "2018-02-28"]))
     assert whole_years_between(dob, on).tolist() == [64, 63, 17]
+
+
+@pytest.mark.parametrize(("field", "label", "code"), [
+    ("outcome", "871711000000103", "declined"),  # Social prescribing declined (situation)
+    ("outcome", "Social prescribing declined", "declined"),
+    ("reasons", "422650009", "loneliness_isolation"),  # Social isolation (finding)
+    ("reasons", "366979004", "mental_wellbeing"),  # Depressed mood (finding)
+    ("reasons", "Financial problem", "finance_debt_benefits"),
+])
+def test_snomed_concept_ids_and_terms_are_labels(field, label, code):
+    codes, unmapped = map_labels(pd.Series([label]), field)
+    assert codes.tolist() == [code] and not unmapped.any()
+
+
+def test_snomed_referral_code_is_an_event_not_a_label():
+    from linkeval.vocab import SNOMED_EVENTS, SNOMED_LABELS
+    assert SNOMED_EVENTS == {"871731000000106": "referral"}
+    assert SNOMED_LABELS["concept_id"].is_unique
+    assert SNOMED_LABELS["source"].str.len().gt(0).all()
