@@ -38,6 +38,7 @@ INPUT_FIELDS: dict[str, tuple[str, ...]] = {
         "referral_id", *IDENTITY_FIELDS, "referral_date", "date_of_birth", "age", "sex",
         "ethnicity", "imd_decile", "referral_source", "reasons", "first_contact_date",
         "discharge_date", "outcome", "n_contacts", "n_attended", "n_onward_referrals",
+        "postcode", "practice_code",  # read for area context, then dropped (cleaning/area.py)
     ),
     "contacts": ("referral_id", "contact_date", "mode", "duration_min", "attended"),
     "onward_referrals": ("referral_id", "onward_date", "asset_type"),
@@ -57,8 +58,18 @@ DISCLOSURE_RULES = ("nhs_digital", "threshold", "none")
 TOP_KEYS = (
     "study", "raw_dir", "processed_dir", "reports_dir", "demo", "pseudonymisation",
     "followup_window_days", "disclosure", "instruments", "sites", "allow_under_18",
-    "programme_theory", "seed",
+    "programme_theory", "seed", "context_lookups",
 )
+# context_lookups: lookup -> its column names' defaults (the published files' headers).
+LOOKUP_COLUMNS: dict[str, dict[str, Any]] = {
+    "postcodes": {"postcode": "pcds", "lsoa": "lsoa21", "lsoa_year": 2021},
+    "lsoa_2011_2021": {"lsoa11": "LSOA11CD", "lsoa21": "LSOA21CD"},
+    "imd": {"lsoa": "LSOA code (2011)", "lsoa_year": 2011,
+            "decile": "Index of Multiple Deprivation (IMD) Decile (where 1 is most deprived "
+                      "10% of LSOAs)"},
+    "rural_urban": {"lsoa": "LSOA21CD", "classification": "RUC21NM", "lsoa_year": 2021},
+    "practice_pcn": {"practice": "Partner Organisation Code", "pcn": "PCN Code"},
+}
 CMOC_KEYS = ("id", "context", "mechanism", "outcome", "test")
 CMOC_TEST_KEYS = ("outcome", "context", "expected")
 CMOC_CONTEXT_KEYS = ("variable", "equals", "in", "at_least", "at_most", "label")
@@ -143,6 +154,8 @@ class StudyConfig:
     # linkeval.instruments when the config is loaded, and again when it is unpickled in a
     # worker process, so that scoring, stats and reports find them by name.
     local_instruments: tuple[Instrument, ...] = ()
+    # lookup -> {path (absolute), column names, lsoa_year}: see cleaning/area.py
+    context_lookups: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -242,7 +255,29 @@ def parse_config(raw: Any, path: Path, sha256: str = "") -> StudyConfig:
         seed=int(seed) if isinstance(seed, int) else 0,
         sha256=sha256,
         local_instruments=local_instruments,
+        context_lookups=_parse_lookups(v, raw.get("context_lookups") or {}, base),
     )
+
+
+def _parse_lookups(v: _Validator, lookups: Any, base: Path) -> dict[str, dict[str, Any]]:
+    """context_lookups: each a file path, or {path, column names, lsoa_year}; files must exist."""
+    v.mapping(lookups, "context_lookups", list(LOOKUP_COLUMNS), what="lookup")
+    out = {}
+    for name, spec in lookups.items():
+        where = f"context_lookups.{name}"
+        spec = {"path": spec} if isinstance(spec, str) else spec
+        v.mapping(spec, where, ["path", *LOOKUP_COLUMNS[name]], required=("path",))
+        path = (base / str(spec["path"])).resolve()
+        if not path.is_file():
+            v.fail(f"{where}.path", f"{path} not found; download the file once and name it here")
+        year = spec.get("lsoa_year", LOOKUP_COLUMNS[name].get("lsoa_year"))
+        if "lsoa_year" in LOOKUP_COLUMNS[name] and year not in (2011, 2021):
+            v.fail(f"{where}.lsoa_year", "must be 2011 or 2021")
+        out[name] = {**LOOKUP_COLUMNS[name], **spec, "path": str(path)}
+    if ("imd" in out or "rural_urban" in out) and "postcodes" not in out:
+        v.fail("context_lookups", "imd and rural_urban need the postcodes lookup (ONSPD or "
+               "NSPL) to find each postcode's LSOA")
+    return out
 
 
 def _parse_instruments(v: _Validator, instruments: Any, base: Path

@@ -38,6 +38,10 @@ REFERRALS = pa.DataFrameSchema(
         "sex": _code("sex"),
         "ethnicity": _code("ethnicity"),
         "imd_decile": pa.Column("Int64", pa.Check.in_range(1, 10), nullable=True),
+        # Derived during cleaning (cleaning/area.py); the postcode itself is never kept.
+        "imd_quintile": pa.Column("Int64", pa.Check.in_range(1, 5), nullable=True),
+        "rural_urban": pa.Column(str, pa.Check.isin(["urban", "rural"]), nullable=True),
+        "pcn_code": pa.Column(str, nullable=True),
         "first_contact_date": pa.Column(DATE, nullable=True),
         "discharge_date": pa.Column(DATE, nullable=True),
         "outcome": _code("outcome", nullable=True),

@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from linkeval.cleaning.area import derive_area
 from linkeval.cleaning.context import Context
 from linkeval.cleaning.log import FILE, ROW, quoted
 from linkeval.cleaning.lookup import large_text, positions
@@ -182,6 +183,8 @@ def referrals_from(ctx: Context, source: Source) -> tuple[pd.DataFrame, pa.Array
     for fld in ("referral_source", "sex", "ethnicity", "outcome"):
         frame = labels(ctx, frame, t, fld, source)
     frame = numbers(ctx, frame, t, "imd_decile", low=1, high=10)
+    # Area and practice context, before the postcode is dropped (docs/standard.md).
+    frame = derive_area(ctx, frame)
     for fld in ("n_contacts", "n_attended", "n_onward_referrals"):
         frame = numbers(ctx, frame, t, fld, low=0, high=10_000)
     for fld in ("discharge_date", "first_contact_date"):
