@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 
 from linkeval.cleaning.area import derive_area
 from linkeval.cleaning.context import Context
+from linkeval.cleaning.episodes import flag_duplicate_cases
 from linkeval.cleaning.log import FILE, ROW, quoted
 from linkeval.cleaning.lookup import large_text, positions
 from linkeval.cleaning.read import REASON_SEP, SRC
@@ -239,7 +240,7 @@ def finish_referrals(ctx: Context, frame: pd.DataFrame) -> pd.DataFrame:
                                + r["referral_id"].map(first_at).astype(str))
     frame = frame.copy()
     frame["person_id"] = person_ids(ctx, frame)
-    return frame
+    return flag_duplicate_cases(ctx, frame)
 
 
 def reasons(ctx: Context, referrals: pd.DataFrame) -> pd.DataFrame:
