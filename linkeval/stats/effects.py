@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special, stats
 
+from linkeval.instruments import cronbach_alpha
+
 __all__ = ["bowker_test", "cronbach_alpha_ci", "dz_interval", "hedges_g_av", "hodges_lehmann",
            "wilcoxon_v"]
 
@@ -303,8 +305,6 @@ def cronbach_alpha_ci(items: pd.DataFrame, confidence: float = 0.95) -> dict:
     R (Feldt's formula): ``a <- 0.94335938; 1 - (1 - a) * qf(c(0.975, 0.025), 5, 10)`` gives
     0.7600655 and 0.9914429.
     """
-    from linkeval.instruments import cronbach_alpha
-
     complete = items.dropna()
     n, k = complete.shape
     alpha = cronbach_alpha(complete)

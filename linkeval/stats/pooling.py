@@ -26,6 +26,10 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from linkeval.errors import did_you_mean
+from linkeval.instruments import score_names
+from linkeval.stats.change import paired_change
+
 __all__ = ["MetaAnalysis", "MetaRegression", "context_meta_regression", "meta_analysis",
            "meta_regression", "pooled_change"]
 
@@ -424,8 +428,6 @@ def meta_regression(yi, vi, moderators, confidence: float = 0.95, test: str = "k
 # -- site estimates from paired scores ----------------------------------------------------------
 
 def _site_estimates(pairs: pd.DataFrame, by: str, window_only: bool) -> pd.DataFrame:
-    from linkeval.stats.change import paired_change
-
     table = paired_change(pairs, by=by, window_only=window_only, n_boot=0)
     table["vi"] = table["change_sd"] ** 2 / table["n"]
     return table
@@ -500,8 +502,6 @@ def pooled_change(pairs: pd.DataFrame, by: str = "site", confidence: float = 0.9
     missing = [c for c in ("instrument", "baseline", "followup", by) if c not in pairs]
     if missing:
         raise ValueError(f"pairs has no column {', '.join(map(repr, missing))}")
-    from linkeval.stats.change import paired_change
-
     sites = _site_estimates(pairs, by, window_only)
     overall = paired_change(pairs, window_only=window_only, n_boot=0, confidence=confidence)
     rows = []
@@ -598,9 +598,6 @@ def context_meta_regression(pairs: pd.DataFrame, instrument: str,
     >>> round(r["estimate"], 3), r["df"], r["k_context"]
     (0.583, 2.0, 2)
     """
-    from linkeval.errors import did_you_mean
-    from linkeval.instruments import score_names
-
     names = score_names()
     if instrument not in names:
         raise ValueError(f"unknown instrument score {instrument!r}"
