@@ -1,12 +1,14 @@
 """The ``linkeval`` command (docs/design.md, 'CLI').
 
 Exit codes: 0 success; 1 some site failed; 2 bad usage, config or input. Problems a user can fix
-are printed as one line on stderr, never as a traceback.
+are printed as one line on stderr, never as a traceback; text that came from the data is printed
+with control characters (terminal escapes) made visible.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from pathlib import Path
@@ -15,9 +17,11 @@ import pandas as pd
 
 from linkeval._version import __version__
 from linkeval.cleaning import clean_study, write_outputs
-from linkeval.config import load_config
+from linkeval.cleaning.study import SitesFailed, check_key, previous_manifest
+from linkeval.config import StudyConfig, load_config
 from linkeval.errors import LinkevalError
-from linkeval.pseudonymise import DEMO_KEY, load_key
+from linkeval.io import folder_lock, remove_leftovers
+from linkeval.pseudonymise import DEMO_KEY, key_fingerprint, load_key
 from linkeval.report.batch import run_reports
 from linkeval.synthetic import generate_study
 
@@ -30,8 +34,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.func(args) or 0
+    except SitesFailed as exc:
+        for code, message in exc.failed.items():
+            print(f"linkeval: error: site {code}: {printable(message)}", file=sys.stderr)
+        return exc.exit_code
     except LinkevalError as exc:
-        print(f"linkeval: error: {exc}", file=sys.stderr)
+        print(f"linkeval: error: {printable(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("linkeval: interrupted; previous outputs are unchanged", file=sys.stderr)
@@ -115,26 +123,64 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"config OK: {cfg.path} ({len(cfg.sites)} sites)")
     _print_summary(result)
     if len(result.unmapped):
-        print("\nunmapped labels (recorded as `other`; add them under `values:` in the config):")
-        print(result.unmapped.to_string(index=False))
+        print("\nunmapped labels (recorded as `other`; add them under `values:` in the config;"
+              "\nthe QA files show only labels seen at least 3 times):")
+        print(printable(result.unmapped.to_string(index=False), keep_newlines=True))
     else:
         print("\nno unmapped labels")
-    return 0
+    return _failed_sites(result)
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
-
     cfg = load_config(args.config)
     for code in args.site or []:
         cfg.site(code)
     key = load_key(cfg.key_env, cfg.key_file, demo=cfg.demo)
+    return _clean(cfg, key, args.site, args.jobs, _command(args))
+
+
+def _clean(cfg: StudyConfig, key: bytes, sites: list[str] | None, jobs: int | None,
+           command: str) -> int:
+    """Clean and write under the processed folder's lock; 1 when some site failed."""
     start = time.perf_counter()
-    result = clean_study(cfg, key=key, sites=args.site, jobs=args.jobs)
-    out = write_outputs(cfg, result, sites=args.site)
+    with folder_lock(cfg.processed_dir, command):
+        _remove_leftovers(cfg)
+        check_key(cfg, key_fingerprint(key), sites)
+        old_key = previous_manifest(cfg).get("key_fingerprint")
+        result = clean_study(cfg, key=key, sites=sites, jobs=jobs)
+        out = write_outputs(cfg, result, sites=sites)
     _print_summary(result)
+    if old_key and old_key != result.key_fingerprint:
+        print(f"\nnote: the pseudonymisation key has changed since the last clean (fingerprint "
+              f"{old_key} -> {result.key_fingerprint}): every person_id is new")
     print(f"\ncleaned in {time.perf_counter() - start:.1f}s -> {out}")
     print(f"cleaning log: {out / 'qa' / 'cleaning_log.csv'}")
+    return _failed_sites(result)
+
+
+def _remove_leftovers(cfg: StudyConfig) -> None:
+    freed = remove_leftovers(cfg.processed_dir, keep=("report_logs",),
+                             patterns=(".linkeval-parts-*",))
+    if freed:
+        print(f"removed {freed / 1e6:,.1f} MB left by an interrupted run")
+
+
+def _failed_sites(result) -> int:
+    """Name each site that could not be cleaned (one line each); 1 if there was one."""
+    for code, message in result.failed.items():
+        kept = ("; its previous rows are kept" if code in result.kept_previous else "")
+        print(f"linkeval: error: site {code}: {printable(message)}{kept}", file=sys.stderr)
+    if result.failed:
+        print(f"{len(result.failed)} site(s) failed: {', '.join(result.failed)}; the other "
+              "sites were cleaned", file=sys.stderr)
+        return 1
     return 0
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The command as the lock's holder is shown to a second run."""
+    sites = "".join(f" --site {code}" for code in getattr(args, "site", None) or [])
+    return f"{args.command}{sites}"
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -144,8 +190,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     args.site = None
-    cmd_clean(args)
-    return cmd_report(args)
+    cleaned = cmd_clean(args)
+    return max(cleaned, cmd_report(args))
 
 
 def _report(cfg, sites, jobs) -> int:
@@ -172,13 +218,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     print(f"raw exports:  {root / 'data' / 'raw' / 'demo'}")
     cfg = load_config(study.config_path)
-    result = clean_study(cfg, key=DEMO_KEY)
-    out = write_outputs(cfg, result)
-    _print_summary(result)
-    print(f"\nconfig:       {cfg.path}")
-    print(f"processed:    {out}")
-    print(f"cleaning log: {out / 'qa' / 'cleaning_log.csv'}\n")
-    return _report(cfg, None, args.jobs)
+    cleaned = _clean(cfg, DEMO_KEY, None, None, "demo")
+    print(f"\nconfig:       {cfg.path}\n")
+    return max(cleaned, _report(cfg, None, args.jobs))
 
 
 def _print_summary(result) -> None:
@@ -193,6 +235,23 @@ def _print_summary(result) -> None:
                           .rename("rows").reset_index())
                 print("\nrejected rows by rule (details in the cleaning log):")
                 print(counts.to_string(index=False))
+    for row in summary[summary["rows_kept"] == 0].itertuples():
+        why = ("the export has no data rows" if row.rows_read == 0
+               else f"all {row.rows_read:,} rows were rejected")
+        print(f"note: site {row.site} {row.table}: no rows kept ({why})")
+
+
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str, keep_newlines: bool = False) -> str:
+    """Text for the terminal: control characters (ANSI escapes) shown as \\xNN, not obeyed.
+
+    >>> printable("label \\x1b[31mred")
+    'label \\\\x1b[31mred'
+    """
+    text = CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+    return text if keep_newlines else text.replace("\n", "\\n")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,9 +7,12 @@ wrong and suggests the nearest valid name.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -181,8 +184,11 @@ def load_config(path: str | os.PathLike) -> StudyConfig:
     if not path.is_file():
         raise LinkevalError(f"{path}: config file not found; check the --config path")
     text = path.read_bytes()
+    if len(text) > MAX_CONFIG_BYTES:
+        raise LinkevalError(f"{path}: {len(text):,} bytes is not a study config (a few KB); "
+                            "check the --config path")
     try:
-        raw = yaml.safe_load(text.decode("utf-8"))
+        raw = _load_yaml(text.decode("utf-8"), path)
     except UnicodeDecodeError as exc:
         raise LinkevalError(f"{path}: not a UTF-8 text file ({exc.reason}); save it as UTF-8") from None
     except yaml.YAMLError as exc:
@@ -205,7 +211,8 @@ def parse_config(raw: Any, path: Path, sha256: str = "") -> StudyConfig:
     v.mapping(sites_raw, "sites", None)
     if not sites_raw:
         v.fail("sites", "no sites defined; add at least one site with its sources")
-    sites = {str(code): _parse_site(v, str(code), spec) for code, spec in sites_raw.items()}
+    sites = {str(code): _parse_site(v, str(code), spec) for code, spec in sites_raw.items()
+             if _site_code(v, code, sites_raw)}
 
     pseudo = raw.get("pseudonymisation") or {}
     v.mapping(pseudo, "pseudonymisation", PSEUDONYMISATION_KEYS)
@@ -236,6 +243,7 @@ def parse_config(raw: Any, path: Path, sha256: str = "") -> StudyConfig:
         if flag in raw and not isinstance(raw[flag], bool):
             v.fail(flag, "must be true or false")
 
+    _check_folders(v, base, raw, key_file)
     programme_theory = _parse_programme_theory(v, raw.get("programme_theory") or [], sites)
     return StudyConfig(
         path=path,
@@ -324,6 +332,7 @@ def _parse_site(v: _Validator, code: str, spec: Any) -> Site:
     if not isinstance(sources_raw, list) or not sources_raw:
         v.fail(f"{where}.sources", "must be a list of sources (each with table, path, columns)")
     sources = tuple(_parse_source(v, f"{where}.sources[{i}]", s) for i, s in enumerate(sources_raw))
+    _one_reading_per_file(v, sources)
     tables = [s.table for s in sources]
     if "referrals" not in tables:
         v.fail(f"{where}.sources", "a site needs a source with table: referrals")
@@ -383,6 +392,10 @@ def _parse_source(v: _Validator, where: str, spec: Any) -> Source:
     skip_rows = spec.get("skip_rows", 0)
     if not isinstance(skip_rows, int) or isinstance(skip_rows, bool) or skip_rows < 0:
         v.fail(f"{where}.skip_rows", "must be a whole number of lines (0 or more)")
+    if skip_rows > MAX_SKIP_ROWS:
+        v.fail(f"{where}.skip_rows", f"{skip_rows:,} lines above the header is more than any "
+               f"export has (at most {MAX_SKIP_ROWS:,}); count the lines above the header row")
+    _check_file_options(v, where, spec)
     items = _parse_items(v, where, spec.get("items") or {})
     if items and table != "questionnaires":
         v.fail(f"{where}.items", "items belong to table: questionnaires sources only")
@@ -400,7 +413,7 @@ def _parse_source(v: _Validator, where: str, spec: Any) -> Source:
         skip_rows=skip_rows,
         date_format=spec.get("date_format"),
         multi_value_separator=spec.get("multi_value_separator"),
-        delimiter=str(spec.get("delimiter", ",")),
+        delimiter=_delimiter(spec.get("delimiter", ",")),
         items=items,
         timepoint=timepoint,
         key_path=where,
@@ -493,6 +506,165 @@ def _parse_items(v: _Validator, where: str, items: Any) -> dict[str, dict[str, s
         else:
             v.fail(key, "give the item columns as a list in item order, or as {item: column}")
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Safety checks: the YAML itself, site codes, raw paths and the folders (docs/design.md, 'Study
+# config'). Each refuses something that would otherwise be accepted and go wrong later.
+
+MAX_CONFIG_BYTES = 5_000_000
+MAX_YAML_NODES = 200_000  # values after anchors and aliases are expanded
+MAX_SKIP_ROWS = 1_000
+SITE_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
+
+
+class _YamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses duplicate keys (the later one would silently win)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            with contextlib.suppress(TypeError):  # unhashable keys: PyYAML reports them
+                if key in seen:
+                    raise LinkevalError(
+                        f"line {key_node.start_mark.line + 1}: duplicate key {key!r} (also on "
+                        f"line {seen[key]}); the later one would silently replace the first: "
+                        "remove or rename one")
+                seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def _load_yaml(text: str, path: Path) -> Any:
+    """Parse the config, refusing duplicate keys and alias bombs (a few lines of anchors that
+    expand to billions of values)."""
+    loader = _YamlLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is not None and _expanded_size(node, {}, set()) > MAX_YAML_NODES:
+            raise LinkevalError(f"{path}: anchors and aliases (&, *) expand to more than "
+                                f"{MAX_YAML_NODES:,} values; write the config out in full")
+        return loader.construct_document(node) if node is not None else None
+    except LinkevalError as exc:
+        message = str(exc)
+        raise LinkevalError(message if message.startswith(str(path)) else f"{path}: {message}"
+                            ) from None
+    finally:
+        loader.dispose()
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_: set[int]) -> int:
+    """How many values a YAML node stands for once every alias is expanded (capped)."""
+    if id(node) in sizes:
+        return sizes[id(node)]
+    if id(node) in open_:
+        raise LinkevalError(f"line {node.start_mark.line + 1}: an alias refers to itself; "
+                            "write the config out in full")
+    open_.add(id(node))
+    total = 1
+    if isinstance(node, yaml.SequenceNode):
+        children = node.value
+    elif isinstance(node, yaml.MappingNode):
+        children = [n for pair in node.value for n in pair]
+    else:
+        children = []
+    for child in children:
+        total += _expanded_size(child, sizes, open_)
+        if total > MAX_YAML_NODES:
+            break
+    open_.discard(id(node))
+    sizes[id(node)] = total
+    return total
+
+
+def _site_code(v: _Validator, code: Any, sites_raw: dict) -> bool:
+    """Site codes name folders and files: letters, digits, - and _, and one code per site."""
+    where = f"sites.{code}"
+    if isinstance(code, bool) or not isinstance(code, str | int):
+        v.fail(where, f"site code {code!r} is read as {type(code).__name__}; put it in quotes")
+    text = str(code)
+    if not SITE_CODE.fullmatch(text):
+        v.fail(where, f"site code {text!r} must be 1-32 letters, digits, - or _ (starting with "
+               "a letter or digit): it names folders and files")
+    same = [c for c in sites_raw if c is not code and str(c).lower() == text.lower()]
+    if same:
+        v.fail(where, f"two sites have the code {text!r} (also {same[0]!r}, perhaps in another "
+               "case or as a number); give each site its own code")
+    return True
+
+
+def _one_reading_per_file(v: _Validator, sources: tuple[Source, ...]) -> None:
+    """One file (or workbook sheet) may feed a site's table once: read twice, every row would
+    count twice."""
+    seen: dict[tuple, str] = {}
+    for s in sources:
+        key = (s.table, s.path, s.sheet)
+        if key in seen:
+            v.fail(s.key_path, f"reads the same file{' and sheet' if s.sheet else ''} for table "
+                   f"{s.table} as {seen[key]}; list it once")
+        seen[key] = s.key_path
+
+
+def _check_file_options(v: _Validator, where: str, spec: dict) -> None:
+    """path, sheet, date_format, delimiter and multi_value_separator of one source."""
+    path = spec["path"]
+    if not isinstance(path, str) or not path.strip():
+        v.fail(f"{where}.path", "must be a file name (or pattern) relative to raw_dir")
+    if Path(path).is_absolute() or path.startswith("~") or ".." in Path(path).parts:
+        v.fail(f"{where}.path", f"{path!r} must stay inside raw_dir: give it relative to "
+               "raw_dir, without .. (copy the export into raw_dir)")
+    sheet = spec.get("sheet")
+    if sheet is not None and not path.lower().endswith((".xlsx", ".xlsm")):
+        v.fail(f"{where}.sheet", f"only Excel workbooks (.xlsx) have sheets; {path!r} is read "
+               "as CSV: remove sheet, or point path at the workbook")
+    if sheet is not None and not isinstance(sheet, str):
+        v.fail(f"{where}.sheet", "must be the sheet's name as text (in quotes if a number)")
+    date_format = spec.get("date_format")
+    if date_format is not None:
+        _check_date_format(v, f"{where}.date_format", date_format)
+    if "delimiter" in spec and _delimiter(spec["delimiter"]) is None:
+        v.fail(f"{where}.delimiter", f"{spec['delimiter']!r} must be one character, e.g. "
+               "\";\" or \"\\t\" (tab), other than a quote or a line break")
+    separator = spec.get("multi_value_separator")
+    if separator is not None and (not isinstance(separator, str) or not separator.strip()):
+        v.fail(f"{where}.multi_value_separator", "must be the text between reasons, e.g. \";\"")
+
+
+def _delimiter(value: Any) -> str | None:
+    """A CSV delimiter: one character (``\\t`` or ``tab`` for a tab); None if unusable."""
+    text = {"\\t": "\t", "tab": "\t"}.get(value, value) if isinstance(value, str) else None
+    if text is None or len(text) != 1 or text in "\"\r\n":
+        return None
+    return text
+
+
+def _check_date_format(v: _Validator, where: str, fmt: Any) -> None:
+    """A strptime format with at least one directive that can read back the dates it writes."""
+    if not isinstance(fmt, str) or "%" not in fmt:
+        v.fail(where, f"{fmt!r} is not a date format; use strptime codes, e.g. \"%d/%m/%Y\"")
+    try:
+        datetime.strptime(datetime(2001, 2, 3, 4, 5, 6).strftime(fmt), fmt)
+    except ValueError as exc:
+        v.fail(where, f"{fmt!r} is not a valid date format ({exc}); use strptime codes, e.g. "
+               "\"%d/%m/%Y\" or \"%Y-%m-%d\"")
+
+
+def _check_folders(v: _Validator, base: Path, raw: dict, key_file: Any) -> None:
+    """processed_dir and reports_dir outside raw_dir and apart; the key file outside all."""
+    folders = {name: (base / str(raw.get(name, default))).resolve() for name, default in (
+        ("raw_dir", "../data/raw"), ("processed_dir", "../data/processed"),
+        ("reports_dir", "../reports"))}
+
+    def inside(a: Path, b: Path) -> bool:
+        return a == b or b in a.parents
+
+    for name, other in (("processed_dir", "raw_dir"), ("reports_dir", "raw_dir"),
+                        ("processed_dir", "reports_dir"), ("reports_dir", "processed_dir")):
+        if inside(folders[name], folders[other]):
+            v.fail(name, f"{folders[name]} is inside {other} ({folders[other]}); keep raw data, "
+                   "processed data and reports in separate folders")
+    if key_file and inside((base / str(key_file)).resolve(), folders["raw_dir"]):
+        v.fail("pseudonymisation.key_file", "is inside raw_dir; keep the key apart from the data")
 
 
 class _Validator:

@@ -1,21 +1,37 @@
-"""Reading raw exports and writing outputs atomically.
+"""Reading raw exports, and writing outputs as whole versions under a lock.
 
 Raw files are read as text, every column a string and every blank a blank, so that nothing is
 converted before the cleaner has looked at it (leading zeros, odd dates and placeholder values
 survive to be judged and logged). Only this module, ``cleaning``, ``report.batch`` and ``cli``
 touch the file system.
+
+An output folder (the processed folder, a reports run) is a symbolic link to a complete version
+kept in ``.linkeval/<name>/`` beside it. A run writes a new version in full, then switches the
+link in one atomic rename and removes the previous version, so a reader always finds one whole,
+consistent version. A lock file in the same place stops two runs writing at once, and the next
+run removes whatever a killed run left there (docs/design.md, 'Runs and atomic writes').
 """
 
 from __future__ import annotations
 
 import codecs
 import contextlib
+import ctypes
+import errno
+import fcntl
 import glob
+import json
 import os
 import shutil
+import signal
+import stat
+import sys
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -31,9 +47,24 @@ ZIP_MAGIC = b"PK\x03\x04"
 
 
 def source_files(raw_dir: Path, source: Source) -> list[Path]:
-    """The files a source's path (a glob, relative to raw_dir) matches, sorted by name."""
+    """The files a source's path (a glob, relative to raw_dir) matches, sorted by name.
+
+    Every match must be a readable file inside ``raw_dir`` once symbolic links are followed:
+    a link out of it (to a key file, say) is refused before anything is read.
+    """
     pattern = str(raw_dir / source.path)
-    paths = sorted(Path(p) for p in glob.glob(pattern) if Path(p).is_file())
+    root = Path(raw_dir).resolve()
+    paths = []
+    for match in sorted(glob.glob(pattern)):
+        path = Path(match)
+        real = _resolved(path, source)
+        if real != root and root not in real.parents:
+            raise LinkevalError(
+                f"{path}: leads outside raw_dir {root} ({source.key_path}.path); raw files "
+                "must be inside raw_dir: copy the export there"
+            )
+        if real.is_file():
+            paths.append(path)
     if not paths:
         raise LinkevalError(
             f"{pattern}: no file matches {source.key_path}.path; check raw_dir and the file name"
@@ -41,9 +72,36 @@ def source_files(raw_dir: Path, source: Source) -> list[Path]:
     return paths
 
 
+def _resolved(path: Path, source: Source) -> Path:
+    """Where a matched path really is; a broken link or a link loop is one clear error."""
+    try:
+        return path.resolve(strict=True)
+    except FileNotFoundError:
+        raise LinkevalError(
+            f"{path}: a symbolic link to a file that does not exist ({source.key_path}.path); "
+            "point it at the export or copy the export there"
+        ) from None
+    except (RuntimeError, OSError) as exc:  # ELOOP: RuntimeError before Python 3.13
+        if isinstance(exc, OSError) and exc.errno != errno.ELOOP:
+            raise LinkevalError(f"{path}: cannot open ({exc.strerror}); check the path and "
+                                "its permissions") from None
+        raise LinkevalError(
+            f"{path}: symbolic link loop ({source.key_path}.path); replace the link with the "
+            "export itself"
+        ) from None
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise LinkevalError(f"{path}: cannot read the file ({exc.strerror}); check that it "
+                            "exists and that you may read it") from None
+
+
 def detect_encoding(path: Path, encoding: str = "auto") -> str:
     """Check a text export can be decoded, and choose utf-8-sig, utf-8 or cp1252 when 'auto'."""
-    data = path.read_bytes()
+    data = _read_bytes(path)
     if not data.strip():
         raise LinkevalError(f"{path}: file is empty; re-export it from the source system")
     if data.startswith(ZIP_MAGIC):
@@ -80,6 +138,17 @@ def read_raw(path: Path, source: Source) -> pa.Table:
 
     Row i of the table is data row i + 1 of the file. Header names are trimmed.
     """
+    try:
+        return _read_raw(path, source)
+    except OSError as exc:  # unreadable mid-way, a vanished file, an I/O error
+        raise LinkevalError(f"{path}: cannot read the file ({exc.strerror or exc}); check that "
+                            "it exists and that you may read it") from None
+    except MemoryError:
+        raise LinkevalError(f"{path}: too large to read in memory; split the export or "
+                            "check skip_rows") from None
+
+
+def _read_raw(path: Path, source: Source) -> pa.Table:
     if path.suffix.lower() in (".xlsx", ".xlsm"):
         frame = _read_xlsx(path, source)
     else:
@@ -156,12 +225,20 @@ def _read_xlsx(path: Path, source: Source) -> pd.DataFrame:
         return frame.astype(object)
 
 
+# --------------------------------------------------------------------------------------------
+# Writing
+
+# A CSV cell starting with one of these is a formula to Excel and LibreOffice (CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def write_files_atomic(files: dict[Path, pd.DataFrame | str]) -> None:
-    """Write several outputs so that a failure leaves every previous output untouched.
+    """Write several files so that a failure leaves every previous one untouched.
 
     Each frame (``.parquet`` or ``.csv``, by suffix) or text is first written to a temporary
     file beside its target (in parallel threads: Arrow's writers release the GIL); only when
-    all are written are they renamed into place.
+    all are written are they renamed into place. For whole output folders use
+    :func:`write_version`, which makes them current in one step.
     """
     staged: list[tuple[str, Path]] = []
     try:
@@ -170,11 +247,8 @@ def write_files_atomic(files: dict[Path, pd.DataFrame | str]) -> None:
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
             os.close(fd)
             staged.append((tmp, path))
-        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            written = [pool.submit(_write_one, Path(tmp), path.suffix, files[path])
-                       for tmp, path in staged]
-            for future in written:
-                future.result()
+        _write_all({Path(tmp): files[path] for tmp, path in staged},
+                   {Path(tmp): path.suffix for tmp, path in staged})
     except BaseException:
         for tmp, _ in staged:
             with contextlib.suppress(FileNotFoundError):
@@ -184,39 +258,427 @@ def write_files_atomic(files: dict[Path, pd.DataFrame | str]) -> None:
         os.replace(tmp, path)
 
 
-def _write_one(tmp: Path, suffix: str, content: pd.DataFrame | str) -> None:
+def _write_all(files: dict[Path, pd.DataFrame | str], suffixes: dict[Path, str] | None = None,
+               label: str = "") -> None:
+    """Write every file (in parallel threads), each readable by its owner only."""
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        written = [pool.submit(_write_one, path, (suffixes or {}).get(path, path.suffix),
+                               content) for path, content in files.items()]
+        for i, future in enumerate(written):
+            future.result()
+            if i == 0 and label:
+                fault_point(f"{label}:writing")
+
+
+def _write_one(path: Path, suffix: str, content: pd.DataFrame | str) -> None:
+    # Created owner-only before anything is written into it: the tables are row-level data.
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
     if isinstance(content, str):
-        tmp.write_text(content, encoding="utf-8")
+        path.write_text(content, encoding="utf-8")
     elif suffix == ".csv":
         # UTF-8 with a byte-order mark, so that Excel shows accented labels correctly.
-        table = pa.Table.from_pandas(content, preserve_index=False)
-        with tmp.open("wb") as fh:
+        table = pa.Table.from_pandas(neutralise_formulas(content), preserve_index=False)
+        with path.open("wb") as fh:
             fh.write(codecs.BOM_UTF8)
             pacsv.write_csv(table, fh, pacsv.WriteOptions(quoting_style="needed"))
     else:
-        content.to_parquet(tmp, index=False)
+        content.to_parquet(path, index=False)
+
+
+def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text cells that a spreadsheet would run as a formula, with a ' in front (OWASP).
+
+    >>> neutralise_formulas(pd.DataFrame({"label": ["=HYPERLINK(1)", "GP", "-2+3"]}))["label"].tolist()
+    ["'=HYPERLINK(1)", 'GP', "'-2+3"]
+    """
+    out = None
+    for col in frame.columns:
+        values = frame[col]
+        if values.dtype != object and not isinstance(values.dtype, pd.StringDtype):
+            continue
+        text = values.astype("string")
+        risky = text.str.startswith(FORMULA_START).fillna(False).astype(bool)
+        if risky.any():
+            out = frame.copy() if out is None else out
+            out[col] = values.astype(object).where(~risky, "'" + text.astype(object))
+    return frame if out is None else out
+
+
+# --------------------------------------------------------------------------------------------
+# Versioned output folders
+
+STATE = ".linkeval"  # beside an output folder: its versions, its lock and its leftovers
+LOCK = "lock"
+READER = "reader-"
+FAULT_ENV = "LINKEVAL_FAULT_AT"
+
+
+def state_dir(final: Path) -> Path:
+    """Where an output folder's versions and lock live: ``.linkeval/<name>/`` beside it."""
+    final = Path(final)
+    return final.parent / STATE / final.name
+
+
+def current_version(final: Path) -> Path:
+    """The folder a reader should read: the version ``final`` points at (once resolved, a
+    reader keeps reading the same version even if a run switches ``final`` meanwhile)."""
+    final = Path(final)
+    return final.resolve() if final.is_symlink() else final
+
+
+def fault_point(name: str) -> None:
+    """A test hook: with ``LINKEVAL_FAULT_AT=<name>`` in the environment the process kills
+    itself here with SIGKILL, as ``kill -9`` or a power cut would (tests/e2e/test_faults.py)."""
+    if os.environ.get(FAULT_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def write_version(final: Path, files: dict[str, pd.DataFrame | str], label: str) -> Path:
+    """Write ``files`` (paths relative to the folder) as a complete new version of ``final``,
+    then make it current in one atomic step and remove the previous version.
+
+    Until the switch, readers see the previous version whole; a failure (a full disk, Ctrl-C)
+    removes the new one and leaves the previous untouched.
+    """
+    final = Path(final)
+    state = _make_state_dir(final)
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f"staging-{os.getpid()}-", dir=state))
+    except OSError as exc:
+        raise _write_error(final, exc) from None
+    try:
+        _folder_mode(staging)
+        targets = {staging / rel: content for rel, content in files.items()}
+        for parent in sorted({p.parent for p in targets}):
+            parent.mkdir(parents=True, exist_ok=True)
+        _write_all(targets, label=label)
+        _sync_tree(staging)
+        fault_point(f"{label}:written")
+        version = state / _version_name()
+        os.rename(staging, version)
+    except OSError as exc:
+        _remove_tree(staging)
+        raise _write_error(final, exc) from None
+    except BaseException:
+        _remove_tree(staging)
+        raise
+    fault_point(f"{label}:staged")
+    make_current(final, version, label)
+    return version
+
+
+def make_current(final: Path, version: Path, label: str = "") -> None:
+    """Point ``final`` at ``version`` with one atomic rename; then remove the previous one."""
+    final = Path(final)
+    previous = current_version(final) if os.path.lexists(final) else None
+    link = state_dir(final) / f"link-{os.getpid()}"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(link)
+    try:
+        os.symlink(os.path.relpath(version, final.parent), link)
+        if final.is_dir() and not final.is_symlink():
+            _exchange(link, final)  # a folder written before versions: swapped, not replaced
+            previous = link
+        else:
+            os.replace(link, final)
+        _sync_dir(final.parent)
+    except OSError as exc:
+        _remove_tree(link)
+        raise _write_error(final, exc) from None
+    fault_point(f"{label}:switched")
+    if previous is not None and previous != Path(version).resolve():
+        _remove_tree(previous)
 
 
 @contextlib.contextmanager
-def staged_directory(final: Path) -> Iterator[Path]:
-    """Build a directory's new contents in a sibling staging folder, then swap it in.
+def staged_directory(final: Path, label: str = "report") -> Iterator[Path]:
+    """Build a folder's new contents in a sibling staging folder, then make it current.
 
-    If the block raises (or the process dies) the previous ``final`` folder is untouched; the
-    swap itself is two renames.
+    If the block raises (or the process dies) the previous ``final`` is untouched; the new
+    contents become a version (see :func:`make_current`) and ``final`` switches to it in one
+    atomic rename.
     """
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.staging-", dir=final.parent))
+    state = _make_state_dir(final)
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.staging-", dir=final.parent))
+    except OSError as exc:
+        raise _write_error(final, exc) from None
     try:
         yield staging
+        fault_point(f"{label}:written")
+        version = state / _version_name()
+        os.rename(staging, version)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        _remove_tree(staging)
         raise
-    old = final.with_name(f".{final.name}.old-{os.getpid()}")
-    if final.exists():
-        os.replace(final, old)
-    os.replace(staging, final)
-    shutil.rmtree(old, ignore_errors=True)
+    fault_point(f"{label}:staged")
+    make_current(final, version, label)
+
+
+def remove_leftovers(final: Path, keep: tuple[str, ...] = (),
+                     patterns: tuple[str, ...] = ()) -> int:
+    """Remove what an interrupted run left (call it holding the folder's lock); bytes freed.
+
+    That is every entry of the folder's state directory except the current version, the lock,
+    ``keep`` and live readers' marks; staging folders and temporary files of earlier linkeval
+    versions beside or inside the folder; and ``patterns`` (globs beside the folder).
+    """
+    final = Path(final)
+    state = state_dir(final)
+    current = current_version(final) if os.path.lexists(final) else None
+    found: list[Path] = []
+    if state.is_dir():
+        for entry in state.iterdir():
+            if entry.name in (LOCK, *keep) or (current is not None and entry == current):
+                continue
+            if _pid_alive(_owner(entry)):  # a live run's staging, parts or reader mark
+                continue
+            found.append(entry)
+    beside = glob.escape(str(final.parent))
+    for pattern in (f".{final.name}.staging-*", f".{final.name}.old-*", *patterns):
+        found += map(Path, glob.glob(os.path.join(beside, pattern)))
+    if final.is_dir() and not final.is_symlink():  # temporary files of the old layout
+        found += [p for p in final.rglob(".*.tmp") if p.is_file()]
+    freed = 0
+    for path in found:
+        freed += _size(path)
+        _remove_tree(path)
+    return freed
+
+
+def _make_state_dir(final: Path) -> Path:
+    state = state_dir(final)
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _write_error(final, exc) from None
+    return state
+
+
+def _version_name() -> str:
+    return f"v-{datetime.now().strftime('%Y%m%dT%H%M%S%f')}-{os.getpid()}"
+
+
+def _folder_mode(folder: Path) -> None:
+    """A new folder gets the permissions the process umask gives (mkdtemp makes it private)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(folder, 0o777 & ~mask)
+
+
+def _exchange(a: Path, b: Path) -> None:
+    """Swap two paths in one step (Linux renameat2), else with three renames."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is not None:
+        at_fdcwd, rename_exchange = -100, 2
+        if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+            return
+    aside = a.with_name(a.name + ".aside")
+    os.rename(b, aside)
+    os.rename(a, b)
+    os.rename(aside, a)
+
+
+def _sync_tree(folder: Path) -> None:
+    """Flush a new version to disk before it is made current (a power cut keeps it whole)."""
+    for root, _, files in os.walk(folder):
+        for name in files:
+            fd = os.open(os.path.join(root, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _sync_dir(Path(root))
+
+
+def _sync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # not every file system lets a folder be synced
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _remove_tree(path: Path) -> None:
+    """Remove a file, link or folder; read-only folders are made writable first."""
+    path = Path(path)
+    if path.is_symlink() or path.is_file():
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        return
+
+    def writable_then_retry(function, name, exc_info) -> None:
+        with contextlib.suppress(OSError):
+            parent = os.path.dirname(name)
+            os.chmod(parent, os.stat(parent).st_mode | stat.S_IWUSR | stat.S_IXUSR)
+            function(name)
+
+    if path.is_dir():
+        with contextlib.suppress(OSError):
+            os.chmod(path, path.stat().st_mode | stat.S_IWUSR | stat.S_IXUSR | stat.S_IRUSR)
+        shutil.rmtree(path, onerror=writable_then_retry)
+
+
+def _size(path: Path) -> int:
+    if path.is_symlink() or not path.exists():
+        return 0
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def _write_error(final: Path, exc: OSError) -> LinkevalError:
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.ENOSPC:
+        fix = "free some disk space and run again"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        fix = f"make {final.parent} writable (or choose another folder in the config)"
+    else:
+        fix = "check the disk and the folder, and run again"
+    return LinkevalError(f"{final}: cannot write the new version ({reason}); {fix}; the "
+                         "previous version is unchanged")
+
+
+# --------------------------------------------------------------------------------------------
+# Locks and worker processes
+
+_HELD: dict[str, bool] = {}  # lock file -> exclusive, for the locks this process holds
+
+
+@contextlib.contextmanager
+def folder_lock(final: Path, command: str, exclusive: bool = True) -> Iterator[None]:
+    """Hold an output folder's lock: one writer (``exclusive``) or any number of readers.
+
+    Another run holding it is an error naming it (pid, command, start time). The lock is a
+    ``flock`` on ``.linkeval/<name>/lock``, released by the kernel when a process dies, so a
+    killed run never leaves a folder locked. Re-entrant within a process. A reader in a
+    read-only data area, where no lock file can be made, reads without one.
+    """
+    state = state_dir(final)
+    path = os.path.abspath(state / LOCK)
+    if path in _HELD and (_HELD[path] or not exclusive):
+        yield
+        return
+    fd = _open_lock(Path(final), state, exclusive)
+    if fd is None:
+        yield
+        return
+    mark = None
+    try:
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LinkevalError(
+                f"{final}: in use by {_holder(state, fd)}; wait for it to finish (or stop it) "
+                "and run again") from None
+        info = json.dumps({"pid": os.getpid(), "command": command,
+                           "started": datetime.now().isoformat(timespec="seconds")})
+        if exclusive:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, info.encode(), 0)
+        else:
+            mark = state / f"{READER}{os.getpid()}"
+            with contextlib.suppress(OSError):
+                mark.write_text(info, encoding="utf-8")
+        _HELD[path] = exclusive
+        try:
+            yield
+        finally:
+            del _HELD[path]
+            if exclusive:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, 0)
+            elif mark is not None:
+                with contextlib.suppress(OSError):
+                    mark.unlink()
+    finally:
+        os.close(fd)
+
+
+def _open_lock(final: Path, state: Path, exclusive: bool) -> int | None:
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+        return os.open(state / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        if exclusive:
+            raise _write_error(final, exc) from None
+    try:
+        return os.open(state / LOCK, os.O_RDONLY)
+    except OSError:
+        return None
+
+
+def _holder(state: Path, fd: int) -> str:
+    """Who holds a lock, from the writer's note in the lock file or the readers' marks."""
+    with contextlib.suppress(OSError, ValueError):
+        note = json.loads(os.pread(fd, 4096, 0) or b"{}")
+        if note and _pid_alive(note.get("pid")):
+            return _describe(note)
+    readers = []
+    for mark in sorted(state.glob(f"{READER}*")):
+        with contextlib.suppress(OSError, ValueError):
+            note = json.loads(mark.read_text(encoding="utf-8"))
+            if _pid_alive(note.get("pid")):
+                readers.append(_describe(note))
+    return " and ".join(readers) or "another linkeval run"
+
+
+def _describe(note: dict) -> str:
+    return (f"linkeval {note.get('command', '?')} (pid {note.get('pid')}, started "
+            f"{note.get('started', '?')})")
+
+
+def _owner(entry: Path) -> int | None:
+    """The process a state entry belongs to while it works: ``staging-<pid>-*``,
+    ``parts-<pid>-*``, ``reader-<pid>``, ``link-<pid>`` (versions belong to nobody)."""
+    kind, _, rest = entry.name.partition("-")
+    pid = rest.split("-")[0]
+    return int(pid) if kind in ("staging", "parts", "reader", "link") and pid.isdigit() else None
+
+
+def _pid_alive(pid) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def die_with_parent(main_pid: int | None = None) -> None:
+    """In a worker process: be killed as soon as the process that started it dies.
+
+    Linux delivers SIGKILL when the parent dies (``prctl(PR_SET_PDEATHSIG)``); elsewhere, and
+    for workers started through a fork server, a watchdog thread checks the parent (and the
+    main process, ``main_pid``) twice a second. So a killed run leaves no worker behind that
+    goes on writing files or starting kernels.
+    """
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
+
+    def orphaned() -> bool:
+        return os.getppid() != parent or (main_pid is not None and not _pid_alive(main_pid))
+
+    def watch() -> None:
+        while not orphaned():
+            time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    if orphaned():
+        os.kill(os.getpid(), signal.SIGKILL)
+    threading.Thread(target=watch, name="linkeval-die-with-parent", daemon=True).start()
+
+
+# --------------------------------------------------------------------------------------------
+# Reading processed data
 
 
 def load_processed(processed_dir: Path | str, site: str | None = None,
@@ -224,18 +686,44 @@ def load_processed(processed_dir: Path | str, site: str | None = None,
     """Read the canonical tables (and the cleaning log) from a processed folder.
 
     With ``site``, only that site's rows are read (a parquet filter, applied while reading);
-    with ``tables``, only those tables.
+    with ``tables``, only those tables. Every table comes from one version, even if a clean
+    finishes while they are read.
     """
-    processed_dir = Path(processed_dir)
+    for attempt in (1, 2):
+        folder = current_version(Path(processed_dir))
+        try:
+            return _load_version(folder, Path(processed_dir), site, tables)
+        except FileNotFoundError:  # the version was replaced while being read: read the new one
+            if attempt == 2 or current_version(Path(processed_dir)) == folder:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _load_version(folder: Path, shown: Path, site: str | None,
+                  tables: list[str] | None) -> dict[str, pd.DataFrame]:
     names = list(tables or SCHEMAS)
-    missing = [n for n in names if not (processed_dir / f"{n}.parquet").is_file()]
+    missing = [n for n in names if not (folder / f"{n}.parquet").is_file()]
     if missing:
         raise LinkevalError(
-            f"{processed_dir}: no processed {', '.join(missing)}; run linkeval clean first"
+            f"{shown}: no processed {', '.join(missing)}; run linkeval clean first"
         )
     filters = [("site", "==", site)] if site is not None else None
-    out = {n: pd.read_parquet(processed_dir / f"{n}.parquet", filters=filters) for n in names}
-    log_path = processed_dir / "qa" / "cleaning_log.parquet"
+    out = {n: read_parquet(folder / f"{n}.parquet", filters=filters) for n in names}
+    log_path = folder / "qa" / "cleaning_log.parquet"
     if tables is None and log_path.is_file():
-        out["cleaning_log"] = pd.read_parquet(log_path, filters=filters)
+        out["cleaning_log"] = read_parquet(log_path, filters=filters)
     return out
+
+
+def read_parquet(path: Path, **kwargs) -> pd.DataFrame:
+    """A processed parquet file; a damaged or unreadable one is one clear error."""
+    try:
+        return pd.read_parquet(path, **kwargs)
+    except FileNotFoundError:
+        raise
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        detail = getattr(exc, "strerror", None) or str(exc).splitlines()[0][:120]
+        raise LinkevalError(
+            f"{path}: cannot read processed data ({detail}); it is damaged or unreadable: "
+            "run linkeval clean for all sites to write it again"
+        ) from None

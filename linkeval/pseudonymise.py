@@ -90,7 +90,7 @@ def load_key(key_env: str, key_file: Path | None, demo: bool = False) -> bytes:
     value = os.environ.get(key_env, "")
     source = f"environment variable {key_env}"
     if not value and key_file is not None and key_file.is_file():
-        value = key_file.read_text(encoding="utf-8").strip()
+        value = _read_key_file(key_file)
         source = f"key file {key_file}"
     if not value:
         if demo:
@@ -111,4 +111,37 @@ def load_key(key_env: str, key_file: Path | None, demo: bool = False) -> bytes:
         raise LinkevalError(
             f"the key from {source} is the published demo key; real data needs a secret key"
         )
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise LinkevalError(
+            f"the key from {source} contains control characters; write the key as one line of "
+            "text, e.g. python -c 'import secrets; print(secrets.token_hex(32))'"
+        )
     return key
+
+
+def _read_key_file(path: Path) -> str:
+    """A key file's text; an unreadable or binary one is an error that never quotes it."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise LinkevalError(f"key file {path}: cannot read it ({exc.strerror}); check its "
+                            "permissions") from None
+    try:
+        return data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise LinkevalError(
+            f"key file {path}: not a text key (binary content); write the key as one line of "
+            "text, e.g. python -c 'import secrets; print(secrets.token_hex(32))' > key file"
+        ) from None
+
+
+def key_fingerprint(key: bytes) -> str:
+    """A short public fingerprint of the study key: the HMAC of a fixed text under it.
+
+    Recorded in the manifest so that a later run can tell whether it holds the same key; it
+    reveals nothing about the key itself.
+
+    >>> key_fingerprint(b"Jefe")
+    '01c6c72c34a4c71d'
+    """
+    return hmac.digest(key, b"linkeval key fingerprint v1", "sha256").hex()[:16]

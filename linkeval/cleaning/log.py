@@ -9,13 +9,37 @@ rows read = rows kept + rows rejected, which :func:`check_accounting` asserts
 
 from __future__ import annotations
 
+import re
+
+import numpy as np
 import pandas as pd
 
 from linkeval import schema
+from linkeval.parse import distinct
 
 # Every raw frame carries the file and row number each row came from (read.py fills them):
 # the log names rows by them.
 FILE, ROW = "__file__", "__row__"
+
+# QA files never carry raw values that may identify someone (docs/design.md, 'Cleaning log
+# and row accounting'): quoted values are scrubbed and cut short, and an unmapped label is
+# shown only when it occurs at least MIN_LABEL_ROWS times (free text with a name in it rarely
+# does; a label a site uses does).
+MAX_QUOTED = 40
+MIN_LABEL_ROWS = 3
+_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
+SCRUB = (
+    (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "[email]"),
+    (re.compile(r"(?<!\d)\d{1,4}[/.\-]\d{1,2}[/.\-]\d{1,4}(?!\d)"), "[date]"),
+    (re.compile(rf"(?i)(?<!\d)\d{{1,2}}(?:st|nd|rd|th)?[ \-/.]*{_MONTH}[ \-/.,]*\d{{2,4}}(?!\d)"),
+     "[date]"),
+    (re.compile(rf"(?i)\b{_MONTH}[ \-/.]*\d{{1,2}}(?:st|nd|rd|th)?,?[ \-/.]+\d{{2,4}}(?!\d)"),
+     "[date]"),
+    (re.compile(r"(?i)\b[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}\b"), "[postcode]"),
+    # NHS numbers, phone numbers, dates without separators: 8 or more digits in a run.
+    (re.compile(r"\d(?:[ \-.]?\d){7,}"), "[number]"),
+    (re.compile(r"[\x00-\x1f\x7f-\x9f]"), "?"),  # control characters (terminal escapes)
+)
 
 
 class CleaningLog:
@@ -78,10 +102,12 @@ class CleaningLog:
         if len(rows) == 0:
             return
         target = codes.fillna("missing").astype(object)
-        detail = ("label " + quoted(raw) + " is not a known " + fld + " label; recorded as "
+        rare = raw.map(raw.value_counts()) < MIN_LABEL_ROWS
+        shown = quoted(raw).where(~rare, f"(seen fewer than {MIN_LABEL_ROWS} times: not shown)")
+        detail = ("label " + shown + " is not a known " + fld + " label; recorded as "
                   + target + "; add it under values." + fld)
         self.flag(rows, table, fld, "unmapped_label", detail)
-        counts = raw.value_counts().rename_axis("label").reset_index(name="rows")
+        counts = scrub(raw).value_counts().rename_axis("label").reset_index(name="rows")
         counts.insert(0, "field", fld)
         counts.insert(0, "table", table)
         counts.insert(0, "site", self.site)
@@ -137,5 +163,39 @@ def check_accounting(summary: pd.DataFrame) -> None:
 
 
 def quoted(values: pd.Series) -> pd.Series:
-    """Raw values as they appear in log details: quoted, cut at 60 characters."""
-    return "'" + values.astype(object).astype(str).str.slice(0, 60) + "'"
+    """Raw values as they appear in log details: scrubbed (see :func:`scrub`) and quoted."""
+    return "'" + scrub(values) + "'"
+
+
+def scrub(values: pd.Series) -> pd.Series:
+    """Raw values made safe for QA files: e-mail addresses, dates, postcodes and runs of 8 or
+    more digits (NHS and phone numbers) replaced by a placeholder, control characters by ?,
+    and cut at 40 characters. Worked out once per distinct value.
+
+    >>> scrub(pd.Series(["Dr Khan re 943 476 5919 ZZ99 3AA", "born 01/02/1950", "GP"])).tolist()
+    ['Dr Khan re [number] [postcode]', 'born [date]', 'GP']
+    """
+    uniques, slots = distinct(values.astype(object))
+    clean = []
+    for value in map(str, uniques):
+        for pattern, placeholder in SCRUB:
+            value = pattern.sub(placeholder, value)
+        clean.append(value if len(value) <= MAX_QUOTED else value[:MAX_QUOTED - 1] + "…")
+    out = np.array([*clean, ""], dtype=object)[slots]
+    return pd.Series(out, index=values.index, dtype=object)
+
+
+def hold_back_rare_labels(unmapped: pd.DataFrame) -> pd.DataFrame:
+    """Unmapped-label counts for QA files: labels seen fewer than MIN_LABEL_ROWS times at a
+    site are held back, and one line per site and field says how many (and how many rows).
+    """
+    if unmapped.empty:
+        return unmapped
+    rare = unmapped["rows"] < MIN_LABEL_ROWS
+    held = (unmapped[rare].groupby(["site", "table", "field"], as_index=False, sort=False)
+            .agg(n=("label", "size"), rows=("rows", "sum")))
+    held["label"] = ("(" + held["n"].astype(str) + " rare label(s) held back: each seen "
+                     f"fewer than {MIN_LABEL_ROWS} times)")
+    out = pd.concat([unmapped[~rare], held[["site", "table", "field", "label", "rows"]]],
+                    ignore_index=True)
+    return out.sort_values(["site", "table", "field"], kind="stable").reset_index(drop=True)

@@ -35,11 +35,13 @@ def clean_questionnaires(ctx: Context, sources: list[Source], referrals: pd.Data
 
     ``exported`` holds every referral_id the referrals exports had, kept or rejected.
     """
+    empty = pd.DataFrame({FILE: pd.Series(dtype=object), ROW: pd.Series(dtype="int64")})
     if not sources:
-        empty = pd.DataFrame({FILE: pd.Series(dtype=object), ROW: pd.Series(dtype="int64")})
         return empty, empty, empty, 0
     completions = pd.concat([_completions_from(ctx, s, referrals, exported) for s in sources],
                             ignore_index=True)
+    if completions.empty:  # header-only exports, or every row rejected: zero rows, no error
+        return empty, empty, empty, 0
     completions = _timepoints_by_date(ctx, completions, sources)
     responses, scores = [], []
     # Item columns and settings are per source.

@@ -32,7 +32,7 @@ ITEM_SEP = "::"  # internal column name of an item: "<instrument>::<item>"
 
 def read_source(raw_dir: Path, site: Site, source: Source, log: CleaningLog) -> pd.DataFrame:
     """All files of a source, with mapped columns renamed to canonical fields."""
-    table, files, rows = _read_files(raw_dir, source, log)
+    table, files, rows = _read_files(raw_dir, source, log, _sheet_label(site, source))
     stripped = {c: pc.utf8_trim_whitespace(table[c]) for c in _mapped_headers(source)}
     blank_rows = _blank_rows(table, stripped)
     dup, first_pos = _exact_duplicates(table)
@@ -44,14 +44,23 @@ def read_source(raw_dir: Path, site: Site, source: Source, log: CleaningLog) -> 
                       "duplicate_row", _copy_of(files, rows, first_pos))
 
 
-def _read_files(raw_dir: Path, source: Source, log: CleaningLog
+def _sheet_label(site: Site, source: Source) -> str:
+    """' (sheet X)' when several sheets of one workbook feed the same table of a site: the
+    log then names the sheet, and rows of different sheets are told apart."""
+    shared = [s for s in site.sources if s.table == source.table and s.path == source.path]
+    if len(shared) < 2:
+        return ""
+    return f" (sheet {source.sheet})" if source.sheet is not None else " (first sheet)"
+
+
+def _read_files(raw_dir: Path, source: Source, log: CleaningLog, sheet: str = ""
                 ) -> tuple[pa.Table, np.ndarray, np.ndarray]:
     """The source's files as one Arrow table of text, and each row's file and row number."""
     tables, files, rows = [], [], []
     for path in source_files(raw_dir, source):
         raw = read_raw(path, source)
         _require_headers(path, raw.column_names, source)
-        rel = _relative(path, raw_dir)
+        rel = _relative(path, raw_dir) + sheet
         files.append(np.full(raw.num_rows, rel, dtype=object))
         rows.append(np.arange(1, raw.num_rows + 1))
         log.file_read(source.table, rel, raw.num_rows, _file_hash(path))
@@ -145,13 +154,36 @@ def _require_headers(path: Path, headers: list[str], source: Source) -> None:
     wanted += [(f"items.{name}", h) for name, items in source.items.items() for h in items.values()]
     for key, h in wanted:
         if h not in headers:
-            shown = ", ".join(map(repr, headers[:15]))
+            seen = _other_delimiter(headers, source)
+            if seen:
+                raise LinkevalError(
+                    f"{path}: column {h!r} ({source.key_path}.{key}) not found: the header "
+                    f"line is separated by {seen!r}, not {source.delimiter!r}; set delimiter: "
+                    + ('"\\t"' if seen == "\t" else f'"{seen}"') + f" in {source.key_path}"
+                )
+            shown = ", ".join(repr(_short(x)) for x in headers[:15])
             raise LinkevalError(
                 f"{path}: column {h!r} ({source.key_path}.{key}) not found"
                 f"{did_you_mean(h, headers)}; the file's headers are: {shown}"
                 + ("" if source.skip_rows else "; if the export has lines above the header, "
                    "set skip_rows")
             )
+
+
+def _other_delimiter(headers: list[str], source: Source) -> str | None:
+    """The delimiter a CSV's header line really uses, when it is not the configured one."""
+    if source.sheet is not None or len(headers) > 2:
+        return None
+    line = source.delimiter.join(headers)
+    counts = {d: line.count(d) for d in (";", "\t", "|", ",") if d != source.delimiter}
+    best = max(counts, key=counts.get)
+    return best if counts[best] >= 1 else None
+
+
+def _short(header: str) -> str:
+    """A header as an error message shows it: printable and short."""
+    text = "".join(c if c.isprintable() else "?" for c in str(header))
+    return text if len(text) <= 40 else text[:39] + "…"
 
 
 def _mapped_headers(source: Source) -> list[str]:

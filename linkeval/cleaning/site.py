@@ -15,11 +15,18 @@ import pyarrow as pa
 from linkeval import schema
 from linkeval.cleaning import routine
 from linkeval.cleaning.context import Context
-from linkeval.cleaning.log import FILE, ROW, CleaningLog
+from linkeval.cleaning.log import FILE, ROW, SCRUB, CleaningLog
 from linkeval.cleaning.lookup import known_ids
 from linkeval.cleaning.questionnaires import clean_questionnaires
 from linkeval.config import TABLES, Source, StudyConfig
+from linkeval.pseudonymise import nhs_number_status, normalise_nhs_number, pseudonymise
 from linkeval.vocab import BLANK_CODE
+
+# What makes a local ID identifying: an NHS number, or (in it) a date, a postcode, an e-mail
+# address or a run of 10 or more digits (a phone number). Such IDs are pseudonymised.
+IDENTIFIER_LIKE = [pattern for pattern, placeholder in SCRUB
+                   if placeholder in ("[email]", "[date]", "[postcode]")]
+LONG_NUMBER = r"\d(?:[ \-.]?\d){9,}"
 
 
 @dataclass
@@ -31,6 +38,9 @@ class CleanResult:
     summary: pd.DataFrame
     unmapped: pd.DataFrame
     files: pd.DataFrame = field(default_factory=pd.DataFrame)
+    failed: dict[str, str] = field(default_factory=dict)  # site -> why it was not cleaned
+    key_fingerprint: str = ""  # of the key the person_ids were made with (for the manifest)
+    kept_previous: list[str] = field(default_factory=list)  # failed sites' old rows kept
 
 
 def clean_site(cfg: StudyConfig, code: str, key: bytes, today: pd.Timestamp) -> CleanResult:
@@ -52,14 +62,15 @@ def clean_site(cfg: StudyConfig, code: str, key: bytes, today: pd.Timestamp) -> 
 
     n_kept = {"referrals": len(referrals), "contacts": len(contacts),
               "onward_referrals": len(onward), "questionnaires": n_completions}
+    ids = _identifier_like_ids(ctx, referrals)
     tables = {
-        "responses": _select(responses, "responses", code),
-        "scores": _select(scores, "scores", code),
-        "pairs": _select(pairs, "pairs", code),
-        "referrals": _select(referrals, "referrals", code),
-        "referral_reasons": _select(reasons, "referral_reasons", code),
-        "contacts": _select(contacts, "contacts", code),
-        "onward_referrals": _select(onward, "onward_referrals", code),
+        "responses": _select(responses, "responses", code, ids),
+        "scores": _select(scores, "scores", code, ids),
+        "pairs": _select(pairs, "pairs", code, ids),
+        "referrals": _select(referrals, "referrals", code, ids),
+        "referral_reasons": _select(reasons, "referral_reasons", code, ids),
+        "contacts": _select(contacts, "contacts", code, ids),
+        "onward_referrals": _select(onward, "onward_referrals", code, ids),
     }
     log = ctx.log.rows()
     # The accounting covers the tables this site exports.
@@ -95,13 +106,41 @@ def _concat_raw(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
-def _select(frame: pd.DataFrame, table: str, site: str) -> pd.DataFrame:
-    """Keep only the canonical columns (identifiers and raw columns are dropped here)."""
+def _identifier_like_ids(ctx: Context, referrals: pd.DataFrame) -> dict[str, str]:
+    """Kept referral IDs that could identify someone, each with its keyed pseudonym.
+
+    A site that uses NHS numbers (or dates of birth, phone numbers, ...) as referral IDs would
+    otherwise copy them into every table. The referrals rows are flagged.
+    """
+    if referrals.empty:
+        return {}
+    ids = referrals["referral_id"].astype(object)
+    like = nhs_number_status(normalise_nhs_number(ids)) == "valid"
+    like |= ids.str.contains(LONG_NUMBER, regex=True).fillna(False).astype(bool)
+    for pattern in IDENTIFIER_LIKE:
+        like |= ids.str.contains(pattern, regex=True).fillna(False).astype(bool)
+    if not like.any():
+        return {}
+    ctx.log.flag(referrals[like], "referrals", "referral_id", "identifier_like_id",
+                 "referral_id looks like an NHS number, date, postcode, phone number or e-mail "
+                 "address; replaced by a keyed pseudonym in every table")
+    unique = pd.Series(ids[like].unique(), dtype=object)
+    hashed = pseudonymise(ctx.key, "referral_id:" + ctx.site.code + ":" + unique)
+    return dict(zip(unique, "id-" + hashed.str.slice(0, 20), strict=True))
+
+
+def _select(frame: pd.DataFrame, table: str, site: str,
+            ids: dict[str, str] | None = None) -> pd.DataFrame:
+    """Keep only the canonical columns (identifiers and raw columns are dropped here);
+    identifying referral IDs (``ids``) are replaced by their pseudonyms."""
     columns = list(schema.SCHEMAS[table].columns)
     out = pd.DataFrame(index=frame.index)
     for col in columns:
         if col == "site":
             out[col] = site
+        elif col == "referral_id" and ids and col in frame:
+            values = frame[col].astype(object)
+            out[col] = values.where(~values.isin(list(ids)), values.map(ids))
         elif col in frame:
             out[col] = frame[col]
         else:  # not exported by this site: `unknown` where the vocabulary has it

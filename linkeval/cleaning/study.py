@@ -3,8 +3,10 @@
 Sites are cleaned independently (site.py), in parallel when worthwhile, then combined; the
 reliable change and MID indicators need the whole study's baselines, so they are added once,
 after the merge. Every raw row ends in a canonical table or in the cleaning log as rejected
-(log.py), and :func:`clean_study` checks that before returning. See docs/design.md,
-'Canonical tables' and 'Identity and pseudonymisation'.
+(log.py), and :func:`clean_study` checks that before returning. A site whose config or files
+are wrong does not stop the others: it is named in ``CleanResult.failed`` and keeps its previous
+rows. See docs/design.md, 'Canonical tables', 'Identity and pseudonymisation' and 'Runs and
+atomic writes'.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import os
 import pickle
 import shutil
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,16 +27,34 @@ import pandas as pd
 
 from linkeval import schema
 from linkeval._version import __version__
-from linkeval.cleaning.log import check_accounting
+from linkeval.cleaning.log import check_accounting, hold_back_rare_labels
 from linkeval.cleaning.site import CleanResult, clean_site
 from linkeval.config import StudyConfig
+from linkeval.errors import LinkevalError
 from linkeval.instruments import INSTRUMENTS
-from linkeval.io import write_files_atomic
+from linkeval.io import (
+    current_version,
+    die_with_parent,
+    fault_point,
+    folder_lock,
+    read_parquet,
+    state_dir,
+    write_version,
+)
+from linkeval.pseudonymise import key_fingerprint
 from linkeval.stats.pairing import add_change_indicators, reliabilities
 
 PARALLEL_MIN_BYTES = 50_000_000
 
-__all__ = ["CleanResult", "clean_study", "write_outputs"]
+__all__ = ["CleanResult", "SitesFailed", "check_key", "clean_study", "write_outputs"]
+
+
+class SitesFailed(LinkevalError):
+    """Every site failed: one line per site (``failed``: site -> message)."""
+
+    def __init__(self, failed: dict[str, str]) -> None:
+        super().__init__(" | ".join(f"site {code}: {msg}" for code, msg in failed.items()))
+        self.failed = failed
 
 
 def clean_study(
@@ -49,6 +69,10 @@ def clean_study(
     Sites are independent, so with ``jobs`` > 1 they are cleaned in parallel worker processes.
     ``jobs=None`` chooses: one process per CPU when the raw files are large enough (over
     50 MB) for that to pay for starting the workers, else one (the CLI's default).
+
+    A site whose config or files are wrong (a :class:`LinkevalError`) is left out and named,
+    with the error, in ``failed``; the others are cleaned. When every site fails, the error
+    is raised (:class:`SitesFailed` for several).
     """
     today = pd.Timestamp(today or pd.Timestamp.today()).normalize()
     codes = sites if sites else list(cfg.sites)
@@ -59,32 +83,60 @@ def clean_study(
         jobs = (os.cpu_count() or 1) if large else 1
     jobs = max(1, min(jobs, len(codes)))
     if jobs == 1:
-        results = [clean_site(cfg, code, key, today) for code in codes]
+        results, failed = _clean_serially(cfg, codes, key, today)
     else:
-        results = _clean_in_parallel(cfg, codes, key, today, jobs)
+        results, failed = _clean_in_parallel(cfg, codes, key, today, jobs)
+    if not results:
+        if len(failed) == 1:
+            raise LinkevalError(next(iter(failed.values())))
+        raise SitesFailed(failed)
     combined = _combine(results)
     check_accounting(combined.summary)
     combined.tables["pairs"] = _with_change_indicators(cfg, combined.tables)
+    combined.failed = failed
+    combined.key_fingerprint = key_fingerprint(key)
     return combined
 
 
+def _clean_serially(cfg: StudyConfig, codes: list[str], key: bytes, today: pd.Timestamp
+                    ) -> tuple[list[CleanResult], dict[str, str]]:
+    results, failed = [], {}
+    for code in codes:
+        try:
+            results.append(clean_site(cfg, code, key, today))
+        except LinkevalError as exc:
+            failed[code] = str(exc)
+    return results, failed
+
+
 def _clean_in_parallel(cfg: StudyConfig, codes: list[str], key: bytes, today: pd.Timestamp,
-                       jobs: int) -> list[CleanResult]:
-    """Each site in a worker process; results in the order of ``codes``."""
+                       jobs: int) -> tuple[list[CleanResult], dict[str, str]]:
+    """Each site in a worker process; results in the order of ``codes``, and failed sites.
+
+    Workers die with this process (``die_with_parent``): a killed run leaves none behind.
+    """
     # Largest sites first, so that the workers finish together.
     order = sorted(codes, key=lambda c: -_raw_bytes(cfg, [c]))
     context = multiprocessing.get_context("forkserver")
-    n = len(codes)
     # Each worker hands its site back as a file: a pipe moves a gigabyte slowly, and a
-    # worker stays blocked until its result is read. The files sit beside the processed
-    # folder (pseudonymised data stays in the study's data area) and are removed at once.
-    parts = Path(tempfile.mkdtemp(prefix=".linkeval-parts-", dir=_parts_parent(cfg)))
+    # worker stays blocked until its result is read. The files sit in the processed folder's
+    # state directory (pseudonymised data stays in the study's data area) and are removed at
+    # once; a killed run's are removed by the next run.
+    parts = Path(tempfile.mkdtemp(prefix=f"parts-{os.getpid()}-", dir=_parts_parent(cfg)))
+    files, failed = {}, {}
     try:
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-            files = dict(zip(order, pool.map(_clean_site_to_file, [cfg] * n, order,
-                                             [key] * n, [today] * n, [parts] * n),
-                             strict=True))
-        return [_load_part(files[code]) for code in codes]
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context,
+                                 initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
+            futures = {pool.submit(_clean_site_to_file, cfg, code, key, today, parts): code
+                       for code in order}
+            for future in as_completed(futures):
+                try:
+                    files[futures[future]] = future.result()
+                except LinkevalError as exc:
+                    failed[futures[future]] = str(exc)
+                fault_point("clean:workers")
+        results = [_load_part(files[code]) for code in codes if code in files]
+        return results, {code: failed[code] for code in codes if code in failed}
     finally:
         shutil.rmtree(parts, ignore_errors=True)
 
@@ -127,7 +179,7 @@ def _load_part(path: Path) -> CleanResult:
 
 
 def _parts_parent(cfg: StudyConfig) -> Path:
-    parent = cfg.processed_dir.parent
+    parent = state_dir(cfg.processed_dir)
     parent.mkdir(parents=True, exist_ok=True)
     return parent
 
@@ -151,41 +203,104 @@ def _concat(frames: list[pd.DataFrame], table: str) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 # Writing
 
+QA_TABLES = ("cleaning_log", "summary", "unmapped_labels")
+
 
 def write_outputs(cfg: StudyConfig, result: CleanResult, sites: list[str] | None = None) -> Path:
-    """Validate and write the canonical tables and QA files atomically.
+    """Validate and write the canonical tables, QA files and manifest as one new version.
 
-    With ``sites``, only those sites' rows are replaced and the other sites' rows are kept.
-    All tables are computed and validated before the first file is replaced.
+    With ``sites``, only those sites' rows are replaced and the other sites' rows are kept; a
+    site that failed (``result.failed``) keeps its previous rows too, when they were made
+    with the same key. All tables are computed and validated first; then the whole processed
+    folder is written as a new version and made current in one step (io.write_version), under
+    the processed folder's lock. A partial re-clean under another key is refused.
     """
     out = cfg.processed_dir
-    tables = dict(result.tables)
-    log, summary, unmapped = result.log, result.summary, result.unmapped
-    if sites:
-        tables = {t: _merge_existing(out / f"{t}.parquet", f, sites) for t, f in tables.items()}
-        # Reliability and baseline SD are study-wide: recompute them on the merged study.
-        tables["pairs"] = _with_change_indicators(cfg, tables)
-        log = _merge_existing(out / "qa" / "cleaning_log.parquet", log, sites)
-        summary = _merge_existing(out / "qa" / "summary.parquet", summary, sites)
-        unmapped = _merge_existing(out / "qa" / "unmapped_labels.parquet", unmapped, sites)
-    # Tables straight from clean_study were validated site by site; merged ones are re-checked.
-    validated = {t: schema.validate(t, f) for t, f in tables.items()} if sites else tables
-    log = schema.validate("cleaning_log", log)
-    qa = out / "qa"
-    files: dict[Path, pd.DataFrame | str] = {out / f"{t}.parquet": f for t, f in validated.items()}
-    files.update({
-        qa / "cleaning_log.parquet": log, qa / "cleaning_log.csv": log,
-        qa / "summary.parquet": summary, qa / "summary.csv": summary,
-        qa / "unmapped_labels.parquet": unmapped, qa / "unmapped_labels.csv": unmapped,
-        out / "manifest.json": _manifest(cfg, result.files, summary, validated),
-    })
-    write_files_atomic(files)
+    with folder_lock(out, "clean"):
+        previous = current_version(out)
+        manifest = previous_manifest(cfg)
+        if sites:
+            check_key(cfg, result.key_fingerprint, sites)
+        same_key = bool(manifest) and manifest.get("key_fingerprint") == result.key_fingerprint
+        cleaned = set(sites or cfg.sites) - set(result.failed)
+        old_sites = set(manifest.get("sites", [])) if manifest else _sites_in(previous)
+        keep = (old_sites - cleaned) if sites else (set(result.failed) & old_sites
+                                                    if same_key else set())
+        result.kept_previous = sorted(set(result.failed) & keep)
+        files = _output_files(cfg, result, previous, keep, manifest)
+        write_version(out, files, label="clean")
     return out
 
 
+def _output_files(cfg: StudyConfig, result: CleanResult, previous: Path, keep: set[str],
+                  manifest: dict) -> dict[str, pd.DataFrame | str]:
+    """Every file of the new version, by its path inside the processed folder."""
+    tables = dict(result.tables)
+    qa = {"cleaning_log": result.log, "summary": result.summary,
+          "unmapped_labels": hold_back_rare_labels(result.unmapped)}
+    if keep:
+        tables = {t: _merge_existing(previous / f"{t}.parquet", f, keep)
+                  for t, f in tables.items()}
+        # Reliability and baseline SD are study-wide: recompute them on the merged study.
+        tables["pairs"] = _with_change_indicators(cfg, tables)
+        qa = {t: _merge_existing(previous / "qa" / f"{t}.parquet", f, keep)
+              for t, f in qa.items()}
+    # Tables straight from clean_study were validated site by site; merged ones are re-checked.
+    validated = {t: schema.validate(t, f) for t, f in tables.items()} if keep else tables
+    qa["cleaning_log"] = schema.validate("cleaning_log", qa["cleaning_log"])
+    raw_files = result.files
+    if keep and manifest.get("raw_files"):
+        old = pd.DataFrame(manifest["raw_files"])
+        raw_files = pd.concat([old[old["site"].isin(keep)], raw_files], ignore_index=True)
+    files: dict[str, pd.DataFrame | str] = {f"{t}.parquet": f for t, f in validated.items()}
+    for name, frame in qa.items():
+        files[f"qa/{name}.parquet"] = frame
+        files[f"qa/{name}.csv"] = frame
+    files["manifest.json"] = _manifest(cfg, raw_files, qa["summary"], validated,
+                                       result.key_fingerprint)
+    return files
+
+
+def previous_manifest(cfg: StudyConfig) -> dict:
+    """The current processed version's manifest ({} when there is none yet)."""
+    path = current_version(cfg.processed_dir) / "manifest.json"
+    if not path.is_file():
+        return {}
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise LinkevalError(f"{path}: damaged or unreadable; run linkeval clean for all sites "
+                            "(without --site) to write the processed data again") from None
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def check_key(cfg: StudyConfig, fingerprint: str, sites: list[str] | None) -> None:
+    """Refuse a partial re-clean (``sites``) under another key than the processed data's.
+
+    A person would get two person_ids; the manifest's ``key_fingerprint`` (an HMAC of a fixed
+    text, not the key) tells the keys apart.
+    """
+    if not sites:
+        return
+    manifest = previous_manifest(cfg)
+    if not manifest:
+        return
+    old = manifest.get("key_fingerprint")
+    if old is None:
+        raise LinkevalError(
+            f"{cfg.processed_dir}: its manifest.json records no key fingerprint (cleaned by an "
+            "earlier linkeval), so --site cannot check the key; clean all sites once, without "
+            "--site")
+    if old != fingerprint:
+        raise LinkevalError(
+            f"{cfg.processed_dir}: cleaned with a different pseudonymisation key (fingerprint "
+            f"{old}; this key's is {fingerprint}): --site would give one person two "
+            "person_ids; use the study's key, or clean all sites without --site")
+
+
 def _manifest(cfg: StudyConfig, raw_files: pd.DataFrame, summary: pd.DataFrame,
-              tables: dict[str, pd.DataFrame]) -> str:
-    """What was cleaned, from which files, by which version and config (as JSON)."""
+              tables: dict[str, pd.DataFrame], fingerprint: str) -> str:
+    """What was cleaned, from which files, by which version, config and key (as JSON)."""
     manifest = {
         "package": "linkeval",
         "version": __version__,
@@ -193,6 +308,7 @@ def _manifest(cfg: StudyConfig, raw_files: pd.DataFrame, summary: pd.DataFrame,
         "config": str(cfg.path),
         "config_sha256": cfg.sha256,
         "demo": cfg.demo,
+        "key_fingerprint": fingerprint,
         "sites": sorted(summary["site"].unique().tolist()),
         "raw_files": raw_files.to_dict(orient="records"),
         "data_sha256": _data_hash(raw_files),
@@ -201,13 +317,21 @@ def _manifest(cfg: StudyConfig, raw_files: pd.DataFrame, summary: pd.DataFrame,
     return json.dumps(manifest, indent=2, default=str)
 
 
-def _merge_existing(path: Path, new: pd.DataFrame, sites: list[str]) -> pd.DataFrame:
-    """``new`` plus the rows of other sites already in ``path`` (a partial re-clean)."""
+def _sites_in(previous: Path) -> set[str]:
+    """The sites of a processed folder without a manifest (from its summary)."""
+    path = previous / "qa" / "summary.parquet"
+    return set(read_parquet(path)["site"].astype(str)) if path.is_file() else set()
+
+
+def _merge_existing(path: Path, new: pd.DataFrame, keep: set[str]) -> pd.DataFrame:
+    """``new`` plus the rows of the ``keep`` sites already in ``path`` (a partial re-clean)."""
     if not path.is_file():
         return new
-    old = pd.read_parquet(path)
-    old = old[~old["site"].isin(sites)]
-    return pd.concat([old, new], ignore_index=True) if len(old) else new
+    old = read_parquet(path)
+    old = old[old["site"].isin(keep)]
+    if not len(old):
+        return new
+    return pd.concat([old, new], ignore_index=True) if len(new) else old.reset_index(drop=True)
 
 
 def _data_hash(files: pd.DataFrame) -> str:

@@ -5,11 +5,14 @@ once, in parallel worker processes, then renders each executed notebook to one s
 HTML page (no code, no parameters cell, no papermill metadata, no printed output, nothing loaded
 from the internet) and writes ``index.html`` and ``methods.html``. Every page links to the
 index, its site's other page, the cross-site page and the methods note. The whole run is built
-in a staging folder and swapped into ``<reports_dir>/<run>/`` at the end, readable as the
-process umask allows, so an interrupted run (Ctrl-C or SIGTERM) leaves the previous reports as
-they were and no staging folder behind. A failing notebook does not stop the others: its row
-in the index shows the cell and the error, its page says it could not be made, and the run
-reports failure.
+in a staging folder and made current as ``<reports_dir>/<run>/`` in one atomic step at the end
+(io.staged_directory), readable as the process umask allows, so an interrupted run (Ctrl-C,
+SIGTERM or kill -9) leaves the previous reports as they were; the next run removes what a killed
+run left. A run holds the reports folder's lock, and a shared lock on the processed folder (a
+clean waits for the reports to finish); the processed folder may be read-only. Worker processes
+never receive the pseudonymisation key and die with the run. A failing notebook does not stop
+the others: its row in the index shows the cell and the error, its page says it could not be
+made, and the run reports failure.
 """
 
 from __future__ import annotations
@@ -27,7 +30,14 @@ from pathlib import Path
 
 from linkeval.config import StudyConfig
 from linkeval.errors import LinkevalError
-from linkeval.io import staged_directory, write_files_atomic
+from linkeval.io import (
+    die_with_parent,
+    folder_lock,
+    remove_leftovers,
+    staged_directory,
+    state_dir,
+    write_files_atomic,
+)
 from linkeval.report.index import (
     CROSS_SITE_PAGE,
     CROSS_SITE_TITLE,
@@ -116,11 +126,20 @@ def run_reports(cfg: StudyConfig, sites: list[str] | None = None, jobs: int | No
         cfg.site(code)
     if not (cfg.processed_dir / "referrals.parquet").is_file():
         raise LinkevalError(f"{cfg.processed_dir}: no processed data; run linkeval clean first")
+    final = cfg.reports_dir / run
+    with folder_lock(final, f"report ({run})"), \
+            folder_lock(cfg.processed_dir, f"report ({run})", exclusive=False):
+        remove_leftovers(final, keep=(LOGS,))
+        return _run(cfg, codes, jobs, final, source, progress)
+
+
+def _run(cfg: StudyConfig, codes: list[str], jobs: int | None, final: Path, source: Path,
+         progress) -> ReportRun:
+    """The run itself, holding the locks."""
     # Longest first (the cross-site models), so no worker idles at the end of the run.
     todo = [Job(CROSS_SITE, None, CROSS_SITE_TITLE)]
     todo += [Job(nb, code, title) for code in codes for nb, title in SITE_NOTEBOOKS.items()]
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo)))
-    final = cfg.reports_dir / run
     previous = _previous_results(final)
     outcome = ReportRun(folder=final)
     facts = run_facts(cfg)
@@ -128,10 +147,9 @@ def run_reports(cfg: StudyConfig, sites: list[str] | None = None, jobs: int | No
         _keep_other_sites(final, stage, codes)
         context = multiprocessing.get_context("spawn")
         started = time.perf_counter()
-        logs = cfg.processed_dir / "qa" / "report_logs"
-        logs.mkdir(parents=True, exist_ok=True)
+        logs = log_folder(cfg, final)
         pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context,
-                                   initializer=_worker_init)
+                                   initializer=_worker_init, initargs=(cfg.key_env, os.getpid()))
         try:
             futures = {pool.submit(_run_job, source, stage, job, str(cfg.path), logs,
                                    page_context(cfg, facts, job.page, job.site)): job
@@ -191,8 +209,32 @@ class _SigtermGuard:
             raise Stopped("stopped by SIGTERM after the new reports were written")
 
 
-def _worker_init() -> None:
-    """Workers stop on SIGTERM through an exception, so papermill shuts their kernels down."""
+LOGS = "report_logs"
+
+
+def log_folder(cfg: StudyConfig, final: Path) -> Path:
+    """Where kernel logs go: beside the processed data (``.linkeval/<name>/report_logs``, not
+    inside a processed version, which may be read-only and is replaced by the next clean); if
+    the data area is read-only, the reports folder's private state directory. Never into the
+    reports themselves."""
+    for folder in (state_dir(cfg.processed_dir) / LOGS, state_dir(final) / LOGS):
+        try:
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError:
+            continue
+        if os.access(folder, os.W_OK | os.X_OK):
+            return folder
+    raise LinkevalError(f"{state_dir(cfg.processed_dir) / LOGS}: cannot write kernel logs "
+                        f"there or in {state_dir(final) / LOGS}; make one of them writable")
+
+
+def _worker_init(key_env: str = "LINKEVAL_KEY", main_pid: int | None = None) -> None:
+    """A worker (and every kernel it starts) runs without the pseudonymisation key, dies with
+    the run (so no orphan starts kernels), and stops on SIGTERM through an exception, so that
+    papermill shuts its kernel down."""
+    for name in {key_env, "LINKEVAL_KEY"}:
+        os.environ.pop(name, None)
+    die_with_parent(main_pid)
     signal.signal(signal.SIGTERM, _worker_stop)
 
 
@@ -246,8 +288,8 @@ def _keep_other_sites(final: Path, stage: Path, codes: list[str]) -> None:
 def _quiet(log: Path) -> None:
     """Send this worker's (and its kernels') stderr to a log file beside the data.
 
-    Kernel messages and tracebacks can quote data, so they go to processed/qa/report_logs,
-    never to the terminal or the reports.
+    Kernel messages and tracebacks can quote data, so they go to the data area (see
+    :func:`log_folder`), never to the terminal or the reports.
     """
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.dup2(fd, 2)
