@@ -29,6 +29,7 @@ from linkeval.report.render import (
 )
 from linkeval.stats.change import paired_change
 from linkeval.stats.describe import engagement_funnel
+from linkeval.stats.pooling import pooled_change
 
 SITE_NOTEBOOKS = {"site_descriptive": "Who is referred, and what happens next",
                   "site_change": "Change in wellbeing and loneliness"}
@@ -134,19 +135,27 @@ def headline_figures(cfg: StudyConfig, change: bool = False) -> pd.DataFrame:
     if change:
         scored = pairs[pairs["instrument"] == HEADLINE_SCORE]
         by_site = paired_change(scored, by="site", n_boot=0).set_index("site")
-        overall = paired_change(scored, n_boot=0)
-        if len(overall):
-            by_site.loc["all"] = overall.iloc[0]
+        # All sites: the random-effects pooled change (sites differ, so the person-level
+        # interval would be too narrow); it rests on every site's pairs.
+        pooled = pooled_change(scored)
+        if len(pooled) and "n" in by_site:
+            row = pooled.iloc[0]
+            by_site.loc["all", ["mean_change", "ci_low", "ci_high", "n"]] = [
+                row["estimate"], row["ci_low"], row["ci_high"], row["n"]]
         for col in CHANGE:
             wide[col] = by_site[col].reindex(wide.index) if col in by_site else float("nan")
         wide["n_change"] = by_site["n"].reindex(wide.index).fillna(0) if "n" in by_site else 0
+        smallest_site = wide.loc[wide.index != "all", "n_change"]
+        wide["n_gate"] = wide["n_change"]
+        wide.loc["all", "n_gate"] = smallest_site[smallest_site > 0].min() \
+            if (smallest_site > 0).any() else 0
     wide = wide.rename_axis("site").reset_index()
     wide["site"] = wide["site"].astype(str)
     rule = cfg.disclosure.get("rule", "nhs_digital")
     min_count = cfg.disclosure.get("min_count")
     if change:
-        safe = suppress(wide, counts=[*COUNTS, "n_change"], statistics=CHANGE, n="n_change",
-                        rule=rule, min_count=min_count)
+        safe = suppress(wide, counts=[*COUNTS, "n_change"], statistics=CHANGE,
+                        n=["n_change", "n_gate"], rule=rule, min_count=min_count)
     else:
         safe = suppress(wide, counts=COUNTS, rule=rule, min_count=min_count)
     return safe
@@ -354,8 +363,8 @@ def _headline_sentence(text: str, title_score: str, mid: float | None) -> str:
                  "person" if mid else "")
     return (f"<p>Across all sites, {html.escape(_lower(title_score))} changed by "
             f"<b>{html.escape(mean)}</b> points on average between the first meeting and "
-            f"follow-up (95% confidence interval {html.escape(ci.strip('()'))}; a higher score "
-            f"is better{important}). This is a before-and-after comparison: some of the change "
+            f"follow-up (95% confidence interval {html.escape(ci.strip('()'))}, allowing for "
+            f"differences between sites; a higher score is better{important}). This is a before-and-after comparison: some of the change "
             f"would have happened anyway (see <a href='{METHODS}#design'>what this kind of "
             "study can and cannot show</a>).</p>")
 
@@ -363,7 +372,9 @@ def _headline_sentence(text: str, title_score: str, mid: float | None) -> str:
 def _notes(with_change: bool, title_score: str) -> str:
     change = (f" Wellbeing change: the average change in {html.escape(_lower(title_score))} from the "
               "first meeting to follow-up among people who answered both, with its 95% "
-              "confidence interval." if with_change else "")
+              "confidence interval; for all sites, the sites' changes pooled by a random-effects "
+              "meta-analysis, whose interval allows for differences between sites."
+              if with_change else "")
     return ("<p class='le-note'>People engaged: at least one attended contact with a link "
             "worker. Paired follow-ups: people who answered the questionnaires at the first "
             f"meeting and again 9-12 months later.{change} * hidden to protect "

@@ -143,21 +143,40 @@ def funnel(table: pd.DataFrame, title: str = "From referral to follow-up", ax=No
 def forest_plot(table: pd.DataFrame, label: str, estimate: str = "estimate",
                 ci_low: str = "ci_low", ci_high: str = "ci_high",
                 title: str = "Estimates with 95% confidence intervals",
-                xlabel: str = "Difference (95% CI)", reference: float = 0.0, ax=None
-                ) -> plt.Figure:
-    """Point estimates with confidence intervals, one row per label (sites, moderators)."""
+                xlabel: str = "Difference (95% CI)", reference: float = 0.0,
+                pooled: dict | None = None, ax=None) -> plt.Figure:
+    """Point estimates with confidence intervals, one row per label (sites, moderators).
+
+    ``pooled`` (keys ``label``, ``estimate``, ``ci_low``, ``ci_high`` and optionally
+    ``pi_low``, ``pi_high``) adds a pooled diamond at the bottom, with its prediction interval
+    as a thin line.
+    """
     data = table.assign(_e=as_numbers(table[estimate]), _lo=as_numbers(table[ci_low]),
                         _hi=as_numbers(table[ci_high]))
     suppressed = data.loc[data["_e"].isna(), label].astype(str).tolist()
     data = data.dropna(subset=["_e", "_lo", "_hi"]).reset_index(drop=True)
-    fig, ax = _axes(ax, (WIDTH, 0.45 * max(len(data), 2) + 1.3))
-    y = np.arange(len(data))[::-1]
+    rows = len(data) + (1 if pooled else 0)
+    fig, ax = _axes(ax, (WIDTH, 0.42 * max(rows, 2) + 1.3))
+    y = np.arange(len(data))[::-1] + (1 if pooled else 0)
     ax.errorbar(data["_e"], y, xerr=[data["_e"] - data["_lo"], data["_hi"] - data["_e"]],
                 fmt="o", color=PALETTE[0], ecolor=PALETTE[0], capsize=3)
+    labels = [_mathtext_safe(v) for v in data[label]]
+    ticks = list(y)
+    if pooled:
+        est, low, high = (float(pooled[k]) for k in ("estimate", "ci_low", "ci_high"))
+        if pooled.get("pi_low") is not None and np.isfinite(float(pooled["pi_low"])):
+            ax.plot([float(pooled["pi_low"]), float(pooled["pi_high"])], [0, 0],
+                    color="0.35", lw=1.2, label="Prediction interval for a new site")
+        ax.fill([low, est, high, est], [0, 0.25, 0, -0.25], color=PALETTE[3],
+                label="Pooled change (95% CI)", zorder=3)
+        ax.legend(frameon=False, fontsize=8, loc="upper center", ncol=2,
+                  bbox_to_anchor=(0.5, -0.22))
+        labels.append(_mathtext_safe(pooled["label"]))
+        ticks.append(0)
     ax.axvline(reference, color="0.4", lw=1, ls="--")
-    ax.set_yticks(y, [_mathtext_safe(v) for v in data[label]])
+    ax.set_yticks(ticks, labels)
     ax.set(title=title, xlabel=xlabel, ylabel="")
-    _note_suppressed(fig, suppressed)
+    _note_suppressed(fig, [_mathtext_safe(s) for s in suppressed])
     fig.tight_layout()
     return fig
 

@@ -25,6 +25,7 @@ from linkeval.stats.attrition import attrition_table, followup_rates
 from linkeval.stats.change import band_transitions, paired_change
 from linkeval.stats.models import analysis_frame, moderator_analysis, multilevel_model
 from linkeval.stats.models import sensitivity_analyses as _sensitivity
+from linkeval.stats.pooling import pooled_change
 from linkeval.stats.realist import CAVEAT, assess_programme_theory
 from linkeval.vocab import AGE_BANDS, plain
 
@@ -454,6 +455,12 @@ def outcomes_by_site(t: dict, rule: Rule, site_names: dict[str, str]) -> Section
 
 
 def change_by_site(t: dict, rule: Rule, name: str, site_names: dict[str, str]) -> Section:
+    """Each site's mean change, and the sites pooled by a random-effects meta-analysis.
+
+    The pooled change rests on every site's pairs, so it is shown only when every pooled site
+    meets the rule; the person-level mean (all pairs as one group) is shown beside it for
+    comparison only, since its interval ignores differences between sites.
+    """
     s = _section(f"{score_title(name)} by site")
     pairs = t["pairs"]
     table = paired_change(pairs[pairs["instrument"] == name], by="site")
@@ -463,13 +470,44 @@ def change_by_site(t: dict, rule: Rule, name: str, site_names: dict[str, str]) -
     table["site_name"] = table["site"].map(site_names)
     safe = _release(s, rule, f"{name} change by site", "figure and table", rule.suppress(
         table, counts=["n"], statistics=["mean_change", "ci_low", "ci_high"], n="n"))
+    pooled = pooled_change(pairs[pairs["instrument"] == name])
+    rows = pd.DataFrame()
+    if len(pooled):
+        p = pooled.iloc[0]
+        smallest = int(table["n"].min())
+        rows = pd.DataFrame([
+            {"site_name": f"All sites, pooled ({p['k']} sites; random effects)",
+             "n": p["n"], "mean_change": p["estimate"], "ci_low": p["ci_low"],
+             "ci_high": p["ci_high"], "pi_low": p["pi_low"], "pi_high": p["pi_high"],
+             "smallest": smallest},
+            {"site_name": "All people, ignoring site (for comparison)", "n": p["n"],
+             "mean_change": p["person_level_estimate"], "ci_low": p["person_level_ci_low"],
+             "ci_high": p["person_level_ci_high"], "pi_low": np.nan, "pi_high": np.nan,
+             "smallest": smallest}])
+        rows = _release(s, rule, f"{name} pooled change", "figure and table", rule.suppress(
+            rows, counts=["n"], statistics=["mean_change", "ci_low", "ci_high", "pi_low",
+                                            "pi_high"], n=["n", "smallest"]),
+            note="pooled estimates need every pooled site to meet the rule")
+    head = rows.iloc[0] if len(rows) else None
+    shown = head is not None and head["mean_change"] != SUPPRESSED
+    diamond = ({"label": "All sites (pooled)", "estimate": head["mean_change"],
+                "ci_low": head["ci_low"], "ci_high": head["ci_high"],
+                "pi_low": head["pi_low"], "pi_high": head["pi_high"]} if shown else None)
     s.add(Figure(plots.forest_plot(safe, "site_name", "mean_change",
                                    title=f"{score_title(name)}: change by site",
-                                   xlabel="Change in score (95% CI)")),
-          Table(safe, {"site_name": "Site", "n": "People", "mean_change": "Change",
-                       "ci_low": "95% CI from", "ci_high": "to"}))
-    _say(s, rule, "Each dot is a site's average change with its 95% confidence interval; "
-         "intervals that cross the dashed line are consistent with no change.", note="no numbers")
+                                   xlabel="Change in score (95% CI)", pooled=diamond)),
+          Table(pd.concat([safe, rows], ignore_index=True) if len(rows) else safe,
+                {"site_name": "Site", "n": "People", "mean_change": "Change",
+                 "ci_low": "95% CI from", "ci_high": "to", "pi_low": "New site: from",
+                 "pi_high": "to"}))
+    text = ("Each dot is a site's average change with its 95% confidence interval; intervals "
+            "that cross the dashed line are consistent with no change.")
+    if shown:
+        text += (f" Pooled across sites, allowing for differences between them, the change was "
+                 f"{fmt(head['mean_change'])} ({fmt(head['ci_low'])} to {fmt(head['ci_high'])}); "
+                 f"a new site like these could expect a change between {fmt(head['pi_low'])} "
+                 f"and {fmt(head['pi_high'])} (the prediction interval).")
+    _say(s, rule, text, note="pooled numbers from the table above")
     return s
 
 
