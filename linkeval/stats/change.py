@@ -39,7 +39,37 @@ CHANGE_COLUMNS = [
 
 
 def reliable_change(change: pd.Series, baseline_sd: float, reliability: float) -> pd.Series:
-    """Jacobson & Truax (1991) reliable change index; see :mod:`linkeval.stats.pairing`."""
+    """Jacobson & Truax (1991) reliable change index of each change.
+
+    Parameters
+    ----------
+    change : Series
+        Follow-up minus baseline.
+    baseline_sd : float
+        SD of the baseline scores.
+    reliability : float
+        The score's reliability r (0 < r < 1).
+
+    Returns
+    -------
+    Series
+        RC = change / S_diff (Float64); |RC| > 1.96 is reliable change.
+
+    Notes
+    -----
+    S_diff = sqrt(2 SE^2), SE = baseline_sd sqrt(1 - r)
+    (:func:`linkeval.stats.pairing.reliable_change_index`).
+
+    References
+    ----------
+    Jacobson NS, Truax P (1991) Clinical significance: a statistical approach to defining
+    meaningful change in psychotherapy research. J Consult Clin Psychol 59:12-19.
+
+    Examples
+    --------
+    >>> reliable_change(pd.Series([4.0, -1.0]), baseline_sd=4.0, reliability=0.84).round(3).tolist()
+    [1.768, -0.442]
+    """
     return reliable_change_index(change, baseline_sd, reliability)
 
 

@@ -127,6 +127,31 @@ def context_frame(cmoc, tables: Mapping[str, pd.DataFrame],
     ------
     ValueError
         When a table or column is missing, or a site attribute is not given.
+
+    Notes
+    -----
+    Conditions: ``None`` (the variable is yes/no), ``("equals", x)``, ``("in", [x, ...])``,
+    ``("at_least", k)``, ``("at_most", k)``; text compares case-blind, numbers as numbers.
+    People whose context value is unknown get NA (left out of the comparison).
+
+    References
+    ----------
+    Pawson R, Tilley N (1997) Realistic evaluation. Sage.
+
+    Examples
+    --------
+    >>> pairs = pd.DataFrame({"site": ["A", "B"], "person_id": [1, 2], "referral_id": [1, 2],
+    ...     "instrument": "swemwbs", "baseline": [20.0, 18.0], "followup": [23.0, 19.0],
+    ...     "change": [3.0, 1.0], "in_window": True})
+    >>> referrals = pd.DataFrame({"site": ["A", "B"], "referral_id": [1, 2],
+    ...     "age_band": "45-64", "age_at_referral": 50, "sex": "male", "imd_decile": [1, 7],
+    ...     "n_attended": [3, 6]})
+    >>> frame = context_frame({"score": "swemwbs", "variable": "site:host",
+    ...                        "condition": ("equals", "vcse")},
+    ...                       {"pairs": pairs, "referrals": referrals},
+    ...                       {"A": {"host": "vcse"}, "B": {"host": "pcn"}})
+    >>> frame["in_context"].tolist()
+    [True, False]
     """
     for name in ("pairs", "referrals"):
         if name not in tables:
@@ -244,8 +269,53 @@ def assess_cmoc(cmoc, tables: Mapping[str, pd.DataFrame],
                 confidence: float = 0.95, power: float = 0.8) -> dict:
     """One CMOC's estimate, interval, p, precision, group sizes and reading.
 
-    Parameters and the returned keys are those of :func:`assess_programme_theory` (one row,
-    as a dict; ``p_holm`` and ``reading_holm`` are left for the programme-level call).
+    Parameters
+    ----------
+    cmoc : CMOC or mapping
+        As one item of ``cmocs`` in :func:`assess_programme_theory`.
+    tables : mapping of str to DataFrame
+        ``pairs``, ``referrals`` and optionally ``referral_reasons``.
+    site_context : mapping, optional
+        Site code -> {attribute: value}, for ``site:<attribute>`` contexts.
+    lonely_threshold : float, default 6
+    min_group : int, default 20
+    confidence : float, default 0.95
+    power : float, default 0.8
+
+    Returns
+    -------
+    dict
+        The keys of :func:`assess_programme_theory`'s columns except ``p_holm`` and
+        ``reading_holm`` (they need every CMOC). A model that cannot be fitted leaves the
+        numbers NaN, the reading "inconclusive" and says why in ``note``.
+
+    Notes
+    -----
+    See :func:`assess_programme_theory`.
+
+    References
+    ----------
+    Pawson R, Tilley N (1997) Realistic evaluation. Sage.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(2)
+    >>> site = np.repeat(list("ABCD"), 30)
+    >>> base = rng.normal(20, 3, 120).round()
+    >>> many = rng.random(120) < 0.5
+    >>> follow = (base + 1 + 2 * many + rng.normal(0, 2, 120)).round()
+    >>> pairs = pd.DataFrame({"site": site, "person_id": range(120), "referral_id": range(120),
+    ...     "instrument": "swemwbs", "baseline": base, "followup": follow,
+    ...     "change": follow - base, "in_window": True})
+    >>> referrals = pd.DataFrame({"site": site, "referral_id": range(120), "age_band": "45-64",
+    ...     "age_at_referral": 50, "sex": "female", "imd_decile": 5,
+    ...     "n_attended": np.where(many, 8, 2)})
+    >>> row = assess_cmoc({"id": "C1", "context": "c", "mechanism": "m", "outcome": "o",
+    ...                    "score": "swemwbs", "variable": "n_attended",
+    ...                    "condition": ("at_least", 6), "expected": "more_improvement"},
+    ...                   {"pairs": pairs, "referrals": referrals})
+    >>> row["level"], row["reading"], row["n_context"] + row["n_comparison"]
+    ('person', 'consistent', 120)
     """
     score = _get(cmoc, "score")
     expected = _get(cmoc, "expected")
