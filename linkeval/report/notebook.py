@@ -168,13 +168,29 @@ class Report:
     def outcomes_by_site(self) -> None:
         self.show(sections.outcomes_by_site(self.tables, self.rule, self.site_names))
 
+    @property
+    def headline_score(self) -> str:
+        """The score the cross-site models use: the first of the headline scores the data
+        has (SWEMWBS, then UCLA-3), else the first score present."""
+        present = self.scores()
+        return next((n for n in (*sections.HEADLINE_SCORES, *present) if n in present),
+                    "swemwbs")
+
+    def changes_by_site(self) -> None:
+        """One forest plot per score the study has: the sections follow the data."""
+        for name in self.scores():
+            _display_markdown(f"### {sections.score_title(name)}")
+            self.change_by_site(name)
+
     def change_by_site(self, name: str = "swemwbs") -> None:
         self.show(sections.change_by_site(self.tables, self.rule, name, self.site_names))
 
-    def multilevel(self, name: str = "swemwbs") -> None:
+    def multilevel(self, name: str | None = None) -> None:
+        name = name or self.headline_score
         self.show(sections.multilevel(self.tables, self.rule, name))
 
-    def moderators(self, name: str = "swemwbs") -> None:
+    def moderators(self, name: str | None = None) -> None:
+        name = name or self.headline_score
         self.show(sections.moderators(self.tables, self.rule, name,
                                              lonely_threshold=self.lonely_threshold))
 
@@ -184,7 +200,8 @@ class Report:
             self.tables, self.rule, self.cfg.programme_theory, context,
             lonely_threshold=self.lonely_threshold))
 
-    def sensitivity(self, name: str = "swemwbs") -> None:
+    def sensitivity(self, name: str | None = None) -> None:
+        name = name or self.headline_score
         self.show(sections.sensitivity(self.tables, self.rule, name, seed=self.cfg.seed))
 
 

@@ -357,8 +357,14 @@ def instrument(t: dict, rule: Rule, name: str, lonely_threshold: int | None = No
     bands, test = band_transitions(pairs, name)
     shown = rule.suppress(bands, counts=["n"])
     _release(s, rule, "band movements", "figure", shown)
+    wide = shown.pivot(index="baseline_band", columns="followup_band", values="n")
+    order = list(dict.fromkeys(shown["baseline_band"]))
+    wide = wide.reindex(index=order, columns=order).reset_index()
+    wide.attrs = {"kinds": {band: "count" for band in order}}
     s.add(Figure(plots.band_heatmap(shown, title=f"{score_title(name)}: band before and after",
-                                    footnote=rule.short_footnote)))
+                                    footnote=rule.short_footnote),
+                 data=Table(wide, {"baseline_band": "At baseline (rows), at follow-up (columns)",
+                                   **{band: band for band in order}})))
     row = test.iloc[0]
     p = rule.table_test(row["p_value"], bands["n"])
     s.release("band movement test", "p-value", rule=rule.name,
