@@ -16,7 +16,7 @@ from linkeval.io import load_processed
 from linkeval.pseudonymise import load_key
 from linkeval.report.disclosure import suppress, suppress_count
 from linkeval.stats.attrition import attrition_table, followup_rates
-from linkeval.stats.change import band_transitions, paired_change
+from linkeval.stats.change import band_transitions, cronbach_alpha_ci, paired_change
 from linkeval.stats.describe import (
     contact_modes,
     contacts_per_referral,
@@ -30,13 +30,21 @@ from linkeval.stats.describe import (
     referrals_per_month,
     table_one,
 )
+from linkeval.stats.lmm import fit_random_intercept
 from linkeval.stats.models import (
     analysis_frame,
+    minimum_detectable,
     moderator_analysis,
     multilevel_model,
     sensitivity_analyses,
 )
 from linkeval.stats.pairing import pair_scores, reliabilities, reliable_change_index
+from linkeval.stats.pooling import (
+    context_meta_regression,
+    meta_analysis,
+    meta_regression,
+    pooled_change,
+)
 from linkeval.stats.realist import assess_programme_theory
 from linkeval.synthetic import generate_study
 
@@ -48,21 +56,28 @@ __all__ = [
     "band_transitions",
     "clean_study",
     "contact_modes",
+    "context_meta_regression",
+    "cronbach_alpha_ci",
     "contacts_per_referral",
     "days_to_first_contact",
     "dna_rate",
     "engagement_funnel",
+    "fit_random_intercept",
     "followup_rates",
     "generate_study",
     "load_config",
     "load_key",
     "load_processed",
+    "meta_analysis",
+    "meta_regression",
+    "minimum_detectable",
     "moderator_analysis",
     "multilevel_model",
     "onward_by_asset",
     "outcomes",
     "pair_scores",
     "paired_change",
+    "pooled_change",
     "referral_reasons",
     "referral_sources",
     "referrals_per_month",

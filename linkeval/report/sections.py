@@ -559,6 +559,8 @@ def multilevel(t: dict, rule: Rule, name: str) -> Section:
         notes.append("sex left out, as one of its groups is too small to show")
     table = multilevel_model(frame, covariates=covariates)
     table = table[~table["term"].isin(["Intercept"])].copy()
+    references = [f"{VARIABLE_LABELS[c]}: {plain(sorted(frame[c].astype(str).unique())[0])}"
+                  for c in ("age_band", "sex") if c in covariates]
     table = table.join(_term_counts(frame, table["term"], covariates))
     table["term"] = table["term"].map(_term_label)
     safe = rule.suppress(table, counts=[], statistics=["estimate", "ci_low", "ci_high",
@@ -572,10 +574,14 @@ def multilevel(t: dict, rule: Rule, name: str) -> Section:
                 decimals={"estimate": 2, "ci_low": 2, "ci_high": 2}))
     changed = (" So that no result rests on a few people: " + "; ".join(notes) + ".") \
         if notes else ""
+    singular = (" The sites differed too little for their variation to be estimated (a "
+                "singular fit), so the model treats them as alike."
+                if "singular" in table and table["singular"].any() else "")
     _say(s, rule, f"Follow-up {score_title(name)} by baseline score and personal "
          f"characteristics, allowing for differences between sites ({table['model'].iloc[0]}). "
-         "Each group is compared with its reference group (the first one)." + changed,
-         note="no numbers")
+         "Each group is compared with a reference group (" + "; ".join(references) + ")."
+         + changed
+         + singular, note="no numbers")
     return s
 
 
@@ -620,17 +626,23 @@ def moderators(t: dict, rule: Rule, name: str, lonely_threshold: int = 6) -> Sec
             parts.append(out)
     table = pd.concat(parts, ignore_index=True)
     table["n_reference"] = table["n_reference"].fillna(table["n"])
+    if "change_estimate" not in table:
+        table["change_estimate"] = np.nan
     safe = rule.suppress(table, counts=["n_level", "n_reference"], statistics=[
-        "estimate", "ci_low", "ci_high", "p_value"], n=["n_level", "n_reference"])
+        "estimate", "ci_low", "ci_high", "p_value", "change_estimate"],
+        n=["n_level", "n_reference"])
     _release(s, rule, "moderators", "figure and table", safe)
     s.add(Figure(plots.forest_plot(safe, "label", title=f"{score_title(name)}: who changed more?",
                                    xlabel="Difference in change (95% CI)")),
           Table(safe, {"label": "Context", "n_level": "People", "n_reference": "Compared with",
                        "estimate": "Difference", "ci_low": "95% CI from", "ci_high": "to",
-                       "p_value": "p"}, decimals={"estimate": 2, "ci_low": 2, "ci_high": 2}))
+                       "p_value": "p", "change_estimate": "Check: from change scores"},
+                decimals={"estimate": 2, "ci_low": 2, "ci_high": 2, "change_estimate": 2}))
     _say(s, rule, "Each row compares the change of people in a context with everyone else, at "
-         "the same starting score. These are associations in observational data, not proof of "
-         "cause.", note="no numbers")
+         "the same starting score. The last column estimates the same difference from raw "
+         "change scores: where the two disagree, the groups started from different levels and "
+         "part of the difference may be regression to the mean. These are associations in "
+         "observational data, not proof of cause.", note="no numbers")
     return s
 
 
@@ -645,26 +657,35 @@ def programme_theory(t: dict, rule: Rule, cmocs, site_context: dict[str, dict],
     table = assess_programme_theory(cmocs, t, site_context=site_context,
                                     lonely_threshold=lonely_threshold)
     safe = rule.suppress(table, counts=["n_context", "n_comparison"],
-                         statistics=["estimate", "ci_low", "ci_high", "p_value"],
+                         statistics=["estimate", "ci_low", "ci_high", "p_value", "p_holm", "mde"],
                          n=["n_context", "n_comparison"])
     _release(s, rule, "programme theory", "figure and table", safe)
-    safe["reading"] = [r if e != SUPPRESSED else "inconclusive (small numbers)"
-                       for r, e in zip(safe["reading"], safe["estimate"], strict=True)]
+    hidden = safe["estimate"] == SUPPRESSED
+    safe["reading"] = safe["reading"].where(~hidden, "inconclusive (small numbers)")
+    safe["reading_holm"] = safe["reading_holm"].where(~hidden, "inconclusive (small numbers)")
+    safe["level"] = safe["level"].map({"site": "sites", "person": "people"}).fillna("")
     safe["label"] = safe["id"] + ": " + safe["contrast"].str.replace(" vs everyone else", "")
     s.add(Figure(plots.forest_plot(
         safe, "label", title="Difference in improvement, context group vs everyone else",
         xlabel="Extra improvement in score points (95% CI); right = more improvement")),
           Table(safe, {"id": "CMOC", "context": "Context", "mechanism": "Mechanism",
-                       "outcome": "Expected outcome", "n_context": "People in context",
+                       "outcome": "Expected outcome"}),
+          Table(safe, {"id": "CMOC", "level": "Compared across", "n_context": "People in context",
                        "n_comparison": "Compared with", "estimate": "Difference",
-                       "ci_low": "95% CI from", "ci_high": "to", "reading": "Reading"},
-                decimals={"estimate": 2, "ci_low": 2, "ci_high": 2}))
+                       "ci_low": "95% CI from", "ci_high": "to", "p_value": "p",
+                       "p_holm": "p (Holm)", "mde": "Detectable difference",
+                       "reading": "Reading", "reading_holm": "Reading (Holm)"},
+                decimals={"estimate": 2, "ci_low": 2, "ci_high": 2, "mde": 1}))
     counts = safe["reading"].value_counts()
     consistent, against = counts.get("consistent", 0), counts.get("not consistent", 0)
     _say(s, rule, f"Of {len(safe)} configurations, {consistent} are consistent with the data, "
          f"{against} run the other way and {len(safe) - consistent - against} are "
-         f"inconclusive. {CAVEAT} Site-level contexts (such as who hosts the link workers) "
-         "rest on only a few sites, so their intervals are wide.",
+         f"inconclusive. {CAVEAT} p (Holm) allows for testing several configurations at once. "
+         "The detectable difference is the smallest difference the data had an 80% chance of "
+         "finding: where a reading is inconclusive and a smaller difference would matter, more "
+         "data would help. Site-level contexts (such as who hosts the link workers) are "
+         "compared across sites, not people, and rest on only a few sites, so their intervals "
+         "are wide.",
          note="counts of configurations, not of people")
     return s
 
@@ -684,8 +705,10 @@ def sensitivity(t: dict, rule: Rule, name: str, seed: int = 0) -> Section:
     s.add(Table(safe, {"analysis": "Analysis", "n": "People", "n_observed": "With follow-up",
                        "mean_change": "Change", "ci_low": "95% CI from", "ci_high": "to"},
                 decimals={"mean_change": 2, "ci_low": 2, "ci_high": 2}))
-    _say(s, rule, "If the rows agree, the result does not hinge on who was followed up or when.",
-         note="no numbers")
+    _say(s, rule, "If the first three rows agree, the result does not hinge on who was followed "
+         "up or when. The rows marked 'not at random' ask how much less the people without a "
+         "follow-up would have had to improve for the conclusion to change; the tipping point "
+         "is where the interval reaches no change.", note="no numbers")
     return s
 
 
@@ -693,12 +716,18 @@ def sensitivity(t: dict, rule: Rule, name: str, seed: int = 0) -> Section:
 # Helpers
 
 
+TERM_LABELS = {"baseline": "Score at first meeting (per point)",
+               "imd_quintile": "Deprivation (per IMD quintile, 1 = most deprived)",
+               "n_attended": "Each extra attended contact",
+               "site variance (random intercept)": "Variation between sites (variance)"}
+
+
 def _term_label(term: str) -> str:
-    """'C(sex)[T.male]' -> 'Sex: male'; 'n_attended' -> 'N attended'."""
+    """'C(sex)[T.male]' -> 'Sex: male'; 'n_attended' -> 'Each extra attended contact'."""
     if term.startswith("C(") and ")[T." in term:
         variable, level = term[2:].rstrip("]").split(")[T.", 1)
         return f"{VARIABLE_LABELS.get(variable, plain(variable))}: {plain(level)}"
-    return plain(term)
+    return TERM_LABELS.get(term, plain(term))
 
 
 def by_size(safe: pd.DataFrame) -> pd.DataFrame:

@@ -22,7 +22,6 @@ people: read them from :func:`linkeval.stats.pooling.context_meta_regression`.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -79,7 +78,6 @@ def analysis_frame(
     window_only: bool = True,
     complete_only: bool = True,
     lonely_threshold: float = 6,
-    ucla3_settings=None,
 ) -> pd.DataFrame:
     """One row per person for one score, with the context variables models use.
 
@@ -102,8 +100,6 @@ def analysis_frame(
         Keep only people with a (kept) follow-up.
     lonely_threshold : float, default 6
         UCLA-3 total at or above which a person counts as lonely (ONS: 6).
-    ucla3_settings : deprecated
-        Use ``lonely_threshold``; kept for one release for callers that pass the settings.
 
     Returns
     -------
@@ -144,10 +140,6 @@ def analysis_frame(
     _check_instrument(instrument)
     _require(pairs, PAIR_COLUMNS, "pairs")
     _require(referrals, REFERRAL_COLUMNS, "referrals")
-    if ucla3_settings is not None:
-        warnings.warn("analysis_frame(ucla3_settings=...) is deprecated: pass "
-                      "lonely_threshold=", DeprecationWarning, stacklevel=2)
-        lonely_threshold = ucla3_settings.lonely_threshold
     p = pairs[pairs["instrument"] == instrument].copy()
     if window_only:
         p.loc[~p["in_window"].astype(bool), ["followup", "change"]] = np.nan

@@ -35,7 +35,6 @@ Statistics only: DataFrames and plain arguments in, no config objects, no file I
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -448,14 +447,6 @@ def assess_programme_theory(cmocs: Sequence, tables: Mapping[str, pd.DataFrame],
     0  C1  person    consistent    consistent
     1  C2    site  inconclusive  inconclusive
     """
-    if hasattr(cmocs, "programme_theory") and hasattr(cmocs, "sites"):
-        warnings.warn("assess_programme_theory(cfg, tables) is deprecated: pass "
-                      "cfg.programme_theory, tables, site_context= and lonely_threshold=",
-                      DeprecationWarning, stacklevel=2)
-        cfg = cmocs
-        cmocs = cfg.programme_theory
-        site_context = {code: site.context for code, site in cfg.sites.items()}
-        lonely_threshold = cfg.instrument_settings("ucla3").lonely_threshold
     rows = [assess_cmoc(c, tables, site_context, lonely_threshold, min_group, confidence, power)
             for c in cmocs]
     out = pd.DataFrame(rows, columns=RESULT_COLUMNS)

@@ -54,14 +54,6 @@ def test_readings_match_the_synthetic_truth(large_study):
     assert np.isfinite(out["mde"]).all() and (out["mde"] > 0).all()
 
 
-def test_the_config_object_still_works_but_is_deprecated(large_study):
-    cfg, tables = large_study
-    with pytest.warns(DeprecationWarning, match="cfg.programme_theory"):
-        old = assess_programme_theory(cfg, tables)
-    new = _assess(cfg, tables)
-    assert old.equals(new)
-
-
 def test_holm_and_precision_on_a_small_theory(large_study):
     cfg, tables = large_study
     theory = [c for c in cfg.programme_theory if c.id in ("CMO1-loneliness", "CMO5-vcse-host")]
