@@ -614,8 +614,9 @@ def _check_file_options(v: _Validator, where: str, spec: dict) -> None:
         v.fail(f"{where}.path", f"{path!r} must stay inside raw_dir: give it relative to "
                "raw_dir, without .. (copy the export into raw_dir)")
     sheet = spec.get("sheet")
-    if sheet is not None and not path.lower().endswith((".xlsx", ".xlsm")):
-        v.fail(f"{where}.sheet", f"only Excel workbooks (.xlsx) have sheets; {path!r} is read "
+    if sheet is not None and not path.lower().endswith((".xlsx", ".xlsm", ".xls", ".ods")):
+        v.fail(f"{where}.sheet", "only Excel workbooks (.xlsx, .xlsm, .xls) and .ods files "
+               f"have sheets; {path!r} is read "
                "as CSV: remove sheet, or point path at the workbook")
     if sheet is not None and not isinstance(sheet, str):
         v.fail(f"{where}.sheet", "must be the sheet's name as text (in quotes if a number)")

@@ -44,6 +44,9 @@ from linkeval.errors import LinkevalError, did_you_mean
 from linkeval.schema import SCHEMAS
 
 ZIP_MAGIC = b"PK\x03\x04"
+# Spreadsheets read with calamine, and how each file starts (.xls: an OLE2 compound file).
+SPREADSHEETS = {".xlsx": ZIP_MAGIC, ".xlsm": ZIP_MAGIC, ".ods": ZIP_MAGIC,
+                ".xls": b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"}
 
 
 def source_files(raw_dir: Path, source: Source) -> list[Path]:
@@ -149,8 +152,8 @@ def read_raw(path: Path, source: Source) -> pa.Table:
 
 
 def _read_raw(path: Path, source: Source) -> pa.Table:
-    if path.suffix.lower() in (".xlsx", ".xlsm"):
-        frame = _read_xlsx(path, source)
+    if path.suffix.lower() in SPREADSHEETS:
+        frame = _read_spreadsheet(path, source)
     else:
         encoding = detect_encoding(path, source.encoding)
         table = _read_csv_arrow(path, source, encoding)
@@ -205,13 +208,16 @@ def _read_csv_pandas(path: Path, source: Source, encoding: str,
         ) from None
 
 
-def _read_xlsx(path: Path, source: Source) -> pd.DataFrame:
+def _read_spreadsheet(path: Path, source: Source) -> pd.DataFrame:
+    """A worksheet of an .xlsx, .xlsm, .xls or .ods file, read by calamine (Rust) as text."""
+    suffix = path.suffix.lower()
     with path.open("rb") as fh:
-        if fh.read(4) != ZIP_MAGIC:
-            raise LinkevalError(f"{path}: not a valid .xlsx workbook; re-save it from Excel")
+        if fh.read(8)[:len(SPREADSHEETS[suffix])] != SPREADSHEETS[suffix]:
+            raise LinkevalError(f"{path}: not a valid {suffix} workbook; re-save it from Excel "
+                                "or LibreOffice")
     try:
-        sheets = pd.ExcelFile(path, engine="openpyxl")
-    except Exception as exc:  # openpyxl raises many types for damaged files
+        sheets = pd.ExcelFile(path, engine="calamine")
+    except Exception as exc:  # calamine raises several types for damaged files
         raise LinkevalError(f"{path}: cannot open workbook ({exc}); re-save it from Excel") from None
     with sheets:
         sheet = source.sheet if source.sheet is not None else sheets.sheet_names[0]
