@@ -119,27 +119,21 @@ SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
         "other": ("non binary", "nonbinary", "intersex", "indeterminate", "9"),
         "unknown": ("u", "not known", "not stated", "prefer not to say", "x", "0"),
     },
+    # Besides these, every NHS 2001 category (letter, label, "<group> - <label>") and every
+    # 2021 census group and heading, from data/ethnicity_categories.csv (added below).
     "ethnicity": {
         "white": ("white british", "white english", "white irish", "white other",
-                  "any other white background", "gypsy or irish traveller", "roma",
-                  "british", "english", "irish", "white english welsh scottish northern irish or british",
-                  "a", "b", "c"),
-        "mixed": ("mixed white and black caribbean", "white and black caribbean",
-                  "white and black african", "white and asian", "any other mixed background",
-                  "mixed or multiple ethnic groups", "multiple ethnic groups",
-                  "mixed white and asian", "mixed white and black african",
-                  "mixed multiple", "d", "e", "f", "g"),
-        "asian": ("asian british", "asian or asian british", "indian", "pakistani",
-                  "bangladeshi", "chinese", "any other asian background", "asian indian",
-                  "asian pakistani", "asian bangladeshi", "asian chinese",
-                  "asian or asian british indian", "h", "j", "k",
-                  "l", "r"),
-        "black": ("black british", "black or black british", "caribbean", "african",
-                  "black african", "black caribbean", "any other black background",
-                  "black african caribbean or black british", "m", "n", "p"),
-        "other": ("arab", "other arab", "any other ethnic group", "other ethnic group", "s"),
-        "unknown": ("not stated", "not known", "prefer not to say", "declined",
-                    "not recorded", "z", "99"),
+                  "english", "british or mixed british", "other white background"),
+        "mixed": ("mixed white and black caribbean", "mixed white and asian",
+                  "mixed white and black african", "multiple ethnic groups", "mixed multiple",
+                  "other mixed background"),
+        "asian": ("asian british", "asian indian", "asian pakistani", "asian bangladeshi",
+                  "asian chinese", "indian or british indian", "pakistani or british pakistani",
+                  "bangladeshi or british bangladeshi", "other asian background"),
+        "black": ("black british", "black african", "black caribbean",
+                  "black african caribbean or black british", "other black background"),
+        "other": ("other arab", "other ethnic groups"),
+        "unknown": ("prefer not to say", "declined", "not recorded", "refused"),
     },
     "outcome": {
         "completed": ("complete", "discharged", "discharged goals met", "goals met",
@@ -218,7 +212,37 @@ for _r in SNOMED_LABELS[SNOMED_LABELS["field"] != "event"].itertuples():
     _vocab = FIELD_VOCABULARY[_r.field]
     SYNONYMS[_vocab][_r.code] = (*SYNONYMS[_vocab].get(_r.code, ()), _r.concept_id, _term)
 
+
+
+def _ethnic_categories() -> pd.DataFrame:
+    """NHS 2001 (16+1) categories and 2021 census groups with their high-level group
+    (``linkeval/data/ethnicity_categories.csv``; docs/standard.md, 'Ethnicity')."""
+    with resources.files("linkeval.data").joinpath("ethnicity_categories.csv").open(
+            "r", encoding="utf-8") as fh:
+        return pd.read_csv(fh, dtype=str, keep_default_na=False)
+
+
+def _ethnic_labels(row) -> list[str]:
+    """The ways an export writes one category: 'Indian', 'Asian or Asian British - Indian',
+    'H', 'H - Indian', 'H - Asian or Asian British - Indian'; or a heading alone."""
+    if not row.label:
+        return [row.group]
+    forms = [row.label, f"{row.group} {row.label}"]
+    if row.code:
+        forms += [row.code, f"{row.code} {row.label}", f"{row.code} {row.group} {row.label}"]
+    return forms
+
+
+ETHNIC_CATEGORIES = _ethnic_categories()
+for _r in ETHNIC_CATEGORIES.itertuples():
+    SYNONYMS["ethnicity"][_r.ethnicity] = (*SYNONYMS["ethnicity"].get(_r.ethnicity, ()),
+                                           *_ethnic_labels(_r))
+
 _NON_ALNUM = re.compile(r"[^0-9a-z]+")
+# SNOMED CT ethnicity terms: "Indian or British Indian - ethnic category 2001 census (finding)",
+# "Ethnic category not stated - 2001 census": matched on the category words alone.
+_ETHNIC_TERM = re.compile(r"^(?:ethnic category )?(.*?)(?: ethnic category)?"
+                          r"(?: (?:2001|2011|2021) census)?(?: finding)?$")
 
 
 def normalise_label(label: str) -> str:
@@ -260,6 +284,8 @@ def map_labels(
     blank_code = BLANK_CODE.get(field)
     uniques, slots = distinct(raw)
     normalised = [normalise_label(label) for label in uniques]
+    if vocabulary == "ethnicity":
+        normalised = [n if n in mapping else _ETHNIC_TERM.sub(r"\1", n) for n in normalised]
     unique_codes = np.array(
         [blank_code if norm == "" else mapping.get(norm, fallback) for norm in normalised]
         + [blank_code], dtype=object)
