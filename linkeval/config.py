@@ -57,11 +57,12 @@ REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
 
 ENCODINGS = ("auto", "utf-8", "utf-8-sig", "cp1252")
 DISCLOSURE_RULES = ("nhs_digital", "threshold", "none")
+PAIRINGS = ("per_person", "per_episode")
 
 TOP_KEYS = (
     "study", "raw_dir", "processed_dir", "reports_dir", "demo", "pseudonymisation",
     "followup_window_days", "disclosure", "instruments", "sites", "allow_under_18",
-    "programme_theory", "seed", "context_lookups",
+    "programme_theory", "seed", "context_lookups", "pairing",
 )
 # context_lookups: lookup -> its column names' defaults (the published files' headers).
 LOOKUP_COLUMNS: dict[str, dict[str, Any]] = {
@@ -152,6 +153,7 @@ class StudyConfig:
     allow_under_18: bool = False
     programme_theory: tuple[CMOC, ...] = ()
     seed: int = 0  # every random step (bootstrap, imputation) starts from it
+    pairing: str = "per_person"  # or "per_episode": pairs per referral (stats/pairing.py)
     sha256: str = ""
     # Instruments the config defines itself (instruments.<name> with items): registered in
     # linkeval.instruments when the config is loaded, and again when it is unpickled in a
@@ -236,6 +238,10 @@ def parse_config(raw: Any, path: Path, sha256: str = "") -> StudyConfig:
                                 or min_count < 1):
         v.fail("disclosure.min_count", "rule threshold needs a positive whole min_count, e.g. 10")
 
+    pairing = raw.get("pairing", "per_person")
+    if pairing not in PAIRINGS:
+        v.fail("pairing", f"{pairing!r}{did_you_mean(str(pairing), PAIRINGS)}; use per_person "
+               "(one pair per person and score) or per_episode (one per referral and score)")
     seed = raw.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         v.fail("seed", "must be a whole number of 0 or more, e.g. 2026")
@@ -261,6 +267,7 @@ def parse_config(raw: Any, path: Path, sha256: str = "") -> StudyConfig:
         allow_under_18=bool(raw.get("allow_under_18", False)),
         programme_theory=programme_theory,
         seed=int(seed) if isinstance(seed, int) else 0,
+        pairing=str(pairing),
         sha256=sha256,
         local_instruments=local_instruments,
         context_lookups=_parse_lookups(v, raw.get("context_lookups") or {}, base),

@@ -122,7 +122,8 @@ PAIRS = pa.DataFrameSchema(
         "baseline_band": pa.Column(str, nullable=True),
         "followup_band": pa.Column(str, nullable=True),
     },
-    unique=["site", "person_id", "instrument"],
+    # per_person pairing: one row per (site, person_id, instrument); per_episode: per referral
+    unique=["site", "person_id", "referral_id", "instrument"],
     strict=True, ordered=True, coerce=True, name="pairs",
 )
 

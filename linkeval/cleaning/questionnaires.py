@@ -208,7 +208,7 @@ def _invalid_answer(raw: pd.Series, name: str, header: str, instrument
 
 def _pair(ctx: Context, scores: pd.DataFrame) -> pd.DataFrame:
     """Baseline and follow-up pairs; follow-ups that cannot be paired are logged."""
-    pairs, excluded = pair_scores(scores, ctx.cfg.followup_window_days)
+    pairs, excluded = pair_scores(scores, ctx.cfg.followup_window_days, ctx.cfg.pairing)
     # One log row per questionnaire row, naming the scores concerned.
     excluded = (excluded.groupby(["reason", FILE, ROW], as_index=False, sort=False)
                 ["instrument"].agg(", ".join))

@@ -2,7 +2,8 @@
 
 Statistics only: these functions take and return DataFrames and touch no files.
 
-Pairing rule, per person and score: the baseline is the earliest scored baseline; the follow-up
+Pairing rule, per person and score (or, with ``pairing="per_episode"``, per person, referral
+and score): the baseline is the earliest scored baseline; the follow-up
 is the first scored follow-up whose distance from the baseline is inside the follow-up window
 (default 270-365 days), or else the first later follow-up outside it (kept with
 ``in_window = False`` for sensitivity analyses). Follow-ups dated before the baseline are
@@ -22,6 +23,8 @@ from linkeval.instruments import (
 )
 
 KEYS = ["site", "person_id", "instrument"]
+# What a pair is unique on, per pairing mode (the config's `pairing`).
+PAIRING_KEYS = {"per_person": KEYS, "per_episode": ["site", "person_id", "referral_id", "instrument"]}
 PAIR_COLUMNS = [
     "site", "person_id", "referral_id", "instrument", "baseline", "followup", "change",
     "baseline_date", "followup_date", "days_between", "in_window", "improved_reliably",
@@ -30,9 +33,9 @@ PAIR_COLUMNS = [
 RC_CRITICAL = 1.96  # two-sided 5% (Jacobson & Truax 1991)
 
 
-def pair_scores(scores: pd.DataFrame, window: tuple[int, int] = (270, 365)
-                ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Pair each person's baseline and follow-up score, per score.
+def pair_scores(scores: pd.DataFrame, window: tuple[int, int] = (270, 365),
+                pairing: str = "per_person") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Pair each person's baseline and follow-up score, per score (or per episode and score).
 
     Parameters
     ----------
@@ -40,22 +43,30 @@ def pair_scores(scores: pd.DataFrame, window: tuple[int, int] = (270, 365)
         completed_date, instrument, score, band, scored, ...). Extra columns are carried to
         ``excluded`` so callers can trace rows back to their source.
     window : earliest and latest follow-up, in days after the baseline.
+    pairing : ``"per_person"`` (default): one pair per person and score, whichever referral
+        the forms belong to; ``referral_id`` is the baseline's. ``"per_episode"``: one pair per
+        person, referral (``referral_id``) and score, so a person referred twice can have two
+        pairs, and a follow-up pairs only with a baseline of the same referral.
 
     Returns
     -------
-    pairs : one row per (site, person_id, instrument) with a scored baseline: baseline,
+    pairs : one row per (site, person_id, instrument), or per (site, person_id, referral_id,
+        instrument) with ``per_episode``, with a scored baseline: baseline,
         followup (missing when there is none), change = followup - baseline,
         baseline_date, followup_date, days_between, in_window, baseline_band, followup_band.
         Reliable-change and MID columns are added by :func:`add_change_indicators`.
     excluded : follow-up rows not used, with ``reason`` ``followup_before_baseline`` or
         ``no_baseline``.
     """
+    if pairing not in PAIRING_KEYS:
+        raise ValueError(f"pairing must be one of {', '.join(PAIRING_KEYS)}, not {pairing!r}")
     unused = ["n_items", "n_missing", "scored", "not_scored_reason"]
     s = scores.loc[scores["scored"].fillna(False).astype(bool).to_numpy(),
                    [c for c in scores.columns if c not in unused]]
     s = s.assign(completed_date=pd.to_datetime(s["completed_date"]),
-                 __key__=_key_codes(s, KEYS, sort=True))
-    # Sorted by (site, person_id, instrument) then date, ties in their original order.
+                 __key__=_key_codes(s, PAIRING_KEYS[pairing], sort=True))
+    # Sorted by the pairing keys (site, person_id[, referral_id], instrument) then date, ties
+    # in their original order.
     s = s.iloc[np.lexsort((s["completed_date"].to_numpy(), s["__key__"].to_numpy()))]
     base = s[(s["timepoint"] == "baseline").to_numpy()].drop_duplicates("__key__", keep="first")
     follow = s[(s["timepoint"] == "followup").to_numpy()]

@@ -150,3 +150,70 @@ def test_reliabilities_from_long_baseline_responses():
     responses["value"] = responses["value"].astype("Float64")
     responses["completed_date"] = pd.to_datetime(responses["completed_date"])
     assert reliabilities(responses) == {"ucla3": pytest.approx(33 / 38)}
+
+
+# -- per person or per episode (the config's `pairing`) ---------------------------------------
+
+
+def two_episodes():
+    """One person referred twice: a baseline and follow-up in each referral."""
+    s = scores([("p", "baseline", "2023-01-10", 18.0), ("p", "followup", "2023-11-01", 22.0),
+                ("p", "baseline", "2024-03-01", 16.0), ("p", "followup", "2024-12-20", 25.0),
+                ("q", "followup", "2024-12-01", 30.0)])
+    s["referral_id"] = ["R1", "R1", "R2", "R2", "R3"]
+    return s
+
+
+def test_per_person_pairs_the_earliest_baseline_whatever_the_referral():
+    pairs, excluded = pair_scores(two_episodes())
+    assert len(pairs) == 1
+    row = pairs.iloc[0]
+    assert (row["referral_id"], row["baseline"], row["followup"]) == ("R1", 18.0, 22.0)
+    assert excluded["reason"].tolist() == ["no_baseline"]  # q's follow-up
+
+
+def test_per_episode_pairs_each_referral_with_its_own_forms():
+    pairs, excluded = pair_scores(two_episodes(), pairing="per_episode")
+    assert pairs[["referral_id", "baseline", "followup", "days_between"]].values.tolist() == [
+        ["R1", 18.0, 22.0, 295], ["R2", 16.0, 25.0, 294]]
+    assert pairs["in_window"].all()
+    assert excluded["reason"].tolist() == ["no_baseline"]
+
+
+def test_per_episode_does_not_pair_a_followup_with_another_referrals_baseline():
+    s = scores([("p", "baseline", "2023-01-10", 18.0), ("p", "followup", "2023-11-01", 22.0)])
+    s["referral_id"] = ["R1", "R2"]  # the follow-up belongs to the next referral
+    per_person, _ = pair_scores(s)
+    per_episode, excluded = pair_scores(s, pairing="per_episode")
+    assert per_person["followup"].tolist() == [22.0]
+    assert per_episode["referral_id"].tolist() == ["R1"]
+    assert per_episode["followup"].isna().all()
+    assert excluded["referral_id"].tolist() == ["R2"]
+    assert excluded["reason"].tolist() == ["no_baseline"]
+
+
+def test_one_person_one_episode_pairs_the_same_either_way():
+    s = scores([("p", "baseline", "2024-01-03", 18.0), ("p", "followup", "2024-10-30", 24.0),
+                ("r", "baseline", "2024-02-01", 20.0)])
+    a, _ = pair_scores(s)
+    b, _ = pair_scores(s, pairing="per_episode")
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_unknown_pairing_is_refused():
+    with pytest.raises(ValueError, match="per_person, per_episode"):
+        pair_scores(two_episodes(), pairing="per_referral")
+
+
+def test_config_pairing_defaults_to_per_person_and_refuses_others(tmp_path):
+    from linkeval.config import parse_config
+    from linkeval.errors import LinkevalError
+
+    raw = {"study": "S", "raw_dir": "raw", "processed_dir": "out", "reports_dir": "rep",
+           "sites": {"X": {"sources": [{"table": "referrals", "path": "x/r.csv", "columns": {
+               "referral_id": "Ref", "referral_date": "Date", "nhs_number": "NHS"}}]}}}
+    assert parse_config(raw, tmp_path / "s.yaml").pairing == "per_person"
+    assert parse_config({**raw, "pairing": "per_episode"}, tmp_path / "s.yaml").pairing \
+        == "per_episode"
+    with pytest.raises(LinkevalError, match='pairing: .*did you mean "per_episode"'):
+        parse_config({**raw, "pairing": "per_epsiode"}, tmp_path / "s.yaml")
