@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import re
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -36,9 +37,8 @@ def _run(study_dir: Path, rule: dict, run: str) -> Path:
     raw["disclosure"] = rule
     config.write_text(yaml.safe_dump(raw, sort_keys=False))
     assert main(["report", "--config", str(config), "--jobs", "2"]) == 0
-    latest = study_dir / "reports" / "latest"
-    target = study_dir / "reports" / run
-    latest.rename(target)
+    target = study_dir / "kept" / run  # a copy: the next run may tidy old versions away
+    shutil.copytree((study_dir / "reports" / "latest").resolve(), target)
     return target
 
 
