@@ -77,7 +77,7 @@ def test_pages_are_self_contained_and_every_link_resolves(small_run):
         assert not re.search(r"<script[^>]*\bsrc", text, re.I)
         for href in HREF.findall(text):
             target, _, anchor = href.partition("#")
-            resolved = (page.parent / target).resolve() if target else page
+            resolved = (page.parent / target).resolve() if target else page.resolve()
             assert resolved.is_file(), (name, href)
             assert folder.resolve() in resolved.parents, (name, href)
             if anchor:
