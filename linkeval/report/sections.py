@@ -36,10 +36,6 @@ VARIABLE_LABELS = {"age_band": "Age band", "sex": "Sex", "ethnicity": "Ethnic gr
                    "imd_quintile": "Deprivation (IMD quintile, 1 = most deprived)"}
 
 
-def _section(name: str) -> Section:
-    return Section(name)
-
-
 def _release(section: Section, rule: Rule, item: str, kind: str, safe: pd.DataFrame,
              note: str = "") -> pd.DataFrame:
     section.release(item, kind, safe, rule=rule.name, note=note)
@@ -64,7 +60,7 @@ def scores_present(pairs: pd.DataFrame) -> list[str]:
 
 def headline(t: dict, rule: Rule) -> Section:
     """Referrals, people and the stages they reached."""
-    s = _section("headline")
+    s = Section("headline")
     funnel = describe.engagement_funnel(t["referrals"], t["pairs"])
     rows = [("Referrals", len(t["referrals"])),
             ("People referred", t["referrals"]["person_id"].nunique())]
@@ -109,7 +105,7 @@ def per_period(referrals: pd.DataFrame, rule: Rule) -> tuple[pd.DataFrame, str]:
 
 
 def referrals_over_time(t: dict, rule: Rule) -> Section:
-    s = _section("referrals over time")
+    s = Section("referrals over time")
     safe, label = per_period(t["referrals"], rule)
     _release(s, rule, f"referrals per {label.lower()}", "figure and table", safe,
              note="averages and control limits from released counts only")
@@ -152,7 +148,7 @@ def _categories(s: Section, rule: Rule, table: pd.DataFrame, category: str, capt
 
 
 def sources(t: dict, rule: Rule) -> Section:
-    s = _section("sources")
+    s = Section("sources")
     safe = _categories(s, rule, describe.referral_sources(t["referrals"]), "referral_source",
                        "Who referred people", "Referred by")
     top = _top(safe, "referral_source")
@@ -161,7 +157,7 @@ def sources(t: dict, rule: Rule) -> Section:
 
 
 def reasons(t: dict, rule: Rule) -> Section:
-    s = _section("reasons")
+    s = Section("reasons")
     table = describe.referral_reasons(t["referrals"], t["referral_reasons"])
     safe = _categories(s, rule, table, "reason", "Why people were referred", "Reason",
                        single_response=False)
@@ -172,7 +168,7 @@ def reasons(t: dict, rule: Rule) -> Section:
 
 def outcomes(t: dict, rule: Rule) -> Section:
     """How referrals ended: completed, declined, not contactable, ..."""
-    s = _section("outcomes")
+    s = Section("outcomes")
     table = describe.outcomes(t["referrals"])
     safe = _categories(s, rule, table, "outcome", "How referrals ended", "Outcome")
     top = _top(safe, "outcome")
@@ -183,7 +179,7 @@ def outcomes(t: dict, rule: Rule) -> Section:
 
 def who(t: dict, rule: Rule) -> Section:
     """Table 1: age, sex, ethnicity and deprivation of the people referred."""
-    s = _section("who is referred")
+    s = Section("who is referred")
     t1 = describe.table_one(t["referrals"])
     counts = rule.suppress(t1[t1["statistic"] == "n (%)"], counts=["n"],
                            percentages={"pct": ("n", None)}, by="variable", totals=True)
@@ -202,7 +198,7 @@ def who(t: dict, rule: Rule) -> Section:
 
 
 def funnel(t: dict, rule: Rule) -> Section:
-    s = _section("engagement")
+    s = Section("engagement")
     table = describe.engagement_funnel(t["referrals"], t["pairs"])
     referred = table["n"].iloc[0]
     safe = rule.suppress(table.assign(_referred=referred), counts=["n"],
@@ -218,7 +214,7 @@ def funnel(t: dict, rule: Rule) -> Section:
 
 
 def contacts(t: dict, rule: Rule) -> Section:
-    s = _section("contacts")
+    s = Section("contacts")
     stats = pd.concat([describe.contacts_per_referral(t["referrals"]),
                        describe.days_to_first_contact(t["referrals"])], ignore_index=True)
     safe = rule.suppress(stats, counts=["n", "missing"],
@@ -244,7 +240,7 @@ def contacts(t: dict, rule: Rule) -> Section:
 
 
 def onward(t: dict, rule: Rule) -> Section:
-    s = _section("onward referrals")
+    s = Section("onward referrals")
     if not len(t["onward_referrals"]):
         _say(s, rule, "This site exports no onward referrals, or has none yet.", note="no numbers")
         return s
@@ -258,7 +254,7 @@ def onward(t: dict, rule: Rule) -> Section:
 
 def data_quality(summary: pd.DataFrame, log: pd.DataFrame, rule: Rule) -> Section:
     """Rows read, kept and rejected per export, and why rows were rejected."""
-    s = _section("data quality")
+    s = Section("data quality")
     safe = rule.suppress(summary, counts=["rows_read", "rows_kept", "rows_rejected",
                                           "rows_flagged"])
     _release(s, rule, "rows per export", "table", safe)
@@ -304,7 +300,7 @@ def change_counts(pairs: pd.DataFrame) -> pd.DataFrame:
 
 def change_summary(t: dict, rule: Rule) -> Section:
     """Mean change per score, with its CI, p-value and standardised change."""
-    s = _section("change summary")
+    s = Section("change summary")
     table = paired_change(t["pairs"])
     if table.empty:
         _say(s, rule, "No one has answered a questionnaire at both times yet.", note="no numbers")
@@ -327,7 +323,7 @@ def change_summary(t: dict, rule: Rule) -> Section:
 
 def instrument(t: dict, rule: Rule, name: str, lonely_threshold: int | None = None) -> Section:
     """Reliable change, important change and band movements for one score."""
-    s = _section(score_title(name))
+    s = Section(score_title(name))
     pairs = t["pairs"]
     counts = change_counts(pairs[pairs["instrument"] == name])
     if counts.empty:
@@ -379,7 +375,7 @@ def instrument(t: dict, rule: Rule, name: str, lonely_threshold: int | None = No
 
 def attrition(t: dict, rule: Rule) -> Section:
     """Who was followed up, and whether they differ from those who were not."""
-    s = _section("follow-up")
+    s = Section("follow-up")
     pairs, refs = t["pairs"], t["referrals"]
     rates = followup_rates(pairs, by="site")
     rates["title"] = rates["instrument"].map(score_title)
@@ -435,7 +431,7 @@ def attrition(t: dict, rule: Rule) -> Section:
 
 
 def sites_side_by_side(t: dict, rule: Rule, site_names: dict[str, str]) -> Section:
-    s = _section("sites side by side")
+    s = Section("sites side by side")
     funnel_by_site = describe.engagement_funnel(t["referrals"], t["pairs"], by="site")
     wide = funnel_by_site.pivot(index="site", columns="stage", values="n").reset_index()
     wide.columns.name = None
@@ -449,7 +445,7 @@ def sites_side_by_side(t: dict, rule: Rule, site_names: dict[str, str]) -> Secti
 
 
 def outcomes_by_site(t: dict, rule: Rule, site_names: dict[str, str]) -> Section:
-    s = _section("outcomes by site")
+    s = Section("outcomes by site")
     table = describe.outcomes(t["referrals"], by="site")
     safe = rule.suppress(table, counts=["n", "denominator"],
                          percentages={"pct": ("n", "denominator")}, by="site", totals=True)
@@ -467,7 +463,7 @@ def change_by_site(t: dict, rule: Rule, name: str, site_names: dict[str, str]) -
     meets the rule; the person-level mean (all pairs as one group) is shown beside it for
     comparison only, since its interval ignores differences between sites.
     """
-    s = _section(f"{score_title(name)} by site")
+    s = Section(f"{score_title(name)} by site")
     pairs = t["pairs"]
     table = paired_change(pairs[pairs["instrument"] == name], by="site")
     if table.empty:
@@ -543,7 +539,7 @@ def collapse_small_levels(frame: pd.DataFrame, column: str, minimum: int, ordere
 
 
 def multilevel(t: dict, rule: Rule, name: str) -> Section:
-    s = _section("multilevel model")
+    s = Section("multilevel model")
     frame = analysis_frame(t["pairs"], t["referrals"], name)
     if len(frame) < 20:
         _say(s, rule, "Too few people with both scores for a model.", note="no numbers")
@@ -611,7 +607,7 @@ MODERATORS = {
 
 
 def moderators(t: dict, rule: Rule, name: str, lonely_threshold: int = 6) -> Section:
-    s = _section("for whom")
+    s = Section("for whom")
     frame = analysis_frame(t["pairs"], t["referrals"], name, t["referral_reasons"],
                            lonely_threshold=lonely_threshold)
     if len(frame) < 20:
@@ -649,7 +645,7 @@ def moderators(t: dict, rule: Rule, name: str, lonely_threshold: int = 6) -> Sec
 def programme_theory(t: dict, rule: Rule, cmocs, site_context: dict[str, dict],
                      lonely_threshold: int = 6) -> Section:
     """What works, for whom, in what circumstances: each CMOC against the data."""
-    s = _section("programme theory")
+    s = Section("programme theory")
     if not cmocs:
         _say(s, rule, "The study config has no programme theory (`programme_theory:`) to test "
              "yet.", note="no numbers")
@@ -691,7 +687,7 @@ def programme_theory(t: dict, rule: Rule, cmocs, site_context: dict[str, dict],
 
 
 def sensitivity(t: dict, rule: Rule, name: str, seed: int = 0) -> Section:
-    s = _section("sensitivity analyses")
+    s = Section("sensitivity analyses")
     table = _sensitivity(t["pairs"], t["referrals"], name, seed=seed)
     # An imputed estimate rests on the people with a follow-up and on those without one.
     table["n_missing"] = (table["n"] - table["n_observed"]).where(
