@@ -255,8 +255,8 @@ def parse_config(raw: Any, path: Path, sha256: str = "") -> StudyConfig:
         path=path,
         study=str(raw["study"]),
         raw_dir=(base / raw.get("raw_dir", "../data/raw")).resolve(),
-        processed_dir=(base / raw.get("processed_dir", "../data/processed")).resolve(),
-        reports_dir=(base / raw.get("reports_dir", "../reports")).resolve(),
+        processed_dir=output_folder(base, raw.get("processed_dir", "../data/processed")),
+        reports_dir=output_folder(base, raw.get("reports_dir", "../reports")),
         sites=sites,
         demo=bool(raw.get("demo", False)),
         key_env=str(pseudo.get("key_env", "LINKEVAL_KEY")),
@@ -598,6 +598,13 @@ def _site_code(v: _Validator, code: Any, sites_raw: dict) -> bool:
         v.fail(where, f"two sites have the code {text!r} (also {same[0]!r}, perhaps in another "
                "case or as a number); give each site its own code")
     return True
+
+
+def output_folder(base: Path, value: Any) -> Path:
+    """An output folder's absolute path, its last part not resolved: the processed folder is a
+    link to its current version (io.py), and must be named, not followed."""
+    path = Path(os.path.abspath(base / str(value)))
+    return path.parent.resolve() / path.name
 
 
 def _one_reading_per_file(v: _Validator, sources: tuple[Source, ...]) -> None:

@@ -38,6 +38,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
 from linkeval.config import Source
 from linkeval.errors import LinkevalError, did_you_mean
@@ -306,7 +307,9 @@ def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
         risky = text.str.startswith(FORMULA_START).fillna(False).astype(bool)
         if risky.any():
             out = frame.copy() if out is None else out
-            out[col] = values.astype(object).where(~risky, "'" + text.astype(object))
+            fixed = values.astype(object).copy()
+            fixed[risky] = "'" + values[risky].astype(str)
+            out[col] = fixed
     return frame if out is None else out
 
 
@@ -454,7 +457,16 @@ def remove_leftovers(final: Path, keep: tuple[str, ...] = (),
 
 
 def _make_state_dir(final: Path) -> Path:
+    """The state directory of an output folder that is ours to switch (a real folder, a link
+    to one of its versions, or nothing yet); a link of the user's own is refused, so that
+    switching it never removes what it points at."""
     state = state_dir(final)
+    if final.is_symlink():
+        target = Path(os.path.abspath(final.parent / os.readlink(final)))
+        if target.parent != state:
+            raise LinkevalError(
+                f"{final}: is a symbolic link to {target}, not one of linkeval's versions; set "
+                "the folder in the config to where the link points")
     try:
         state.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -646,6 +658,7 @@ def _owner(entry: Path) -> int | None:
 
 
 def _pid_alive(pid) -> bool:
+    """Is the process running? A zombie (dead, not yet reaped by its parent) is not."""
     if not isinstance(pid, int) or pid <= 0:
         return False
     try:
@@ -653,7 +666,10 @@ def _pid_alive(pid) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass
+    with contextlib.suppress(OSError, IndexError):
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+        return stat_line.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
     return True
 
 
@@ -661,9 +677,10 @@ def die_with_parent(main_pid: int | None = None) -> None:
     """In a worker process: be killed as soon as the process that started it dies.
 
     Linux delivers SIGKILL when the parent dies (``prctl(PR_SET_PDEATHSIG)``); elsewhere, and
-    for workers started through a fork server, a watchdog thread checks the parent (and the
-    main process, ``main_pid``) twice a second. So a killed run leaves no worker behind that
-    goes on writing files or starting kernels.
+    for workers started through a fork server (whose parent, the server, lives as long as any
+    of its workers), a watchdog thread checks the parent and the main process, ``main_pid``,
+    twice a second. So a killed run leaves no worker behind that goes on writing files or
+    starting kernels.
     """
     parent = os.getppid()
     if sys.platform.startswith("linux"):
@@ -699,7 +716,8 @@ def load_processed(processed_dir: Path | str, site: str | None = None,
         folder = current_version(Path(processed_dir))
         try:
             return _load_version(folder, Path(processed_dir), site, tables)
-        except FileNotFoundError:  # the version was replaced while being read: read the new one
+        except (FileNotFoundError, LinkevalError):
+            # The version was replaced while being read: read the new one.
             if attempt == 2 or current_version(Path(processed_dir)) == folder:
                 raise
     raise AssertionError("unreachable")
@@ -719,6 +737,23 @@ def _load_version(folder: Path, shown: Path, site: str | None,
     if tables is None and log_path.is_file():
         out["cleaning_log"] = read_parquet(log_path, filters=filters)
     return out
+
+
+def check_processed(processed_dir: Path) -> None:
+    """Every canonical table of the current version is there and readable (its parquet footer
+    is read, not its rows): a damaged file is one clear error before a long run starts."""
+    folder = current_version(Path(processed_dir))
+    for name in SCHEMAS:
+        path = folder / f"{name}.parquet"
+        if not path.is_file():
+            raise LinkevalError(f"{processed_dir}: no processed {name}; run linkeval clean first")
+        try:
+            pq.read_metadata(path)
+        except (pa.ArrowException, OSError) as exc:
+            detail = getattr(exc, "strerror", None) or str(exc).splitlines()[0][:120]
+            raise LinkevalError(
+                f"{path}: cannot read processed data ({detail}); it is damaged or unreadable: "
+                "run linkeval clean for all sites to write it again") from None
 
 
 def read_parquet(path: Path, **kwargs) -> pd.DataFrame:

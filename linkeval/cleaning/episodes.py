@@ -13,6 +13,7 @@ from __future__ import annotations
 import pandas as pd
 
 from linkeval.cleaning.context import Context
+from linkeval.cleaning.log import scrub
 
 DUPLICATE_CASE_DAYS = 28
 
@@ -29,7 +30,7 @@ def flag_duplicate_cases(ctx: Context, frame: pd.DataFrame) -> pd.DataFrame:
     previous = order["referral_id"].shift()
     rows = order[duplicate.to_numpy(dtype=bool)]
     if len(rows):
-        prev = previous[duplicate].astype(str)
+        prev = scrub(previous[duplicate])  # an ID may be an NHS number: not quoted raw
         days = gap[duplicate].astype(int).astype(str)
         ctx.log.flag(rows, "referrals", "referral_id", "duplicate_case",
                      "same person as referral " + prev + ", opened " + days

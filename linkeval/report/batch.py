@@ -31,6 +31,7 @@ from pathlib import Path
 from linkeval.config import StudyConfig
 from linkeval.errors import LinkevalError
 from linkeval.io import (
+    check_processed,
     die_with_parent,
     folder_lock,
     remove_leftovers,
@@ -126,6 +127,7 @@ def run_reports(cfg: StudyConfig, sites: list[str] | None = None, jobs: int | No
         cfg.site(code)
     if not (cfg.processed_dir / "referrals.parquet").is_file():
         raise LinkevalError(f"{cfg.processed_dir}: no processed data; run linkeval clean first")
+    check_processed(cfg.processed_dir)
     final = cfg.reports_dir / run
     with folder_lock(final, f"report ({run})"), \
             folder_lock(cfg.processed_dir, f"report ({run})", exclusive=False):
