@@ -592,6 +592,7 @@ def folder_lock(final: Path, command: str, exclusive: bool = True) -> Iterator[N
             raise LinkevalError(
                 f"{final}: in use by {_holder(state, fd)}; wait for it to finish (or stop it) "
                 "and run again") from None
+        _remove_dead_readers(state)
         info = json.dumps({"pid": os.getpid(), "command": command,
                            "started": datetime.now().isoformat(timespec="seconds")})
         if exclusive:
@@ -614,6 +615,14 @@ def folder_lock(final: Path, command: str, exclusive: bool = True) -> Iterator[N
                     mark.unlink()
     finally:
         os.close(fd)
+
+
+def _remove_dead_readers(state: Path) -> None:
+    """Readers' marks left by killed runs (a reader cannot tidy the rest of the folder)."""
+    for mark in state.glob(f"{READER}*"):
+        if not _pid_alive(_owner(mark)):
+            with contextlib.suppress(OSError):
+                mark.unlink()
 
 
 def _open_lock(final: Path, state: Path, exclusive: bool) -> int | None:

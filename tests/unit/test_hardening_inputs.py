@@ -187,6 +187,23 @@ def test_a_read_only_data_area(tmp_path, capsys, monkeypatch):
     assert "Read-only file system" in one_line(err) and "make" in err and "writable" in err
 
 
+def test_a_read_only_reports_folder(tmp_path, capsys, monkeypatch):
+    path = write_study(tmp_path)
+    assert run(["clean", "--config", path], capsys)[0] == 0
+    real = Path.mkdir
+
+    def read_only(self, *args, **kwargs):
+        if "reports" in self.parts:
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    code, _, err = run(["report", "--config", path], capsys)
+    assert code == 2
+    line = one_line(err)
+    assert "reports/latest" in line and "Read-only file system" in line and "writable" in line
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
 def test_a_read_only_processed_parent_for_real(tmp_path, capsys):
     path = write_study(tmp_path)
