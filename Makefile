@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 .PHONY: demo test test-fast lab bench clean-demo help
 
 help:
-	@echo "make demo   set up .venv, generate the synthetic 6-site demo and run it"
+	@echo "make demo   set up .venv, generate the synthetic 7-site demo and run it"
 	@echo "make test   set up .venv, check style (ruff) and run every test and doctest"
 	@echo "make test-fast  the unit tests and doctests only (under a minute)"
 	@echo "make lab    set up .venv with JupyterLab and open it"

@@ -55,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"linkeval {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    demo = sub.add_parser("demo", help="synthetic 6-site data -> clean -> reports")
+    demo = sub.add_parser("demo", help="synthetic 7-site data -> clean -> reports")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.add_argument("--jobs", type=int, default=None, help="parallel report jobs")
     demo.add_argument("--root", type=Path, default=Path("."),
@@ -89,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     synth.add_argument("--out", type=Path, required=True, help="output folder")
     synth.add_argument("--referrals", type=int, default=None,
                        help="clean referrals in total (default: demo sizes, 150-700 per site)")
-    synth.add_argument("--sites", type=int, default=6, help="number of sites, 1-6 (default 6)")
+    synth.add_argument("--sites", type=int, default=7, help="number of sites, 1-7 (default 7)")
     synth.add_argument("--seed", type=int, default=0)
     synth.set_defaults(func=cmd_synth)
     return p
@@ -102,8 +102,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     if args.referrals is not None and args.referrals < args.sites:
         raise LinkevalError(f"--referrals {args.referrals}: need at least one per site")
-    if not 1 <= args.sites <= 6:
-        raise LinkevalError(f"--sites {args.sites}: choose 1 to 6")
+    if not 1 <= args.sites <= 7:
+        raise LinkevalError(f"--sites {args.sites}: choose 1 to 7")
     start = time.perf_counter()
     study = generate_study(args.out, n_referrals=args.referrals, n_sites=args.sites,
                            seed=args.seed)

@@ -13,6 +13,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,9 @@ from linkeval.instruments import (
 )
 from linkeval.vocab import FIELD_VOCABULARY, VOCABULARIES
 
-TABLES = ("referrals", "contacts", "onward_referrals", "questionnaires")
+# coded_events: a GP clinical-system search, one row per coded event, made into referrals
+# (cleaning/events.py); it feeds the referrals table and is accounted for as its own table.
+TABLES = ("referrals", "contacts", "onward_referrals", "questionnaires", "coded_events")
 
 IDENTITY_FIELDS = ("nhs_number", "person_id", "local_id")
 
@@ -46,6 +49,10 @@ INPUT_FIELDS: dict[str, tuple[str, ...]] = {
     "contacts": ("referral_id", "contact_date", "mode", "duration_min", "attended"),
     "onward_referrals": ("referral_id", "onward_date", "asset_type"),
     "questionnaires": ("referral_id", *IDENTITY_FIELDS, "timepoint", "completed_date"),
+    "coded_events": (
+        *IDENTITY_FIELDS, "event_date", "code", "date_of_birth", "age", "sex", "ethnicity",
+        "imd_decile", "referral_source", "postcode", "practice_code",
+    ),
 }
 
 REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
@@ -53,7 +60,10 @@ REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "contacts": ("referral_id", "contact_date"),
     "onward_referrals": ("referral_id", "onward_date"),
     "questionnaires": ("completed_date",),
+    "coded_events": ("event_date", "code"),
 }
+# events: of a coded_events source: which codes open a referral, end it or give its reasons.
+EVENT_KEYS = ("referral_codes", "outcome_codes", "reason_codes")
 
 ENCODINGS = ("auto", "utf-8", "utf-8-sig", "cp1252")
 DISCLOSURE_RULES = ("nhs_digital", "threshold", "none")
@@ -74,6 +84,7 @@ LOOKUP_COLUMNS: dict[str, dict[str, Any]] = {
     "rural_urban": {"lsoa": "LSOA21CD", "classification": "RUC21NM", "lsoa_year": 2021},
     "practice_pcn": {"practice": "Partner Organisation Code", "pcn": "PCN Code"},
 }
+PACKAGE_DATA = "linkeval:"  # a context_lookups path naming a file in linkeval/data
 CMOC_KEYS = ("id", "context", "mechanism", "outcome", "test")
 CMOC_TEST_KEYS = ("outcome", "context", "expected")
 CMOC_CONTEXT_KEYS = ("variable", "equals", "in", "at_least", "at_most", "label")
@@ -86,7 +97,7 @@ CONTEXT_VALUES = ("imd_decile", "imd_quintile", "age_band", "age", "sex", "ethni
 SITE_KEYS = ("name", "sources", "context")
 SOURCE_KEYS = (
     "table", "path", "encoding", "sheet", "skip_rows", "date_format", "multi_value_separator",
-    "delimiter", "columns", "values", "items", "timepoint",
+    "delimiter", "columns", "values", "items", "timepoint", "events",
 )
 PSEUDONYMISATION_KEYS = ("key_env", "key_file")
 DISCLOSURE_KEYS = ("rule", "min_count")
@@ -109,6 +120,9 @@ class Source:
     items: dict[str, dict[str, str]] = field(default_factory=dict)  # instrument: {item: header}
     timepoint: str | None = None  # "by_date": earliest completion is the baseline
     key_path: str = ""
+    # coded_events only: {referral_codes: (code, ...), outcome_codes: {code: outcome},
+    # reason_codes: {code: reason}}, on top of the SNOMED CT codes linkeval knows
+    events: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -282,7 +296,7 @@ def _parse_lookups(v: _Validator, lookups: Any, base: Path) -> dict[str, dict[st
         where = f"context_lookups.{name}"
         spec = {"path": spec} if isinstance(spec, str) else spec
         v.mapping(spec, where, ["path", *LOOKUP_COLUMNS[name]], required=("path",))
-        path = (base / str(spec["path"])).resolve()
+        path = _lookup_path(base, str(spec["path"]))
         if not path.is_file():
             v.fail(f"{where}.path", f"{path} not found; download the file once and name it here")
         year = spec.get("lsoa_year", LOOKUP_COLUMNS[name].get("lsoa_year"))
@@ -293,6 +307,14 @@ def _parse_lookups(v: _Validator, lookups: Any, base: Path) -> dict[str, dict[st
         v.fail("context_lookups", "imd and rural_urban need the postcodes lookup (ONSPD or "
                "NSPL) to find each postcode's LSOA")
     return out
+
+
+def _lookup_path(base: Path, path: str) -> Path:
+    """A lookup file relative to the config, or ``linkeval:<file>``: one of the package's data
+    files (the demo's synthetic ZZ99 lookups, linkeval/data/demo_lookup_*.csv)."""
+    if path.startswith(PACKAGE_DATA):
+        return Path(str(resources.files("linkeval.data").joinpath(path[len(PACKAGE_DATA):])))
+    return (base / path).resolve()
 
 
 def _parse_instruments(v: _Validator, instruments: Any, base: Path
@@ -341,8 +363,9 @@ def _parse_site(v: _Validator, code: str, spec: Any) -> Site:
     sources = tuple(_parse_source(v, f"{where}.sources[{i}]", s) for i, s in enumerate(sources_raw))
     _one_reading_per_file(v, sources)
     tables = [s.table for s in sources]
-    if "referrals" not in tables:
-        v.fail(f"{where}.sources", "a site needs a source with table: referrals")
+    if "referrals" not in tables and "coded_events" not in tables:
+        v.fail(f"{where}.sources", "a site needs a source with table: referrals (or "
+               "coded_events)")
     context = spec.get("context") or {}
     v.mapping(context, f"{where}.context", None)
     return Site(code=code, name=str(spec.get("name", code)), sources=sources, context=dict(context))
@@ -366,7 +389,7 @@ def _parse_source(v: _Validator, where: str, spec: Any) -> Source:
         if required not in columns:
             v.fail(f"{where}.columns", f"table {table} needs the field {required!r}; "
                    f"map it to the raw column header")
-    if table == "referrals" and not any(f in columns for f in IDENTITY_FIELDS):
+    if table in ("referrals", "coded_events") and not any(f in columns for f in IDENTITY_FIELDS):
         v.fail(f"{where}.columns", f"table {table} needs a person identifier: map one of "
                f"{', '.join(IDENTITY_FIELDS)}")
     if table == "questionnaires" and not any(f in columns for f in ("referral_id", *IDENTITY_FIELDS)):
@@ -424,7 +447,42 @@ def _parse_source(v: _Validator, where: str, spec: Any) -> Source:
         items=items,
         timepoint=timepoint,
         key_path=where,
+        events=_parse_events(v, where, table, spec.get("events")),
     )
+
+
+def _parse_events(v: _Validator, where: str, table: str, events: Any) -> dict[str, Any]:
+    """events: of a coded_events source (docs/standard.md, 'Coded-event exports'): codes as
+    text, each with one meaning; outcomes and reasons must be canonical codes."""
+    if events is None:
+        return {}
+    if table != "coded_events":
+        v.fail(f"{where}.events", "events belong to table: coded_events sources only")
+    v.mapping(events, f"{where}.events", EVENT_KEYS)
+    referral = events.get("referral_codes") or []
+    if not isinstance(referral, list):
+        v.fail(f"{where}.events.referral_codes", "must be a list of codes, e.g. "
+               "[871731000000106]")
+    out: dict[str, Any] = {"referral_codes": tuple(str(c).strip() for c in referral)}
+    meaning = {c: "referral_codes" for c in out["referral_codes"]}
+    for key, vocabulary in (("outcome_codes", "outcome"), ("reason_codes", "reason")):
+        codes = events.get(key) or {}
+        v.mapping(codes, f"{where}.events.{key}", None)
+        out[key] = {}
+        for code, value in codes.items():
+            code, value = str(code).strip(), str(value).lower()
+            if value not in VOCABULARIES[vocabulary]:
+                v.fail(f"{where}.events.{key}.{code}", f"{value!r} is not a {vocabulary} code"
+                       f"{did_you_mean(value, VOCABULARIES[vocabulary])}; codes are: "
+                       f"{', '.join(VOCABULARIES[vocabulary])}")
+            out[key][code] = value
+            meaning.setdefault(code, key)
+    for code, key in meaning.items():
+        others = [k for k in EVENT_KEYS if k != key and code in out[k]]
+        if others:
+            v.fail(f"{where}.events", f"code {code} is under both {key} and {others[0]}; give "
+                   "each code one meaning")
+    return out
 
 
 def _parse_programme_theory(v: _Validator, items: Any, sites: dict[str, Site]

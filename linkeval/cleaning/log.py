@@ -20,6 +20,8 @@ from linkeval.parse import distinct
 # Every raw frame carries the file and row number each row came from (read.py fills them):
 # the log names rows by them.
 FILE, ROW = "__file__", "__row__"
+# A frame whose rows come from another raw table than the one a rule names carries it here.
+TABLE = "__table__"
 
 # QA files never carry raw values that may identify someone (docs/design.md, 'Cleaning log
 # and row accounting'): quoted values are scrubbed and cut short, and an unmapped label is
@@ -69,7 +71,7 @@ class CleaningLog:
             detail = detail(rows)
         detail_values = detail.to_numpy(dtype=object) if isinstance(detail, pd.Series) else detail
         self._parts.append(pd.DataFrame({
-            "site": self.site, "table": table, "source_file": rows[FILE].to_numpy(),
+            "site": self.site, "table": _tables(rows, table), "source_file": rows[FILE].to_numpy(),
             "source_row": rows[ROW].to_numpy(), "field": fld, "rule": rule, "action": action,
             "detail": detail_values,
         }))
@@ -150,6 +152,14 @@ class CleaningLog:
 
     def _rows_read(self, table: str) -> int:
         return sum(f["rows"] for f in self._files if f["table"] == table)
+
+
+def _tables(rows: pd.DataFrame, table: str):
+    """The raw table each row was read for: ``table``, unless the frame says (referrals made
+    from coded events are logged under coded_events, where their rows are accounted for)."""
+    if TABLE not in rows:
+        return table
+    return rows[TABLE].fillna(table).to_numpy(dtype=object)
 
 
 def check_accounting(summary: pd.DataFrame) -> None:

@@ -168,9 +168,15 @@ def referrals_from(ctx: Context, source: Source) -> tuple[pd.DataFrame, pa.Array
     The exported IDs (of rejected rows too) tell an event of a rejected referral from an
     event of a referral that was never exported.
     """
-    t = "referrals"
     frame = ctx.read(source)
     exported = large_text(frame["referral_id"])
+    return check_referrals(ctx, frame, source), exported
+
+
+def check_referrals(ctx: Context, frame: pd.DataFrame, source: Source) -> pd.DataFrame:
+    """The referral row rules on a raw frame: a referrals export, or the referrals made from
+    a coded-event export (cleaning/events.py)."""
+    t = "referrals"
     frame = require(ctx, frame, t, ("referral_id", "referral_date"))
     frame = _require_identity(ctx, frame, t)
     frame = event_date(ctx, frame, t, "referral_date", source)
@@ -191,7 +197,7 @@ def referrals_from(ctx: Context, source: Source) -> tuple[pd.DataFrame, pa.Array
     for fld in ("discharge_date", "first_contact_date"):
         if fld in frame:
             frame = event_date(ctx, frame, t, fld, source, required=False)
-    return frame, exported
+    return frame
 
 
 def _require_identity(ctx: Context, frame: pd.DataFrame, table: str) -> pd.DataFrame:

@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 
 from linkeval import schema
-from linkeval.cleaning import routine
+from linkeval.cleaning import events, routine
 from linkeval.cleaning.context import Context
 from linkeval.cleaning.log import FILE, ROW, SCRUB, CleaningLog
 from linkeval.cleaning.lookup import known_ids
@@ -50,7 +50,8 @@ def clean_site(cfg: StudyConfig, code: str, key: bytes, today: pd.Timestamp) -> 
     ctx = Context(cfg=cfg, site=site, key=key, today=today, log=CleaningLog(code))
     sources = {t: [s for s in site.sources if s.table == t] for t in TABLES}
 
-    referrals, exported = _referrals(ctx, sources["referrals"])
+    referrals, exported, merged = _referrals(ctx, sources["referrals"],
+                                             sources["coded_events"])
     reasons = routine.reasons(ctx, referrals)
     contacts = _events(ctx, sources["contacts"], "contact_date", referrals, exported)
     onward = _events(ctx, sources["onward_referrals"], "onward_date", referrals, exported)
@@ -61,7 +62,8 @@ def clean_site(cfg: StudyConfig, code: str, key: bytes, today: pd.Timestamp) -> 
         ctx, sources["questionnaires"], referrals, exported)
 
     n_kept = {"referrals": len(referrals), "contacts": len(contacts),
-              "onward_referrals": len(onward), "questionnaires": n_completions}
+              "onward_referrals": len(onward), "questionnaires": n_completions,
+              "coded_events": events.settle(ctx, merged, referrals)}
     ids = _identifier_like_ids(ctx, referrals)
     tables = {
         "responses": _select(responses, "responses", code, ids),
@@ -79,14 +81,22 @@ def clean_site(cfg: StudyConfig, code: str, key: bytes, today: pd.Timestamp) -> 
                        unmapped=ctx.log.unmapped_counts(), files=ctx.log.files())
 
 
-def _referrals(ctx: Context, sources: list[Source]) -> tuple[pd.DataFrame, pa.Array]:
-    """The site's kept referrals, and every referral_id its exports had."""
-    frames, exported = [], []
+def _referrals(ctx: Context, sources: list[Source], event_sources: list[Source]
+               ) -> tuple[pd.DataFrame, pa.Array, pd.DataFrame]:
+    """The site's kept referrals, every referral_id its exports had (or that its coded events
+    made), and the coded events merged into a referral (cleaning/events.py)."""
+    frames, exported, merged = [], [], []
     for source in sources:
         frame, ids = routine.referrals_from(ctx, source)
         frames.append(frame)
         exported.append(ids)
-    return routine.finish_referrals(ctx, _concat_raw(frames)), known_ids(exported)
+    for source in event_sources:
+        frame, ids, into = events.referrals_from_events(ctx, source)
+        frames.append(routine.check_referrals(ctx, frame, source))
+        exported.append(ids)
+        merged.append(into)
+    merged = pd.concat(merged, ignore_index=True) if merged else pd.DataFrame()
+    return (routine.finish_referrals(ctx, _concat_raw(frames)), known_ids(exported), merged)
 
 
 def _events(ctx: Context, sources: list[Source], date_field: str, referrals: pd.DataFrame,

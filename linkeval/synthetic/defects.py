@@ -60,8 +60,8 @@ QUESTIONNAIRE_DEFECTS = {
     "missing_required": 0.005,       # no referral ID / person identifier
     "unknown_referral": 0.005,
     "missing_timepoint": 0.005,      # label nobody mapped ("T9")
-    "missing_item": 0.03,            # one SWEMWBS item blank -> not scored
-    "out_of_range_item": 0.01,       # a UCLA-3 answer of 7 -> flagged, not scored
+    "missing_item": 0.03,            # one SWEMWBS item blank -> not scored (G: a local item)
+    "out_of_range_item": 0.01,       # a UCLA-3 answer of 7 -> flagged, not scored (G: local)
     "followup_before_baseline": 0.01,
 }
 
@@ -248,8 +248,13 @@ def spoil_answers(rng: np.random.Generator, rows: pd.DataFrame, has_timepoint: b
     k_missing, k_out = int(rates["missing_item"] * n), int(rates["out_of_range_item"] * n)
     missing_item, out_range = pool[:k_missing], pool[k_missing:k_missing + k_out]
     values = rows[item_cols].astype(object).to_numpy()
-    sw = [j for j, c in enumerate(item_cols) if c.startswith("swemwbs:")]
-    uc = [j for j, c in enumerate(item_cols) if c.startswith("ucla3:")]
+    # A blank SWEMWBS item and an out-of-range UCLA-3 answer; at a site collecting neither
+    # (G), both in its local instrument (prorated when one item is missing).
+    present = {c.split(":")[0] for c in item_cols}
+    blanked = "swemwbs" if "swemwbs" in present else "connect"
+    spoiled = "ucla3" if "ucla3" in present else "connect"
+    sw = [j for j, c in enumerate(item_cols) if c.startswith(f"{blanked}:")]
+    uc = [j for j, c in enumerate(item_cols) if c.startswith(f"{spoiled}:")]
     values[missing_item, rng.choice(sw, len(missing_item))] = ""
     values[out_range, rng.choice(uc, len(out_range))] = 7
     rows[item_cols] = values

@@ -99,7 +99,7 @@ def _referrals(rng: np.random.Generator, style: SiteStyle, n: int, site_index: i
     # Referral dates rise over the two years (services grow), sorted as exports are.
     day = np.sort((rng.beta(1.4, 1.0, n) * DAYS).astype(int))
     referral_date = START + pd.to_timedelta(day, unit="D")
-    n_people = max(1, int(round(n * 0.93)))
+    n_people = max(1, int(round(n * style.people_share)))
     person = np.concatenate([np.arange(n_people), rng.integers(0, n_people, n - n_people)])
     person = np.sort(person)  # re-referrals of a person come after the first
     person = rng.permutation(person) if n > 1 else person
@@ -119,8 +119,22 @@ def _referrals(rng: np.random.Generator, style: SiteStyle, n: int, site_index: i
         "outcome": draw(rng, P_OUTCOME, n),
     })
     ref.loc[ref["imd_decile"] == 0, "imd_decile"] = pd.NA
+    if style.duplicate_cases:
+        _duplicate_cases(rng, ref, style.duplicate_cases)
     ref["age_at_referral"] = whole_years(ref["date_of_birth"], ref["referral_date"])
     return ref
+
+
+def _duplicate_cases(rng: np.random.Generator, ref: pd.DataFrame, k: int) -> None:
+    """Move the second referral of ``k`` re-referred people to 3-20 days after their first: a
+    second case opened while the first is new (flagged duplicate_case by the cleaner)."""
+    counts = ref["person"].value_counts()
+    people = np.sort(counts[counts >= 2].index.to_numpy())
+    for person in rng.choice(people, size=min(k, len(people)), replace=False):
+        rows = ref.index[ref["person"] == person]
+        first, second = ref.loc[rows, "referral_date"].sort_values(kind="stable").index[:2]
+        ref.loc[second, "referral_date"] = (ref.loc[first, "referral_date"]
+                                            + pd.Timedelta(days=int(rng.integers(3, 21))))
 
 
 def _people(rng: np.random.Generator, style: SiteStyle, n_people: int, site_index: int,

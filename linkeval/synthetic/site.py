@@ -14,8 +14,9 @@ import pandas as pd
 
 from linkeval.synthetic import defects
 from linkeval.synthetic.defects import DEFECT_RATES, unmapped_labels
-from linkeval.synthetic.styles import QUESTIONNAIRE_STYLES, SiteStyle
+from linkeval.synthetic.styles import PRACTICE_SOURCES, QUESTIONNAIRE_STYLES, SiteStyle
 from linkeval.synthetic.truth import (
+    coded_event_truth,
     event_truth,
     kept_referral_ids,
     questionnaire_truth,
@@ -24,9 +25,11 @@ from linkeval.synthetic.truth import (
 from linkeval.synthetic.wellbeing import Questionnaires, simulate_questionnaires
 from linkeval.synthetic.writers import (
     Formatter,
+    coded_event_rows,
     nhs_text,
     questionnaire_table,
     site_folder,
+    write_coded_events,
     write_questionnaires,
     write_site,
 )
@@ -53,11 +56,15 @@ def render_site(rng: np.random.Generator, style: SiteStyle, core: dict[str, pd.D
                                              "onward_referrals")
     referrals.add_counts(fmt, style)
     raw = defects.duplicate_referrals(rng, referrals.for_export())
-    raw_events = {table: rows for table, (rows, _) in events.items()}
-    site_cfg, files = write_site(style, raw, raw_events.get("contacts"),
-                                 raw_events.get("onward_referrals"), raw_dir, large)
-    truth = referral_truth(style, raw, referrals.ref, referrals.reasons, files,
-                           referrals.unmapped_source, referrals.unmapped_reason)
+    episode_of = None  # site G: referral -> the episode (referral_id) its coded events make
+    if style.coded_events:
+        site_cfg, truth, episode_of = _coded_events(rng, style, raw, referrals, raw_dir)
+    else:
+        raw_events = {table: rows for table, (rows, _) in events.items()}
+        site_cfg, files = write_site(style, raw, raw_events.get("contacts"),
+                                     raw_events.get("onward_referrals"), raw_dir, large)
+        truth = referral_truth(style, raw, referrals.ref, referrals.reasons, files,
+                               referrals.unmapped_source, referrals.unmapped_reason)
     kept_ids = kept_referral_ids(raw)
     for table, (events_raw, events_clean) in events.items():
         truth.update(event_truth(style.code, table, events_raw, events_clean, files, kept_ids))
@@ -65,8 +72,22 @@ def render_site(rng: np.random.Generator, style: SiteStyle, core: dict[str, pd.D
     q_source, q_truth = _questionnaires(rng, style, q, referrals.ref,
                                         site_folder(raw_dir, style.code), large)
     site_cfg["sources"].append(q_source)
+    if episode_of is not None:  # forms link by NHS number to the one episode of the person
+        for name in ("scores", "pairs", "people"):
+            q_truth[name]["referral_id"] = q_truth[name]["referral_id"].map(episode_of)
     truth.update(q_truth)
     return site_cfg, truth
+
+
+def _coded_events(rng: np.random.Generator, style: SiteStyle, raw: pd.DataFrame,
+                  referrals: _Referrals, raw_dir: Path
+                  ) -> tuple[dict[str, Any], dict[str, pd.DataFrame], dict[str, str]]:
+    """Site G: the referrals written as a search's coded events; config, truth, episodes."""
+    events = coded_event_rows(rng, style, raw, referrals.ref, referrals.reasons)
+    site_cfg, path = write_coded_events(style, events, raw_dir)
+    truth, episode_of = coded_event_truth(style, events, path, referrals.ref,
+                                          referrals.unmapped_source)
+    return site_cfg, truth, episode_of
 
 
 class _Referrals:
@@ -76,6 +97,7 @@ class _Referrals:
                  core: dict[str, pd.DataFrame]) -> None:
         # The canonical referrals, changed where a defect changes the clean value too (an
         # under-18's age, an unmapped source read as `other`).
+        self.style = style
         self.ref = core["referrals"].copy()
         self.chosen = defects.choose_referral_defects(rng, style, len(self.ref))
         defects.make_under_18(rng, self.ref, self.chosen.rows["under_18"])
@@ -103,6 +125,9 @@ class _Referrals:
             raw["date_of_birth"] = fmt.date(ref["date_of_birth"])
         else:
             raw["age"] = ref["age_at_referral"].astype(str).to_numpy()
+        if style.coded_events:  # a GP search knows who recorded it, not who referred
+            ref["referral_source"] = ref["referral_source"].where(
+                ref["referral_source"].isin(PRACTICE_SOURCES), "unknown")
         raw["sex"] = fmt.label("sex", ref["sex"])
         raw["ethnicity"] = fmt.label("ethnicity", ref["ethnicity"])
         source = fmt.label("referral_source", ref["referral_source"])
@@ -134,14 +159,21 @@ class _Referrals:
         self.raw["patient_name"] = "TEST PATIENT " + pd.Series(np.arange(1, n + 1)).astype(str)
         self.raw["postcode"] = "ZZ99 " + pd.Series(rng.integers(1, 10, n)).astype(str) + "AA"
         self.raw["notes"] = NOTES[rng.integers(0, 4, n)]
+        if self.style.coded_events:  # postcodes in the demo lookups; one PCN, two practices
+            decile = self.ref["imd_decile"].astype("Float64")
+            self.raw["postcode"] = ("ZZ99 " + (decile % 10).astype("Int64").astype(str) + "AA") \
+                .where(decile.notna(), "").to_numpy(dtype=object)
+            practice = np.array(["Z00005", "Z00006"], dtype=object)[
+                rng.integers(0, 2, self.ref["person"].max() + 1)]
+            self.raw["practice_code"] = practice[self.ref["person"].to_numpy()]
 
     def add_counts(self, fmt: Formatter, style: SiteStyle) -> None:
         """Counts (and first-contact date) as columns, for each table the site does not export."""
-        if not style.contacts:
+        if not style.contacts and not style.coded_events:
             self.raw["n_contacts"] = self.ref["n_contacts"].astype(str).to_numpy()
             self.raw["n_attended"] = self.ref["n_attended"].astype(str).to_numpy()
             self.raw["first_contact_date"] = fmt.date(self.ref["first_contact_date"])
-        if not style.onward:
+        if not style.onward and not style.coded_events:
             self.raw["n_onward_referrals"] = self.ref["n_onward_referrals"].astype(str).to_numpy()
 
     def for_export(self) -> pd.DataFrame:

@@ -15,11 +15,17 @@ import yaml
 from linkeval.synthetic.defects import DEFECT_RATES
 from linkeval.synthetic.population import simulate_site
 from linkeval.synthetic.site import render_site
-from linkeval.synthetic.styles import SITE_STYLES
-from linkeval.synthetic.wellbeing import DEMO_CMOCS, FOLLOWUP_WINDOW
+from linkeval.synthetic.styles import QUESTIONNAIRE_STYLES, SITE_STYLES
+from linkeval.synthetic.wellbeing import DEMO_CMOCS, FOLLOWUP_WINDOW, LOCAL_INSTRUMENTS
 from linkeval.synthetic.writers import XLSX_MAX_ROWS
 
-DEMO_SIZES = {"A": 420, "B": 650, "C": 180, "D": 300, "E": 260, "F": 540}
+DEMO_SIZES = {"A": 420, "B": 650, "C": 180, "D": 300, "E": 260, "F": 540, "G": 340}
+# The package's synthetic ZZ99 lookups (linkeval/data), named under context_lookups as
+# linkeval:<file>: site G's postcodes and practices give imd, rural_urban and pcn_code.
+DEMO_LOOKUPS = {"postcodes": "demo_lookup_postcodes.csv",
+                "lsoa_2011_2021": "demo_lookup_lsoa_2011_2021.csv",
+                "imd": "demo_lookup_imd2019.csv", "rural_urban": "demo_lookup_rural_urban_2021.csv",
+                "practice_pcn": "demo_lookup_practice_pcn.csv"}
 
 
 @dataclass
@@ -34,7 +40,7 @@ class SyntheticStudy:
 def generate_study(
     out: str | Path,
     n_referrals: int | None = None,
-    n_sites: int = 6,
+    n_sites: int = len(SITE_STYLES),
     seed: int = 0,
     *,
     raw_dir: str | Path | None = None,
@@ -81,9 +87,14 @@ def generate_study(
         "pseudonymisation": {"key_env": "LINKEVAL_KEY"},
         "followup_window_days": list(FOLLOWUP_WINDOW),
         "disclosure": {"rule": "nhs_digital"},
-        "programme_theory": DEMO_CMOCS,
-        "sites": sites_cfg,
     }
+    instruments = {name: definition for name, definition in LOCAL_INSTRUMENTS.items()
+                   if any(name in QUESTIONNAIRE_STYLES[c].item_headers for c in codes)}
+    if instruments:
+        config["instruments"] = instruments
+    if any(SITE_STYLES[c].coded_events for c in codes):
+        config["context_lookups"] = {name: f"linkeval:{file}" for name, file in DEMO_LOOKUPS.items()}
+    config.update({"programme_theory": DEMO_CMOCS, "sites": sites_cfg})
     config_path.parent.mkdir(parents=True, exist_ok=True)
     config_path.write_text(config_text(config), encoding="utf-8")
     _write_truth(truth, raw_dir / "truth")

@@ -3,9 +3,11 @@
 Six sites export the same kind of routine data in the different shapes real systems produce: a
 cp1252 clinical-system search with a preamble (A), a UTF-8 CSV with a byte-order mark and ISO
 dates (B), an Excel workbook with one sheet per table (C), a service that records ages and its own
-client IDs instead of NHS numbers (D), one that exports only a number-of-contacts column (E), and
-one whose exports are split into yearly files (F). The writers for each shape are in
-:mod:`linkeval.synthetic.writers`.
+client IDs instead of NHS numbers (D), one that exports only a number-of-contacts column (E),
+one whose exports are split into yearly files (F), and a GP clinical-system search with one row
+per coded event (G: SNOMED CT and local codes that linkeval groups into referral episodes, with
+postcodes and practice codes for the area lookups, and more re-referrals). The writers for each
+shape are in :mod:`linkeval.synthetic.writers`.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ class SiteStyle:
     onward: bool = True
     host: str = "pcn"  # who employs the link workers: pcn (the practice network) or vcse
     rural: bool = False
+    coded_events: bool = False  # a GP search export: one row per coded event (site G)
+    people_share: float = 0.93  # people per referral: the rest are re-referrals
+    duplicate_cases: int = 0  # people given a second referral 3-20 days after their first
 
 
 SITE_STYLES: dict[str, SiteStyle] = {
@@ -41,6 +46,8 @@ SITE_STYLES: dict[str, SiteStyle] = {
     "E": SiteStyle("E", "Valley Wellbeing Hub", 0.05, "nhs", date_format="%d-%b-%Y",
                    contacts=False, onward=False, host="vcse"),
     "F": SiteStyle("F", "Eastfield PCN", 0.15, "nhs"),
+    "G": SiteStyle("G", "Moorside Medical Group", 0.20, "nhs", contacts=False, onward=False,
+                   rural=True, coded_events=True, people_share=0.82, duplicate_cases=4),
 }
 
 # Site label tables: code -> the labels that site's system writes (one chosen per row).
@@ -146,6 +153,37 @@ SITE_VALUES: dict[str, dict[str, dict[str, str]]] = {
           "sex": {"I": "other"}},
 }
 SITE_VALUES["C"] = SITE_VALUES["A"]
+# Site G writes codes, not labels, for referrals, reasons and outcomes (writers.CODED_EVENTS);
+# these labels are the SNOMED CT terms. Who recorded the referral stands for its source.
+LABELS["G"] = {
+    "referral_source": {"gp": ["GP"], "practice_nurse": ["Practice Nurse"],
+                        "other_practice_staff": ["Care Coordinator", "Receptionist"],
+                        "unknown": ["Social Prescribing Link Worker"]},
+    "sex": {"female": ["Female"], "male": ["Male"], "other": ["Indeterminate"],
+            "unknown": ["Unknown"]},
+    # NHS 2001 categories as GP systems print them, and 2021 census groups for newer records.
+    "ethnicity": {"white": ["White - British", "White - Irish",
+                            "White: English, Welsh, Scottish, Northern Irish or British"],
+                  "mixed": ["Mixed - White and Asian", "Mixed - Any other mixed background"],
+                  "asian": ["Asian or Asian British - Indian", "Other Ethnic Groups - Chinese",
+                            "Asian, Asian British or Asian Welsh: Pakistani"],
+                  "black": ["Black or Black British - African", "Black or Black British - Caribbean"],
+                  "other": ["Other Ethnic Groups - Any other ethnic group"],
+                  "unknown": ["Ethnic category not stated - 2001 census"]},
+    "outcome": {c: [c] for c in VOCABULARIES["outcome"]},
+    "reason": {"loneliness_isolation": ["Social isolation"],
+               "mental_wellbeing": ["Anxiety", "Depressed mood"],
+               "physical_activity": ["Physically inactive"],
+               "long_term_condition": ["Support for long term condition"],
+               "finance_debt_benefits": ["Financial problem"], "housing": ["Housing problem"],
+               "employment_education": ["Unemployed"], "bereavement": ["Bereavement"],
+               "carer_support": ["Carer strain"], "substance_use": ["Alcohol misuse"],
+               "food_insecurity": ["Food insecurity"], "domestic_abuse": ["Domestic abuse"],
+               "other": ["Other social need"]},
+}
+# Referrals the link worker recorded on the practice's behalf say nothing of who referred.
+PRACTICE_SOURCES = ("gp", "practice_nurse", "other_practice_staff")
+SITE_VALUES["G"] = {"referral_source": {"Social Prescribing Link Worker": "unknown"}}
 
 
 # The sites in the order generate_study draws them; a site's position also picks its block of
@@ -207,6 +245,12 @@ QUESTIONNAIRE_STYLES: dict[str, QuestionnaireStyle] = {
         {"swemwbs": "SWEMWBS{i}", "ucla3": "UCLA{i}", "ons4": "ONS{i}"},
         "Date", timepoint_header="Timepoint",
         timepoint_labels={"baseline": "Pre", "followup": "Post"}),
+    # MYCaW and the demo's local instrument (wellbeing.LOCAL_INSTRUMENTS), by NHS number.
+    "G": QuestionnaireStyle(
+        "outcome_measures.csv", "nhs_number", "NHS Number",
+        {"mycaw": "MYCAW_{i}", "ons4": "ONS{i}", "connect": "Connect {i}"},
+        "Date", timepoint_header="Stage",
+        timepoint_labels={"baseline": "Start", "followup": "End"}),
 }
 
 # Answer codes as words, for the sites whose forms export the wording (answer_text).

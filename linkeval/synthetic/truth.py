@@ -14,12 +14,14 @@ import numpy as np
 import pandas as pd
 
 from linkeval.synthetic.styles import SiteStyle
-from linkeval.synthetic.wellbeing import FOLLOWUP_WINDOW, Questionnaires
+from linkeval.synthetic.wellbeing import FOLLOWUP_WINDOW, LOCAL_INSTRUMENTS, Questionnaires
 from linkeval.synthetic.writers import FileRows
 
 # Each instrument's valid answers; anything else is not scored.
 ANSWER_RANGES = {"swemwbs": (1, 5), "ucla3": (1, 3), "ons4": (0, 10), "phq9": (0, 3),
-                 "gad7": (0, 3), "ons_loneliness": (1, 5), "eq_vas": (0, 100)}
+                 "gad7": (0, 3), "ons_loneliness": (1, 5), "eq_vas": (0, 100), "mycaw": (0, 6),
+                 **{n: tuple(d["range"]) for n, d in LOCAL_INSTRUMENTS.items()}}
+MYCAW_SCORES = ["mycaw_concern1", "mycaw_concern2", "mycaw_wellbeing"]  # one per item
 ONS4_ITEMS = ["life_satisfaction", "worthwhile", "happy", "anxious"]  # scored one by one
 # truth name of (row truth, clean rows) for each event table
 EVENT_TRUTH = {"contacts": ("contact_rows", "contacts"),
@@ -118,6 +120,23 @@ def expected_scores(rows: pd.DataFrame, instruments: list[str]) -> pd.DataFrame:
             for j, item in enumerate(ONS4_ITEMS):
                 parts.append(_score_frame(rows, f"ons4_{item}", raw.iloc[:, j]))
             continue
+        if name == "mycaw":  # each item its own score; profile = mean of those answered,
+            for j, score in enumerate(MYCAW_SCORES):  # with concern 1 and wellbeing required
+                parts.append(_score_frame(rows, score, raw.iloc[:, j]))
+            profile = raw.mean(axis=1).where(raw.iloc[:, [0, 2]].notna().all(axis=1))
+            parts.append(_score_frame(rows, "mycaw", profile))
+            continue
+        if name in LOCAL_INSTRUMENTS:  # reversed items turned; up to max_missing prorated
+            spec = LOCAL_INSTRUMENTS[name]
+            low, high = spec["range"]
+            for item in spec["reversed"]:
+                j = spec["items"].index(item)
+                raw.iloc[:, j] = low + high - raw.iloc[:, j]
+            answered = raw.notna().sum(axis=1)
+            total = (raw.mean(axis=1) * len(cols)).where(
+                answered >= len(cols) - spec["max_missing"])
+            parts.append(_score_frame(rows, name, total))
+            continue
         # A total only when every item is answered and in range.
         total = raw.sum(axis=1, min_count=len(cols)).where(raw.notna().all(axis=1))
         if name == "swemwbs":
@@ -152,3 +171,85 @@ def expected_pairs(scores: pd.DataFrame) -> pd.DataFrame:
                          "baseline": keep["score_b"], "followup": keep["score_f"],
                          "days_between": keep["days"],
                          "in_window": keep["days"].between(*FOLLOWUP_WINDOW)})
+
+
+# --------------------------------------------------------------------------------------------
+# Site G: coded events grouped into referral episodes
+
+
+# Rules the cleaner applies to an event row before grouping (the rest come from grouping).
+ROW_RULES = ("duplicate_row", "missing_required", "unparseable_date", "impossible_date",
+             "future_date", "invalid_nhs_number", "placeholder_nhs_number", "unknown_code")
+
+
+def coded_event_truth(style: SiteStyle, events: pd.DataFrame, path: str, ref: pd.DataFrame,
+                      unmapped_source: set[str]) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+    """Row truth for the search export, the referrals its episodes make, and each kept
+    episode's referral_id by the referral it was made from.
+
+    Grouping, person by person in date order (referral events first on a day): a referral
+    event opens an episode unless the person's episode opened the same day; other events join
+    the open episode, or are rejected (no_referral) before the first. The last outcome is the
+    episode's (discharge date its date, unless ongoing).
+    """
+    ev = events.assign(source_row=np.arange(1, len(events) + 1))
+    ev["episode"], ev["rule"] = None, ev["_rule"].where(ev["_rule"].isin(ROW_RULES), None)
+    ev["repeated"] = ev["superseded"] = False
+    live = ev[ev["rule"].isna()].sort_values(
+        ["_person", "_date", "_sub", "source_row"], key=lambda c: c if c.name != "_sub"
+        else (c > 0).astype(int), kind="stable")
+    for _, rows in live.groupby("_person", sort=False):
+        opened, opened_on = None, None
+        for i, row in rows.iterrows():
+            if row["_kind"] == "referral":
+                if opened is not None and row["_date"] == opened_on:
+                    ev.at[i, "episode"], ev.at[i, "repeated"] = opened, True
+                    continue
+                opened, opened_on = f"{path}#{row['source_row']}", row["_date"]
+                ev.at[i, "episode"] = opened
+            elif opened is None:
+                ev.at[i, "rule"] = "no_referral"
+            else:
+                ev.at[i, "episode"] = opened
+    openers = ev[(ev["_kind"] == "referral") & ev["rule"].isna() & ~ev["repeated"]]
+    under_18 = set(openers.loc[openers["_rule"] == "under_18", "episode"])
+    ev.loc[openers.index[openers["_rule"] == "under_18"], "rule"] = "under_18"
+    merged = ev["episode"].isin(under_18) & ev["rule"].isna()
+    ev.loc[merged, "rule"] = "referral_rejected"
+    kept = openers[openers["_rule"] != "under_18"]
+    outcomes = ev[(ev["_kind"] == "outcome") & ev["rule"].isna()].sort_values(
+        ["_date", "source_row"], kind="stable")
+    ev.loc[outcomes.index[outcomes.duplicated("episode", keep="last")], "superseded"] = True
+    last = outcomes.drop_duplicates("episode", keep="last").set_index("episode")
+    ev.loc[ev["rule"].notna(), ["repeated", "superseded"]] = False  # rejected: not flagged
+    rows = pd.DataFrame({
+        "site": style.code, "table": "coded_events", "source_file": path,
+        "source_row": ev["source_row"], "referral_id": ev["episode"],
+        "expected_rule": ev["rule"], "expected_action": np.where(ev["rule"].isna(), "kept",
+                                                                 "rejected"),
+        "flagged": (ev.index.isin(kept.index) & ev["_ref"].isin(unmapped_source)),
+        "flag_repeated": ev["repeated"].to_numpy(), "flag_superseded": ev["superseded"]})
+    clean = ref.set_index("referral_id").loc[kept["_ref"]].reset_index()
+    episode = kept["episode"].to_numpy()
+    clean["referral_id"] = episode
+    outcome = pd.Series(episode).map(last["_meaning"])
+    clean["outcome"] = outcome.astype(object).where(outcome.notna(), np.nan).to_numpy()
+    ended = pd.Series(episode).map(last["_date"]).where(outcome.to_numpy() != "ongoing")
+    clean["discharge_date"] = pd.to_datetime(ended).to_numpy()
+    for col in ("n_contacts", "n_attended", "n_onward_referrals", "days_to_first_contact"):
+        clean[col] = pd.array([pd.NA] * len(clean), dtype="Int64")
+    clean["first_contact_date"] = pd.NaT
+    clean["local_id"] = None
+    # The lookups: decile d <- postcode ZZ99 (d mod 10)AA, whose LSOA is rural for even d.
+    decile = clean["imd_decile"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    clean["rural_urban"] = np.where(np.isnan(decile), None,
+                                    np.where(decile % 2 == 0, "rural", "urban"))
+    clean["pcn_code"] = "U00003"
+    clean.insert(0, "site", style.code)
+    reasons = ev[(ev["_kind"] == "reason") & ev["rule"].isna() & ev["episode"].isin(
+        set(kept["episode"]))][["episode", "_meaning"]].drop_duplicates()
+    reasons = pd.DataFrame({"referral_id": reasons["episode"].to_numpy(),
+                            "reason": reasons["_meaning"].to_numpy(), "site": style.code})
+    return ({"coded_event_rows": rows, "referrals": clean.drop(columns=["person"]),
+             "referral_reasons": reasons},
+            dict(zip(kept["_ref"], kept["episode"], strict=True)))

@@ -31,6 +31,21 @@ P_BASELINE = 0.85          # engaged referrals completing a baseline questionnai
 FOLLOWUP_DAYS = (240, 425)  # 8-14 months: some fall outside the follow-up window
 FOLLOWUP_WINDOW = (270, 365)  # days after baseline a follow-up counts (the demo config's)
 
+# A local instrument the demo config declares under `instruments:` (docs/standard.md,
+# 'Outcome measures'): site G's community connection scale, with one reversed item.
+LOCAL_INSTRUMENTS: dict[str, dict[str, Any]] = {
+    "connect": {
+        "title": "Community connection scale",
+        "source": "in-house (Moorside Medical Group, synthetic demo)",
+        "items": ["belong", "trust", "alone", "help"], "range": [1, 5],
+        "labels": {"Never": 1, "Rarely": 2, "Sometimes": 3, "Often": 4, "Always": 5},
+        "reversed": ["alone"], "higher_is_better": True, "scoring": "sum",
+        "bands": {"low": [4, 9], "medium": [10, 15], "high": [16, 20]},
+        "mid": 2, "max_missing": 1,
+    },
+}
+P_SECOND_CONCERN = 0.7  # MYCaW forms naming a second concern
+
 # Five CMOCs drawn from the realist literature on link workers (e.g. Husk et al. 2019, Tierney
 # et al. 2020, Wildman et al. 2019), each with a quantitative test.
 DEMO_CMOCS: list[dict[str, Any]] = [
@@ -93,12 +108,15 @@ def simulate_questionnaires(rng: np.random.Generator, style: SiteStyle, ref: pd.
     lam0 = -0.5 * theta0 + rng.normal(0, 0.85, n) + 0.6 * lonely_reason
     site_effect = rng.normal(0, TRUE_CHANGE["site_sd"])
     items0 = _items(rng, theta0, lam0, instruments)
-    # Lonely at baseline by the measured UCLA-3 total, as an analysis would define it.
+    # Lonely at baseline by the measured UCLA-3 total, as an analysis would define it (drawn
+    # at every site; kept only where collected).
     lonely0 = (items0["ucla3"].sum(axis=1) >= 6).astype(float)
+    items0 = {k: v for k, v in items0.items() if k in instruments}
     delta = _true_change(rng, eligible, lonely0, practical, style.host == "vcse", site_effect)
     theta1 = theta0 + delta
     lam1 = lam0 - 0.5 * delta + rng.normal(0, 0.3, n)
-    items1 = _items(rng, theta1, lam1, instruments)
+    items1 = {k: v for k, v in _items(rng, theta1, lam1, instruments).items()
+              if k in instruments}
     followed, follow_date = _follow_up(rng, eligible)
     base_date = pd.to_datetime(eligible["first_contact_date"]).to_numpy()
     people = pd.DataFrame({
@@ -173,8 +191,10 @@ def _items(rng: np.random.Generator, theta: np.ndarray, lam: np.ndarray,
            instruments: list[str]) -> dict[str, np.ndarray]:
     """Item answers (n x k arrays) for each instrument from latent wellbeing and loneliness.
 
-    Every instrument is drawn whether or not the site collects it, so that the random stream
-    (and so each site's other answers) does not depend on which instruments a site uses.
+    The instruments of sites A-F are drawn whether or not the site collects them, so that the
+    random stream (and so each site's other answers) does not depend on which of them a site
+    uses; MYCaW and the local instrument, added later, are drawn only where collected (site G),
+    so the other sites' data stayed as they were.
     """
     n = len(theta)
     noise = lambda sd, k: rng.normal(0, sd, (n, k))  # noqa: E731
@@ -191,4 +211,16 @@ def _items(rng: np.random.Generator, theta: np.ndarray, lam: np.ndarray,
         "ons_loneliness": _clip_round(3.0 + 0.9 * lam + rng.normal(0, 0.6, n), 1, 5)[:, None],
         "eq_vas": _clip_round(62 + 14 * theta + rng.normal(0, 8, n), 0, 100)[:, None],
     }
-    return {k: v for k, v in out.items() if k in instruments}
+    # Drawn only where collected (site G), after the others: the other sites' streams stay.
+    if "mycaw" in instruments:  # concerns and wellbeing 0-6, lower is better
+        concerns = _clip_round(3.3 - 1.0 * theta[:, None] + 0.3 * lam[:, None]
+                               + noise(0.9, 2), 0, 6).astype(object)
+        concerns[rng.random(n) >= P_SECOND_CONCERN, 1] = ""  # no second concern named
+        wellbeing = _clip_round(2.8 - 1.1 * theta + rng.normal(0, 0.8, n), 0, 6)
+        out["mycaw"] = np.column_stack([concerns, wellbeing.astype(object)])
+    if "connect" in instruments:  # belong, trust, alone (negatively worded), help: 1-5
+        connect = _clip_round(3.2 + 0.6 * theta[:, None] - 0.4 * lam[:, None]
+                              + noise(0.6, 4), 1, 5)
+        connect[:, 2] = _clip_round(2.8 + 0.8 * lam + rng.normal(0, 0.6, n), 1, 5)
+        out["connect"] = connect
+    return out

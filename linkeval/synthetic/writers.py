@@ -425,3 +425,143 @@ def write_questionnaires(out: pd.DataFrame, style: QuestionnaireStyle,
     source["columns"] = columns
     source["items"] = items_cfg
     return source
+
+
+# --------------------------------------------------------------------------------------------
+# Site G: a GP clinical-system search, one row per coded event
+
+REFERRAL_EVENT = ("871731000000106", "Referral to social prescribing service")
+# outcome -> (code, term); declined is the national SNOMED CT code, the rest local codes.
+OUTCOME_EVENTS = {
+    "completed": ("LWO01", "Social prescribing completed"),
+    "ongoing": ("LWO02", "Social prescribing in progress"),
+    "declined": ("871711000000103", "Social prescribing declined"),
+    "not_contactable": ("LWO03", "Unable to contact for social prescribing"),
+    "inappropriate": ("LWO04", "Social prescribing referral not appropriate"),
+    "other": ("LWO05", "Social prescribing ended - other reason"),
+}
+# reason term (LABELS["G"]["reason"]) -> code: SNOMED CT findings linkeval knows, else local.
+REASON_EVENTS = {
+    "Social isolation": "422650009", "Anxiety": "48694002", "Depressed mood": "366979004",
+    "Unemployed": "73438004", "Financial problem": "160932005",
+    "Physically inactive": "LWR01", "Support for long term condition": "LWR02",
+    "Housing problem": "LWR03", "Bereavement": "LWR04", "Carer strain": "LWR05",
+    "Alcohol misuse": "LWR06", "Food insecurity": "LWR07", "Domestic abuse": "LWR08",
+    "Other social need": "LWR09",
+    # Needs nobody gave a code meaning (defects.UNMAPPED): rejected as unknown_code.
+    "Pet care": "LWU01", "Transport": "LWU02", "Digital skills": "LWU03",
+}
+# Other codes the search returns that are not referrals, outcomes or reasons: unknown_code.
+OTHER_EVENTS = [("LWX01", "Social prescribing information leaflet given", ""),
+                ("LWX02", "Body weight", "72.5")]
+G_HEAD = {"nhs_number": "NHS Number", "patient_name": "Name", "date_of_birth": "Date of Birth",
+          "sex": "Gender", "ethnicity": "Ethnicity", "postcode": "Postcode",
+          "practice_code": "Practice Code", "event_date": "Event Date", "code": "Code",
+          "term": "Term", "value": "Value", "referral_source": "Recorded By"}
+P_OTHER_EVENT = 0.03  # referrals with an event of a code the config does not name
+P_EARLY_REASON = 0.01  # people with a need coded before any referral (no_referral)
+P_REPEATED_REFERRAL = 0.01  # referrals coded twice on the same day
+PERSON_COLUMNS = ["nhs_number", "patient_name", "date_of_birth", "sex", "ethnicity", "postcode",
+                  "practice_code", "referral_source"]
+
+
+def coded_event_rows(rng: np.random.Generator, style: SiteStyle, raw: pd.DataFrame,
+                     ref: pd.DataFrame, reasons: pd.DataFrame) -> pd.DataFrame:
+    """The search's rows: each exported referral as a referral event, its reasons and outcome
+    as events, and events of other codes; in date order. Bookkeeping columns: _kind,
+    _meaning, _ref (the referral it was made from), _date (true date), _rule (for rows the
+    cleaner rejects before grouping), _person, _unmapped_source."""
+    by_id = ref.set_index("referral_id")
+    fmt = style.date_format
+    base = raw[PERSON_COLUMNS].assign(
+        _ref=raw["referral_id"].to_numpy(), _pos=raw["_pos"].to_numpy(),
+        _date=raw["referral_id"].map(by_id["referral_date"]).to_numpy(),
+        _person=raw["referral_id"].map(by_id["person"]).to_numpy())
+    code, term = REFERRAL_EVENT
+    parts = [base.assign(event_date=raw["referral_date"].to_numpy(), code=code, term=term,
+                         value="", _kind="referral", _meaning=None, _sub=0,
+                         _rule=raw["_rule"].to_numpy())]
+    # Reasons and outcome only for referrals read as episodes (not copies or bad rows).
+    ok = (raw["_rule"].isna() | (raw["_rule"] == "under_18")).to_numpy()
+    valid = base[ok].drop_duplicates("_ref")
+    labels = reasons.merge(valid[["_ref"]], left_on="referral_id", right_on="_ref")
+    r = valid.set_index("_ref").loc[labels["_ref"]].reset_index()
+    unknown = labels["label"].map(REASON_EVENTS).str.startswith("LWU").to_numpy()
+    parts.append(r.assign(event_date=date_text(r["_date"], fmt),
+                          code=labels["label"].map(REASON_EVENTS).to_numpy(),
+                          term=labels["label"].to_numpy(), value="",
+                          _kind=np.where(unknown, "unknown", "reason"),
+                          _meaning=labels["reason"].to_numpy(), _sub=1,
+                          _rule=np.where(unknown, "unknown_code", None)))
+    outcome = valid["_ref"].map(by_id["outcome"])
+    when = valid["_ref"].map(by_id["discharge_date"]).where(
+        outcome != "ongoing", valid["_date"] + pd.Timedelta(days=7))
+    parts.append(valid.assign(
+        event_date=date_text(when, fmt), _date=when.to_numpy(),
+        code=outcome.map(lambda o: OUTCOME_EVENTS[o][0]).to_numpy(),
+        term=outcome.map(lambda o: OUTCOME_EVENTS[o][1]).to_numpy(), value="",
+        _kind="outcome", _meaning=outcome.to_numpy(), _sub=2, _rule=None))
+    parts.extend(_other_events(rng, valid, fmt))
+    events = pd.concat(parts, ignore_index=True)
+    events["_unmapped_source"] = False
+    events = events.sort_values(["_date", "_pos", "_sub"], kind="stable").reset_index(drop=True)
+    # Rows that happen to be identical (a person referred twice on one day) are exact copies.
+    copy = events.duplicated(list(G_HEAD), keep="first")
+    events.loc[copy, "_rule"] = "duplicate_row"
+    return events
+
+
+def _other_events(rng: np.random.Generator, valid: pd.DataFrame, fmt: str
+                  ) -> list[pd.DataFrame]:
+    """Events of codes nobody named (after some referrals), and needs coded before a person's
+    first referral (which no referral can take)."""
+    kept = valid[valid["_rule"].isna().to_numpy()] if "_rule" in valid else valid
+    pick = kept.iloc[np.flatnonzero(rng.random(len(kept)) < P_OTHER_EVENT)]
+    which = rng.integers(0, len(OTHER_EVENTS), len(pick))
+    when = pick["_date"] + pd.to_timedelta(rng.integers(0, 31, len(pick)), unit="D")
+    other = pick.assign(event_date=date_text(when, fmt), _date=when.to_numpy(),
+                        code=[OTHER_EVENTS[k][0] for k in which],
+                        term=[OTHER_EVENTS[k][1] for k in which],
+                        value=[OTHER_EVENTS[k][2] for k in which], _kind="unknown",
+                        _meaning=None, _sub=3, _rule="unknown_code")
+    first = kept.sort_values("_date", kind="stable").drop_duplicates("_person")
+    early = first.iloc[_some(rng, len(first), P_EARLY_REASON)]
+    when = early["_date"] - pd.to_timedelta(rng.integers(10, 61, len(early)), unit="D")
+    early = early.assign(event_date=date_text(when, fmt), _date=when.to_numpy(),
+                         code=REASON_EVENTS["Social isolation"], term="Social isolation",
+                         value="", _kind="reason", _meaning="loneliness_isolation", _sub=1,
+                         _rule=None)
+    # A referral coded twice on one day (another term): merged into the first.
+    again = kept.iloc[_some(rng, len(kept), P_REPEATED_REFERRAL)].assign(
+        code=REFERRAL_EVENT[0], term="Referral to social prescribing service (re-entered)",
+        value="", _kind="referral", _meaning=None, _sub=0.5, _rule=None)
+    again["event_date"] = date_text(again["_date"], fmt)
+    return [other, early, again]
+
+
+def _some(rng: np.random.Generator, n: int, rate: float) -> np.ndarray:
+    """Positions of round(rate * n) (at least one) of n rows, at random."""
+    if n == 0:
+        return np.array([], dtype=int)
+    return np.sort(rng.choice(n, size=max(1, int(round(rate * n))), replace=False))
+
+
+def write_coded_events(style: SiteStyle, events: pd.DataFrame, raw_dir: Path
+                       ) -> tuple[dict[str, Any], str]:
+    """Write the search export; the site's config entry and the file's path."""
+    folder = site_folder(raw_dir, style.code)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_csv(_export(events, G_HEAD), folder / "sp_search.csv")
+    local = {"outcome_codes": {c: o for o, (c, _) in OUTCOME_EVENTS.items()
+                               if not c.isdigit()},
+             "reason_codes": {}}
+    for reason, terms in LABELS["G"]["reason"].items():
+        for t in terms:
+            if not REASON_EVENTS[t].isdigit():
+                local["reason_codes"][REASON_EVENTS[t]] = reason
+    source = {"table": "coded_events", "path": rel(folder, "sp_search.csv"),
+              "columns": _mapping(G_HEAD, drop=("patient_name", "term", "value")),
+              "values": {"referral_source": dict(SITE_VALUES["G"]["referral_source"])},
+              "events": {"referral_codes": [REFERRAL_EVENT[0]], **local}}
+    context = {"host": style.host, "rural": style.rural}
+    return {"name": style.name, "context": context, "sources": [source]}, source["path"]

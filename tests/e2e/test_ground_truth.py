@@ -1,4 +1,5 @@
-"""The cleaner recovers the synthetic generator's ground truth exactly."""
+"""The cleaner recovers the synthetic generator's ground truth exactly (seven sites: G is a GP
+search export of coded events, grouped into referral episodes)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from linkeval.pseudonymise import pseudonym
 from tests.conftest import TEST_KEY
 
 ROW_TRUTH = {"referrals": "referral_rows", "contacts": "contact_rows",
-             "onward_referrals": "onward_rows"}
+             "onward_referrals": "onward_rows", "coded_events": "coded_event_rows"}
 KEY = ["site", "table", "source_file", "source_row"]
 
 
@@ -48,7 +49,7 @@ def test_unmapped_labels_are_flagged_exactly(demo_study, demo_clean, table):
         want_rows = truth[truth["flagged"]]
     want = set(map(tuple, want_rows[KEY].itertuples(index=False)))
     assert got == want
-    assert len(want) > 5
+    assert len(want) > (2 if table == "coded_events" else 5)
 
 
 def test_row_accounting_reconciles(demo_study, demo_clean):
@@ -72,8 +73,12 @@ def test_kept_referrals_have_the_true_values(demo_study, demo_clean):
     for col in ("referral_date", "discharge_date", "first_contact_date"):
         pd.testing.assert_series_equal(got[col].astype("datetime64[ns]"),
                                        truth[col].astype("datetime64[ns]"), check_names=False)
-    for col in ("referral_source", "sex", "ethnicity", "outcome"):
-        assert (got[col].astype(str) == truth[col].astype(str)).all(), col
+    for col in ("referral_source", "sex", "ethnicity", "outcome", "rural_urban", "pcn_code"):
+        # Missing (an episode without an outcome event; area fields outside site G) as "".
+        want = truth[col].astype(object).where(truth[col].notna(), "").astype(str)
+        assert (got[col].astype(object).where(got[col].notna(), "").astype(str) == want).all(), col
+    g = got.loc["G"]
+    assert g["rural_urban"].notna().any() and g["imd_decile"].notna().any()  # area lookups
     for col in ("age_at_referral", "imd_decile", "n_contacts", "n_attended",
                 "n_onward_referrals", "days_to_first_contact"):
         pd.testing.assert_series_equal(got[col].astype("Int64"), truth[col].astype("Int64"),
@@ -147,6 +152,45 @@ def test_pairs_match_truth(demo_study, demo_clean):
     assert (merged["in_window_want"] == merged["in_window_got"]).all()
     assert merged["in_window_got"].any() and (~merged["in_window_got"] & merged["followup_got"]
                                               .notna()).any()  # some out of window
+
+
+def test_coded_events_merged_into_episodes_are_flagged_exactly(demo_study, demo_clean):
+    truth = demo_study.truth["coded_event_rows"]
+    log = demo_clean.log
+    for rule, column in (("repeated_referral_event", "flag_repeated"),
+                         ("superseded_outcome", "flag_superseded")):
+        rows = log[(log["rule"] == rule) & (log["table"] == "coded_events")]
+        assert set(rows["source_row"].astype(int)) == set(truth.loc[truth[column], "source_row"])
+        assert len(rows) > 0, rule
+    rejected = set(truth["expected_rule"].dropna())
+    assert rejected >= {"unknown_code", "no_referral", "referral_rejected", "duplicate_row",
+                        "under_18"}
+
+
+def test_duplicate_cases_are_flagged_exactly(demo_study, demo_clean):
+    """A kept referral at most 28 days after the same person's previous kept one, at any site."""
+    ref = demo_study.truth["referrals"].copy()
+    ref["person"] = ref["nhs_number"].where(ref["nhs_number"].notna(), ref["local_id"])
+    rows = demo_study.truth["referral_rows"]
+    kept = rows[rows["expected_action"] == "kept"].drop_duplicates(["site", "referral_id"])
+    where = ref.merge(kept[["site", "referral_id", "table", "source_file", "source_row"]],
+                      on=["site", "referral_id"], how="left")
+    events = where["site"] == "G"  # referral_id is '<file>#<row>' of the referral event
+    parts = where.loc[events, "referral_id"].str.rsplit("#", n=1, expand=True)
+    where.loc[events, "table"] = "coded_events"
+    where.loc[events, "source_file"] = parts[0]
+    where.loc[events, "source_row"] = parts[1].astype(int)
+    where = where.sort_values(["site", "person", "referral_date", "source_file", "source_row"],
+                              kind="stable")
+    same = where["person"].eq(where["person"].shift()) & where["site"].eq(where["site"].shift())
+    gap = (where["referral_date"] - where["referral_date"].shift()).dt.days
+    want = where[same & (gap <= 28)]
+    log = demo_clean.log
+    got = log[log["rule"] == "duplicate_case"]
+    as_set = lambda f: set(map(tuple, f[KEY].astype({"source_row": int}).itertuples(  # noqa: E731
+        index=False)))
+    assert as_set(got) == as_set(want)
+    assert (want["site"] == "G").sum() >= 2  # the generator plants some at site G
 
 
 def test_followups_before_baseline_are_logged_not_paired(demo_clean):
