@@ -61,9 +61,10 @@ def clean_site(cfg: StudyConfig, code: str, key: bytes, today: pd.Timestamp) -> 
     responses, scores, pairs, n_completions = clean_questionnaires(
         ctx, sources["questionnaires"], referrals, exported)
 
-    n_kept = {"referrals": len(referrals), "contacts": len(contacts),
-              "onward_referrals": len(onward), "questionnaires": n_completions,
-              "coded_events": events.settle(ctx, merged, referrals)}
+    n_kept = {"referrals": len(referrals),
+              "coded_events": events.settle(ctx, merged, referrals),
+              "contacts": len(contacts), "onward_referrals": len(onward),
+              "questionnaires": n_completions}
     ids = _identifier_like_ids(ctx, referrals)
     tables = {
         "responses": _select(responses, "responses", code, ids),
