@@ -33,7 +33,8 @@ HEADLINE_SCORES = ("swemwbs", "ucla3")
 MONTHS_HIDDEN_FOR_QUARTERS = 0.5  # more than half the months hidden: show quarters
 XMR_MIN_PERIODS = 12
 VARIABLE_LABELS = {"age_band": "Age band", "sex": "Sex", "ethnicity": "Ethnic group",
-                   "imd_quintile": "Deprivation (IMD quintile, 1 = most deprived)"}
+                   "imd_quintile": "Deprivation (IMD quintile, 1 = most deprived)",
+                   "rural_urban": "Rural or urban area (2021 classification)"}
 
 
 def _release(section: Section, rule: Rule, item: str, kind: str, safe: pd.DataFrame,

@@ -125,7 +125,8 @@ def referral_reasons(referrals: pd.DataFrame, reasons: pd.DataFrame, by: By = No
 
 
 def table_one(referrals: pd.DataFrame, by: By = None) -> pd.DataFrame:
-    """Who is referred: Table 1 of age, sex, ethnicity and deprivation, missing shown.
+    """Who is referred: Table 1 of age, sex, ethnicity, deprivation and, where the study
+    derives it from postcodes, rural or urban area; missing shown.
 
     Long format: [by], ``variable``, ``level``, ``statistic`` ("n (%)", "mean (SD)" or
     "median (IQR)"), ``n``, ``pct`` and for numbers ``mean``, ``sd``, ``median``, ``q1``,
@@ -142,6 +143,8 @@ def table_one(referrals: pd.DataFrame, by: By = None) -> pd.DataFrame:
         ]))
     specs = [("age_band", AGE_BANDS), ("sex", VOCABULARIES["sex"]),
              ("ethnicity", VOCABULARIES["ethnicity"]), ("imd_quintile", [1, 2, 3, 4, 5])]
+    if "rural_urban" in frame and frame["rural_urban"].notna().any():
+        specs.append(("rural_urban", ["urban", "rural"]))
     for column, order in specs:
         c = _counts(frame, column, by, order=order, name="level")
         c["level"] = c["level"].astype(str)

@@ -73,3 +73,16 @@ def test_contact_summaries_and_dna_rate(referrals):
     assert (dna["contacts"], dna["dna"]) == (3, 1)
     modes = describe.contact_modes(contacts).set_index("mode")
     assert modes.loc["telephone", "pct"] == 50
+
+
+def test_table_one_shows_rural_or_urban_area_only_where_the_study_derives_it():
+    from linkeval.stats.describe import table_one
+
+    referrals = pd.DataFrame({"age_at_referral": [30, 40, 50], "age_band": ["25-34", "35-44",
+                                                                            "45-54"],
+                              "sex": ["female", "male", "female"],
+                              "ethnicity": ["white", "asian", "white"], "imd_decile": [1, 5, 9]})
+    assert "rural_urban" not in set(table_one(referrals)["variable"])
+    with_area = table_one(referrals.assign(rural_urban=["urban", "rural", None]))
+    rows = with_area[with_area["variable"] == "rural_urban"].set_index("level")["n"]
+    assert rows.to_dict() == {"urban": 1, "rural": 1, "missing": 1}
