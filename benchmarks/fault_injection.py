@@ -179,7 +179,8 @@ def leftovers(processed: Path, latest: Path) -> list[str]:
         state = state_dir(final)
         current = current_version(final) if os.path.lexists(final) else None
         if state.is_dir():
-            found += [str(p) for p in state.iterdir() if p.name not in allowed and p != current]
+            found += [str(p) for p in state.iterdir()
+                      if p.name not in allowed and p.resolve() != current]
         found += [str(p) for p in final.parent.glob(f".{final.name}.*")]
         found += [str(p) for p in final.parent.glob(".linkeval-parts-*")]
     found += [str(p) for p in processed.parent.rglob("*.tmp")]

@@ -439,7 +439,8 @@ def remove_leftovers(final: Path, keep: tuple[str, ...] = (),
     found: list[Path] = []
     if state.is_dir():
         for entry in state.iterdir():
-            if entry.name in (LOCK, *keep) or (current is not None and entry == current):
+            # Resolved, like ``current``: the folder's path may pass through a link of its own.
+            if entry.name in (LOCK, *keep) or (current is not None and entry.resolve() == current):
                 continue
             if _pid_alive(_owner(entry)):  # a live run's staging, parts or reader mark
                 continue

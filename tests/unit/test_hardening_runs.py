@@ -77,7 +77,7 @@ def leftovers(tmp_path: Path) -> list[str]:
     and temporary files anywhere under the study folder."""
     state = state_dir(tmp_path / "processed")
     current = current_version(tmp_path / "processed")
-    extra = [p.name for p in state.iterdir() if p.name != "lock" and p != current]
+    extra = [p.name for p in state.iterdir() if p.name != "lock" and p.resolve() != current]
     return extra + [str(p) for p in tmp_path.rglob("*.tmp")]
 
 
@@ -159,6 +159,18 @@ def test_a_folder_from_before_versions_is_switched_in_one_step(tmp_path, capsys)
     assert processed.is_symlink()
     assert leftovers(tmp_path) == [] and not (tmp_path / ".linkeval-parts-old").exists()
     consistent_version(processed)
+
+
+def test_a_folder_reached_through_a_link_keeps_its_current_version(tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    os.symlink(real, tmp_path / "via")
+    final = tmp_path / "via" / "processed"
+    files = {"a.parquet": pd.DataFrame({"site": ["A"]})}
+    write_version(final, files, label="test")
+    version = write_version(final, files, label="test")
+    assert remove_leftovers(final) == 0  # the current version is not a leftover
+    assert current_version(final) == version.resolve() and (final / "a.parquet").is_file()
 
 
 def test_a_users_own_link_is_refused_not_followed(tmp_path, capsys):
