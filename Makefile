@@ -27,6 +27,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check linkeval tests benchmarks
+	$(BIN)/ruff format --check linkeval tests benchmarks
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP)
@@ -41,4 +42,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_reports.py
 
 clean-demo:
-	rm -rf data/raw/demo data/processed/demo reports/demo
+	rm -rf data/raw/demo data/processed/demo data/processed/.linkeval/demo reports/demo

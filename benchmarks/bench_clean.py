@@ -51,9 +51,13 @@ def phase_floor(config: str) -> dict:
                     if path.suffix == ".xlsx":
                         frame = pd.read_excel(path, sheet_name=source.sheet, dtype=str)
                     else:
-                        frame = pd.read_csv(path, dtype=str, skiprows=source.skip_rows,
-                                            encoding=detect_encoding(path, source.encoding),
-                                            sep=source.delimiter)
+                        frame = pd.read_csv(
+                            path,
+                            dtype=str,
+                            skiprows=source.skip_rows,
+                            encoding=detect_encoding(path, source.encoding),
+                            sep=source.delimiter,
+                        )
                     rows += len(frame)
                     frame.to_parquet(Path(tmp) / f"{site.code}_{i}_{path.stem}.parquet")
     return {"seconds": time.perf_counter() - start, "rows": rows, "peak_mb": _peak_mb()}
@@ -69,23 +73,34 @@ def phase_clean(config: str) -> dict:
     write_outputs(cfg, result)
     seconds = time.perf_counter() - start
     s = result.summary
-    return {"seconds": seconds, "rows": int(s["rows_read"].sum()),
-            "referrals_read": int(s.loc[s["table"] == "referrals", "rows_read"].sum()),
-            "contacts_read": int(s.loc[s["table"] == "contacts", "rows_read"].sum()),
-            "peak_mb": _peak_mb()}
+    return {
+        "seconds": seconds,
+        "rows": int(s["rows_read"].sum()),
+        "referrals_read": int(s.loc[s["table"] == "referrals", "rows_read"].sum()),
+        "contacts_read": int(s.loc[s["table"] == "contacts", "rows_read"].sum()),
+        "peak_mb": _peak_mb(),
+    }
 
 
 def _run_phase(name: str, config: Path) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--phase", name, "--config", str(config)],
-                         check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--phase", name, "--config", str(config)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--referrals", type=int, default=1_000_000)
-    parser.add_argument("--data", type=Path, default=None,
-                        help="folder from `linkeval synth` to reuse (default: a temporary one)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="folder from `linkeval synth` to reuse (default: a temporary one)",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--phase", choices=["floor", "clean"], help=argparse.SUPPRESS)
     parser.add_argument("--config", help=argparse.SUPPRESS)
@@ -128,13 +143,20 @@ def _without_questionnaires(config: Path) -> Path:
 def _report(label: str, floor: dict, clean: dict) -> None:
     ratio = clean["seconds"] / floor["seconds"]
     print(f"\n{label}")
-    print(f"raw rows (all tables):   {clean['rows']:,} "
-          f"({clean['referrals_read']:,} referrals, {clean['contacts_read']:,} contacts)")
-    print(f"floor (read CSV + write parquet): {floor['seconds']:.1f}s, "
-          f"peak {floor['peak_mb']:,.0f} MB")
-    print(f"linkeval clean:                   {clean['seconds']:.1f}s, "
-          f"{clean['rows'] / clean['seconds']:,.0f} rows/s, peak {clean['peak_mb']:,.0f} MB")
+    print(
+        f"raw rows (all tables):   {clean['rows']:,} "
+        f"({clean['referrals_read']:,} referrals, {clean['contacts_read']:,} contacts)"
+    )
+    print(
+        f"floor (read CSV + write parquet): {floor['seconds']:.1f}s, "
+        f"peak {floor['peak_mb']:,.0f} MB"
+    )
+    print(
+        f"linkeval clean:                   {clean['seconds']:.1f}s, "
+        f"{clean['rows'] / clean['seconds']:,.0f} rows/s, peak {clean['peak_mb']:,.0f} MB"
+    )
     print(f"ratio to floor: {ratio:.2f}x (target <= 3x); peak memory target < 8,000 MB")
+
 
 if __name__ == "__main__":
     main()

@@ -75,11 +75,21 @@ def simulate(rng: np.random.Generator, tau: float) -> tuple[pd.DataFrame, pd.Dat
     change = MU + BETA_PERSON * x + u + rng.normal(0, 1.5, n)
     baseline = true + rng.normal(0, 1.8, n)
     followup = true + change + rng.normal(0, 1.8, n)
-    frame = pd.DataFrame({"site": site, "instrument": "swemwbs", "baseline": baseline,
-                          "followup": followup, "change": followup - baseline,
-                          "in_window": True, "x": x, "c": c.astype(bool)})
-    shifted = frame.assign(followup=followup + BETA_SITE * c,
-                           change=followup + BETA_SITE * c - baseline)
+    frame = pd.DataFrame(
+        {
+            "site": site,
+            "instrument": "swemwbs",
+            "baseline": baseline,
+            "followup": followup,
+            "change": followup - baseline,
+            "in_window": True,
+            "x": x,
+            "c": c.astype(bool),
+        }
+    )
+    shifted = frame.assign(
+        followup=followup + BETA_SITE * c, change=followup + BETA_SITE * c - baseline
+    )
     return frame, shifted
 
 
@@ -100,8 +110,7 @@ def one(args: tuple[int, int, float]) -> dict:
         record(0, TRUE_POOLED, pooled["ci_low"], pooled["ci_high"])
         record(1, TRUE_POOLED, pooled["person_level_ci_low"], pooled["person_level_ci_high"])
         out["tau2_zero"] = pooled["tau2"] == 0
-        site = context_meta_regression(data, "swemwbs", dict(zip(SITES, SITE_CONTEXT,
-                                                                 strict=True)))
+        site = context_meta_regression(data, "swemwbs", dict(zip(SITES, SITE_CONTEXT, strict=True)))
         record(2, BETA_SITE, site["ci_low"], site["ci_high"])
         out["mr_tau2_zero"] = site["tau2"] == 0
         mixed_site = moderator_analysis(data, "c").iloc[0]
@@ -120,20 +129,40 @@ def table(results: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
         for i, (what, method, _, target) in enumerate(ESTIMANDS):
             cov = 100 * part[f"cover{i}"].mean()
             mcse = 100 * np.sqrt(part[f"cover{i}"].mean() * (1 - part[f"cover{i}"].mean()) / reps)
-            zero = {0: part["tau2_zero"], 2: part["mr_tau2_zero"], 3: part["singular"],
-                    4: part["singular"], 5: part["singular"]}.get(i)
-            rows.append({"tau": tau, "estimand": what, "method": method, "reps": reps,
-                         "coverage_%": round(cov, 1), "mc_se_%": round(mcse, 1),
-                         "mean_width": round(part[f"width{i}"].mean(), 3),
-                         "site_var_zero_%": (round(100 * zero.mean(), 1)
-                                             if zero is not None else np.nan),
-                         "target": ("" if target is None else
-                                    f">= {target[0]}" if target[1] is None else
-                                    f"{target[0]}-{target[1]}")})
+            zero = {
+                0: part["tau2_zero"],
+                2: part["mr_tau2_zero"],
+                3: part["singular"],
+                4: part["singular"],
+                5: part["singular"],
+            }.get(i)
+            rows.append(
+                {
+                    "tau": tau,
+                    "estimand": what,
+                    "method": method,
+                    "reps": reps,
+                    "coverage_%": round(cov, 1),
+                    "mc_se_%": round(mcse, 1),
+                    "mean_width": round(part[f"width{i}"].mean(), 3),
+                    "site_var_zero_%": (
+                        round(100 * zero.mean(), 1) if zero is not None else np.nan
+                    ),
+                    "target": (
+                        ""
+                        if target is None
+                        else f">= {target[0]}"
+                        if target[1] is None
+                        else f"{target[0]}-{target[1]}"
+                    ),
+                }
+            )
             if target is not None:
                 ok = cov >= target[0] and (target[1] is None or cov <= target[1])
-                verdicts.append(f"{'PASS' if ok else 'FAIL'}  tau={tau:g}  {what}: {method} "
-                                f"{cov:.1f}% (target {rows[-1]['target']})")
+                verdicts.append(
+                    f"{'PASS' if ok else 'FAIL'}  tau={tau:g}  {what}: {method} "
+                    f"{cov:.1f}% (target {rows[-1]['target']})"
+                )
     return pd.DataFrame(rows), verdicts
 
 
@@ -156,10 +185,13 @@ def main() -> None:
     if args.out:
         raw.to_csv(args.out, index=False)
     summary, verdicts = table(raw)
-    with pd.option_context("display.width", 200, "display.max_columns", 20,
-                           "display.max_colwidth", 45):
-        print(f"Coverage of 95% intervals, 6 sites ({', '.join(map(str, SIZES))} pairs), "
-              f"{args.reps} replicates per tau, seed {args.seed}; {elapsed:.0f} s\n")
+    with pd.option_context(
+        "display.width", 200, "display.max_columns", 20, "display.max_colwidth", 45
+    ):
+        print(
+            f"Coverage of 95% intervals, 6 sites ({', '.join(map(str, SIZES))} pairs), "
+            f"{args.reps} replicates per tau, seed {args.seed}; {elapsed:.0f} s\n"
+        )
         print(summary.to_string(index=False))
     print()
     print("\n".join(verdicts))

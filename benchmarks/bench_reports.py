@@ -31,8 +31,11 @@ def import_only_notebook(path: Path) -> None:
     params = nbformat.v4.new_code_cell('config = ""\nsite = ""')
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params, nbformat.v4.new_code_cell("import linkeval.report.sections  # noqa: F401")]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nbformat.write(nb, path)
 
 
@@ -45,8 +48,14 @@ def floor_one(folder: Path, repeats: int = 3) -> float:
     for i in range(repeats):
         start = time.perf_counter()
         out = folder / f"imports_run{i}.ipynb"
-        pm.execute_notebook(str(source), str(out), parameters={"config": "x", "site": "A"},
-                            kernel_name="python3", progress_bar=False, log_output=False)
+        pm.execute_notebook(
+            str(source),
+            str(out),
+            parameters={"config": "x", "site": "A"},
+            kernel_name="python3",
+            progress_bar=False,
+            log_output=False,
+        )
         render_html(out, "floor")
         times.append(time.perf_counter() - start)
     return statistics.median(times)

@@ -32,8 +32,10 @@ IMAGE = re.compile(r'src="data:image/[^"]+"')
 
 def compare_processed(a: Path, b: Path) -> list[str]:
     problems = []
-    names = sorted({p.relative_to(a).as_posix() for p in a.rglob("*.parquet")}
-                   | {p.relative_to(b).as_posix() for p in b.rglob("*.parquet")})
+    names = sorted(
+        {p.relative_to(a).as_posix() for p in a.rglob("*.parquet")}
+        | {p.relative_to(b).as_posix() for p in b.rglob("*.parquet")}
+    )
     for name in names:
         if not (a / name).is_file() or not (b / name).is_file():
             problems.append(f"{name}: only in one run")
@@ -58,8 +60,10 @@ def page_text(path: Path, ignore: list[str]) -> list[str]:
 
 def compare_reports(a: Path, b: Path, ignore: list[str]) -> list[str]:
     problems = []
-    pages = sorted({p.relative_to(a).as_posix() for p in a.rglob("*.html")}
-                   | {p.relative_to(b).as_posix() for p in b.rglob("*.html")})
+    pages = sorted(
+        {p.relative_to(a).as_posix() for p in a.rglob("*.html")}
+        | {p.relative_to(b).as_posix() for p in b.rglob("*.html")}
+    )
     for name in pages:
         if not (a / name).is_file() or not (b / name).is_file():
             problems.append(f"{name}: only in one run")
@@ -68,9 +72,12 @@ def compare_reports(a: Path, b: Path, ignore: list[str]) -> list[str]:
         if left != right:
             diff = [f"  - {x}\n  + {y}" for x, y in zip(left, right, strict=False) if x != y]
             extra = abs(len(left) - len(right))
-            problems.append(f"{name}: {len(diff)} lines differ"
-                            + (f", {extra} more lines in one run" if extra else "") + "\n"
-                            + "\n".join(diff[:5]))
+            problems.append(
+                f"{name}: {len(diff)} lines differ"
+                + (f", {extra} more lines in one run" if extra else "")
+                + "\n"
+                + "\n".join(diff[:5])
+            )
     return problems
 
 

@@ -64,21 +64,30 @@ class Outcome:
 def minimal_notebooks(folder: Path) -> Path:
     """Three notebooks with the parameters the batch injects and one small cell each."""
     folder.mkdir(parents=True, exist_ok=True)
-    for name, params in (("site_descriptive", 'config = ""\nsite = "A"'),
-                         ("site_change", 'config = ""\nsite = "A"'),
-                         ("cross_site", 'config = ""')):
+    for name, params in (
+        ("site_descriptive", 'config = ""\nsite = "A"'),
+        ("site_change", 'config = ""\nsite = "A"'),
+        ("cross_site", 'config = ""'),
+    ):
         nb = nbformat.v4.new_notebook()
-        nb.cells = [nbformat.v4.new_code_cell(params, metadata={"tags": ["parameters"]}),
-                    nbformat.v4.new_code_cell(
-                        "import os, time\ntime.sleep(1)\n"
-                        "print('key in kernel:', 'LINKEVAL_KEY' in os.environ)")]
-        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                     "language": "python"}
+        nb.cells = [
+            nbformat.v4.new_code_cell(params, metadata={"tags": ["parameters"]}),
+            nbformat.v4.new_code_cell(
+                "import os, time\ntime.sleep(1)\n"
+                "print('key in kernel:', 'LINKEVAL_KEY' in os.environ)"
+            ),
+        ]
+        nb.metadata["kernelspec"] = {
+            "name": "python3",
+            "display_name": "Python 3",
+            "language": "python",
+        }
         nbformat.write(nb, folder / f"{name}.ipynb")
     return folder
 
 
 # -- what a reader sees ------------------------------------------------------------------------
+
 
 def check_processed(processed: Path) -> str | None:
     """None if the current processed version is whole and consistent, else what is wrong."""
@@ -91,8 +100,10 @@ def check_processed(processed: Path) -> str | None:
             for name in SCHEMAS:
                 rows = pq.read_metadata(version / f"{name}.parquet").num_rows
                 if rows != manifest["rows"][name]:
-                    return f"{version.name}: {name} has {rows} rows, manifest says " \
-                           f"{manifest['rows'][name]}"
+                    return (
+                        f"{version.name}: {name} has {rows} rows, manifest says "
+                        f"{manifest['rows'][name]}"
+                    )
             sites = pq.read_table(version / "qa" / "summary.parquet", columns=["site"])
             if sorted(set(sites.column("site").to_pylist())) != manifest["sites"]:
                 return f"{version.name}: summary sites differ from the manifest"
@@ -113,8 +124,9 @@ def check_reports(latest: Path) -> str | None:
         version = current_version(latest)
         try:
             results = json.loads((version / "run.json").read_text())
-            missing = [r["html"] for r in results if r.get("html")
-                       and not (version / r["html"]).is_file()]
+            missing = [
+                r["html"] for r in results if r.get("html") and not (version / r["html"]).is_file()
+            ]
             for page in ("index.html", "methods.html", "output_checks.csv"):
                 if not (version / page).is_file():
                     missing.append(page)
@@ -144,6 +156,7 @@ class Reader(threading.Thread):
 
 # -- runs, kills and what they leave -------------------------------------------------------------
 
+
 def marked_processes(marker: str) -> list[str]:
     """Live processes (not zombies) whose environment carries ``marker``."""
     found = []
@@ -169,8 +182,7 @@ def command(kind: str, config: Path) -> list[str]:
 def start(kind: str, config: Path, env: dict) -> subprocess.Popen:
     # Output to a file, not a pipe: a leftover worker holding a pipe would hang the script.
     with tempfile.TemporaryFile() as log:
-        return subprocess.Popen(command(kind, config), env=env, cwd=ROOT, stdout=log,
-                                stderr=log)
+        return subprocess.Popen(command(kind, config), env=env, cwd=ROOT, stdout=log, stderr=log)
 
 
 def leftovers(processed: Path, latest: Path) -> list[str]:
@@ -179,16 +191,18 @@ def leftovers(processed: Path, latest: Path) -> list[str]:
         state = state_dir(final)
         current = current_version(final) if os.path.lexists(final) else None
         if state.is_dir():
-            found += [str(p) for p in state.iterdir()
-                      if p.name not in allowed and p.resolve() != current]
+            found += [
+                str(p) for p in state.iterdir() if p.name not in allowed and p.resolve() != current
+            ]
         found += [str(p) for p in final.parent.glob(f".{final.name}.*")]
         found += [str(p) for p in final.parent.glob(".linkeval-parts-*")]
     found += [str(p) for p in processed.parent.rglob("*.tmp")]
     return found
 
 
-def run(kills: int = 20, seed: int = 0, minimal: bool = False, out: Path | None = None,
-        progress=print) -> Outcome:
+def run(
+    kills: int = 20, seed: int = 0, minimal: bool = False, out: Path | None = None, progress=print
+) -> Outcome:
     out = Path(out or tempfile.mkdtemp(prefix="linkeval-faults-"))
     study = generate_study(out / "study", n_referrals=1500, n_sites=2, seed=seed)
     config = study.config_path
@@ -230,11 +244,20 @@ def run(kills: int = 20, seed: int = 0, minimal: bool = False, out: Path | None 
                 time.sleep(0.2)
             stayed = marked_processes(run_id)
             outcome.orphans += stayed
-            outcome.kills.append({"n": i + 1, "command": kind, "after_s": round(delay, 2),
-                                  "result": result, "orphans": len(stayed)})
-            progress(f"[{i + 1}/{kills}] {kind} after {delay:.1f}s: {result}; "
-                     f"{len(stayed)} orphan(s); {len(outcome.inconsistent)} inconsistent "
-                     f"version(s) seen in {outcome.reads} reads")
+            outcome.kills.append(
+                {
+                    "n": i + 1,
+                    "command": kind,
+                    "after_s": round(delay, 2),
+                    "result": result,
+                    "orphans": len(stayed),
+                }
+            )
+            progress(
+                f"[{i + 1}/{kills}] {kind} after {delay:.1f}s: {result}; "
+                f"{len(stayed)} orphan(s); {len(outcome.inconsistent)} inconsistent "
+                f"version(s) seen in {outcome.reads} reads"
+            )
         for kind in ("clean", "report"):  # the next runs tidy up after the dead ones
             proc = start(kind, config, env)
             if proc.wait() != 0:
@@ -257,11 +280,15 @@ def main() -> int:
     started = time.perf_counter()
     outcome = run(args.kills, args.seed, args.minimal_notebooks, args.out)
     killed = sum(k["result"] == "killed" for k in outcome.kills)
-    print(f"\n{len(outcome.kills)} runs, {killed} killed, "
-          f"{len(outcome.kills) - killed} finished, in {time.perf_counter() - started:.0f}s")
+    print(
+        f"\n{len(outcome.kills)} runs, {killed} killed, "
+        f"{len(outcome.kills) - killed} finished, in {time.perf_counter() - started:.0f}s"
+    )
     print(f"reader: {outcome.reads} reads, {len(outcome.inconsistent)} inconsistent versions")
-    print(f"orphan processes: {len(outcome.orphans)}; leftovers after the next runs: "
-          f"{len(outcome.leftovers)}; failures: {len(outcome.failures)}")
+    print(
+        f"orphan processes: {len(outcome.orphans)}; leftovers after the next runs: "
+        f"{len(outcome.leftovers)}; failures: {len(outcome.failures)}"
+    )
     for problem in outcome.inconsistent + outcome.orphans + outcome.leftovers + outcome.failures:
         print("  ", problem)
     print("OK" if outcome.ok else "FAILED")

@@ -50,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="linkeval",
         description="Clean, score and report routine and questionnaire data from "
-                    "social-prescribing link-worker services.",
+        "social-prescribing link-worker services.",
     )
     p.add_argument("--version", action="version", version=f"linkeval {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -58,8 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="synthetic 7-site data -> clean -> reports")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.add_argument("--jobs", type=int, default=None, help="parallel report jobs")
-    demo.add_argument("--root", type=Path, default=Path("."),
-                      help="project folder that gets config/, data/ and reports/ (default .)")
+    demo.add_argument(
+        "--root",
+        type=Path,
+        default=Path("."),
+        help="project folder that gets config/, data/ and reports/ (default .)",
+    )
     demo.set_defaults(func=cmd_demo)
 
     check = sub.add_parser("check", help="validate config and raw files; list unmapped labels")
@@ -70,8 +74,12 @@ def _parser() -> argparse.ArgumentParser:
     clean = sub.add_parser("clean", help="raw exports -> processed tables + cleaning log")
     clean.add_argument("--config", type=Path, required=True)
     clean.add_argument("--site", action="append", help="only this site (repeatable)")
-    clean.add_argument("--jobs", type=int, default=None,
-                       help="sites cleaned in parallel (default: CPU count for large data)")
+    clean.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="sites cleaned in parallel (default: CPU count for large data)",
+    )
     clean.set_defaults(func=cmd_clean)
 
     report = sub.add_parser("report", help="run the report notebooks -> HTML + index.html")
@@ -87,8 +95,12 @@ def _parser() -> argparse.ArgumentParser:
 
     synth = sub.add_parser("synth", help="synthetic raw exports (and study.yaml) at any scale")
     synth.add_argument("--out", type=Path, required=True, help="output folder")
-    synth.add_argument("--referrals", type=int, default=None,
-                       help="clean referrals in total (default: demo sizes, 150-700 per site)")
+    synth.add_argument(
+        "--referrals",
+        type=int,
+        default=None,
+        help="clean referrals in total (default: demo sizes, 150-700 per site)",
+    )
     synth.add_argument("--sites", type=int, default=7, help="number of sites, 1-7 (default 7)")
     synth.add_argument("--seed", type=int, default=0)
     synth.set_defaults(func=cmd_synth)
@@ -105,11 +117,12 @@ def cmd_synth(args: argparse.Namespace) -> int:
     if not 1 <= args.sites <= 7:
         raise LinkevalError(f"--sites {args.sites}: choose 1 to 7")
     start = time.perf_counter()
-    study = generate_study(args.out, n_referrals=args.referrals, n_sites=args.sites,
-                           seed=args.seed)
+    study = generate_study(args.out, n_referrals=args.referrals, n_sites=args.sites, seed=args.seed)
     rows = study.truth["referral_rows"]
-    print(f"wrote {len(rows):,} raw referral rows for {args.sites} sites to {args.out} "
-          f"in {time.perf_counter() - start:.1f}s")
+    print(
+        f"wrote {len(rows):,} raw referral rows for {args.sites} sites to {args.out} "
+        f"in {time.perf_counter() - start:.1f}s"
+    )
     print(f"config: {study.config_path}")
     print(f"next:   linkeval clean --config {study.config_path}")
     return 0
@@ -123,8 +136,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"config OK: {cfg.path} ({len(cfg.sites)} sites)")
     _print_summary(result)
     if len(result.unmapped):
-        print("\nunmapped labels (recorded as `other`; add them under `values:` in the config;"
-              "\nthe QA files show only labels seen at least 3 times):")
+        print(
+            "\nunmapped labels (recorded as `other`; add them under `values:` in the config;"
+            "\nthe QA files show only labels seen at least 3 times):"
+        )
         print(printable(result.unmapped.to_string(index=False), keep_newlines=True))
     else:
         print("\nno unmapped labels")
@@ -139,8 +154,9 @@ def cmd_clean(args: argparse.Namespace) -> int:
     return _clean(cfg, key, args.site, args.jobs, _command(args))
 
 
-def _clean(cfg: StudyConfig, key: bytes, sites: list[str] | None, jobs: int | None,
-           command: str) -> int:
+def _clean(
+    cfg: StudyConfig, key: bytes, sites: list[str] | None, jobs: int | None, command: str
+) -> int:
     """Clean and write under the processed folder's lock; 1 when some site failed."""
     start = time.perf_counter()
     with folder_lock(cfg.processed_dir, command):
@@ -151,16 +167,19 @@ def _clean(cfg: StudyConfig, key: bytes, sites: list[str] | None, jobs: int | No
         out = write_outputs(cfg, result, sites=sites)
     _print_summary(result)
     if old_key and old_key != result.key_fingerprint:
-        print(f"\nnote: the pseudonymisation key has changed since the last clean (fingerprint "
-              f"{old_key} -> {result.key_fingerprint}): every person_id is new")
+        print(
+            f"\nnote: the pseudonymisation key has changed since the last clean (fingerprint "
+            f"{old_key} -> {result.key_fingerprint}): every person_id is new"
+        )
     print(f"\ncleaned in {time.perf_counter() - start:.1f}s -> {out}")
     print(f"cleaning log: {out / 'qa' / 'cleaning_log.csv'}")
     return _failed_sites(result)
 
 
 def _remove_leftovers(cfg: StudyConfig) -> None:
-    freed = remove_leftovers(cfg.processed_dir, keep=("report_logs",),
-                             patterns=(".linkeval-parts-*",))
+    freed = remove_leftovers(
+        cfg.processed_dir, keep=("report_logs",), patterns=(".linkeval-parts-*",)
+    )
     if freed:
         print(f"removed {freed / 1e6:,.1f} MB left by an interrupted run")
 
@@ -168,11 +187,14 @@ def _remove_leftovers(cfg: StudyConfig) -> None:
 def _failed_sites(result) -> int:
     """Name each site that could not be cleaned (one line each); 1 if there was one."""
     for code, message in result.failed.items():
-        kept = ("; its previous rows are kept" if code in result.kept_previous else "")
+        kept = "; its previous rows are kept" if code in result.kept_previous else ""
         print(f"linkeval: error: site {code}: {printable(message)}{kept}", file=sys.stderr)
     if result.failed:
-        print(f"{len(result.failed)} site(s) failed: {', '.join(result.failed)}; the other "
-              "sites were cleaned", file=sys.stderr)
+        print(
+            f"{len(result.failed)} site(s) failed: {', '.join(result.failed)}; the other "
+            "sites were cleaned",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -210,7 +232,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     root = args.root.resolve()
     print(f"linkeval {__version__}: synthetic demo (seed {args.seed}); every person is made up")
     study = generate_study(
-        root / "data", seed=args.seed,
+        root / "data",
+        seed=args.seed,
         raw_dir=root / "data" / "raw" / "demo",
         config_path=root / "config" / "demo.yaml",
         processed_dir=root / "data" / "processed" / "demo",
@@ -231,13 +254,15 @@ def _print_summary(result) -> None:
         if len(result.log):
             rejected = result.log[result.log["action"] == "rejected"]
             if len(rejected):
-                counts = (rejected.groupby(["table", "rule"]).size()
-                          .rename("rows").reset_index())
+                counts = rejected.groupby(["table", "rule"]).size().rename("rows").reset_index()
                 print("\nrejected rows by rule (details in the cleaning log):")
                 print(counts.to_string(index=False))
     for row in summary[summary["rows_kept"] == 0].itertuples():
-        why = ("the export has no data rows" if row.rows_read == 0
-               else f"all {row.rows_read:,} rows were rejected")
+        why = (
+            "the export has no data rows"
+            if row.rows_read == 0
+            else f"all {row.rows_read:,} rows were rejected"
+        )
         print(f"note: site {row.site} {row.table}: no rows kept ({why})")
 
 

@@ -128,20 +128,51 @@ class Instrument:
         return next(s for s in self.scores if s.name == name)
 
 
-WEMWBS_LABELS = {"none of the time": 1, "rarely": 2, "some of the time": 3, "often": 4,
-                 "all of the time": 5}
-PHQ_LABELS = {"not at all": 0, "several days": 1, "more than half the days": 2,
-              "nearly every day": 3}
-SWEMWBS_ITEMS = ("optimistic", "useful", "relaxed", "dealing_with_problems", "thinking_clearly",
-                 "close_to_others", "own_mind")
-WEMWBS_ITEMS = ("optimistic", "useful", "relaxed", "interested_in_people", "energy",
-                "dealing_with_problems", "thinking_clearly", "good_about_self",
-                "close_to_others", "confident", "own_mind", "loved", "interested_in_new_things",
-                "cheerful")
-ONS4_BANDS = (Band("low", 0, 4), Band("medium", 5, 6), Band("high", 7, 8),
-              Band("very high", 9, 10))
-ONS4_ANXIETY_BANDS = (Band("very low", 0, 1), Band("low", 2, 3), Band("medium", 4, 5),
-                      Band("high", 6, 10))
+WEMWBS_LABELS = {
+    "none of the time": 1,
+    "rarely": 2,
+    "some of the time": 3,
+    "often": 4,
+    "all of the time": 5,
+}
+PHQ_LABELS = {
+    "not at all": 0,
+    "several days": 1,
+    "more than half the days": 2,
+    "nearly every day": 3,
+}
+SWEMWBS_ITEMS = (
+    "optimistic",
+    "useful",
+    "relaxed",
+    "dealing_with_problems",
+    "thinking_clearly",
+    "close_to_others",
+    "own_mind",
+)
+WEMWBS_ITEMS = (
+    "optimistic",
+    "useful",
+    "relaxed",
+    "interested_in_people",
+    "energy",
+    "dealing_with_problems",
+    "thinking_clearly",
+    "good_about_self",
+    "close_to_others",
+    "confident",
+    "own_mind",
+    "loved",
+    "interested_in_new_things",
+    "cheerful",
+)
+ONS4_BANDS = (Band("low", 0, 4), Band("medium", 5, 6), Band("high", 7, 8), Band("very high", 9, 10))
+ONS4_ANXIETY_BANDS = (
+    Band("very low", 0, 1),
+    Band("low", 2, 3),
+    Band("medium", 4, 5),
+    Band("high", 6, 10),
+)
 
 
 def _one(name: str, items: tuple[str, ...], higher_is_better: bool, **kw) -> tuple[Score, ...]:
@@ -150,55 +181,174 @@ def _one(name: str, items: tuple[str, ...], higher_is_better: bool, **kw) -> tup
 
 INSTRUMENTS: dict[str, Instrument] = {
     "swemwbs": Instrument(
-        "swemwbs", "Short Warwick-Edinburgh Mental Wellbeing Scale", SWEMWBS_ITEMS, 1, 5,
+        "swemwbs",
+        "Short Warwick-Edinburgh Mental Wellbeing Scale",
+        SWEMWBS_ITEMS,
+        1,
+        5,
         _one("swemwbs", SWEMWBS_ITEMS, True, mid=3.0, conversion="swemwbs_metric"),
-        labels=WEMWBS_LABELS, source="Stewart-Brown 2009; Shah 2018"),
+        labels=WEMWBS_LABELS,
+        source="Stewart-Brown 2009; Shah 2018",
+    ),
     "wemwbs": Instrument(
-        "wemwbs", "Warwick-Edinburgh Mental Wellbeing Scale", WEMWBS_ITEMS, 1, 5,
-        _one("wemwbs", WEMWBS_ITEMS, True, mid=3.0), labels=WEMWBS_LABELS,
-        allows_prorating=True, source="Tennant 2007; Maheswaran 2012"),
+        "wemwbs",
+        "Warwick-Edinburgh Mental Wellbeing Scale",
+        WEMWBS_ITEMS,
+        1,
+        5,
+        _one("wemwbs", WEMWBS_ITEMS, True, mid=3.0),
+        labels=WEMWBS_LABELS,
+        allows_prorating=True,
+        source="Tennant 2007; Maheswaran 2012",
+    ),
     "ons4": Instrument(
-        "ons4", "ONS personal wellbeing (ONS4)",
-        ("life_satisfaction", "worthwhile", "happy", "anxious"), 0, 10,
-        (Score("ons4_life_satisfaction", ("life_satisfaction",), True, ONS4_BANDS),
-         Score("ons4_worthwhile", ("worthwhile",), True, ONS4_BANDS),
-         Score("ons4_happy", ("happy",), True, ONS4_BANDS),
-         Score("ons4_anxious", ("anxious",), False, ONS4_ANXIETY_BANDS)),
-        labels={"not at all": 0, "completely": 10}, source="ONS personal wellbeing guidance"),
+        "ons4",
+        "ONS personal wellbeing (ONS4)",
+        ("life_satisfaction", "worthwhile", "happy", "anxious"),
+        0,
+        10,
+        (
+            Score("ons4_life_satisfaction", ("life_satisfaction",), True, ONS4_BANDS),
+            Score("ons4_worthwhile", ("worthwhile",), True, ONS4_BANDS),
+            Score("ons4_happy", ("happy",), True, ONS4_BANDS),
+            Score("ons4_anxious", ("anxious",), False, ONS4_ANXIETY_BANDS),
+        ),
+        labels={"not at all": 0, "completely": 10},
+        source="ONS personal wellbeing guidance",
+    ),
     "ucla3": Instrument(
-        "ucla3", "UCLA 3-item loneliness scale", ("lack_companionship", "left_out", "isolated"),
-        1, 3, _one("ucla3", ("lack_companionship", "left_out", "isolated"), False,
-                   lonely_threshold=True),
-        labels={"hardly ever": 1, "hardly ever or never": 1, "never": 1, "some of the time": 2,
-                "often": 3}, source="Hughes 2004"),
+        "ucla3",
+        "UCLA 3-item loneliness scale",
+        ("lack_companionship", "left_out", "isolated"),
+        1,
+        3,
+        _one("ucla3", ("lack_companionship", "left_out", "isolated"), False, lonely_threshold=True),
+        labels={
+            "hardly ever": 1,
+            "hardly ever or never": 1,
+            "never": 1,
+            "some of the time": 2,
+            "often": 3,
+        },
+        source="Hughes 2004",
+    ),
     "ons_loneliness": Instrument(
-        "ons_loneliness", "ONS direct loneliness question", ("how_often_lonely",), 1, 5,
-        _one("ons_loneliness", ("how_often_lonely",), False,
-             bands=(Band("never", 1, 1), Band("hardly ever", 2, 2), Band("occasionally", 3, 3),
-                    Band("some of the time", 4, 4), Band("often/always", 5, 5))),
-        labels={"never": 1, "hardly ever": 2, "occasionally": 3, "some of the time": 4,
-                "often always": 5, "often": 5, "always": 5}, source="ONS 2018"),
+        "ons_loneliness",
+        "ONS direct loneliness question",
+        ("how_often_lonely",),
+        1,
+        5,
+        _one(
+            "ons_loneliness",
+            ("how_often_lonely",),
+            False,
+            bands=(
+                Band("never", 1, 1),
+                Band("hardly ever", 2, 2),
+                Band("occasionally", 3, 3),
+                Band("some of the time", 4, 4),
+                Band("often/always", 5, 5),
+            ),
+        ),
+        labels={
+            "never": 1,
+            "hardly ever": 2,
+            "occasionally": 3,
+            "some of the time": 4,
+            "often always": 5,
+            "often": 5,
+            "always": 5,
+        },
+        source="ONS 2018",
+    ),
     "phq9": Instrument(
-        "phq9", "Patient Health Questionnaire (PHQ-9)",
-        ("interest", "down", "sleep", "tired", "appetite", "failure", "concentration", "moving",
-         "self_harm"), 0, 3,
-        _one("phq9", ("interest", "down", "sleep", "tired", "appetite", "failure",
-                      "concentration", "moving", "self_harm"), False, mid=5.0,
-             bands=(Band("minimal", 0, 4), Band("mild", 5, 9), Band("moderate", 10, 14),
-                    Band("moderately severe", 15, 19), Band("severe", 20, 27))),
-        labels=PHQ_LABELS, source="Kroenke 2001; Löwe 2004"),
+        "phq9",
+        "Patient Health Questionnaire (PHQ-9)",
+        (
+            "interest",
+            "down",
+            "sleep",
+            "tired",
+            "appetite",
+            "failure",
+            "concentration",
+            "moving",
+            "self_harm",
+        ),
+        0,
+        3,
+        _one(
+            "phq9",
+            (
+                "interest",
+                "down",
+                "sleep",
+                "tired",
+                "appetite",
+                "failure",
+                "concentration",
+                "moving",
+                "self_harm",
+            ),
+            False,
+            mid=5.0,
+            bands=(
+                Band("minimal", 0, 4),
+                Band("mild", 5, 9),
+                Band("moderate", 10, 14),
+                Band("moderately severe", 15, 19),
+                Band("severe", 20, 27),
+            ),
+        ),
+        labels=PHQ_LABELS,
+        source="Kroenke 2001; Löwe 2004",
+    ),
     "gad7": Instrument(
-        "gad7", "Generalised Anxiety Disorder scale (GAD-7)",
-        ("nervous", "control_worry", "worry_too_much", "trouble_relaxing", "restless",
-         "irritable", "afraid"), 0, 3,
-        _one("gad7", ("nervous", "control_worry", "worry_too_much", "trouble_relaxing",
-                      "restless", "irritable", "afraid"), False, mid=4.0,
-             bands=(Band("minimal", 0, 4), Band("mild", 5, 9), Band("moderate", 10, 14),
-                    Band("severe", 15, 21))),
-        labels=PHQ_LABELS, source="Spitzer 2006; Toussaint 2020"),
+        "gad7",
+        "Generalised Anxiety Disorder scale (GAD-7)",
+        (
+            "nervous",
+            "control_worry",
+            "worry_too_much",
+            "trouble_relaxing",
+            "restless",
+            "irritable",
+            "afraid",
+        ),
+        0,
+        3,
+        _one(
+            "gad7",
+            (
+                "nervous",
+                "control_worry",
+                "worry_too_much",
+                "trouble_relaxing",
+                "restless",
+                "irritable",
+                "afraid",
+            ),
+            False,
+            mid=4.0,
+            bands=(
+                Band("minimal", 0, 4),
+                Band("mild", 5, 9),
+                Band("moderate", 10, 14),
+                Band("severe", 15, 21),
+            ),
+        ),
+        labels=PHQ_LABELS,
+        source="Spitzer 2006; Toussaint 2020",
+    ),
     "eq_vas": Instrument(
-        "eq_vas", "EQ-5D visual analogue scale", ("vas",), 0, 100,
-        _one("eq_vas", ("vas",), True), source="EuroQol EQ-5D-5L user guide"),
+        "eq_vas",
+        "EQ-5D visual analogue scale",
+        ("vas",),
+        0,
+        100,
+        _one("eq_vas", ("vas",), True),
+        source="EuroQol EQ-5D-5L user guide",
+    ),
 }
 
 # --------------------------------------------------------------------------------------------
@@ -206,16 +356,40 @@ INSTRUMENTS: dict[str, Instrument] = {
 # instrument, and the form the instruments below are written in (docs/standard.md).
 
 SETTINGS = {"max_missing", "lonely_threshold", "mid", "reliability"}
-DEFINITION_KEYS = ("title", "source", "licence", "items", "range", "labels", "reversed",
-                   "higher_is_better", "scoring", "conversion", "bands", "mid", "max_missing",
-                   "decimals", "scores")
-SCORE_KEYS = ("name", "title", "items", "optional", "scoring", "higher_is_better", "bands",
-              "mid", "conversion")
+DEFINITION_KEYS = (
+    "title",
+    "source",
+    "licence",
+    "items",
+    "range",
+    "labels",
+    "reversed",
+    "higher_is_better",
+    "scoring",
+    "conversion",
+    "bands",
+    "mid",
+    "max_missing",
+    "decimals",
+    "scores",
+)
+SCORE_KEYS = (
+    "name",
+    "title",
+    "items",
+    "optional",
+    "scoring",
+    "higher_is_better",
+    "bands",
+    "mid",
+    "conversion",
+)
 SCORING_METHODS = ("sum", "mean")
 
 
-def define(name: str, spec: dict[str, Any], base: Path | None = None, local: bool = True
-           ) -> Instrument:
+def define(
+    name: str, spec: dict[str, Any], base: Path | None = None, local: bool = True
+) -> Instrument:
     """An :class:`Instrument` from its declarative definition (a config's ``instruments:``).
 
     Keys: ``title``, ``source`` (the published scoring rules, or "in-house"), ``items`` (names
@@ -240,23 +414,39 @@ def define(name: str, spec: dict[str, Any], base: Path | None = None, local: boo
         raise LinkevalError(f"{where}{'.' + key if key else ''}: {message}")
 
     if not isinstance(spec, dict):
-        fail("", "a local instrument is a mapping with title, source, items, range and "
-             "higher_is_better")
+        fail(
+            "",
+            "a local instrument is a mapping with title, source, items, range and higher_is_better",
+        )
     for key in spec:
         if key not in DEFINITION_KEYS and key not in SETTINGS:
-            fail(str(key), f"unknown key{did_you_mean(str(key), DEFINITION_KEYS)}; valid: "
-                 f"{', '.join(DEFINITION_KEYS)}")
+            fail(
+                str(key),
+                f"unknown key{did_you_mean(str(key), DEFINITION_KEYS)}; valid: "
+                f"{', '.join(DEFINITION_KEYS)}",
+            )
     for key in ("title", "source", "items", "range"):
         if key not in spec:
-            fail("", f"missing required key {key!r} (a local instrument needs title, source, "
-                 "items, range and higher_is_better)")
+            fail(
+                "",
+                f"missing required key {key!r} (a local instrument needs title, source, "
+                "items, range and higher_is_better)",
+            )
     items = spec["items"]
-    if (not isinstance(items, list) or not items or not all(isinstance(i, str) for i in items)
-            or len(set(items)) != len(items)):
+    if (
+        not isinstance(items, list)
+        or not items
+        or not all(isinstance(i, str) for i in items)
+        or len(set(items)) != len(items)
+    ):
         fail("items", "must be a list of distinct item names in the form's order")
     rng = spec["range"]
-    if (not isinstance(rng, list) or len(rng) != 2 or not all(_is_number(x) for x in rng)
-            or not rng[0] < rng[1]):
+    if (
+        not isinstance(rng, list)
+        or len(rng) != 2
+        or not all(_is_number(x) for x in rng)
+        or not rng[0] < rng[1]
+    ):
         fail("range", "must be [lowest, highest] answer, e.g. [1, 5]")
     labels = spec.get("labels") or {}
     if not isinstance(labels, dict) or not all(_is_number(v) for v in labels.values()):
@@ -265,34 +455,60 @@ def define(name: str, spec: dict[str, Any], base: Path | None = None, local: boo
         if not rng[0] <= value <= rng[1]:
             fail(f"labels.{label}", f"{value} is outside the range {rng[0]}-{rng[1]}")
     reversed_items = spec.get("reversed") or []
-    unknown = [i for i in reversed_items if i not in items] if isinstance(
-        reversed_items, list) else ["?"]
+    unknown = (
+        [i for i in reversed_items if i not in items] if isinstance(reversed_items, list) else ["?"]
+    )
     if unknown:
-        fail("reversed", f"must list items of this instrument; not items: {', '.join(map(str, unknown))}")
+        fail(
+            "reversed",
+            f"must list items of this instrument; not items: {', '.join(map(str, unknown))}",
+        )
     max_missing = spec.get("max_missing", 0)
-    if isinstance(max_missing, bool) or not isinstance(max_missing, int) or not (
-            0 <= max_missing < len(items)):
+    if (
+        isinstance(max_missing, bool)
+        or not isinstance(max_missing, int)
+        or not (0 <= max_missing < len(items))
+    ):
         fail("max_missing", f"must be a whole number from 0 to {len(items) - 1}")
     decimals = spec.get("decimals", False)
     if not isinstance(decimals, bool):
         fail("decimals", "must be true or false")
-    default = {k: spec[k] for k in ("higher_is_better", "scoring", "conversion", "bands", "mid")
-               if k in spec}
+    default = {
+        k: spec[k]
+        for k in ("higher_is_better", "scoring", "conversion", "bands", "mid")
+        if k in spec
+    }
     scores_raw = spec.get("scores") or [{"name": name, "items": items, **default}]
     if not isinstance(scores_raw, list):
         fail("scores", "must be a list of scores, each with name and items")
-    scores = tuple(_define_score(f"{where}.scores[{i}]" if "scores" in spec else where,
-                                 {**default, **s} if isinstance(s, dict) else s, items, base)
-                   for i, s in enumerate(scores_raw))
+    scores = tuple(
+        _define_score(
+            f"{where}.scores[{i}]" if "scores" in spec else where,
+            {**default, **s} if isinstance(s, dict) else s,
+            items,
+            base,
+        )
+        for i, s in enumerate(scores_raw)
+    )
     names = [s.name for s in scores]
     if len(set(names)) != len(names):
         fail("scores", "score names must be distinct")
     return Instrument(
-        name=name, title=str(spec["title"]), items=tuple(items), item_min=rng[0],
-        item_max=rng[1], scores=scores, labels={str(k): v for k, v in labels.items()},
-        reversed_items=tuple(reversed_items), allows_prorating=max_missing > 0,
-        source=str(spec["source"]), max_missing=max_missing, whole_numbers=not decimals,
-        licence=str(spec.get("licence", "")), local=local)
+        name=name,
+        title=str(spec["title"]),
+        items=tuple(items),
+        item_min=rng[0],
+        item_max=rng[1],
+        scores=scores,
+        labels={str(k): v for k, v in labels.items()},
+        reversed_items=tuple(reversed_items),
+        allows_prorating=max_missing > 0,
+        source=str(spec["source"]),
+        max_missing=max_missing,
+        whole_numbers=not decimals,
+        licence=str(spec.get("licence", "")),
+        local=local,
+    )
 
 
 def _define_score(where: str, spec: Any, items: list[str], base: Path | None) -> Score:
@@ -303,44 +519,62 @@ def _define_score(where: str, spec: Any, items: list[str], base: Path | None) ->
         fail("", "each score is a mapping with name and items")
     for key in spec:
         if key not in SCORE_KEYS:
-            fail(str(key), f"unknown key{did_you_mean(str(key), SCORE_KEYS)}; valid: "
-                 f"{', '.join(SCORE_KEYS)}")
+            fail(
+                str(key),
+                f"unknown key{did_you_mean(str(key), SCORE_KEYS)}; valid: {', '.join(SCORE_KEYS)}",
+            )
     if "name" not in spec or not str(spec["name"]).isidentifier():
         fail("name", "each score needs a name (letters, digits and _)")
     own = spec.get("items", items)
     if not isinstance(own, list) or not own or any(i not in items for i in own):
         fail("items", f"must list items of the instrument ({', '.join(items)})")
     if not isinstance(spec.get("higher_is_better"), bool):
-        fail("higher_is_better", "say the score's direction: true if a higher score is better, "
-             "false if worse")
+        fail(
+            "higher_is_better",
+            "say the score's direction: true if a higher score is better, false if worse",
+        )
     method = spec.get("scoring", "sum")
     if method not in SCORING_METHODS:
         fail("scoring", f"{method!r}{did_you_mean(str(method), SCORING_METHODS)}; use sum or mean")
     optional = spec.get("optional") or []
-    if not isinstance(optional, list) or any(i not in own for i in optional) or (
-            len(optional) >= len(own)):
+    if (
+        not isinstance(optional, list)
+        or any(i not in own for i in optional)
+        or (len(optional) >= len(own))
+    ):
         fail("optional", "must list some (not all) of the score's items")
     bands_raw = spec.get("bands") or {}
     if not isinstance(bands_raw, dict):
         fail("bands", "must map each band label to [low, high], e.g. {low: [0, 4]}")
     bands = []
     for label, edges in bands_raw.items():
-        if (not isinstance(edges, list) or len(edges) != 2
-                or not all(_is_number(e) for e in edges) or edges[0] > edges[1]):
+        if (
+            not isinstance(edges, list)
+            or len(edges) != 2
+            or not all(_is_number(e) for e in edges)
+            or edges[0] > edges[1]
+        ):
             fail(f"bands.{label}", "must be [low, high] (inclusive), low <= high")
         bands.append(Band(str(label), float(edges[0]), float(edges[1])))
     mid = spec.get("mid")
     if mid is not None and (not _is_number(mid) or mid <= 0):
         fail("mid", "must be a positive number of points")
-    return Score(name=str(spec["name"]), items=tuple(own),
-                 higher_is_better=spec["higher_is_better"], bands=tuple(bands),
-                 mid=float(mid) if mid is not None else None,
-                 conversion=_conversion(where, spec.get("conversion"), base), method=method,
-                 optional=tuple(optional), title=str(spec.get("title", "")))
+    return Score(
+        name=str(spec["name"]),
+        items=tuple(own),
+        higher_is_better=spec["higher_is_better"],
+        bands=tuple(bands),
+        mid=float(mid) if mid is not None else None,
+        conversion=_conversion(where, spec.get("conversion"), base),
+        method=method,
+        optional=tuple(optional),
+        title=str(spec.get("title", "")),
+    )
 
 
-def _conversion(where: str, value: Any, base: Path | None
-                ) -> tuple[tuple[float, float], ...] | None:
+def _conversion(
+    where: str, value: Any, base: Path | None
+) -> tuple[tuple[float, float], ...] | None:
     """A conversion table as (raw, score) pairs, from a mapping or a CSV file."""
     if value is None:
         return None
@@ -350,8 +584,10 @@ def _conversion(where: str, value: Any, base: Path | None
             table = pd.read_csv(path)
             pairs = zip(table["raw_score"], table["score"], strict=True)
         except (OSError, KeyError, ValueError) as exc:
-            raise LinkevalError(f"{where}.conversion: cannot read {path} as a CSV with columns "
-                                f"raw_score and score ({type(exc).__name__})") from None
+            raise LinkevalError(
+                f"{where}.conversion: cannot read {path} as a CSV with columns "
+                f"raw_score and score ({type(exc).__name__})"
+            ) from None
     elif isinstance(value, dict):
         pairs = value.items()
     else:
@@ -368,10 +604,13 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value)
 
 
-MYCAW_LABELS = {"not bothering me at all": 0, "bothers me greatly": 6,
-                "as good as it could be": 0, "as bad as it could be": 6}
-CEL_LABELS = {"strongly disagree": 4, "disagree": 3, "neutral": 2, "agree": 1,
-              "strongly agree": 0}
+MYCAW_LABELS = {
+    "not bothering me at all": 0,
+    "bothers me greatly": 6,
+    "as good as it could be": 0,
+    "as bad as it could be": 6,
+}
+CEL_LABELS = {"strongly disagree": 4, "disagree": 3, "neutral": 2, "agree": 1, "strongly agree": 0}
 REQOL_ITEMS = [f"q{i}" for i in range(1, 11)]
 
 # Written in the declarative form, through the same `define` a config's local instruments use.
@@ -380,53 +619,83 @@ DEFINED: dict[str, dict[str, Any]] = {
         "title": "Measure Yourself Concerns and Wellbeing (MYCaW)",
         "source": "Paterson 2007 (MYCaW); profile score as MYMOP, Paterson 1996",
         "licence": "MYCaW is a registered trade mark; free licence from Meaningful Measures Ltd",
-        "items": ["concern1", "concern2", "wellbeing"], "range": [0, 6],
-        "labels": MYCAW_LABELS, "higher_is_better": False,
+        "items": ["concern1", "concern2", "wellbeing"],
+        "range": [0, 6],
+        "labels": MYCAW_LABELS,
+        "higher_is_better": False,
         "scores": [
             {"name": "mycaw_concern1", "items": ["concern1"], "title": "First concern (MYCaW)"},
             {"name": "mycaw_concern2", "items": ["concern2"], "title": "Second concern (MYCaW)"},
             {"name": "mycaw_wellbeing", "items": ["wellbeing"], "title": "Wellbeing (MYCaW)"},
-            {"name": "mycaw", "items": ["concern1", "concern2", "wellbeing"], "scoring": "mean",
-             "optional": ["concern2"], "title": "MYCaW profile score"},
+            {
+                "name": "mycaw",
+                "items": ["concern1", "concern2", "wellbeing"],
+                "scoring": "mean",
+                "optional": ["concern2"],
+                "title": "MYCaW profile score",
+            },
         ],
     },
     "cel": {
         "title": "Campaign to End Loneliness Measurement Tool",
         "source": "Campaign to End Loneliness, Measuring your impact on loneliness in later "
-                  "life (2015)",
-        "items": ["content_with_relationships", "people_to_ask_for_help",
-                  "satisfying_relationships"],
-        "range": [0, 4], "labels": CEL_LABELS, "higher_is_better": False,
+        "life (2015)",
+        "items": [
+            "content_with_relationships",
+            "people_to_ask_for_help",
+            "satisfying_relationships",
+        ],
+        "range": [0, 4],
+        "labels": CEL_LABELS,
+        "higher_is_better": False,
     },
     "reqol10": {
         "title": "Recovering Quality of Life (ReQoL-10)",
         "source": "Keetharuth 2018 (Br J Psychiatry 212:42-49); item scores from the ReQoL "
-                  "scoring sheet",
+        "scoring sheet",
         "licence": "ReQoL is copyright of the University of Sheffield; licence (free for "
-                   "non-commercial use) via Oxford University Innovation; item wording and the "
-                   "ReQoL-UI tariff are not shipped",
-        "items": REQOL_ITEMS, "range": [0, 4], "higher_is_better": True,
+        "non-commercial use) via Oxford University Innovation; item wording and the "
+        "ReQoL-UI tariff are not shipped",
+        "items": REQOL_ITEMS,
+        "range": [0, 4],
+        "higher_is_better": True,
     },
     "pam": {
         "title": "Patient Activation Measure (PAM), pre-scored",
         "source": "Hibbard 2004, 2005; score and level as produced by the licensed PAM software",
         "licence": "PAM is licensed by Insignia Health (Phreesia); item scoring is not public",
-        "items": ["score", "level"], "range": [0, 100], "decimals": True,
+        "items": ["score", "level"],
+        "range": [0, 100],
+        "decimals": True,
         "scores": [
-            {"name": "pam", "items": ["score"], "higher_is_better": True,
-             "title": "Patient activation (PAM score)"},
-            {"name": "pam_level", "items": ["level"], "higher_is_better": True,
-             "title": "Patient activation level (PAM)",
-             "bands": {"level 1": [1, 1], "level 2": [2, 2], "level 3": [3, 3],
-                       "level 4": [4, 4]}},
+            {
+                "name": "pam",
+                "items": ["score"],
+                "higher_is_better": True,
+                "title": "Patient activation (PAM score)",
+            },
+            {
+                "name": "pam_level",
+                "items": ["level"],
+                "higher_is_better": True,
+                "title": "Patient activation level (PAM)",
+                "bands": {
+                    "level 1": [1, 1],
+                    "level 2": [2, 2],
+                    "level 3": [3, 3],
+                    "level 4": [4, 4],
+                },
+            },
         ],
     },
     "wellbeing_star": {
         "title": "Wellbeing Star, pre-scored total",
         "source": "Triangle Consulting Social Enterprise, Wellbeing Star (eight outcome areas, "
-                  "readings 1-10)",
+        "readings 1-10)",
         "licence": "The Outcomes Star is licensed by Triangle Consulting Social Enterprise",
-        "items": ["total"], "range": [8, 80], "higher_is_better": True,
+        "items": ["total"],
+        "range": [8, 80],
+        "higher_is_better": True,
     },
 }
 
@@ -443,17 +712,21 @@ def register(instrument: Instrument) -> None:
     instrument's scores by name (the config registers its own when loaded and unpickled).
     """
     if instrument.name in BUILTIN:
-        raise LinkevalError(f"instruments.{instrument.name}: is a built-in instrument; give "
-                            "the local one another name (settings of a built-in take only "
-                            f"{', '.join(sorted(SETTINGS))})")
-    taken = {s.name: i.name for i in INSTRUMENTS.values() if i.name != instrument.name
-             for s in i.scores}
+        raise LinkevalError(
+            f"instruments.{instrument.name}: is a built-in instrument; give "
+            "the local one another name (settings of a built-in take only "
+            f"{', '.join(sorted(SETTINGS))})"
+        )
+    taken = {
+        s.name: i.name for i in INSTRUMENTS.values() if i.name != instrument.name for s in i.scores
+    }
     for spec in instrument.scores:
         if spec.name in taken:
-            raise LinkevalError(f"instruments.{instrument.name}: score name {spec.name!r} is "
-                                f"already a score of {taken[spec.name]}; rename it")
+            raise LinkevalError(
+                f"instruments.{instrument.name}: score name {spec.name!r} is "
+                f"already a score of {taken[spec.name]}; rename it"
+            )
     INSTRUMENTS[instrument.name] = instrument
-
 
 
 @dataclass(frozen=True)
@@ -472,29 +745,40 @@ def settings_for(name: str, overrides: dict[str, Any] | None = None) -> Settings
     overrides = dict(overrides or {})
     for key in overrides:
         if key not in SETTINGS:
-            raise LinkevalError(f"instruments.{name}.{key}: unknown setting"
-                                f"{did_you_mean(key, SETTINGS)}; valid: {', '.join(sorted(SETTINGS))}")
+            raise LinkevalError(
+                f"instruments.{name}.{key}: unknown setting"
+                f"{did_you_mean(key, SETTINGS)}; valid: {', '.join(sorted(SETTINGS))}"
+            )
     max_missing = overrides.get("max_missing", instrument.max_missing)
     if not isinstance(max_missing, int) or max_missing < 0:
         raise LinkevalError(f"instruments.{name}.max_missing: must be a whole number >= 0")
     if max_missing and not instrument.allows_prorating:
-        raise LinkevalError(f"instruments.{name}.max_missing: {instrument.title} is scored only "
-                            "when every item is answered (no published prorating rule)")
+        raise LinkevalError(
+            f"instruments.{name}.max_missing: {instrument.title} is scored only "
+            "when every item is answered (no published prorating rule)"
+        )
     if max_missing >= len(instrument.items):
-        raise LinkevalError(f"instruments.{name}.max_missing: must be below the number of items "
-                            f"({len(instrument.items)})")
+        raise LinkevalError(
+            f"instruments.{name}.max_missing: must be below the number of items "
+            f"({len(instrument.items)})"
+        )
     reliability = overrides.get("reliability")
     if reliability is not None and not 0 < float(reliability) < 1:
         raise LinkevalError(f"instruments.{name}.reliability: must be between 0 and 1")
-    return Settings(max_missing=max_missing,
-                    lonely_threshold=float(overrides.get("lonely_threshold", 6)),
-                    mid=overrides.get("mid"), reliability=reliability)
+    return Settings(
+        max_missing=max_missing,
+        lonely_threshold=float(overrides.get("lonely_threshold", 6)),
+        mid=overrides.get("mid"),
+        reliability=reliability,
+    )
 
 
 def get(name: str) -> Instrument:
     if name not in INSTRUMENTS:
-        raise LinkevalError(f"unknown instrument {name!r}{did_you_mean(name, INSTRUMENTS)}; "
-                            f"known: {', '.join(INSTRUMENTS)}")
+        raise LinkevalError(
+            f"unknown instrument {name!r}{did_you_mean(name, INSTRUMENTS)}; "
+            f"known: {', '.join(INSTRUMENTS)}"
+        )
     return INSTRUMENTS[name]
 
 
@@ -513,8 +797,10 @@ def direction(score_name: str) -> int:
     """
     names = score_names()
     if score_name not in names:
-        raise ValueError(f"unknown score {score_name!r}{did_you_mean(score_name, names)}; "
-                         f"known: {', '.join(names)}")
+        raise ValueError(
+            f"unknown score {score_name!r}{did_you_mean(score_name, names)}; "
+            f"known: {', '.join(names)}"
+        )
     return 1 if INSTRUMENTS[names[score_name]].score(score_name).higher_is_better else -1
 
 
@@ -558,9 +844,15 @@ def item_values(raw: pd.Series, instrument: Instrument) -> tuple[pd.Series, pd.S
     """
     uniques, slots = distinct(raw)
     values, invalid = _unique_item_values(pd.Series(uniques, dtype=object), instrument)
-    return (pd.Series(pd.array(np.append(values.to_numpy(dtype=float, na_value=np.nan), np.nan),
-                               dtype="Float64")[slots], index=raw.index),
-            pd.Series(np.append(invalid.to_numpy(dtype=bool), False)[slots], index=raw.index))
+    return (
+        pd.Series(
+            pd.array(
+                np.append(values.to_numpy(dtype=float, na_value=np.nan), np.nan), dtype="Float64"
+            )[slots],
+            index=raw.index,
+        ),
+        pd.Series(np.append(invalid.to_numpy(dtype=bool), False)[slots], index=raw.index),
+    )
 
 
 def _unique_item_values(text: pd.Series, instrument: Instrument) -> tuple[pd.Series, pd.Series]:
@@ -568,12 +860,17 @@ def _unique_item_values(text: pd.Series, instrument: Instrument) -> tuple[pd.Ser
     numeric = pd.to_numeric(text.where(~is_blank), errors="coerce")
     labels = {normalise_label(k): v for k, v in instrument.labels.items()}
     from_label = text[numeric.isna() & ~is_blank].map(
-        lambda v: labels.get(normalise_label(v), np.nan))
+        lambda v: labels.get(normalise_label(v), np.nan)
+    )
     numeric = numeric.astype("Float64")
     numeric.loc[from_label.index] = from_label.astype("Float64")
     whole = (numeric == numeric.round()) if instrument.whole_numbers else numeric.notna()
-    ok = numeric.notna() & whole.fillna(False) & (numeric >= instrument.item_min) & (
-        numeric <= instrument.item_max)
+    ok = (
+        numeric.notna()
+        & whole.fillna(False)
+        & (numeric >= instrument.item_min)
+        & (numeric <= instrument.item_max)
+    )
     ok = ok.fillna(False).astype(bool)
     return numeric.where(ok), (~is_blank & ~ok).astype(bool)
 
@@ -610,14 +907,25 @@ def score_items(items: pd.DataFrame, instrument: Instrument, settings: Settings)
             table = conversion_table(spec.conversion)
             score = raw.round().map(table).astype("Float64").where(scored)
         reason = pd.Series(pd.NA, index=items.index, dtype=object)
-        reason[~scored] = (n_missing[~scored].astype(str) + f" of {n_items} items missing"
-                           + f" (at most {allowed} allowed)")
-        frames.append(pd.DataFrame({
-            "row": items.index, "score_name": spec.name, "score": score.to_numpy(),
-            "band": assign_bands(score, spec, settings).to_numpy(),
-            "n_items": n_items, "n_missing": n_missing.to_numpy(), "scored": scored.to_numpy(),
-            "not_scored_reason": reason.to_numpy(),
-        }))
+        reason[~scored] = (
+            n_missing[~scored].astype(str)
+            + f" of {n_items} items missing"
+            + f" (at most {allowed} allowed)"
+        )
+        frames.append(
+            pd.DataFrame(
+                {
+                    "row": items.index,
+                    "score_name": spec.name,
+                    "score": score.to_numpy(),
+                    "band": assign_bands(score, spec, settings).to_numpy(),
+                    "n_items": n_items,
+                    "n_missing": n_missing.to_numpy(),
+                    "scored": scored.to_numpy(),
+                    "not_scored_reason": reason.to_numpy(),
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -639,11 +947,16 @@ def cronbach_alpha(items: pd.DataFrame) -> float:
 
 
 SCORE_TITLES = {
-    "swemwbs": "Mental wellbeing (SWEMWBS)", "wemwbs": "Mental wellbeing (WEMWBS)",
-    "ons4_life_satisfaction": "Life satisfaction (ONS4)", "ons4_worthwhile": "Feeling worthwhile (ONS4)",
-    "ons4_happy": "Happiness yesterday (ONS4)", "ons4_anxious": "Anxiety yesterday (ONS4)",
-    "ucla3": "Loneliness (UCLA-3)", "ons_loneliness": "How often lonely (ONS)",
-    "phq9": "Depression symptoms (PHQ-9)", "gad7": "Anxiety symptoms (GAD-7)",
+    "swemwbs": "Mental wellbeing (SWEMWBS)",
+    "wemwbs": "Mental wellbeing (WEMWBS)",
+    "ons4_life_satisfaction": "Life satisfaction (ONS4)",
+    "ons4_worthwhile": "Feeling worthwhile (ONS4)",
+    "ons4_happy": "Happiness yesterday (ONS4)",
+    "ons4_anxious": "Anxiety yesterday (ONS4)",
+    "ucla3": "Loneliness (UCLA-3)",
+    "ons_loneliness": "How often lonely (ONS)",
+    "phq9": "Depression symptoms (PHQ-9)",
+    "gad7": "Anxiety symptoms (GAD-7)",
     "eq_vas": "Self-rated health (EQ VAS)",
 }
 
@@ -662,6 +975,7 @@ def score_spec(name: str) -> Score:
     """The definition of one score (``swemwbs``, ``ons4_anxious``, ...)."""
     names = score_names()
     if name not in names:
-        raise ValueError(f"unknown score {name!r}{did_you_mean(name, list(names))}; "
-                         f"scores: {', '.join(names)}")
+        raise ValueError(
+            f"unknown score {name!r}{did_you_mean(name, list(names))}; scores: {', '.join(names)}"
+        )
     return INSTRUMENTS[names[name]].score(name)

@@ -46,8 +46,12 @@ from linkeval.schema import SCHEMAS
 
 ZIP_MAGIC = b"PK\x03\x04"
 # Spreadsheets read with calamine, and how each file starts (.xls: an OLE2 compound file).
-SPREADSHEETS = {".xlsx": ZIP_MAGIC, ".xlsm": ZIP_MAGIC, ".ods": ZIP_MAGIC,
-                ".xls": b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"}
+SPREADSHEETS = {
+    ".xlsx": ZIP_MAGIC,
+    ".xlsm": ZIP_MAGIC,
+    ".ods": ZIP_MAGIC,
+    ".xls": b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",
+}
 
 
 def source_files(raw_dir: Path, source: Source) -> list[Path]:
@@ -87,8 +91,9 @@ def _resolved(path: Path, source: Source) -> Path:
         ) from None
     except (RuntimeError, OSError) as exc:  # ELOOP: RuntimeError before Python 3.13
         if isinstance(exc, OSError) and exc.errno != errno.ELOOP:
-            raise LinkevalError(f"{path}: cannot open ({exc.strerror}); check the path and "
-                                "its permissions") from None
+            raise LinkevalError(
+                f"{path}: cannot open ({exc.strerror}); check the path and its permissions"
+            ) from None
         raise LinkevalError(
             f"{path}: symbolic link loop ({source.key_path}.path); replace the link with the "
             "export itself"
@@ -99,8 +104,10 @@ def _read_bytes(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except OSError as exc:
-        raise LinkevalError(f"{path}: cannot read the file ({exc.strerror}); check that it "
-                            "exists and that you may read it") from None
+        raise LinkevalError(
+            f"{path}: cannot read the file ({exc.strerror}); check that it "
+            "exists and that you may read it"
+        ) from None
 
 
 def detect_encoding(path: Path, encoding: str = "auto") -> str:
@@ -145,11 +152,14 @@ def read_raw(path: Path, source: Source) -> pa.Table:
     try:
         return _read_raw(path, source)
     except OSError as exc:  # unreadable mid-way, a vanished file, an I/O error
-        raise LinkevalError(f"{path}: cannot read the file ({exc.strerror or exc}); check that "
-                            "it exists and that you may read it") from None
+        raise LinkevalError(
+            f"{path}: cannot read the file ({exc.strerror or exc}); check that "
+            "it exists and that you may read it"
+        ) from None
     except MemoryError:
-        raise LinkevalError(f"{path}: too large to read in memory; split the export or "
-                            "check skip_rows") from None
+        raise LinkevalError(
+            f"{path}: too large to read in memory; split the export or check skip_rows"
+        ) from None
 
 
 def _read_raw(path: Path, source: Source) -> pa.Table:
@@ -161,8 +171,12 @@ def _read_raw(path: Path, source: Source) -> pa.Table:
         if table is not None:
             return table.rename_columns([c.strip() for c in table.column_names])
         frame = _read_csv_pandas(path, source, encoding)
-    arrays = [pc.fill_null(pa.array(frame[c].to_numpy(dtype=object), type=pa.string(),
-                                    from_pandas=True), "") for c in frame.columns]
+    arrays = [
+        pc.fill_null(
+            pa.array(frame[c].to_numpy(dtype=object), type=pa.string(), from_pandas=True), ""
+        )
+        for c in frame.columns
+    ]
     return pa.Table.from_arrays(arrays, names=[str(c).strip() for c in frame.columns])
 
 
@@ -178,12 +192,17 @@ def _read_csv_arrow(path: Path, source: Source, encoding: str) -> pa.Table | Non
             path,
             read_options=pacsv.ReadOptions(
                 encoding="utf8" if encoding.startswith("utf-8") else encoding,
-                skip_rows=source.skip_rows, use_threads=True),
-            parse_options=pacsv.ParseOptions(delimiter=source.delimiter,
-                                             newlines_in_values=True, ignore_empty_lines=False),
+                skip_rows=source.skip_rows,
+                use_threads=True,
+            ),
+            parse_options=pacsv.ParseOptions(
+                delimiter=source.delimiter, newlines_in_values=True, ignore_empty_lines=False
+            ),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict.fromkeys(names, pa.string()),
-                strings_can_be_null=False, quoted_strings_can_be_null=False),
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
         )
     except (pa.ArrowInvalid, UnicodeDecodeError):
         return None
@@ -192,12 +211,20 @@ def _read_csv_arrow(path: Path, source: Source, encoding: str) -> pa.Table | Non
     return table
 
 
-def _read_csv_pandas(path: Path, source: Source, encoding: str,
-                     nrows: int | None = None) -> pd.DataFrame:
+def _read_csv_pandas(
+    path: Path, source: Source, encoding: str, nrows: int | None = None
+) -> pd.DataFrame:
     try:
         return pd.read_csv(
-            path, dtype=object, keep_default_na=False, na_filter=False, encoding=encoding,
-            skiprows=source.skip_rows, sep=source.delimiter, skip_blank_lines=False, nrows=nrows,
+            path,
+            dtype=object,
+            keep_default_na=False,
+            na_filter=False,
+            encoding=encoding,
+            skiprows=source.skip_rows,
+            sep=source.delimiter,
+            skip_blank_lines=False,
+            nrows=nrows,
         )
     except pd.errors.EmptyDataError:
         raise LinkevalError(
@@ -213,13 +240,16 @@ def _read_spreadsheet(path: Path, source: Source) -> pd.DataFrame:
     """A worksheet of an .xlsx, .xlsm, .xls or .ods file, read by calamine (Rust) as text."""
     suffix = path.suffix.lower()
     with path.open("rb") as fh:
-        if fh.read(8)[:len(SPREADSHEETS[suffix])] != SPREADSHEETS[suffix]:
-            raise LinkevalError(f"{path}: not a valid {suffix} workbook; re-save it from Excel "
-                                "or LibreOffice")
+        if fh.read(8)[: len(SPREADSHEETS[suffix])] != SPREADSHEETS[suffix]:
+            raise LinkevalError(
+                f"{path}: not a valid {suffix} workbook; re-save it from Excel or LibreOffice"
+            )
     try:
         sheets = pd.ExcelFile(path, engine="calamine")
     except Exception as exc:  # calamine raises several types for damaged files
-        raise LinkevalError(f"{path}: cannot open workbook ({exc}); re-save it from Excel") from None
+        raise LinkevalError(
+            f"{path}: cannot open workbook ({exc}); re-save it from Excel"
+        ) from None
     with sheets:
         sheet = source.sheet if source.sheet is not None else sheets.sheet_names[0]
         if sheet not in sheets.sheet_names:
@@ -227,8 +257,14 @@ def _read_spreadsheet(path: Path, source: Source) -> pd.DataFrame:
                 f"{path}: no sheet {sheet!r} ({source.key_path}.sheet)"
                 f"{did_you_mean(sheet, sheets.sheet_names)}; sheets: {', '.join(sheets.sheet_names)}"
             )
-        frame = pd.read_excel(sheets, sheet_name=sheet, dtype=str, keep_default_na=False,
-                              na_filter=False, skiprows=source.skip_rows)
+        frame = pd.read_excel(
+            sheets,
+            sheet_name=sheet,
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            skiprows=source.skip_rows,
+        )
         return frame.astype(object)
 
 
@@ -254,8 +290,10 @@ def write_files_atomic(files: dict[Path, pd.DataFrame | str]) -> None:
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
             os.close(fd)
             staged.append((tmp, path))
-        _write_all({Path(tmp): files[path] for tmp, path in staged},
-                   {Path(tmp): path.suffix for tmp, path in staged})
+        _write_all(
+            {Path(tmp): files[path] for tmp, path in staged},
+            {Path(tmp): path.suffix for tmp, path in staged},
+        )
     except BaseException:
         for tmp, _ in staged:
             with contextlib.suppress(FileNotFoundError):
@@ -265,12 +303,15 @@ def write_files_atomic(files: dict[Path, pd.DataFrame | str]) -> None:
         os.replace(tmp, path)
 
 
-def _write_all(files: dict[Path, pd.DataFrame | str], suffixes: dict[Path, str] | None = None,
-               label: str = "") -> None:
+def _write_all(
+    files: dict[Path, pd.DataFrame | str], suffixes: dict[Path, str] | None = None, label: str = ""
+) -> None:
     """Write every file (in parallel threads), each readable by its owner only."""
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        written = [pool.submit(_write_one, path, (suffixes or {}).get(path, path.suffix),
-                               content) for path, content in files.items()]
+        written = [
+            pool.submit(_write_one, path, (suffixes or {}).get(path, path.suffix), content)
+            for path, content in files.items()
+        ]
         for i, future in enumerate(written):
             future.result()
             if i == 0 and label:
@@ -425,8 +466,9 @@ def staged_directory(final: Path, label: str = "report") -> Iterator[Path]:
     make_current(final, version, label)
 
 
-def remove_leftovers(final: Path, keep: tuple[str, ...] = (),
-                     patterns: tuple[str, ...] = ()) -> int:
+def remove_leftovers(
+    final: Path, keep: tuple[str, ...] = (), patterns: tuple[str, ...] = ()
+) -> int:
     """Remove what an interrupted run left (call it holding the folder's lock); bytes freed.
 
     That is every entry of the folder's state directory except the current version, the lock,
@@ -467,7 +509,8 @@ def _make_state_dir(final: Path) -> Path:
         if target.parent != state:
             raise LinkevalError(
                 f"{final}: is a symbolic link to {target}, not one of linkeval's versions; set "
-                "the folder in the config to where the link points")
+                "the folder in the config to where the link points"
+            )
     try:
         state.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -557,8 +600,10 @@ def _write_error(final: Path, exc: OSError) -> LinkevalError:
         fix = f"make {final.parent} writable (or choose another folder in the config)"
     else:
         fix = "check the disk and the folder, and run again"
-    return LinkevalError(f"{final}: cannot write the new version ({reason}); {fix}; the "
-                         "previous version is unchanged")
+    return LinkevalError(
+        f"{final}: cannot write the new version ({reason}); {fix}; the "
+        "previous version is unchanged"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -592,10 +637,16 @@ def folder_lock(final: Path, command: str, exclusive: bool = True) -> Iterator[N
         except BlockingIOError:
             raise LinkevalError(
                 f"{final}: in use by {_holder(state, fd)}; wait for it to finish (or stop it) "
-                "and run again") from None
+                "and run again"
+            ) from None
         _remove_dead_readers(state)
-        info = json.dumps({"pid": os.getpid(), "command": command,
-                           "started": datetime.now().isoformat(timespec="seconds")})
+        info = json.dumps(
+            {
+                "pid": os.getpid(),
+                "command": command,
+                "started": datetime.now().isoformat(timespec="seconds"),
+            }
+        )
         if exclusive:
             os.ftruncate(fd, 0)
             os.pwrite(fd, info.encode(), 0)
@@ -655,8 +706,10 @@ def _holder(state: Path, fd: int) -> str:
 
 
 def _describe(note: dict) -> str:
-    return (f"linkeval {note.get('command', '?')} (pid {note.get('pid')}, started "
-            f"{note.get('started', '?')})")
+    return (
+        f"linkeval {note.get('command', '?')} (pid {note.get('pid')}, started "
+        f"{note.get('started', '?')})"
+    )
 
 
 def _owner(entry: Path) -> int | None:
@@ -714,8 +767,9 @@ def die_with_parent(main_pid: int | None = None) -> None:
 # Reading processed data
 
 
-def load_processed(processed_dir: Path | str, site: str | None = None,
-                   tables: list[str] | None = None) -> dict[str, pd.DataFrame]:
+def load_processed(
+    processed_dir: Path | str, site: str | None = None, tables: list[str] | None = None
+) -> dict[str, pd.DataFrame]:
     """Read the canonical tables (and the cleaning log) from a processed folder.
 
     With ``site``, only that site's rows are read (a parquet filter, applied while reading);
@@ -733,14 +787,13 @@ def load_processed(processed_dir: Path | str, site: str | None = None,
     raise AssertionError("unreachable")
 
 
-def _load_version(folder: Path, shown: Path, site: str | None,
-                  tables: list[str] | None) -> dict[str, pd.DataFrame]:
+def _load_version(
+    folder: Path, shown: Path, site: str | None, tables: list[str] | None
+) -> dict[str, pd.DataFrame]:
     names = list(tables or SCHEMAS)
     missing = [n for n in names if not (folder / f"{n}.parquet").is_file()]
     if missing:
-        raise LinkevalError(
-            f"{shown}: no processed {', '.join(missing)}; run linkeval clean first"
-        )
+        raise LinkevalError(f"{shown}: no processed {', '.join(missing)}; run linkeval clean first")
     filters = [("site", "==", site)] if site is not None else None
     out = {n: read_parquet(folder / f"{n}.parquet", filters=filters) for n in names}
     log_path = folder / "qa" / "cleaning_log.parquet"
@@ -763,7 +816,8 @@ def check_processed(processed_dir: Path) -> None:
             detail = getattr(exc, "strerror", None) or str(exc).splitlines()[0][:120]
             raise LinkevalError(
                 f"{path}: cannot read processed data ({detail}); it is damaged or unreadable: "
-                "run linkeval clean for all sites to write it again") from None
+                "run linkeval clean for all sites to write it again"
+            ) from None
 
 
 def read_parquet(path: Path, **kwargs) -> pd.DataFrame:

@@ -31,8 +31,9 @@ DAY_FIRST_FORMATS: tuple[str, ...] = (
 
 def as_text(values: pa.Array | pa.ChunkedArray, index: pd.Index | None = None) -> pd.Series:
     """Arrow text as a pandas ``str`` column: Arrow-backed, so no Python object per cell."""
-    return pd.Series(pd.array(values, dtype=pd.StringDtype("pyarrow", na_value=np.nan)),
-                     index=index)
+    return pd.Series(
+        pd.array(values, dtype=pd.StringDtype("pyarrow", na_value=np.nan)), index=index
+    )
 
 
 def distinct(values: pd.Series) -> tuple[pd.Index | np.ndarray, np.ndarray]:

@@ -32,8 +32,11 @@ def normalise_nhs_number(raw: pd.Series) -> pd.Series:
     """Strip spaces and dashes; blank -> missing. Does not validate."""
     text = raw.astype(object)
     cleaned = text.str.replace(" ", "", regex=False).str.replace("-", "", regex=False)
-    cleaned = cleaned.str.replace(r"\s", "", regex=True) if cleaned.str.contains(
-        r"\s", regex=True).any() else cleaned
+    cleaned = (
+        cleaned.str.replace(r"\s", "", regex=True)
+        if cleaned.str.contains(r"\s", regex=True).any()
+        else cleaned
+    )
     return cleaned.mask(cleaned == "")
 
 
@@ -77,8 +80,10 @@ def pseudonym(key: bytes, message: str) -> str:
 def pseudonymise(key: bytes, messages: pd.Series) -> pd.Series:
     """HMAC every message; computed once per distinct value (there is no vectorised HMAC)."""
     uniques, slots = distinct(messages)
-    hashed = np.array([hmac.digest(key, m.encode("utf-8"), "sha256").hex() for m in uniques]
-                      + [None], dtype=object)
+    hashed = np.array(
+        [hmac.digest(key, m.encode("utf-8"), "sha256").hex() for m in uniques] + [None],
+        dtype=object,
+    )
     return pd.Series(hashed[slots], index=messages.index, dtype=object)
 
 
@@ -124,8 +129,9 @@ def _read_key_file(path: Path) -> str:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise LinkevalError(f"key file {path}: cannot read it ({exc.strerror}); check its "
-                            "permissions") from None
+        raise LinkevalError(
+            f"key file {path}: cannot read it ({exc.strerror}); check its permissions"
+        ) from None
     try:
         return data.decode("utf-8").strip()
     except UnicodeDecodeError:

@@ -60,7 +60,10 @@ REFERRALS = pa.DataFrameSchema(
 REFERRAL_REASONS = pa.DataFrameSchema(
     {**_KEY, "reason": _code("reason")},
     unique=["site", "referral_id", "reason"],
-    strict=True, ordered=True, coerce=True, name="referral_reasons",
+    strict=True,
+    ordered=True,
+    coerce=True,
+    name="referral_reasons",
 )
 
 CONTACTS = pa.DataFrameSchema(
@@ -71,22 +74,38 @@ CONTACTS = pa.DataFrameSchema(
         "duration_min": pa.Column("Float64", pa.Check.in_range(0, 24 * 60), nullable=True),
         "attended": pa.Column("boolean", nullable=True),
     },
-    strict=True, ordered=True, coerce=True, name="contacts",
+    strict=True,
+    ordered=True,
+    coerce=True,
+    name="contacts",
 )
 
 ONWARD_REFERRALS = pa.DataFrameSchema(
     {**_KEY, "onward_date": pa.Column(DATE), "asset_type": _code("asset_type")},
-    strict=True, ordered=True, coerce=True, name="onward_referrals",
+    strict=True,
+    ordered=True,
+    coerce=True,
+    name="onward_referrals",
 )
 
-_PERSON = {"site": pa.Column(str), "person_id": pa.Column(str, pa.Check.str_length(64, 64)),
-           "referral_id": pa.Column(str, nullable=True)}
+_PERSON = {
+    "site": pa.Column(str),
+    "person_id": pa.Column(str, pa.Check.str_length(64, 64)),
+    "referral_id": pa.Column(str, nullable=True),
+}
 _COMPLETION = {**_PERSON, "timepoint": _code("timepoint"), "completed_date": pa.Column(DATE)}
 
 RESPONSES = pa.DataFrameSchema(
-    {**_COMPLETION, "instrument": pa.Column(str), "item": pa.Column(str),
-     "value": pa.Column("Float64", nullable=True)},
-    strict=True, ordered=True, coerce=True, name="responses",
+    {
+        **_COMPLETION,
+        "instrument": pa.Column(str),
+        "item": pa.Column(str),
+        "value": pa.Column("Float64", nullable=True),
+    },
+    strict=True,
+    ordered=True,
+    coerce=True,
+    name="responses",
 )
 
 SCORES = pa.DataFrameSchema(
@@ -100,9 +119,15 @@ SCORES = pa.DataFrameSchema(
         "scored": pa.Column(bool),
         "not_scored_reason": pa.Column(str, nullable=True),
     },
-    checks=pa.Check(lambda df: df["scored"] == df["score"].notna(), element_wise=False,
-                    error="a score is present exactly when scored is true"),
-    strict=True, ordered=True, coerce=True, name="scores",
+    checks=pa.Check(
+        lambda df: df["scored"] == df["score"].notna(),
+        element_wise=False,
+        error="a score is present exactly when scored is true",
+    ),
+    strict=True,
+    ordered=True,
+    coerce=True,
+    name="scores",
 )
 
 PAIRS = pa.DataFrameSchema(
@@ -124,7 +149,10 @@ PAIRS = pa.DataFrameSchema(
     },
     # per_person pairing: one row per (site, person_id, instrument); per_episode: per referral
     unique=["site", "person_id", "referral_id", "instrument"],
-    strict=True, ordered=True, coerce=True, name="pairs",
+    strict=True,
+    ordered=True,
+    coerce=True,
+    name="pairs",
 )
 
 CLEANING_LOG = pa.DataFrameSchema(
@@ -138,7 +166,10 @@ CLEANING_LOG = pa.DataFrameSchema(
         "action": pa.Column(str, pa.Check.isin(["rejected", "fixed", "flagged"])),
         "detail": pa.Column(str, nullable=True),
     },
-    strict=True, ordered=True, coerce=True, name="cleaning_log",
+    strict=True,
+    ordered=True,
+    coerce=True,
+    name="cleaning_log",
 )
 
 SCHEMAS: dict[str, pa.DataFrameSchema] = {
@@ -155,7 +186,9 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
 def empty(table: str) -> pd.DataFrame:
     """An empty, correctly typed canonical table."""
     schema = SCHEMAS.get(table, CLEANING_LOG)
-    frame = pd.DataFrame({name: pd.Series(dtype=_dtype(col)) for name, col in schema.columns.items()})
+    frame = pd.DataFrame(
+        {name: pd.Series(dtype=_dtype(col)) for name, col in schema.columns.items()}
+    )
     return frame
 
 

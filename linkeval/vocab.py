@@ -19,32 +19,73 @@ from linkeval.parse import as_text, distinct
 
 VOCABULARIES: dict[str, tuple[str, ...]] = {
     "referral_source": (
-        "gp", "practice_nurse", "other_practice_staff", "self", "social_care", "vcse",
-        "secondary_care", "pharmacy", "mental_health", "housing", "other", "unknown",
+        "gp",
+        "practice_nurse",
+        "other_practice_staff",
+        "self",
+        "social_care",
+        "vcse",
+        "secondary_care",
+        "pharmacy",
+        "mental_health",
+        "housing",
+        "other",
+        "unknown",
     ),
     "reason": (
-        "loneliness_isolation", "mental_wellbeing", "physical_activity", "long_term_condition",
-        "finance_debt_benefits", "housing", "employment_education", "bereavement",
-        "carer_support", "substance_use", "food_insecurity", "domestic_abuse", "other",
+        "loneliness_isolation",
+        "mental_wellbeing",
+        "physical_activity",
+        "long_term_condition",
+        "finance_debt_benefits",
+        "housing",
+        "employment_education",
+        "bereavement",
+        "carer_support",
+        "substance_use",
+        "food_insecurity",
+        "domestic_abuse",
+        "other",
     ),
     "sex": ("female", "male", "other", "unknown"),
     "ethnicity": ("white", "mixed", "asian", "black", "other", "unknown"),
     "outcome": ("completed", "ongoing", "declined", "not_contactable", "inappropriate", "other"),
     "mode": (
-        "face_to_face", "telephone", "video", "home_visit", "group", "message", "other",
+        "face_to_face",
+        "telephone",
+        "video",
+        "home_visit",
+        "group",
+        "message",
+        "other",
     ),
     "asset_type": (
-        "physical_activity", "arts_culture", "social_groups_befriending",
-        "advice_finance_benefits", "housing_support", "mental_health_support",
-        "employment_education_volunteering", "food_support", "carer_support", "nature_green",
-        "health_services", "other",
+        "physical_activity",
+        "arts_culture",
+        "social_groups_befriending",
+        "advice_finance_benefits",
+        "housing_support",
+        "mental_health_support",
+        "employment_education_volunteering",
+        "food_support",
+        "carer_support",
+        "nature_green",
+        "health_services",
+        "other",
     ),
     "timepoint": ("baseline", "followup"),
     "attended": ("true", "false"),
 }
 
 AGE_BANDS: tuple[str, ...] = (
-    "18-24", "25-34", "35-44", "45-54", "55-64", "65-74", "75-84", "85+",
+    "18-24",
+    "25-34",
+    "35-44",
+    "45-54",
+    "55-64",
+    "65-74",
+    "75-84",
+    "85+",
 )
 AGE_BAND_EDGES: tuple[int, ...] = (18, 25, 35, 45, 55, 65, 75, 85)
 
@@ -73,40 +114,100 @@ BLANK_CODE: dict[str, str | None] = {
 # export them (ethnic category letters, person stated gender 1/2/9/X).
 SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
     "referral_source": {
-        "gp": ("general practitioner", "doctor", "dr", "gp practice", "gp surgery",
-               "gp referral", "general practice", "practice gp"),
+        "gp": (
+            "general practitioner",
+            "doctor",
+            "dr",
+            "gp practice",
+            "gp surgery",
+            "gp referral",
+            "general practice",
+            "practice gp",
+        ),
         "practice_nurse": ("nurse", "practice nurse referral", "nurse practitioner"),
         "other_practice_staff": (
-            "practice staff", "receptionist", "care navigator", "care coordinator",
-            "health and wellbeing coach", "practice pharmacist", "physician associate",
-            "first contact physiotherapist", "practice manager", "paramedic"),
+            "practice staff",
+            "receptionist",
+            "care navigator",
+            "care coordinator",
+            "health and wellbeing coach",
+            "practice pharmacist",
+            "physician associate",
+            "first contact physiotherapist",
+            "practice manager",
+            "paramedic",
+        ),
         "self": ("self referral", "self referred", "patient", "walk in"),
-        "social_care": ("adult social care", "social services", "social worker",
-                        "local authority"),
-        "vcse": ("voluntary sector", "voluntary organisation", "charity",
-                 "community organisation", "third sector", "voluntary and community sector"),
-        "secondary_care": ("hospital", "acute trust", "outpatients", "discharge team",
-                           "hospital discharge", "secondary"),
+        "social_care": ("adult social care", "social services", "social worker", "local authority"),
+        "vcse": (
+            "voluntary sector",
+            "voluntary organisation",
+            "charity",
+            "community organisation",
+            "third sector",
+            "voluntary and community sector",
+        ),
+        "secondary_care": (
+            "hospital",
+            "acute trust",
+            "outpatients",
+            "discharge team",
+            "hospital discharge",
+            "secondary",
+        ),
         "pharmacy": ("community pharmacy", "pharmacist"),
-        "mental_health": ("talking therapies", "iapt", "community mental health team", "cmht",
-                          "mental health team", "mental health services"),
+        "mental_health": (
+            "talking therapies",
+            "iapt",
+            "community mental health team",
+            "cmht",
+            "mental health team",
+            "mental health services",
+        ),
         "housing": ("housing association", "housing officer", "council housing"),
         "unknown": ("not known", "not recorded", "not stated", "n k"),
     },
     "reason": {
-        "loneliness_isolation": ("loneliness", "isolation", "social isolation", "lonely",
-                                 "loneliness isolation", "loneliness and isolation",
-                                 "lonely isolated"),
-        "mental_wellbeing": ("mental health", "low mood", "anxiety", "stress", "wellbeing",
-                             "emotional wellbeing", "mental health and wellbeing"),
+        "loneliness_isolation": (
+            "loneliness",
+            "isolation",
+            "social isolation",
+            "lonely",
+            "loneliness isolation",
+            "loneliness and isolation",
+            "lonely isolated",
+        ),
+        "mental_wellbeing": (
+            "mental health",
+            "low mood",
+            "anxiety",
+            "stress",
+            "wellbeing",
+            "emotional wellbeing",
+            "mental health and wellbeing",
+        ),
         "physical_activity": ("exercise", "inactivity", "being more active", "weight"),
-        "long_term_condition": ("long term condition", "ltc", "chronic condition",
-                                "long term conditions", "self management"),
-        "finance_debt_benefits": ("finance", "debt", "benefits", "money", "financial",
-                                  "money worries", "debt benefits", "welfare benefits",
-                                  "money and debt", "financial difficulties", "cost of living"),
-        "employment_education": ("employment", "education", "work", "training",
-                                 "unemployment"),
+        "long_term_condition": (
+            "long term condition",
+            "ltc",
+            "chronic condition",
+            "long term conditions",
+            "self management",
+        ),
+        "finance_debt_benefits": (
+            "finance",
+            "debt",
+            "benefits",
+            "money",
+            "financial",
+            "money worries",
+            "debt benefits",
+            "welfare benefits",
+            "money and debt",
+            "financial difficulties",
+            "cost of living",
+        ),
+        "employment_education": ("employment", "education", "work", "training", "unemployment"),
         "bereavement": ("grief", "loss"),
         "carer_support": ("carer", "caring", "caring responsibilities"),
         "substance_use": ("alcohol", "drugs", "substance misuse", "drug and alcohol"),
@@ -122,29 +223,69 @@ SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
     # Besides these, every NHS 2001 category (letter, label, "<group> - <label>") and every
     # 2021 census group and heading, from data/ethnicity_categories.csv (added below).
     "ethnicity": {
-        "white": ("white british", "white english", "white irish", "white other",
-                  "english", "british or mixed british", "other white background"),
-        "mixed": ("mixed white and black caribbean", "mixed white and asian",
-                  "mixed white and black african", "multiple ethnic groups", "mixed multiple",
-                  "other mixed background"),
-        "asian": ("asian british", "asian indian", "asian pakistani", "asian bangladeshi",
-                  "asian chinese", "indian or british indian", "pakistani or british pakistani",
-                  "bangladeshi or british bangladeshi", "other asian background"),
-        "black": ("black british", "black african", "black caribbean",
-                  "black african caribbean or black british", "other black background"),
+        "white": (
+            "white british",
+            "white english",
+            "white irish",
+            "white other",
+            "english",
+            "british or mixed british",
+            "other white background",
+        ),
+        "mixed": (
+            "mixed white and black caribbean",
+            "mixed white and asian",
+            "mixed white and black african",
+            "multiple ethnic groups",
+            "mixed multiple",
+            "other mixed background",
+        ),
+        "asian": (
+            "asian british",
+            "asian indian",
+            "asian pakistani",
+            "asian bangladeshi",
+            "asian chinese",
+            "indian or british indian",
+            "pakistani or british pakistani",
+            "bangladeshi or british bangladeshi",
+            "other asian background",
+        ),
+        "black": (
+            "black british",
+            "black african",
+            "black caribbean",
+            "black african caribbean or black british",
+            "other black background",
+        ),
         "other": ("other arab", "other ethnic groups"),
         "unknown": ("prefer not to say", "declined", "not recorded", "refused"),
     },
     "outcome": {
-        "completed": ("complete", "discharged", "discharged goals met", "goals met",
-                      "closed completed", "finished"),
+        "completed": (
+            "complete",
+            "discharged",
+            "discharged goals met",
+            "goals met",
+            "closed completed",
+            "finished",
+        ),
         "ongoing": ("open", "active", "in progress", "current"),
-        "declined": ("patient declined", "did not want service", "refused",
-                     "declined service"),
-        "not_contactable": ("unable to contact", "no contact", "lost to contact",
-                            "uncontactable", "could not contact", "no response"),
-        "inappropriate": ("inappropriate referral", "not appropriate", "not eligible",
-                          "redirected"),
+        "declined": ("patient declined", "did not want service", "refused", "declined service"),
+        "not_contactable": (
+            "unable to contact",
+            "no contact",
+            "lost to contact",
+            "uncontactable",
+            "could not contact",
+            "no response",
+        ),
+        "inappropriate": (
+            "inappropriate referral",
+            "not appropriate",
+            "not eligible",
+            "redirected",
+        ),
     },
     "mode": {
         "face_to_face": ("f2f", "in person", "clinic", "surgery", "face to face appointment"),
@@ -155,28 +296,70 @@ SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
         "message": ("text", "sms", "email", "text message", "letter"),
     },
     "asset_type": {
-        "physical_activity": ("exercise", "walking group", "sport", "gym", "leisure",
-                              "walking", "exercise class"),
-        "arts_culture": ("arts", "arts and culture", "art", "music", "creative", "culture",
-                         "craft group"),
-        "social_groups_befriending": ("social group", "social groups", "befriending",
-                                      "lunch club", "community group", "friendship group",
-                                      "social"),
-        "advice_finance_benefits": ("advice", "citizens advice", "welfare rights",
-                                    "debt advice", "benefits advice", "financial advice",
-                                    "money advice"),
+        "physical_activity": (
+            "exercise",
+            "walking group",
+            "sport",
+            "gym",
+            "leisure",
+            "walking",
+            "exercise class",
+        ),
+        "arts_culture": (
+            "arts",
+            "arts and culture",
+            "art",
+            "music",
+            "creative",
+            "culture",
+            "craft group",
+        ),
+        "social_groups_befriending": (
+            "social group",
+            "social groups",
+            "befriending",
+            "lunch club",
+            "community group",
+            "friendship group",
+            "social",
+        ),
+        "advice_finance_benefits": (
+            "advice",
+            "citizens advice",
+            "welfare rights",
+            "debt advice",
+            "benefits advice",
+            "financial advice",
+            "money advice",
+        ),
         "housing_support": ("housing", "housing advice"),
-        "mental_health_support": ("mental health", "talking therapies", "counselling",
-                                  "peer support", "mental health charity"),
-        "employment_education_volunteering": ("employment", "education", "volunteering",
-                                              "adult learning", "job centre", "skills",
-                                              "employment support"),
+        "mental_health_support": (
+            "mental health",
+            "talking therapies",
+            "counselling",
+            "peer support",
+            "mental health charity",
+        ),
+        "employment_education_volunteering": (
+            "employment",
+            "education",
+            "volunteering",
+            "adult learning",
+            "job centre",
+            "skills",
+            "employment support",
+        ),
         "food_support": ("food bank", "food", "community pantry", "community fridge"),
         "carer_support": ("carers centre", "carers", "carer"),
-        "nature_green": ("nature", "green", "gardening", "allotment", "green space",
-                         "community garden"),
-        "health_services": ("health", "nhs", "stop smoking", "weight management",
-                            "health service"),
+        "nature_green": (
+            "nature",
+            "green",
+            "gardening",
+            "allotment",
+            "green space",
+            "community garden",
+        ),
+        "health_services": ("health", "nhs", "stop smoking", "weight management", "health service"),
     },
     "timepoint": {
         "baseline": ("t0", "pre", "first", "initial", "time 1 baseline", "start"),
@@ -184,11 +367,20 @@ SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "attended": {
         "true": ("yes", "y", "attended", "1", "seen", "arrived", "completed", "att"),
-        "false": ("no", "n", "dna", "did not attend", "0", "not attended", "cancelled",
-                  "cancelled by patient", "was not brought", "wnb"),
+        "false": (
+            "no",
+            "n",
+            "dna",
+            "did not attend",
+            "0",
+            "not attended",
+            "cancelled",
+            "cancelled by patient",
+            "was not brought",
+            "wnb",
+        ),
     },
 }
-
 
 
 def _snomed_labels() -> pd.DataFrame:
@@ -197,15 +389,19 @@ def _snomed_labels() -> pd.DataFrame:
     Only concepts whose id and meaning were checked are listed (docs/standard.md, 'SNOMED
     CT'); a site's own codes go under ``values:`` like any other label.
     """
-    with resources.files("linkeval.data").joinpath("snomed_labels.csv").open(
-            "r", encoding="utf-8") as fh:
+    with (
+        resources.files("linkeval.data")
+        .joinpath("snomed_labels.csv")
+        .open("r", encoding="utf-8") as fh
+    ):
         return pd.read_csv(fh, dtype=str)
 
 
 SNOMED_LABELS = _snomed_labels()
 # Concept id -> what a coded event means where it is not a label of a field ("referral").
 SNOMED_EVENTS: dict[str, str] = {
-    r.concept_id: r.code for r in SNOMED_LABELS.itertuples() if r.field == "event"}
+    r.concept_id: r.code for r in SNOMED_LABELS.itertuples() if r.field == "event"
+}
 for _r in SNOMED_LABELS[SNOMED_LABELS["field"] != "event"].itertuples():
     # The concept id and its term (without the semantic tag) both stand for the code.
     _term = re.sub(r"\s*\([^)]*\)$", "", _r.term)
@@ -213,12 +409,14 @@ for _r in SNOMED_LABELS[SNOMED_LABELS["field"] != "event"].itertuples():
     SYNONYMS[_vocab][_r.code] = (*SYNONYMS[_vocab].get(_r.code, ()), _r.concept_id, _term)
 
 
-
 def _ethnic_categories() -> pd.DataFrame:
     """NHS 2001 (16+1) categories and 2021 census groups with their high-level group
     (``linkeval/data/ethnicity_categories.csv``; docs/standard.md, 'Ethnicity')."""
-    with resources.files("linkeval.data").joinpath("ethnicity_categories.csv").open(
-            "r", encoding="utf-8") as fh:
+    with (
+        resources.files("linkeval.data")
+        .joinpath("ethnicity_categories.csv")
+        .open("r", encoding="utf-8") as fh
+    ):
         return pd.read_csv(fh, dtype=str, keep_default_na=False)
 
 
@@ -235,14 +433,18 @@ def _ethnic_labels(row) -> list[str]:
 
 ETHNIC_CATEGORIES = _ethnic_categories()
 for _r in ETHNIC_CATEGORIES.itertuples():
-    SYNONYMS["ethnicity"][_r.ethnicity] = (*SYNONYMS["ethnicity"].get(_r.ethnicity, ()),
-                                           *_ethnic_labels(_r))
+    SYNONYMS["ethnicity"][_r.ethnicity] = (
+        *SYNONYMS["ethnicity"].get(_r.ethnicity, ()),
+        *_ethnic_labels(_r),
+    )
 
 _NON_ALNUM = re.compile(r"[^0-9a-z]+")
 # SNOMED CT ethnicity terms: "Indian or British Indian - ethnic category 2001 census (finding)",
 # "Ethnic category not stated - 2001 census": matched on the category words alone.
-_ETHNIC_TERM = re.compile(r"^(?:ethnic category )?(.*?)(?: ethnic category)?"
-                          r"(?: (?:2001|2011|2021) census)?(?: finding)?$")
+_ETHNIC_TERM = re.compile(
+    r"^(?:ethnic category )?(.*?)(?: ethnic category)?"
+    r"(?: (?:2001|2011|2021) census)?(?: finding)?$"
+)
 
 
 def normalise_label(label: str) -> str:
@@ -288,9 +490,12 @@ def map_labels(
         normalised = [n if n in mapping else _ETHNIC_TERM.sub(r"\1", n) for n in normalised]
     unique_codes = np.array(
         [blank_code if norm == "" else mapping.get(norm, fallback) for norm in normalised]
-        + [blank_code], dtype=object)
-    unique_unmapped = np.array([norm != "" and norm not in mapping for norm in normalised]
-                               + [False])
+        + [blank_code],
+        dtype=object,
+    )
+    unique_unmapped = np.array(
+        [norm != "" and norm not in mapping for norm in normalised] + [False]
+    )
     # Arrow-backed text: taking from a few dozen codes makes no Python object per row.
     codes = as_text(pa.array(unique_codes, type=pa.large_string()).take(slots), raw.index)
     unmapped = pd.Series(unique_unmapped[slots], index=raw.index)
@@ -315,16 +520,25 @@ def age_band(age: pd.Series) -> pd.Series:
 
 # Plain-English labels for the steering group's pages and figures.
 PLAIN = {
-    "gp": "GP", "vcse": "Voluntary sector (VCSE)", "other_practice_staff": "Other practice staff",
-    "self": "Self-referral", "loneliness_isolation": "Loneliness or isolation",
-    "finance_debt_benefits": "Money, debt or benefits", "long_term_condition": "Long-term condition",
-    "employment_education": "Work or education", "food_insecurity": "Food insecurity",
-    "face_to_face": "Face to face", "home_visit": "Home visit",
+    "gp": "GP",
+    "vcse": "Voluntary sector (VCSE)",
+    "other_practice_staff": "Other practice staff",
+    "self": "Self-referral",
+    "loneliness_isolation": "Loneliness or isolation",
+    "finance_debt_benefits": "Money, debt or benefits",
+    "long_term_condition": "Long-term condition",
+    "employment_education": "Work or education",
+    "food_insecurity": "Food insecurity",
+    "face_to_face": "Face to face",
+    "home_visit": "Home visit",
     "social_groups_befriending": "Social groups and befriending",
-    "advice_finance_benefits": "Advice, money and benefits", "arts_culture": "Arts and culture",
+    "advice_finance_benefits": "Advice, money and benefits",
+    "arts_culture": "Arts and culture",
     "employment_education_volunteering": "Work, learning and volunteering",
-    "nature_green": "Nature and green spaces", "mental_health_support": "Mental health support",
-    "not_contactable": "Not contactable", "onward_referrals": "Onward referrals",
+    "nature_green": "Nature and green spaces",
+    "mental_health_support": "Mental health support",
+    "not_contactable": "Not contactable",
+    "onward_referrals": "Onward referrals",
     "questionnaires": "Questionnaires",
 }
 

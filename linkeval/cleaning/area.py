@@ -42,15 +42,17 @@ def _table(path: str, columns: tuple[str, ...], mtime: float) -> pd.DataFrame:
     try:
         frame = pd.read_csv(path, dtype=str, usecols=list(columns), encoding="utf-8-sig")
     except ValueError as exc:
-        raise LinkevalError(f"{path}: lookup file lacks a column ({exc}); name its columns "
-                            "under context_lookups") from None
+        raise LinkevalError(
+            f"{path}: lookup file lacks a column ({exc}); name its columns under context_lookups"
+        ) from None
     except OSError as exc:
         raise LinkevalError(f"{path}: cannot read the lookup file ({exc.strerror})") from None
     return frame.dropna()
 
 
-def lookup(spec: dict, keys: pd.Series, key_col: str, value_col: str,
-           normalise=lambda s: s.str.strip()) -> pd.Series:
+def lookup(
+    spec: dict, keys: pd.Series, key_col: str, value_col: str, normalise=lambda s: s.str.strip()
+) -> pd.Series:
     """Values of ``value_col`` for ``keys``, from the lookup file ``spec['path']``."""
     path = Path(spec["path"])
     cols = (spec[key_col], spec[value_col])
@@ -73,11 +75,17 @@ def derive_area(ctx: Context, frame: pd.DataFrame) -> pd.DataFrame:
         frame = _from_postcode(ctx, frame, lookups)
     if "practice_code" in frame and lookups.get("practice_pcn"):
         spec = lookups["practice_pcn"]
-        pcn = lookup(spec, frame["practice_code"], "practice", "pcn",
-                     lambda s: s.str.strip().str.upper())
+        pcn = lookup(
+            spec, frame["practice_code"], "practice", "pcn", lambda s: s.str.strip().str.upper()
+        )
         missing = pcn.isna() & ~blank(frame["practice_code"])
-        ctx.log.flag(frame[missing], TABLE, "practice_code", "unknown_practice",
-                     "practice code not in the practice-to-PCN lookup; pcn_code missing")
+        ctx.log.flag(
+            frame[missing],
+            TABLE,
+            "practice_code",
+            "unknown_practice",
+            "practice code not in the practice-to-PCN lookup; pcn_code missing",
+        )
         frame["pcn_code"] = pcn.astype(object)
     if "imd_decile" in frame:
         frame["imd_quintile"] = imd_quintile(frame["imd_decile"])
@@ -90,24 +98,35 @@ def _from_postcode(ctx: Context, frame: pd.DataFrame, lookups: dict) -> pd.DataF
         return frame
     lsoa = lookup(postcodes, frame["postcode"], "postcode", "lsoa", normalise_postcode)
     missing = lsoa.isna() & ~blank(frame["postcode"])
-    ctx.log.flag(frame[missing], TABLE, "postcode", "unknown_postcode",
-                 "postcode not in the postcode lookup (value not logged); area fields missing")
+    ctx.log.flag(
+        frame[missing],
+        TABLE,
+        "postcode",
+        "unknown_postcode",
+        "postcode not in the postcode lookup (value not logged); area fields missing",
+    )
     vintage = int(postcodes.get("lsoa_year", 2021))
     imd = lookups.get("imd")
     if imd:
         key = _lsoa_for(lsoa, vintage, int(imd.get("lsoa_year", 2011)), lookups)
         decile = pd.to_numeric(lookup(imd, key, "lsoa", "decile"), errors="coerce")
         derived = decile.astype("Float64").astype("Int64")
-        exported = frame["imd_decile"] if "imd_decile" in frame else pd.Series(
-            pd.NA, index=frame.index, dtype="Int64")
+        exported = (
+            frame["imd_decile"]
+            if "imd_decile" in frame
+            else pd.Series(pd.NA, index=frame.index, dtype="Int64")
+        )
         frame["imd_decile"] = derived.fillna(exported.astype("Int64"))
     ruc = lookups.get("rural_urban")
     if ruc:
         key = _lsoa_for(lsoa, vintage, int(ruc.get("lsoa_year", 2021)), lookups)
         label = lookup(ruc, key, "lsoa", "classification")
         # RUC 2021 classes start "Urban: ..." or "Larger rural: ..." / "Smaller rural: ...".
-        frame["rural_urban"] = label.str.lower().str.strip().map(
-            lambda v: v if pd.isna(v) else ("urban" if v.startswith("urban") else "rural"))
+        frame["rural_urban"] = (
+            label.str.lower()
+            .str.strip()
+            .map(lambda v: v if pd.isna(v) else ("urban" if v.startswith("urban") else "rural"))
+        )
     return frame
 
 
@@ -117,8 +136,10 @@ def _lsoa_for(lsoa: pd.Series, have: int, want: int, lookups: dict) -> pd.Series
         return lsoa
     spec = lookups.get("lsoa_2011_2021")
     if not spec:
-        raise LinkevalError(f"context_lookups: the postcode file gives {have} LSOAs but a lookup "
-                            f"is keyed on {want} LSOAs; add lsoa_2011_2021 (the ONS lookup)")
+        raise LinkevalError(
+            f"context_lookups: the postcode file gives {have} LSOAs but a lookup "
+            f"is keyed on {want} LSOAs; add lsoa_2011_2021 (the ONS lookup)"
+        )
     if have == 2011:
         return lookup(spec, lsoa, "lsoa11", "lsoa21")
     # 2021 -> 2011: the first 2011 LSOA of each 2021 LSOA (splits and merges are rare).

@@ -32,7 +32,15 @@ def flag_duplicate_cases(ctx: Context, frame: pd.DataFrame) -> pd.DataFrame:
     if len(rows):
         prev = scrub(previous[duplicate])  # an ID may be an NHS number: not quoted raw
         days = gap[duplicate].astype(int).astype(str)
-        ctx.log.flag(rows, "referrals", "referral_id", "duplicate_case",
-                     "same person as referral " + prev + ", opened " + days
-                     + f" days earlier (within {DUPLICATE_CASE_DAYS}); possible duplicate case")
+        ctx.log.flag(
+            rows,
+            "referrals",
+            "referral_id",
+            "duplicate_case",
+            "same person as referral "
+            + prev
+            + ", opened "
+            + days
+            + f" days earlier (within {DUPLICATE_CASE_DAYS}); possible duplicate case",
+        )
     return frame

@@ -49,15 +49,25 @@ TABLE = "coded_events"
 # episode's referral event under coded_events, where its row is accounted for (cleaning/log.py).
 REFERRAL, OUTCOME, REASON = "referral", "outcome", "reason"
 # Fields of the referral event row that become the referral's (the rest are made here).
-PERSON_FIELDS = (*IDENTITY_FIELDS, "date_of_birth", "age", "sex", "ethnicity", "imd_decile",
-                 "referral_source", "postcode", "practice_code")
+PERSON_FIELDS = (
+    *IDENTITY_FIELDS,
+    "date_of_birth",
+    "age",
+    "sex",
+    "ethnicity",
+    "imd_decile",
+    "referral_source",
+    "postcode",
+    "practice_code",
+)
 
 
 def code_meanings(source: Source) -> dict[str, tuple[str, str | None]]:
     """Code -> (kind, canonical code): the SNOMED CT concepts linkeval knows
     (``data/snomed_labels.csv``), with the source's ``events:`` on top."""
     meanings: dict[str, tuple[str, str | None]] = {
-        c: (REFERRAL, None) for c, m in SNOMED_EVENTS.items() if m == "referral"}
+        c: (REFERRAL, None) for c, m in SNOMED_EVENTS.items() if m == "referral"
+    }
     for row in SNOMED_LABELS.itertuples():
         if row.field in ("outcome", "reasons"):
             meanings[row.concept_id] = (OUTCOME if row.field == "outcome" else REASON, row.code)
@@ -78,8 +88,9 @@ def normalise_codes(values: pd.Series) -> pd.Series:
     return text.str.replace(r"^(\d+)\.0+$", r"\1", regex=True)
 
 
-def referrals_from_events(ctx: Context, source: Source
-                          ) -> tuple[pd.DataFrame, pa.Array, pd.DataFrame]:
+def referrals_from_events(
+    ctx: Context, source: Source
+) -> tuple[pd.DataFrame, pa.Array, pd.DataFrame]:
     """One coded_events source as referral rows (raw text, one per episode, ready for the
     referral rules), every referral_id made, and the event rows merged into each episode."""
     frame = ctx.read(source)
@@ -87,8 +98,9 @@ def referrals_from_events(ctx: Context, source: Source
     frame = _episodes(ctx, frame)
     opening = frame["__opens__"].to_numpy(dtype=bool)
     referrals = _referral_rows(frame, opening)
-    merged = frame.loc[~opening, [FILE, ROW, "referral_id", "__kind__", "event_date"]] \
-        .reset_index(drop=True)
+    merged = frame.loc[~opening, [FILE, ROW, "referral_id", "__kind__", "event_date"]].reset_index(
+        drop=True
+    )
     return referrals, large_text(referrals["referral_id"]), merged
 
 
@@ -98,8 +110,14 @@ def _check_rows(ctx: Context, frame: pd.DataFrame, source: Source) -> pd.DataFra
     has_id = pd.Series(False, index=frame.index)
     for fld in present:
         has_id |= ~blank(frame[fld])
-    frame = ctx.log.reject(frame, ~has_id, TABLE, present[0], "missing_required",
-                           f"no person identifier ({' / '.join(present)} blank)")
+    frame = ctx.log.reject(
+        frame,
+        ~has_id,
+        TABLE,
+        present[0],
+        "missing_required",
+        f"no person identifier ({' / '.join(present)} blank)",
+    )
     frame = require(ctx, frame, TABLE, ("event_date", "code"))
     frame = frame.assign(__event_text__=frame["event_date"])  # the referral rules read it
     frame = event_date(ctx, frame, TABLE, "event_date", source)
@@ -107,12 +125,20 @@ def _check_rows(ctx: Context, frame: pd.DataFrame, source: Source) -> pd.DataFra
     meanings = code_meanings(source)
     codes = normalise_codes(frame["code"])
     kind = codes.map(lambda c: meanings.get(c, (None, None))[0])
-    frame = ctx.log.reject(frame, kind.isna(), TABLE, "code", "unknown_code",
-                           lambda r: _unknown_code_detail(codes[r.index], codes))
+    frame = ctx.log.reject(
+        frame,
+        kind.isna(),
+        TABLE,
+        "code",
+        "unknown_code",
+        lambda r: _unknown_code_detail(codes[r.index], codes),
+    )
     codes = codes[frame.index]
-    return frame.assign(__kind__=codes.map(lambda c: meanings[c][0]),
-                        __meaning__=codes.map(lambda c: meanings[c][1]),
-                        person_id=person_ids(ctx, frame))
+    return frame.assign(
+        __kind__=codes.map(lambda c: meanings[c][0]),
+        __meaning__=codes.map(lambda c: meanings[c][1]),
+        person_id=person_ids(ctx, frame),
+    )
 
 
 def _unknown_code_detail(rejected: pd.Series, every: pd.Series) -> pd.Series:
@@ -122,22 +148,33 @@ def _unknown_code_detail(rejected: pd.Series, every: pd.Series) -> pd.Series:
     shown = rejected.map(lambda c: c if is_snomed_id(c) else None)
     common = scrub(rejected).where(counts >= MIN_LABEL_ROWS)
     code = shown.fillna(common).fillna(f"(seen fewer than {MIN_LABEL_ROWS} times: not shown)")
-    return ("code " + code.astype(str) + " is not a referral, outcome or reason code; add it "
-            "under events (referral_codes, outcome_codes or reason_codes) if it is one")
+    return (
+        "code " + code.astype(str) + " is not a referral, outcome or reason code; add it "
+        "under events (referral_codes, outcome_codes or reason_codes) if it is one"
+    )
 
 
 _D = (
-    (0, 1, 2, 3, 4, 5, 6, 7, 8, 9), (1, 2, 3, 4, 0, 6, 7, 8, 9, 5),
-    (2, 3, 4, 0, 1, 7, 8, 9, 5, 6), (3, 4, 0, 1, 2, 8, 9, 5, 6, 7),
-    (4, 0, 1, 2, 3, 9, 5, 6, 7, 8), (5, 9, 8, 7, 6, 0, 4, 3, 2, 1),
-    (6, 5, 9, 8, 7, 1, 0, 4, 3, 2), (7, 6, 5, 9, 8, 2, 1, 0, 4, 3),
-    (8, 7, 6, 5, 9, 3, 2, 1, 0, 4), (9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+    (0, 1, 2, 3, 4, 5, 6, 7, 8, 9),
+    (1, 2, 3, 4, 0, 6, 7, 8, 9, 5),
+    (2, 3, 4, 0, 1, 7, 8, 9, 5, 6),
+    (3, 4, 0, 1, 2, 8, 9, 5, 6, 7),
+    (4, 0, 1, 2, 3, 9, 5, 6, 7, 8),
+    (5, 9, 8, 7, 6, 0, 4, 3, 2, 1),
+    (6, 5, 9, 8, 7, 1, 0, 4, 3, 2),
+    (7, 6, 5, 9, 8, 2, 1, 0, 4, 3),
+    (8, 7, 6, 5, 9, 3, 2, 1, 0, 4),
+    (9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
 )
 _P = (
-    (0, 1, 2, 3, 4, 5, 6, 7, 8, 9), (1, 5, 7, 6, 2, 8, 3, 0, 9, 4),
-    (5, 8, 0, 3, 7, 9, 6, 1, 4, 2), (8, 9, 1, 6, 0, 4, 3, 5, 2, 7),
-    (9, 4, 5, 3, 1, 2, 6, 8, 7, 0), (4, 2, 8, 6, 5, 7, 3, 9, 0, 1),
-    (2, 7, 9, 3, 8, 0, 6, 4, 1, 5), (7, 0, 4, 6, 9, 1, 3, 2, 5, 8),
+    (0, 1, 2, 3, 4, 5, 6, 7, 8, 9),
+    (1, 5, 7, 6, 2, 8, 3, 0, 9, 4),
+    (5, 8, 0, 3, 7, 9, 6, 1, 4, 2),
+    (8, 9, 1, 6, 0, 4, 3, 5, 2, 7),
+    (9, 4, 5, 3, 1, 2, 6, 8, 7, 0),
+    (4, 2, 8, 6, 5, 7, 3, 9, 0, 1),
+    (2, 7, 9, 3, 8, 0, 6, 4, 1, 5),
+    (7, 0, 4, 6, 9, 1, 3, 2, 5, 8),
 )
 _SNOMED_ID = re.compile(r"[1-9]\d{5,17}")
 
@@ -170,8 +207,9 @@ def _episodes(ctx: Context, frame: pd.DataFrame) -> pd.DataFrame:
     ref_pos = np.flatnonzero(is_ref)
     same_day = np.zeros(len(frame), dtype=bool)
     if len(ref_pos) > 1:
-        same_day[ref_pos[1:]] = ((person[ref_pos[1:]] == person[ref_pos[:-1]])
-                                 & (date[ref_pos[1:]] == date[ref_pos[:-1]]))
+        same_day[ref_pos[1:]] = (person[ref_pos[1:]] == person[ref_pos[:-1]]) & (
+            date[ref_pos[1:]] == date[ref_pos[:-1]]
+        )
     opens = is_ref & ~same_day
     # The last opening row at or before each row (sorted), if it is the same person's.
     last_open = np.maximum.accumulate(np.where(opens, np.arange(len(frame)), -1))
@@ -180,24 +218,39 @@ def _episodes(ctx: Context, frame: pd.DataFrame) -> pd.DataFrame:
     ids = (frame[FILE].astype(str) + "#" + frame[ROW].astype(str)).to_numpy(dtype=object)
     referral_id = np.where(has, ids[np.maximum(last_open, 0)], None)
     frame = frame.assign(referral_id=referral_id, __opens__=opens)
-    return ctx.log.reject(frame, pd.Series(~has, index=frame.index), TABLE, "event_date",
-                          "no_referral", "no referral event for this person on or before this "
-                          "event (was the referral before the search's date range?)")
+    return ctx.log.reject(
+        frame,
+        pd.Series(~has, index=frame.index),
+        TABLE,
+        "event_date",
+        "no_referral",
+        "no referral event for this person on or before this "
+        "event (was the referral before the search's date range?)",
+    )
 
 
 def _referral_rows(frame: pd.DataFrame, opening: np.ndarray) -> pd.DataFrame:
     """One raw referral row per episode: the referral event's fields, reasons and outcome."""
     ref = frame[opening]
-    out = pd.DataFrame({FILE: ref[FILE].to_numpy(), ROW: ref[ROW].to_numpy(),
-                        SRC: ref[SRC].to_numpy(), TABLE_COLUMN: TABLE,
-                        "referral_id": ref["referral_id"].to_numpy(dtype=object),
-                        "referral_date": ref["__event_text__"].to_numpy(dtype=object)})
+    out = pd.DataFrame(
+        {
+            FILE: ref[FILE].to_numpy(),
+            ROW: ref[ROW].to_numpy(),
+            SRC: ref[SRC].to_numpy(),
+            TABLE_COLUMN: TABLE,
+            "referral_id": ref["referral_id"].to_numpy(dtype=object),
+            "referral_date": ref["__event_text__"].to_numpy(dtype=object),
+        }
+    )
     for fld in PERSON_FIELDS:
         if fld in ref:
             out[fld] = ref[fld].to_numpy(dtype=object)
     reasons = frame[(frame["__kind__"] == REASON).to_numpy()]
-    joined = (reasons.drop_duplicates(["referral_id", "__meaning__"])
-              .groupby("referral_id", sort=False)["__meaning__"].agg(REASON_SEP.join))
+    joined = (
+        reasons.drop_duplicates(["referral_id", "__meaning__"])
+        .groupby("referral_id", sort=False)["__meaning__"]
+        .agg(REASON_SEP.join)
+    )
     out["reasons"] = out["referral_id"].map(joined).astype(object).fillna("")
     outcome, discharge = _outcomes(frame)
     out["outcome"] = out["referral_id"].map(outcome).astype(object).fillna("")
@@ -218,14 +271,26 @@ def _flag_merged(ctx: Context, merged: pd.DataFrame) -> None:
     """Kept merged events worth a look: a referral coded twice on one day, and outcomes that a
     later outcome of the same referral replaced."""
     repeated = merged[(merged["__kind__"] == REFERRAL).to_numpy()]
-    ctx.log.flag(repeated, TABLE, "code", "repeated_referral_event",
-                 lambda r: "a second referral event on the same day; merged into referral "
-                 + r["referral_id"].astype(str))
+    ctx.log.flag(
+        repeated,
+        TABLE,
+        "code",
+        "repeated_referral_event",
+        lambda r: (
+            "a second referral event on the same day; merged into referral "
+            + r["referral_id"].astype(str)
+        ),
+    )
     rows = merged[(merged["__kind__"] == OUTCOME).to_numpy()]
     rows = rows.sort_values(["referral_id", "event_date", FILE, ROW], kind="stable")
     earlier = rows[rows["referral_id"].duplicated(keep="last")]
-    ctx.log.flag(earlier, TABLE, "code", "superseded_outcome",
-                 "a later outcome event of the same referral replaced this one")
+    ctx.log.flag(
+        earlier,
+        TABLE,
+        "code",
+        "superseded_outcome",
+        "a later outcome event of the same referral replaced this one",
+    )
 
 
 def settle(ctx: Context, merged: pd.DataFrame, referrals: pd.DataFrame) -> int:
@@ -240,10 +305,20 @@ def settle(ctx: Context, merged: pd.DataFrame, referrals: pd.DataFrame) -> int:
         n_referral_events = 0
     if merged.empty:
         return n_referral_events
-    kept = pd.Series(positions(merged["referral_id"], referrals["referral_id"]) >= 0,
-                     index=merged.index)
-    merged = ctx.log.reject(merged, ~kept, TABLE, "referral_id", "referral_rejected",
-                            lambda r: "merged into referral " + r["referral_id"].astype(str)
-                            + ", which was rejected (see the row of its referral event)")
+    kept = pd.Series(
+        positions(merged["referral_id"], referrals["referral_id"]) >= 0, index=merged.index
+    )
+    merged = ctx.log.reject(
+        merged,
+        ~kept,
+        TABLE,
+        "referral_id",
+        "referral_rejected",
+        lambda r: (
+            "merged into referral "
+            + r["referral_id"].astype(str)
+            + ", which was rejected (see the row of its referral event)"
+        ),
+    )
     _flag_merged(ctx, merged)
     return n_referral_events + len(merged)

@@ -33,10 +33,16 @@ _MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
 SCRUB = (
     (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "[email]"),
     (re.compile(r"(?<!\d)\d{1,4}[/.\-]\d{1,2}[/.\-]\d{1,4}(?!\d)"), "[date]"),
-    (re.compile(rf"(?i)(?<!\d)\d{{1,2}}(?:st|nd|rd|th)?[ \-/.]*{_MONTH}[ \-/.,]*\d{{2,4}}(?!\d)"),
-     "[date]"),
-    (re.compile(rf"(?i)\b{_MONTH}[ \-/.]*\d{{1,2}}(?:st|nd|rd|th)?,?[ \-/.]+\d{{2,4}}(?!\d)"),
-     "[date]"),
+    (
+        re.compile(
+            rf"(?i)(?<!\d)\d{{1,2}}(?:st|nd|rd|th)?[ \-/.]*{_MONTH}[ \-/.,]*\d{{2,4}}(?!\d)"
+        ),
+        "[date]",
+    ),
+    (
+        re.compile(rf"(?i)\b{_MONTH}[ \-/.]*\d{{1,2}}(?:st|nd|rd|th)?,?[ \-/.]+\d{{2,4}}(?!\d)"),
+        "[date]",
+    ),
     (re.compile(r"(?i)\b[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}\b"), "[postcode]"),
     # NHS numbers, phone numbers, dates without separators: 8 or more digits in a run.
     (re.compile(r"\d(?:[ \-.]?\d){7,}"), "[number]"),
@@ -56,11 +62,13 @@ class CleaningLog:
     # -- recording ----------------------------------------------------------------------------
     def file_read(self, table: str, file: str, rows: int, sha256: str) -> None:
         """Count a raw file's rows as read (and keep its hash for the manifest)."""
-        self._files.append({"site": self.site, "table": table, "file": file, "rows": rows,
-                            "sha256": sha256})
+        self._files.append(
+            {"site": self.site, "table": table, "file": file, "rows": rows, "sha256": sha256}
+        )
 
-    def record(self, rows: pd.DataFrame, table: str, fld: str | None, rule: str, action: str,
-               detail) -> None:
+    def record(
+        self, rows: pd.DataFrame, table: str, fld: str | None, rule: str, action: str, detail
+    ) -> None:
         """Log ``rows`` (raw rows, with their file and row number) under one rule.
 
         ``detail`` is text, a Series aligned with ``rows``, or a function of ``rows``.
@@ -70,18 +78,28 @@ class CleaningLog:
         if callable(detail):  # built only for the rows logged, not the whole table
             detail = detail(rows)
         detail_values = detail.to_numpy(dtype=object) if isinstance(detail, pd.Series) else detail
-        self._parts.append(pd.DataFrame({
-            "site": self.site, "table": _tables(rows, table), "source_file": rows[FILE].to_numpy(),
-            "source_row": rows[ROW].to_numpy(), "field": fld, "rule": rule, "action": action,
-            "detail": detail_values,
-        }))
+        self._parts.append(
+            pd.DataFrame(
+                {
+                    "site": self.site,
+                    "table": _tables(rows, table),
+                    "source_file": rows[FILE].to_numpy(),
+                    "source_row": rows[ROW].to_numpy(),
+                    "field": fld,
+                    "rule": rule,
+                    "action": action,
+                    "detail": detail_values,
+                }
+            )
+        )
 
     def flag(self, rows: pd.DataFrame, table: str, fld: str | None, rule: str, detail) -> None:
         """Log kept rows that were changed or need a look."""
         self.record(rows, table, fld, rule, "flagged", detail)
 
-    def reject(self, frame: pd.DataFrame, mask: pd.Series, table: str, fld: str | None,
-               rule: str, detail) -> pd.DataFrame:
+    def reject(
+        self, frame: pd.DataFrame, mask: pd.Series, table: str, fld: str | None, rule: str, detail
+    ) -> pd.DataFrame:
         """Log the rows under ``mask`` as rejected and return the others.
 
         ``detail`` is text, a Series aligned with ``frame``, or a function of the rejected rows.
@@ -90,13 +108,20 @@ class CleaningLog:
         if not mask.index.equals(frame.index):
             mask = mask.reindex(frame.index, fill_value=False)
         if mask.any():
-            self.record(frame[mask], table, fld, rule, "rejected",
-                        detail[mask] if isinstance(detail, pd.Series) else detail)
+            self.record(
+                frame[mask],
+                table,
+                fld,
+                rule,
+                "rejected",
+                detail[mask] if isinstance(detail, pd.Series) else detail,
+            )
             return frame[~mask]
         return frame
 
-    def unmapped(self, rows: pd.DataFrame, raw: pd.Series, table: str, fld: str,
-                 codes: pd.Series) -> None:
+    def unmapped(
+        self, rows: pd.DataFrame, raw: pd.Series, table: str, fld: str, codes: pd.Series
+    ) -> None:
         """Flag rows whose ``fld`` label is not in the vocabulary, and count each label.
 
         The counts are what the user acts on: one line per label to add under ``values``.
@@ -106,8 +131,16 @@ class CleaningLog:
         target = codes.fillna("missing").astype(object)
         rare = raw.map(raw.value_counts()) < MIN_LABEL_ROWS
         shown = quoted(raw).where(~rare, f"(seen fewer than {MIN_LABEL_ROWS} times: not shown)")
-        detail = ("label " + shown + " is not a known " + fld + " label; recorded as "
-                  + target + "; add it under values." + fld)
+        detail = (
+            "label "
+            + shown
+            + " is not a known "
+            + fld
+            + " label; recorded as "
+            + target
+            + "; add it under values."
+            + fld
+        )
         self.flag(rows, table, fld, "unmapped_label", detail)
         counts = scrub(raw).value_counts().rename_axis("label").reset_index(name="rows")
         counts.insert(0, "field", fld)
@@ -125,8 +158,11 @@ class CleaningLog:
     def unmapped_counts(self) -> pd.DataFrame:
         if not self._unmapped:
             return pd.DataFrame(columns=["site", "table", "field", "label", "rows"])
-        return (pd.concat(self._unmapped, ignore_index=True)
-                .groupby(["site", "table", "field", "label"], as_index=False)["rows"].sum())
+        return (
+            pd.concat(self._unmapped, ignore_index=True)
+            .groupby(["site", "table", "field", "label"], as_index=False)["rows"]
+            .sum()
+        )
 
     def files(self) -> pd.DataFrame:
         return pd.DataFrame(self._files)
@@ -142,12 +178,16 @@ class CleaningLog:
             t_log = log[log["table"] == table]
             rejected = t_log[t_log["action"] == "rejected"][["source_file", "source_row"]]
             flagged = t_log[t_log["action"] == "flagged"][["source_file", "source_row"]]
-            rows.append({
-                "site": self.site, "table": table, "rows_read": self._rows_read(table),
-                "rows_kept": n_kept,
-                "rows_rejected": len(rejected.drop_duplicates()),
-                "rows_flagged": len(flagged.drop_duplicates()),
-            })
+            rows.append(
+                {
+                    "site": self.site,
+                    "table": table,
+                    "rows_read": self._rows_read(table),
+                    "rows_kept": n_kept,
+                    "rows_rejected": len(rejected.drop_duplicates()),
+                    "rows_flagged": len(flagged.drop_duplicates()),
+                }
+            )
         return pd.DataFrame(rows)
 
     def _rows_read(self, table: str) -> int:
@@ -190,7 +230,7 @@ def scrub(values: pd.Series) -> pd.Series:
     for value in map(str, uniques):
         for pattern, placeholder in SCRUB:
             value = pattern.sub(placeholder, value)
-        clean.append(value if len(value) <= MAX_QUOTED else value[:MAX_QUOTED - 1] + "…")
+        clean.append(value if len(value) <= MAX_QUOTED else value[: MAX_QUOTED - 1] + "…")
     out = np.array([*clean, ""], dtype=object)[slots]
     return pd.Series(out, index=values.index, dtype=object)
 
@@ -202,10 +242,16 @@ def hold_back_rare_labels(unmapped: pd.DataFrame) -> pd.DataFrame:
     if unmapped.empty:
         return unmapped
     rare = unmapped["rows"] < MIN_LABEL_ROWS
-    held = (unmapped[rare].groupby(["site", "table", "field"], as_index=False, sort=False)
-            .agg(n=("label", "size"), rows=("rows", "sum")))
-    held["label"] = ("(" + held["n"].astype(str) + " rare label(s) held back: each seen "
-                     f"fewer than {MIN_LABEL_ROWS} times)")
-    out = pd.concat([unmapped[~rare], held[["site", "table", "field", "label", "rows"]]],
-                    ignore_index=True)
+    held = (
+        unmapped[rare]
+        .groupby(["site", "table", "field"], as_index=False, sort=False)
+        .agg(n=("label", "size"), rows=("rows", "sum"))
+    )
+    held["label"] = (
+        "(" + held["n"].astype(str) + " rare label(s) held back: each seen "
+        f"fewer than {MIN_LABEL_ROWS} times)"
+    )
+    out = pd.concat(
+        [unmapped[~rare], held[["site", "table", "field", "label", "rows"]]], ignore_index=True
+    )
     return out.sort_values(["site", "table", "field"], kind="stable").reset_index(drop=True)

@@ -28,9 +28,9 @@ from linkeval.vocab import map_labels
 TABLE = "questionnaires"
 
 
-def clean_questionnaires(ctx: Context, sources: list[Source], referrals: pd.DataFrame,
-                         exported: pa.Array
-                         ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, int]:
+def clean_questionnaires(
+    ctx: Context, sources: list[Source], referrals: pd.DataFrame, exported: pa.Array
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, int]:
     """Clean, score and pair a site's questionnaires: (responses, scores, pairs, rows kept).
 
     ``exported`` holds every referral_id the referrals exports had, kept or rejected.
@@ -38,8 +38,9 @@ def clean_questionnaires(ctx: Context, sources: list[Source], referrals: pd.Data
     empty = pd.DataFrame({FILE: pd.Series(dtype=object), ROW: pd.Series(dtype="int64")})
     if not sources:
         return empty, empty, empty, 0
-    completions = pd.concat([_completions_from(ctx, s, referrals, exported) for s in sources],
-                            ignore_index=True)
+    completions = pd.concat(
+        [_completions_from(ctx, s, referrals, exported) for s in sources], ignore_index=True
+    )
     if completions.empty:  # header-only exports, or every row rejected: zero rows, no error
         return empty, empty, empty, 0
     completions = _timepoints_by_date(ctx, completions, sources)
@@ -54,16 +55,18 @@ def clean_questionnaires(ctx: Context, sources: list[Source], referrals: pd.Data
     return responses, scores, _pair(ctx, scores), len(completions)
 
 
-def _completions_from(ctx: Context, source: Source, referrals: pd.DataFrame,
-                      exported: pa.Array) -> pd.DataFrame:
+def _completions_from(
+    ctx: Context, source: Source, referrals: pd.DataFrame, exported: pa.Array
+) -> pd.DataFrame:
     """One row per questionnaire completion, linked to a person and a timepoint."""
     frame = ctx.read(source)
     ident = [f for f in ("referral_id", *IDENTITY_FIELDS) if f in frame]
     has_id = pd.Series(False, index=frame.index)
     for fld in ident:
         has_id |= ~blank(frame[fld])
-    frame = ctx.log.reject(frame, ~has_id, TABLE, ident[0], "missing_required",
-                           f"no person: {' / '.join(ident)} blank")
+    frame = ctx.log.reject(
+        frame, ~has_id, TABLE, ident[0], "missing_required", f"no person: {' / '.join(ident)} blank"
+    )
     frame = require(ctx, frame, TABLE, ("completed_date",))
     frame = event_date(ctx, frame, TABLE, "completed_date", source)
     frame = check_nhs_numbers(ctx, frame, TABLE)
@@ -76,15 +79,25 @@ def _timepoint_labels(ctx: Context, frame: pd.DataFrame, source: Source) -> pd.D
     """Map the timepoint column to codes; a completion without a known timepoint goes."""
     codes, _ = map_labels(frame["timepoint"], "timepoint", source.values.get("timepoint"))
     frame = frame.assign(__timepoint__=codes)
-    frame = ctx.log.reject(frame, frame["__timepoint__"].isna(), TABLE, "timepoint",
-                           "missing_timepoint", lambda r: "timepoint " + quoted(r["timepoint"])
-                           + " is blank or not a known label; add it under values.timepoint")
+    frame = ctx.log.reject(
+        frame,
+        frame["__timepoint__"].isna(),
+        TABLE,
+        "timepoint",
+        "missing_timepoint",
+        lambda r: (
+            "timepoint "
+            + quoted(r["timepoint"])
+            + " is blank or not a known label; add it under values.timepoint"
+        ),
+    )
     frame["timepoint"] = frame.pop("__timepoint__")
     return frame
 
 
-def _link_person(ctx: Context, frame: pd.DataFrame, referrals: pd.DataFrame,
-                 exported: pa.Array) -> pd.DataFrame:
+def _link_person(
+    ctx: Context, frame: pd.DataFrame, referrals: pd.DataFrame, exported: pa.Array
+) -> pd.DataFrame:
     """person_id and referral_id: from the referral when one is given, else from the
     person's identifier and their latest referral on or before the completion date (or
     their next referral, for a form completed before any)."""
@@ -104,23 +117,40 @@ def _link_person(ctx: Context, frame: pd.DataFrame, referrals: pd.DataFrame,
         frame.loc[rest, "referral_id"] = _latest_referral(frame[rest], referrals)
     # Questionnaires belong to a referral in the evaluation: without one (the person was
     # never referred here, or their referral was rejected, e.g. as under 18) they go.
-    return ctx.log.reject(frame, rest & blank(frame["referral_id"]), TABLE, "referral_id",
-                          "no_referral", "no kept referral for this person at this site")
+    return ctx.log.reject(
+        frame,
+        rest & blank(frame["referral_id"]),
+        TABLE,
+        "referral_id",
+        "no_referral",
+        "no kept referral for this person at this site",
+    )
 
 
-def _given_referral(ctx: Context, frame: pd.DataFrame, referrals: pd.DataFrame,
-                    exported: pa.Array) -> tuple[pd.DataFrame, np.ndarray]:
+def _given_referral(
+    ctx: Context, frame: pd.DataFrame, referrals: pd.DataFrame, exported: pa.Array
+) -> tuple[pd.DataFrame, np.ndarray]:
     """Reject completions naming an unknown or rejected referral; the others' positions in
     ``referrals`` (-1 where the referral_id is blank)."""
     frame["__pos__"] = positions(frame["referral_id"], referrals["referral_id"])
     given = ~blank(frame["referral_id"])
     known = positions(frame["referral_id"], exported) >= 0
-    frame = ctx.log.reject(frame, given & ~known, TABLE, "referral_id", "unknown_referral",
-                           lambda r: "referral_id " + quoted(r["referral_id"]) +
-                           " is not in any referrals export")
-    frame = ctx.log.reject(frame, ~blank(frame["referral_id"]) & (frame["__pos__"] < 0), TABLE,
-                           "referral_id", "referral_rejected",
-                           "its referral was rejected (see the referrals rows)")
+    frame = ctx.log.reject(
+        frame,
+        given & ~known,
+        TABLE,
+        "referral_id",
+        "unknown_referral",
+        lambda r: "referral_id " + quoted(r["referral_id"]) + " is not in any referrals export",
+    )
+    frame = ctx.log.reject(
+        frame,
+        ~blank(frame["referral_id"]) & (frame["__pos__"] < 0),
+        TABLE,
+        "referral_id",
+        "referral_rejected",
+        "its referral was rejected (see the referrals rows)",
+    )
     return frame, frame.pop("__pos__").to_numpy()
 
 
@@ -128,12 +158,20 @@ def _latest_referral(frame: pd.DataFrame, referrals: pd.DataFrame) -> np.ndarray
     """The person's latest referral on or before each completion date, else their next one."""
     if referrals.empty or frame.empty:
         return np.full(len(frame), None, dtype=object)
-    left = pd.DataFrame({"person_id": frame["person_id"].to_numpy(),
-                         "date": pd.to_datetime(frame["completed_date"]).to_numpy(),
-                         "order": np.arange(len(frame))}).sort_values("date")
-    right = pd.DataFrame({"person_id": referrals["person_id"].to_numpy(),
-                          "date": pd.to_datetime(referrals["referral_date"]).to_numpy(),
-                          "referral_id": referrals["referral_id"].to_numpy()}).sort_values("date")
+    left = pd.DataFrame(
+        {
+            "person_id": frame["person_id"].to_numpy(),
+            "date": pd.to_datetime(frame["completed_date"]).to_numpy(),
+            "order": np.arange(len(frame)),
+        }
+    ).sort_values("date")
+    right = pd.DataFrame(
+        {
+            "person_id": referrals["person_id"].to_numpy(),
+            "date": pd.to_datetime(referrals["referral_date"]).to_numpy(),
+            "referral_id": referrals["referral_id"].to_numpy(),
+        }
+    ).sort_values("date")
     left["date"] = left["date"].astype("datetime64[ns]")
     right["date"] = right["date"].astype("datetime64[ns]")
     merged = pd.merge_asof(left, right, on="date", by="person_id", direction="backward")
@@ -143,8 +181,7 @@ def _latest_referral(frame: pd.DataFrame, referrals: pd.DataFrame) -> np.ndarray
     return merged.sort_values("order")["referral_id"].to_numpy(dtype=object)
 
 
-def _timepoints_by_date(ctx: Context, frame: pd.DataFrame, sources: list[Source]
-                        ) -> pd.DataFrame:
+def _timepoints_by_date(ctx: Context, frame: pd.DataFrame, sources: list[Source]) -> pd.DataFrame:
     """For sources without a timepoint column: a person's first completion is the baseline."""
     by_date = [ctx.site.sources.index(s) for s in sources if s.timepoint == "by_date"]
     if not by_date:
@@ -152,57 +189,78 @@ def _timepoints_by_date(ctx: Context, frame: pd.DataFrame, sources: list[Source]
     rows = frame[SRC].isin(by_date)
     first = frame[rows].groupby("person_id")["completed_date"].transform("min")
     frame = frame.copy()
-    frame.loc[rows, "timepoint"] = np.where(frame.loc[rows, "completed_date"] == first,
-                                            "baseline", "followup")
+    frame.loc[rows, "timepoint"] = np.where(
+        frame.loc[rows, "completed_date"] == first, "baseline", "followup"
+    )
     return frame
 
 
-def _score(ctx: Context, frame: pd.DataFrame, source: Source
-           ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _score(ctx: Context, frame: pd.DataFrame, source: Source) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A source's completions as item responses (long) and instrument scores."""
     frame = frame.reset_index(drop=True)
     # Arrow-backed text, so that repeating each completion per item copies in Arrow.
-    completion = frame[[FILE, ROW, "site", "person_id", "referral_id", "timepoint",
-                        "completed_date"]].astype({c: "str" for c in (
-                            "site", "person_id", "referral_id", "timepoint")})
+    completion = frame[
+        [FILE, ROW, "site", "person_id", "referral_id", "timepoint", "completed_date"]
+    ].astype({c: "str" for c in ("site", "person_id", "referral_id", "timepoint")})
     who = completion.drop(columns=[FILE, ROW, "site"])
     responses, scores = [], []
     for name, items in source.items.items():
         instrument = INSTRUMENTS[name]
         values = _item_values(ctx, frame, name, items)
         # Long: every completion's first item, then every completion's second, ...
-        responses.append(who.iloc[np.tile(np.arange(len(frame)), len(values))].assign(
-            site=ctx.site.code, instrument=name,
-            item=as_text(pa.array(list(values), pa.large_string()).take(
-                np.repeat(np.arange(len(values)), len(frame)))).array,
-            value=pd.concat(values.values(), ignore_index=True).array))
-        scored = score_items(pd.DataFrame(values), instrument,
-                             ctx.cfg.instrument_settings(name))
-        scores.append(completion.iloc[scored["row"].to_numpy()].reset_index(drop=True).assign(
-            instrument=scored["score_name"].to_numpy(),
-            **{c: v.array for c, v in scored.drop(columns=["row", "score_name"]).items()}))
+        responses.append(
+            who.iloc[np.tile(np.arange(len(frame)), len(values))].assign(
+                site=ctx.site.code,
+                instrument=name,
+                item=as_text(
+                    pa.array(list(values), pa.large_string()).take(
+                        np.repeat(np.arange(len(values)), len(frame))
+                    )
+                ).array,
+                value=pd.concat(values.values(), ignore_index=True).array,
+            )
+        )
+        scored = score_items(pd.DataFrame(values), instrument, ctx.cfg.instrument_settings(name))
+        scores.append(
+            completion.iloc[scored["row"].to_numpy()]
+            .reset_index(drop=True)
+            .assign(
+                instrument=scored["score_name"].to_numpy(),
+                **{c: v.array for c, v in scored.drop(columns=["row", "score_name"]).items()},
+            )
+        )
     return pd.concat(responses, ignore_index=True), pd.concat(scores, ignore_index=True)
 
 
-def _item_values(ctx: Context, frame: pd.DataFrame, name: str, items: dict[str, str]
-                 ) -> dict[str, pd.Series]:
+def _item_values(
+    ctx: Context, frame: pd.DataFrame, name: str, items: dict[str, str]
+) -> dict[str, pd.Series]:
     """One instrument's answers as item values; invalid answers are flagged and set missing."""
     instrument = INSTRUMENTS[name]
     values = {}
     for item, header in items.items():
         raw = frame[f"{name}{ITEM_SEP}{item}"]
         values[item], invalid = item_values(raw, instrument)
-        ctx.log.flag(frame[invalid], TABLE, f"{name}.{item}", "invalid_item",
-                     _invalid_answer(raw, name, header, instrument))
+        ctx.log.flag(
+            frame[invalid],
+            TABLE,
+            f"{name}.{item}",
+            "invalid_item",
+            _invalid_answer(raw, name, header, instrument),
+        )
     return values
 
 
-def _invalid_answer(raw: pd.Series, name: str, header: str, instrument
-                    ) -> Callable[[pd.DataFrame], pd.Series]:
+def _invalid_answer(
+    raw: pd.Series, name: str, header: str, instrument
+) -> Callable[[pd.DataFrame], pd.Series]:
     def detail(rows: pd.DataFrame) -> pd.Series:
-        return ("answer " + quoted(raw[rows.index]) + f" to {name} ({header}) is not a response "
-                f"label nor a whole number {instrument.item_min}-{instrument.item_max}; "
-                "set to missing")
+        return (
+            "answer " + quoted(raw[rows.index]) + f" to {name} ({header}) is not a response "
+            f"label nor a whole number {instrument.item_min}-{instrument.item_max}; "
+            "set to missing"
+        )
+
     return detail
 
 
@@ -210,15 +268,28 @@ def _pair(ctx: Context, scores: pd.DataFrame) -> pd.DataFrame:
     """Baseline and follow-up pairs; follow-ups that cannot be paired are logged."""
     pairs, excluded = pair_scores(scores, ctx.cfg.followup_window_days, ctx.cfg.pairing)
     # One log row per questionnaire row, naming the scores concerned.
-    excluded = (excluded.groupby(["reason", FILE, ROW], as_index=False, sort=False)
-                ["instrument"].agg(", ".join))
+    excluded = excluded.groupby(["reason", FILE, ROW], as_index=False, sort=False)[
+        "instrument"
+    ].agg(", ".join)
     # Rejected from the pairs only: the completion itself stays in responses and scores.
     before = excluded[excluded["reason"] == "followup_before_baseline"]
-    ctx.log.record(before, "pairs", "completed_date", "followup_before_baseline", "rejected",
-                   lambda r: "follow-up (" + r["instrument"] + ") dated before the baseline; "
-                   "not paired (check the timepoint label)")
+    ctx.log.record(
+        before,
+        "pairs",
+        "completed_date",
+        "followup_before_baseline",
+        "rejected",
+        lambda r: (
+            "follow-up (" + r["instrument"] + ") dated before the baseline; "
+            "not paired (check the timepoint label)"
+        ),
+    )
     lone = excluded[excluded["reason"] == "no_baseline"]
-    ctx.log.flag(lone, "pairs", "timepoint", "no_baseline",
-                 lambda r: "follow-up (" + r["instrument"] + ") without a scored baseline; "
-                 "not paired")
+    ctx.log.flag(
+        lone,
+        "pairs",
+        "timepoint",
+        "no_baseline",
+        lambda r: "follow-up (" + r["instrument"] + ") without a scored baseline; not paired",
+    )
     return pairs

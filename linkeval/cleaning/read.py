@@ -38,10 +38,17 @@ def read_source(raw_dir: Path, site: Site, source: Source, log: CleaningLog) -> 
     dup, first_pos = _exact_duplicates(table)
     dup &= ~blank_rows
     frame = _canonical(stripped, source, files, rows, site.sources.index(source))
-    frame = log.reject(frame, pd.Series(blank_rows), source.table, None, "blank_row",
-                       "row is empty")
-    return log.reject(frame, pd.Series(dup).reindex(frame.index), source.table, None,
-                      "duplicate_row", _copy_of(files, rows, first_pos))
+    frame = log.reject(
+        frame, pd.Series(blank_rows), source.table, None, "blank_row", "row is empty"
+    )
+    return log.reject(
+        frame,
+        pd.Series(dup).reindex(frame.index),
+        source.table,
+        None,
+        "duplicate_row",
+        _copy_of(files, rows, first_pos),
+    )
 
 
 def _sheet_label(site: Site, source: Source) -> str:
@@ -53,8 +60,9 @@ def _sheet_label(site: Site, source: Source) -> str:
     return f" (sheet {source.sheet})" if source.sheet is not None else " (first sheet)"
 
 
-def _read_files(raw_dir: Path, source: Source, log: CleaningLog, sheet: str = ""
-                ) -> tuple[pa.Table, np.ndarray, np.ndarray]:
+def _read_files(
+    raw_dir: Path, source: Source, log: CleaningLog, sheet: str = ""
+) -> tuple[pa.Table, np.ndarray, np.ndarray]:
     """The source's files as one Arrow table of text, and each row's file and row number."""
     tables, files, rows = [], [], []
     for path in source_files(raw_dir, source):
@@ -68,8 +76,9 @@ def _read_files(raw_dir: Path, source: Source, log: CleaningLog, sheet: str = ""
     table = tables[0]
     if len(tables) > 1:  # files of one glob may differ in columns: absent cells are blank
         table = pa.concat_tables(tables, promote_options="default")
-        table = pa.Table.from_arrays([pc.fill_null(c, "") for c in table.columns],
-                                     names=table.column_names)
+        table = pa.Table.from_arrays(
+            [pc.fill_null(c, "") for c in table.columns], names=table.column_names
+        )
     return table, np.concatenate(files), np.concatenate(rows)
 
 
@@ -85,8 +94,9 @@ def _blank_rows(table: pa.Table, stripped: dict[str, pa.ChunkedArray]) -> np.nda
         candidates = np.flatnonzero(all_blank)
         rest = table.select(others).take(candidates)  # few rows
         for values in rest.columns:
-            all_blank[candidates] &= pc.equal(pc.utf8_trim_whitespace(values), "") \
-                .to_numpy(zero_copy_only=False)
+            all_blank[candidates] &= pc.equal(pc.utf8_trim_whitespace(values), "").to_numpy(
+                zero_copy_only=False
+            )
     return all_blank
 
 
@@ -102,8 +112,11 @@ def _exact_duplicates(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
     n_keys = 1
     for values in table.columns:
         encoded = pc.dictionary_encode(values)
-        codes = np.concatenate([c.indices.to_numpy(zero_copy_only=False)
-                                for c in encoded.chunks]) if encoded.num_chunks else key
+        codes = (
+            np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in encoded.chunks])
+            if encoded.num_chunks
+            else key
+        )
         n_codes = max(len(encoded.chunks[0].dictionary), 1) if encoded.num_chunks else 1
         if n_keys * n_codes >= 2**62:
             key, uniques = pd.factorize(key)
@@ -117,28 +130,41 @@ def _exact_duplicates(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
     return first != np.arange(n), first
 
 
-def _copy_of(files: np.ndarray, rows: np.ndarray, first_pos: np.ndarray
-             ) -> Callable[[pd.DataFrame], pd.Series]:
+def _copy_of(
+    files: np.ndarray, rows: np.ndarray, first_pos: np.ndarray
+) -> Callable[[pd.DataFrame], pd.Series]:
     """Log detail for duplicates: where each one's first copy is (the file too, when another)."""
+
     def detail(duplicates: pd.DataFrame) -> pd.Series:
         pos = duplicates.index.to_numpy()
         first = first_pos[pos]
         other_file = np.where(files[first] == files[pos], "", files[first] + " ")
-        return ("exact copy of " + pd.Series(other_file, index=duplicates.index, dtype=object)
-                + "row " + pd.Series(rows[first], index=duplicates.index).astype(str))
+        return (
+            "exact copy of "
+            + pd.Series(other_file, index=duplicates.index, dtype=object)
+            + "row "
+            + pd.Series(rows[first], index=duplicates.index).astype(str)
+        )
+
     return detail
 
 
-def _canonical(stripped: dict[str, pa.ChunkedArray], source: Source, files: np.ndarray,
-               rows: np.ndarray, src: int) -> pd.DataFrame:
+def _canonical(
+    stripped: dict[str, pa.ChunkedArray],
+    source: Source,
+    files: np.ndarray,
+    rows: np.ndarray,
+    src: int,
+) -> pd.DataFrame:
     """The raw frame: provenance, then mapped fields and items under their canonical names."""
     frame = pd.DataFrame({FILE: files, ROW: rows, SRC: src})
     for fld, header in source.columns.items():
         if fld == "reasons" and isinstance(header, list):
             values = pc.binary_join_element_wise(*[stripped[h] for h in header], REASON_SEP)
         elif fld == "reasons" and source.multi_value_separator:
-            values = pc.replace_substring(stripped[header], source.multi_value_separator,
-                                          REASON_SEP)
+            values = pc.replace_substring(
+                stripped[header], source.multi_value_separator, REASON_SEP
+            )
         else:
             values = stripped[header]
         frame[fld] = as_text(values)
@@ -149,8 +175,11 @@ def _canonical(stripped: dict[str, pa.ChunkedArray], source: Source, files: np.n
 
 
 def _require_headers(path: Path, headers: list[str], source: Source) -> None:
-    wanted = [(f"columns.{fld}", h) for fld, header in source.columns.items()
-              for h in (header if isinstance(header, list) else [header])]
+    wanted = [
+        (f"columns.{fld}", h)
+        for fld, header in source.columns.items()
+        for h in (header if isinstance(header, list) else [header])
+    ]
     wanted += [(f"items.{name}", h) for name, items in source.items.items() for h in items.values()]
     for key, h in wanted:
         if h not in headers:
@@ -159,14 +188,18 @@ def _require_headers(path: Path, headers: list[str], source: Source) -> None:
                 raise LinkevalError(
                     f"{path}: column {h!r} ({source.key_path}.{key}) not found: the header "
                     f"line is separated by {seen!r}, not {source.delimiter!r}; set delimiter: "
-                    + ('"\\t"' if seen == "\t" else f'"{seen}"') + f" in {source.key_path}"
+                    + ('"\\t"' if seen == "\t" else f'"{seen}"')
+                    + f" in {source.key_path}"
                 )
             shown = ", ".join(repr(_short(x)) for x in headers[:15])
             raise LinkevalError(
                 f"{path}: column {h!r} ({source.key_path}.{key}) not found"
                 f"{did_you_mean(h, headers)}; the file's headers are: {shown}"
-                + ("" if source.skip_rows else "; if the export has lines above the header, "
-                   "set skip_rows")
+                + (
+                    ""
+                    if source.skip_rows
+                    else "; if the export has lines above the header, set skip_rows"
+                )
             )
 
 

@@ -45,18 +45,19 @@ MAX_AGE = 115
 # Field rules
 
 
-def require(ctx: Context, frame: pd.DataFrame, table: str, fields: tuple[str, ...]
-            ) -> pd.DataFrame:
+def require(ctx: Context, frame: pd.DataFrame, table: str, fields: tuple[str, ...]) -> pd.DataFrame:
     """Reject rows where a required field the source maps is blank."""
     for fld in fields:
         if fld in frame:
-            frame = ctx.log.reject(frame, blank(frame[fld]), table, fld, "missing_required",
-                                   f"{fld} is blank")
+            frame = ctx.log.reject(
+                frame, blank(frame[fld]), table, fld, "missing_required", f"{fld} is blank"
+            )
     return frame
 
 
-def event_date(ctx: Context, frame: pd.DataFrame, table: str, fld: str, source: Source,
-               required: bool = True) -> pd.DataFrame:
+def event_date(
+    ctx: Context, frame: pd.DataFrame, table: str, fld: str, source: Source, required: bool = True
+) -> pd.DataFrame:
     """Parse an event date; reject unreadable, impossible (before 2000) and future dates.
 
     An optional date that is wrong in any of those ways is flagged and set missing instead.
@@ -65,28 +66,57 @@ def event_date(ctx: Context, frame: pd.DataFrame, table: str, fld: str, source: 
     if required:
         return _required_date(ctx, frame, table, fld, source, dates, bad)
     wrong = bad | (dates < EARLIEST_EVENT) | (dates > ctx.today)
-    ctx.log.flag(frame[wrong], table, fld, "invalid_date",
-                 lambda r: f"{fld} " + quoted(r[fld]) + " unreadable, before 2000 or in the "
-                 "future; set to missing")
+    ctx.log.flag(
+        frame[wrong],
+        table,
+        fld,
+        "invalid_date",
+        lambda r: (
+            f"{fld} " + quoted(r[fld]) + " unreadable, before 2000 or in the future; set to missing"
+        ),
+    )
     frame = frame.copy()
     frame[fld] = dates.mask(wrong)
     return frame
 
 
-def _required_date(ctx: Context, frame: pd.DataFrame, table: str, fld: str, source: Source,
-                   dates: pd.Series, bad: pd.Series) -> pd.DataFrame:
+def _required_date(
+    ctx: Context,
+    frame: pd.DataFrame,
+    table: str,
+    fld: str,
+    source: Source,
+    dates: pd.Series,
+    bad: pd.Series,
+) -> pd.DataFrame:
     expect = f"expected {source.date_format}" if source.date_format else "expected day-first"
     log, today = ctx.log, ctx.today
     # The raw text stays in place until the end, for the log details.
     frame = frame.assign(__parsed__=dates)
-    frame = log.reject(frame, bad, table, fld, "unparseable_date",
-                       lambda r: f"cannot read {fld} " + quoted(r[fld]) + f" ({expect})")
-    frame = log.reject(frame, frame["__parsed__"] < EARLIEST_EVENT, table, fld,
-                       "impossible_date", lambda r: f"{fld} before "
-                       f"{EARLIEST_EVENT.date()}: " + quoted(r[fld]))
-    frame = log.reject(frame, frame["__parsed__"] > today, table, fld,
-                       "future_date", lambda r: f"{fld} after the run date "
-                       f"{today.date()}: " + quoted(r[fld]))
+    frame = log.reject(
+        frame,
+        bad,
+        table,
+        fld,
+        "unparseable_date",
+        lambda r: f"cannot read {fld} " + quoted(r[fld]) + f" ({expect})",
+    )
+    frame = log.reject(
+        frame,
+        frame["__parsed__"] < EARLIEST_EVENT,
+        table,
+        fld,
+        "impossible_date",
+        lambda r: f"{fld} before {EARLIEST_EVENT.date()}: " + quoted(r[fld]),
+    )
+    frame = log.reject(
+        frame,
+        frame["__parsed__"] > today,
+        table,
+        fld,
+        "future_date",
+        lambda r: f"{fld} after the run date {today.date()}: " + quoted(r[fld]),
+    )
     frame[fld] = frame.pop("__parsed__")
     return frame
 
@@ -97,16 +127,25 @@ def check_nhs_numbers(ctx: Context, frame: pd.DataFrame, table: str) -> pd.DataF
         return frame
     frame = frame.assign(nhs_number=normalise_nhs_number(frame["nhs_number"]))
     status = nhs_number_status(frame["nhs_number"])
-    frame = ctx.log.reject(frame, status == "invalid", table, "nhs_number",
-                           "invalid_nhs_number",
-                           "not 10 digits or fails the Modulus 11 check (value not logged)")
-    return ctx.log.reject(frame, status.reindex(frame.index) == "placeholder", table,
-                          "nhs_number", "placeholder_nhs_number",
-                          "ten identical digits (a placeholder)")
+    frame = ctx.log.reject(
+        frame,
+        status == "invalid",
+        table,
+        "nhs_number",
+        "invalid_nhs_number",
+        "not 10 digits or fails the Modulus 11 check (value not logged)",
+    )
+    return ctx.log.reject(
+        frame,
+        status.reindex(frame.index) == "placeholder",
+        table,
+        "nhs_number",
+        "placeholder_nhs_number",
+        "ten identical digits (a placeholder)",
+    )
 
 
-def labels(ctx: Context, frame: pd.DataFrame, table: str, fld: str, source: Source
-           ) -> pd.DataFrame:
+def labels(ctx: Context, frame: pd.DataFrame, table: str, fld: str, source: Source) -> pd.DataFrame:
     """Map raw labels to codes; unmapped labels are flagged (docs/design.md, 'Vocabularies')."""
     if fld not in frame:
         return frame
@@ -117,8 +156,15 @@ def labels(ctx: Context, frame: pd.DataFrame, table: str, fld: str, source: Sour
     return frame
 
 
-def numbers(ctx: Context, frame: pd.DataFrame, table: str, fld: str, whole: bool = True,
-            low: float | None = None, high: float | None = None) -> pd.DataFrame:
+def numbers(
+    ctx: Context,
+    frame: pd.DataFrame,
+    table: str,
+    fld: str,
+    whole: bool = True,
+    low: float | None = None,
+    high: float | None = None,
+) -> pd.DataFrame:
     """Parse an optional number; unreadable or out-of-range values are flagged, set missing."""
     if fld not in frame:
         return frame
@@ -130,9 +176,13 @@ def numbers(ctx: Context, frame: pd.DataFrame, table: str, fld: str, whole: bool
         out_of_range |= (values > high).fillna(False)
     wrong = bad | out_of_range
     rng = f" (allowed {low:g}-{high:g})" if low is not None and high is not None else ""
-    ctx.log.flag(frame[wrong], table, fld, "invalid_value",
-                 lambda r: f"{fld} " + quoted(r[fld]) + f" is not a valid number{rng}; "
-                 "set to missing")
+    ctx.log.flag(
+        frame[wrong],
+        table,
+        fld,
+        "invalid_value",
+        lambda r: f"{fld} " + quoted(r[fld]) + f" is not a valid number{rng}; set to missing",
+    )
     frame = frame.copy()
     frame[fld] = values.mask(wrong)
     return frame
@@ -184,9 +234,18 @@ def check_referrals(ctx: Context, frame: pd.DataFrame, source: Source) -> pd.Dat
     frame = _age(ctx, frame, source)
     if not ctx.cfg.allow_under_18:
         under = (frame["age_at_referral"] < 18).fillna(False)
-        frame = ctx.log.reject(frame, under, t, "age_at_referral", "under_18",
-                               lambda r: "aged " + r["age_at_referral"].astype(str) +
-                               " at referral; set allow_under_18: true to include children")
+        frame = ctx.log.reject(
+            frame,
+            under,
+            t,
+            "age_at_referral",
+            "under_18",
+            lambda r: (
+                "aged "
+                + r["age_at_referral"].astype(str)
+                + " at referral; set allow_under_18: true to include children"
+            ),
+        )
     for fld in ("referral_source", "sex", "ethnicity", "outcome"):
         frame = labels(ctx, frame, t, fld, source)
     frame = numbers(ctx, frame, t, "imd_decile", low=1, high=10)
@@ -205,8 +264,14 @@ def _require_identity(ctx: Context, frame: pd.DataFrame, table: str) -> pd.DataF
     has_id = pd.Series(False, index=frame.index)
     for fld in present:
         has_id |= ~blank(frame[fld])
-    return ctx.log.reject(frame, ~has_id, table, present[0], "missing_required",
-                          f"no person identifier ({' / '.join(present)} blank)")
+    return ctx.log.reject(
+        frame,
+        ~has_id,
+        table,
+        present[0],
+        "missing_required",
+        f"no person identifier ({' / '.join(present)} blank)",
+    )
 
 
 def _age(ctx: Context, frame: pd.DataFrame, source: Source) -> pd.DataFrame:
@@ -217,13 +282,24 @@ def _age(ctx: Context, frame: pd.DataFrame, source: Source) -> pd.DataFrame:
         age = whole_years_between(dob, frame["referral_date"])
         frame = frame.assign(date_of_birth=dob, age_at_referral=age)
         # Dates of birth are identifiers: the log never repeats them.
-        frame = ctx.log.reject(frame, bad, t, "date_of_birth", "unparseable_date",
-                               "cannot read date_of_birth (value not logged)")
+        frame = ctx.log.reject(
+            frame,
+            bad,
+            t,
+            "date_of_birth",
+            "unparseable_date",
+            "cannot read date_of_birth (value not logged)",
+        )
         dob, age = frame["date_of_birth"], frame["age_at_referral"]
         impossible = (dob < EARLIEST_BIRTH) | (dob > frame["referral_date"]) | (age > MAX_AGE)
-        frame = ctx.log.reject(frame, impossible, t, "date_of_birth", "impossible_date",
-                               "date_of_birth after the referral or over 115 years before it "
-                               "(value not logged)")
+        frame = ctx.log.reject(
+            frame,
+            impossible,
+            t,
+            "date_of_birth",
+            "impossible_date",
+            "date_of_birth after the referral or over 115 years before it (value not logged)",
+        )
     elif "age" in frame:
         frame = numbers(ctx, frame, t, "age", low=0, high=MAX_AGE)
         frame["age_at_referral"] = frame["age"]
@@ -240,10 +316,14 @@ def finish_referrals(ctx: Context, frame: pd.DataFrame) -> pd.DataFrame:
     if dup_id.any():
         first = frame.drop_duplicates("referral_id").set_index("referral_id")
         first_at = first[FILE] + " row " + first[ROW].astype(str)
-        frame = ctx.log.reject(frame, dup_id, "referrals", "referral_id",
-                               "duplicate_referral_id",
-                               lambda r: "referral_id already used by "
-                               + r["referral_id"].map(first_at).astype(str))
+        frame = ctx.log.reject(
+            frame,
+            dup_id,
+            "referrals",
+            "referral_id",
+            "duplicate_referral_id",
+            lambda r: "referral_id already used by " + r["referral_id"].map(first_at).astype(str),
+        )
     frame = frame.copy()
     frame["person_id"] = person_ids(ctx, frame)
     return flag_duplicate_cases(ctx, frame)
@@ -265,8 +345,9 @@ def reasons(ctx: Context, referrals: pd.DataFrame) -> pd.DataFrame:
     for src, part in long.groupby(SRC, sort=False):
         overrides = ctx.site.sources[src].values.get("reasons")
         codes, unmapped = map_labels(part["reason_raw"], "reasons", overrides)
-        ctx.log.unmapped(part[unmapped], part["reason_raw"][unmapped], "referrals", "reasons",
-                         codes[unmapped])
+        ctx.log.unmapped(
+            part[unmapped], part["reason_raw"][unmapped], "referrals", "reasons", codes[unmapped]
+        )
         parts.append(part.assign(reason=codes))
     if not parts:
         return pd.DataFrame(columns=["referral_id", "reason"])
@@ -287,16 +368,23 @@ def events_from(ctx: Context, source: Source, date_field: str) -> pd.DataFrame:
         frame = labels(ctx, frame, t, "mode", source)
         frame = labels(ctx, frame, t, "attended", source)
         if "attended" in frame:
-            frame["attended"] = frame["attended"].map({"true": True, "false": False}) \
-                .astype("boolean")
+            frame["attended"] = (
+                frame["attended"].map({"true": True, "false": False}).astype("boolean")
+            )
         frame = numbers(ctx, frame, t, "duration_min", whole=False, low=0, high=24 * 60)
     else:
         frame = labels(ctx, frame, t, "asset_type", source)
     return frame
 
 
-def link(ctx: Context, frame: pd.DataFrame, referrals: pd.DataFrame, exported: pa.Array,
-         date_field: str, table: str) -> pd.DataFrame:
+def link(
+    ctx: Context,
+    frame: pd.DataFrame,
+    referrals: pd.DataFrame,
+    exported: pa.Array,
+    date_field: str,
+    table: str,
+) -> pd.DataFrame:
     """Reject events of unknown or rejected referrals, and events before their referral.
 
     ``exported`` holds every referral_id the referrals exports had, kept or rejected.
@@ -308,18 +396,35 @@ def link(ctx: Context, frame: pd.DataFrame, referrals: pd.DataFrame, exported: p
         known[~kept] = positions(frame["referral_id"][~kept], exported) >= 0
     nat = np.datetime64("NaT", "s")
     ref_dates = referrals["referral_date"].to_numpy(dtype="datetime64[s]")
-    ref_date = ref_dates[np.where(kept, position, 0)] if len(ref_dates) else \
-        np.full(len(frame), nat)
+    ref_date = (
+        ref_dates[np.where(kept, position, 0)] if len(ref_dates) else np.full(len(frame), nat)
+    )
     frame = frame.assign(__referral_date__=np.where(kept, ref_date, nat))
-    frame = ctx.log.reject(frame, ~known, table, "referral_id", "unknown_referral",
-                           lambda r: "referral_id " + quoted(r["referral_id"]) +
-                           " is not in any referrals export")
-    frame = ctx.log.reject(frame, ~kept.reindex(frame.index), table, "referral_id",
-                           "referral_rejected",
-                           "its referral was rejected (see the referrals rows)")
+    frame = ctx.log.reject(
+        frame,
+        ~known,
+        table,
+        "referral_id",
+        "unknown_referral",
+        lambda r: "referral_id " + quoted(r["referral_id"]) + " is not in any referrals export",
+    )
+    frame = ctx.log.reject(
+        frame,
+        ~kept.reindex(frame.index),
+        table,
+        "referral_id",
+        "referral_rejected",
+        "its referral was rejected (see the referrals rows)",
+    )
     before = frame[date_field] < frame["__referral_date__"]
-    frame = ctx.log.reject(frame, before, table, date_field, "before_referral",
-                           f"{date_field} is before the referral date")
+    frame = ctx.log.reject(
+        frame,
+        before,
+        table,
+        date_field,
+        "before_referral",
+        f"{date_field} is before the referral date",
+    )
     return frame.drop(columns="__referral_date__")
 
 
@@ -327,8 +432,12 @@ def link(ctx: Context, frame: pd.DataFrame, referrals: pd.DataFrame, exported: p
 # Derived referral fields
 
 
-def derive(ctx: Context, referrals: pd.DataFrame, contacts: pd.DataFrame | None,
-           onward: pd.DataFrame | None) -> pd.DataFrame:
+def derive(
+    ctx: Context,
+    referrals: pd.DataFrame,
+    contacts: pd.DataFrame | None,
+    onward: pd.DataFrame | None,
+) -> pd.DataFrame:
     """Contact and onward referral counts, first contact, waiting days and age band.
 
     ``contacts`` / ``onward`` are None when the site does not export them: then counts and
@@ -349,8 +458,13 @@ def derive(ctx: Context, referrals: pd.DataFrame, contacts: pd.DataFrame | None,
     r["age_band"] = age_band(r["age_at_referral"])
     if "discharge_date" in r:
         early = (r["discharge_date"] < r["referral_date"]).fillna(False)
-        ctx.log.flag(r[early], "referrals", "discharge_date", "before_referral",
-                     "discharge_date before the referral date; set to missing")
+        ctx.log.flag(
+            r[early],
+            "referrals",
+            "discharge_date",
+            "before_referral",
+            "discharge_date before the referral date; set to missing",
+        )
         r["discharge_date"] = r["discharge_date"].mask(early)
     return r
 
@@ -382,9 +496,13 @@ def _given_contacts(ctx: Context, r: pd.DataFrame) -> None:
         r[fld] = r[fld] if fld in r else pd.Series(pd.NA, index=r.index, dtype="Int64")
     if "first_contact_date" in r:
         early = r["first_contact_date"] < r["referral_date"]
-        ctx.log.flag(r[early.fillna(False)], "referrals", "first_contact_date",
-                     "before_referral",
-                     "first_contact_date before the referral date; set to missing")
+        ctx.log.flag(
+            r[early.fillna(False)],
+            "referrals",
+            "first_contact_date",
+            "before_referral",
+            "first_contact_date before the referral date; set to missing",
+        )
         r["first_contact_date"] = r["first_contact_date"].mask(early)
     else:
         r["first_contact_date"] = pd.NaT

@@ -24,8 +24,9 @@ from linkeval.vocab import BLANK_CODE
 
 # What makes a local ID identifying: an NHS number, or (in it) a date, a postcode, an e-mail
 # address or a run of 10 or more digits (a phone number). Such IDs are pseudonymised.
-IDENTIFIER_LIKE = [pattern for pattern, placeholder in SCRUB
-                   if placeholder in ("[email]", "[date]", "[postcode]")]
+IDENTIFIER_LIKE = [
+    pattern for pattern, placeholder in SCRUB if placeholder in ("[email]", "[date]", "[postcode]")
+]
 LONG_NUMBER = r"\d(?:[ \-.]?\d){9,}"
 
 
@@ -50,21 +51,28 @@ def clean_site(cfg: StudyConfig, code: str, key: bytes, today: pd.Timestamp) -> 
     ctx = Context(cfg=cfg, site=site, key=key, today=today, log=CleaningLog(code))
     sources = {t: [s for s in site.sources if s.table == t] for t in TABLES}
 
-    referrals, exported, merged = _referrals(ctx, sources["referrals"],
-                                             sources["coded_events"])
+    referrals, exported, merged = _referrals(ctx, sources["referrals"], sources["coded_events"])
     reasons = routine.reasons(ctx, referrals)
     contacts = _events(ctx, sources["contacts"], "contact_date", referrals, exported)
     onward = _events(ctx, sources["onward_referrals"], "onward_date", referrals, exported)
     # Counts and first contact come from the events when the site exports them.
-    referrals = routine.derive(ctx, referrals, contacts if sources["contacts"] else None,
-                               onward if sources["onward_referrals"] else None)
+    referrals = routine.derive(
+        ctx,
+        referrals,
+        contacts if sources["contacts"] else None,
+        onward if sources["onward_referrals"] else None,
+    )
     responses, scores, pairs, n_completions = clean_questionnaires(
-        ctx, sources["questionnaires"], referrals, exported)
+        ctx, sources["questionnaires"], referrals, exported
+    )
 
-    n_kept = {"referrals": len(referrals),
-              "coded_events": events.settle(ctx, merged, referrals),
-              "contacts": len(contacts), "onward_referrals": len(onward),
-              "questionnaires": n_completions}
+    n_kept = {
+        "referrals": len(referrals),
+        "coded_events": events.settle(ctx, merged, referrals),
+        "contacts": len(contacts),
+        "onward_referrals": len(onward),
+        "questionnaires": n_completions,
+    }
     ids = _identifier_like_ids(ctx, referrals)
     tables = {
         "responses": _select(responses, "responses", code, ids),
@@ -78,12 +86,18 @@ def clean_site(cfg: StudyConfig, code: str, key: bytes, today: pd.Timestamp) -> 
     log = ctx.log.rows()
     # The accounting covers the tables this site exports.
     kept = {t: n for t, n in n_kept.items() if sources[t]}
-    return CleanResult(tables=tables, log=log, summary=ctx.log.summary(log, kept),
-                       unmapped=ctx.log.unmapped_counts(), files=ctx.log.files())
+    return CleanResult(
+        tables=tables,
+        log=log,
+        summary=ctx.log.summary(log, kept),
+        unmapped=ctx.log.unmapped_counts(),
+        files=ctx.log.files(),
+    )
 
 
-def _referrals(ctx: Context, sources: list[Source], event_sources: list[Source]
-               ) -> tuple[pd.DataFrame, pa.Array, pd.DataFrame]:
+def _referrals(
+    ctx: Context, sources: list[Source], event_sources: list[Source]
+) -> tuple[pd.DataFrame, pa.Array, pd.DataFrame]:
     """The site's kept referrals, every referral_id its exports had (or that its coded events
     made), and the coded events merged into a referral (cleaning/events.py)."""
     frames, exported, merged = [], [], []
@@ -100,8 +114,13 @@ def _referrals(ctx: Context, sources: list[Source], event_sources: list[Source]
     return (routine.finish_referrals(ctx, _concat_raw(frames)), known_ids(exported), merged)
 
 
-def _events(ctx: Context, sources: list[Source], date_field: str, referrals: pd.DataFrame,
-            exported: pa.Array) -> pd.DataFrame:
+def _events(
+    ctx: Context,
+    sources: list[Source],
+    date_field: str,
+    referrals: pd.DataFrame,
+    exported: pa.Array,
+) -> pd.DataFrame:
     """A site's kept contacts (or onward referrals), each linked to a kept referral."""
     events = _concat_raw([routine.events_from(ctx, s, date_field) for s in sources])
     if not sources:
@@ -112,8 +131,13 @@ def _events(ctx: Context, sources: list[Source], date_field: str, referrals: pd.
 def _concat_raw(frames: list[pd.DataFrame]) -> pd.DataFrame:
     """Raw frames of several sources as one (an empty one with the linking columns if none)."""
     if not frames:
-        return pd.DataFrame({FILE: pd.Series(dtype=str), ROW: pd.Series(dtype="int64"),
-                             "referral_id": pd.Series(dtype=str)})
+        return pd.DataFrame(
+            {
+                FILE: pd.Series(dtype=str),
+                ROW: pd.Series(dtype="int64"),
+                "referral_id": pd.Series(dtype=str),
+            }
+        )
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
@@ -132,16 +156,22 @@ def _identifier_like_ids(ctx: Context, referrals: pd.DataFrame) -> dict[str, str
         like |= ids.str.contains(pattern, regex=True).fillna(False).astype(bool)
     if not like.any():
         return {}
-    ctx.log.flag(referrals[like], "referrals", "referral_id", "identifier_like_id",
-                 "referral_id looks like an NHS number, date, postcode, phone number or e-mail "
-                 "address; replaced by a keyed pseudonym in every table")
+    ctx.log.flag(
+        referrals[like],
+        "referrals",
+        "referral_id",
+        "identifier_like_id",
+        "referral_id looks like an NHS number, date, postcode, phone number or e-mail "
+        "address; replaced by a keyed pseudonym in every table",
+    )
     unique = pd.Series(ids[like].unique(), dtype=object)
     hashed = pseudonymise(ctx.key, "referral_id:" + ctx.site.code + ":" + unique)
     return dict(zip(unique, "id-" + hashed.str.slice(0, 20), strict=True))
 
 
-def _select(frame: pd.DataFrame, table: str, site: str,
-            ids: dict[str, str] | None = None) -> pd.DataFrame:
+def _select(
+    frame: pd.DataFrame, table: str, site: str, ids: dict[str, str] | None = None
+) -> pd.DataFrame:
     """Keep only the canonical columns (identifiers and raw columns are dropped here);
     identifying referral IDs (``ids``) are replaced by their pseudonyms."""
     columns = list(schema.SCHEMAS[table].columns)

@@ -98,8 +98,9 @@ def clean_study(
     return combined
 
 
-def _clean_serially(cfg: StudyConfig, codes: list[str], key: bytes, today: pd.Timestamp
-                    ) -> tuple[list[CleanResult], dict[str, str]]:
+def _clean_serially(
+    cfg: StudyConfig, codes: list[str], key: bytes, today: pd.Timestamp
+) -> tuple[list[CleanResult], dict[str, str]]:
     results, failed = [], {}
     for code in codes:
         try:
@@ -109,8 +110,9 @@ def _clean_serially(cfg: StudyConfig, codes: list[str], key: bytes, today: pd.Ti
     return results, failed
 
 
-def _clean_in_parallel(cfg: StudyConfig, codes: list[str], key: bytes, today: pd.Timestamp,
-                       jobs: int) -> tuple[list[CleanResult], dict[str, str]]:
+def _clean_in_parallel(
+    cfg: StudyConfig, codes: list[str], key: bytes, today: pd.Timestamp, jobs: int
+) -> tuple[list[CleanResult], dict[str, str]]:
     """Each site in a worker process; results in the order of ``codes``, and failed sites.
 
     Workers die with this process (``die_with_parent``): a killed run leaves none behind.
@@ -125,10 +127,16 @@ def _clean_in_parallel(cfg: StudyConfig, codes: list[str], key: bytes, today: pd
     parts = Path(tempfile.mkdtemp(prefix=f"parts-{os.getpid()}-", dir=_parts_parent(cfg)))
     files, failed = {}, {}
     try:
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=context,
-                                 initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
-            futures = {pool.submit(_clean_site_to_file, cfg, code, key, today, parts): code
-                       for code in order}
+        with ProcessPoolExecutor(
+            max_workers=jobs,
+            mp_context=context,
+            initializer=die_with_parent,
+            initargs=(os.getpid(),),
+        ) as pool:
+            futures = {
+                pool.submit(_clean_site_to_file, cfg, code, key, today, parts): code
+                for code in order
+            }
             for future in as_completed(futures):
                 try:
                     files[futures[future]] = future.result()
@@ -163,8 +171,9 @@ def _with_change_indicators(cfg: StudyConfig, tables: dict[str, pd.DataFrame]) -
     return schema.validate("pairs", pairs)
 
 
-def _clean_site_to_file(cfg: StudyConfig, code: str, key: bytes, today: pd.Timestamp,
-                        folder: Path) -> Path:
+def _clean_site_to_file(
+    cfg: StudyConfig, code: str, key: bytes, today: pd.Timestamp, folder: Path
+) -> Path:
     path = folder / f"{code}.pickle"
     with path.open("wb") as fh:
         pickle.dump(clean_site(cfg, code, key, today), fh, protocol=pickle.HIGHEST_PROTOCOL)
@@ -224,27 +233,32 @@ def write_outputs(cfg: StudyConfig, result: CleanResult, sites: list[str] | None
         same_key = bool(manifest) and manifest.get("key_fingerprint") == result.key_fingerprint
         cleaned = set(sites or cfg.sites) - set(result.failed)
         old_sites = set(manifest.get("sites", [])) if manifest else _sites_in(previous)
-        keep = (old_sites - cleaned) if sites else (set(result.failed) & old_sites
-                                                    if same_key else set())
+        keep = (
+            (old_sites - cleaned)
+            if sites
+            else (set(result.failed) & old_sites if same_key else set())
+        )
         result.kept_previous = sorted(set(result.failed) & keep)
         files = _output_files(cfg, result, previous, keep, manifest)
         write_version(out, files, label="clean")
     return out
 
 
-def _output_files(cfg: StudyConfig, result: CleanResult, previous: Path, keep: set[str],
-                  manifest: dict) -> dict[str, pd.DataFrame | str]:
+def _output_files(
+    cfg: StudyConfig, result: CleanResult, previous: Path, keep: set[str], manifest: dict
+) -> dict[str, pd.DataFrame | str]:
     """Every file of the new version, by its path inside the processed folder."""
     tables = dict(result.tables)
-    qa = {"cleaning_log": result.log, "summary": result.summary,
-          "unmapped_labels": hold_back_rare_labels(result.unmapped)}
+    qa = {
+        "cleaning_log": result.log,
+        "summary": result.summary,
+        "unmapped_labels": hold_back_rare_labels(result.unmapped),
+    }
     if keep:
-        tables = {t: _merge_existing(previous / f"{t}.parquet", f, keep)
-                  for t, f in tables.items()}
+        tables = {t: _merge_existing(previous / f"{t}.parquet", f, keep) for t, f in tables.items()}
         # Reliability and baseline SD are study-wide: recompute them on the merged study.
         tables["pairs"] = _with_change_indicators(cfg, tables)
-        qa = {t: _merge_existing(previous / "qa" / f"{t}.parquet", f, keep)
-              for t, f in qa.items()}
+        qa = {t: _merge_existing(previous / "qa" / f"{t}.parquet", f, keep) for t, f in qa.items()}
     # Tables straight from clean_study were validated site by site; merged ones are re-checked.
     validated = {t: schema.validate(t, f) for t, f in tables.items()} if keep else tables
     qa["cleaning_log"] = schema.validate("cleaning_log", qa["cleaning_log"])
@@ -256,8 +270,9 @@ def _output_files(cfg: StudyConfig, result: CleanResult, previous: Path, keep: s
     for name, frame in qa.items():
         files[f"qa/{name}.parquet"] = frame
         files[f"qa/{name}.csv"] = frame
-    files["manifest.json"] = _manifest(cfg, raw_files, qa["summary"], validated,
-                                       result.key_fingerprint)
+    files["manifest.json"] = _manifest(
+        cfg, raw_files, qa["summary"], validated, result.key_fingerprint
+    )
     return files
 
 
@@ -269,8 +284,10 @@ def previous_manifest(cfg: StudyConfig) -> dict:
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        raise LinkevalError(f"{path}: damaged or unreadable; run linkeval clean for all sites "
-                            "(without --site) to write the processed data again") from None
+        raise LinkevalError(
+            f"{path}: damaged or unreadable; run linkeval clean for all sites "
+            "(without --site) to write the processed data again"
+        ) from None
     return manifest if isinstance(manifest, dict) else {}
 
 
@@ -290,16 +307,23 @@ def check_key(cfg: StudyConfig, fingerprint: str, sites: list[str] | None) -> No
         raise LinkevalError(
             f"{cfg.processed_dir}: its manifest.json records no key fingerprint (cleaned by an "
             "earlier linkeval), so --site cannot check the key; clean all sites once, without "
-            "--site")
+            "--site"
+        )
     if old != fingerprint:
         raise LinkevalError(
             f"{cfg.processed_dir}: cleaned with a different pseudonymisation key (fingerprint "
             f"{old}; this key's is {fingerprint}): --site would give one person two "
-            "person_ids; use the study's key, or clean all sites without --site")
+            "person_ids; use the study's key, or clean all sites without --site"
+        )
 
 
-def _manifest(cfg: StudyConfig, raw_files: pd.DataFrame, summary: pd.DataFrame,
-              tables: dict[str, pd.DataFrame], fingerprint: str) -> str:
+def _manifest(
+    cfg: StudyConfig,
+    raw_files: pd.DataFrame,
+    summary: pd.DataFrame,
+    tables: dict[str, pd.DataFrame],
+    fingerprint: str,
+) -> str:
     """What was cleaned, from which files, by which version, config and key (as JSON)."""
     manifest = {
         "package": "linkeval",

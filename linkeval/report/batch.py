@@ -56,8 +56,11 @@ from linkeval.report.notebook import collect_output_checks
 from linkeval.report.render import PageContext, html_page, render_html
 
 CROSS_SITE = "cross_site"
-PARAMETERS = {"site_descriptive": {"config", "site"}, "site_change": {"config", "site"},
-              CROSS_SITE: {"config"}}
+PARAMETERS = {
+    "site_descriptive": {"config", "site"},
+    "site_change": {"config", "site"},
+    CROSS_SITE: {"config"},
+}
 KERNEL_START_ATTEMPTS = 3
 
 
@@ -66,8 +69,10 @@ def notebooks_dir() -> Path:
     env = os.environ.get("LINKEVAL_NOTEBOOKS")
     folder = Path(env) if env else Path(__file__).resolve().parents[2] / "notebooks"
     if not (folder / "site_descriptive.ipynb").is_file():
-        raise LinkevalError(f"{folder}: report notebooks not found; run from the linkeval "
-                            "project or set LINKEVAL_NOTEBOOKS to its notebooks/ folder")
+        raise LinkevalError(
+            f"{folder}: report notebooks not found; run from the linkeval "
+            "project or set LINKEVAL_NOTEBOOKS to its notebooks/ folder"
+        )
     return folder
 
 
@@ -108,7 +113,8 @@ def check_parameters(folder: Path) -> None:
         if not wanted <= found:
             raise LinkevalError(
                 f"{path}: the cell tagged 'parameters' must define {', '.join(sorted(wanted))} "
-                f"(found: {', '.join(sorted(found)) or 'no parameters cell'})")
+                f"(found: {', '.join(sorted(found)) or 'no parameters cell'})"
+            )
 
 
 class Stopped(LinkevalError):
@@ -117,8 +123,13 @@ class Stopped(LinkevalError):
     exit_code = 143
 
 
-def run_reports(cfg: StudyConfig, sites: list[str] | None = None, jobs: int | None = None,
-                run: str = "latest", progress=print) -> ReportRun:
+def run_reports(
+    cfg: StudyConfig,
+    sites: list[str] | None = None,
+    jobs: int | None = None,
+    run: str = "latest",
+    progress=print,
+) -> ReportRun:
     """Run and render every report; returns what happened to each notebook."""
     source = notebooks_dir()
     check_parameters(source)
@@ -129,14 +140,17 @@ def run_reports(cfg: StudyConfig, sites: list[str] | None = None, jobs: int | No
         raise LinkevalError(f"{cfg.processed_dir}: no processed data; run linkeval clean first")
     check_processed(cfg.processed_dir)
     final = cfg.reports_dir / run
-    with folder_lock(final, f"report ({run})"), \
-            folder_lock(cfg.processed_dir, f"report ({run})", exclusive=False):
+    with (
+        folder_lock(final, f"report ({run})"),
+        folder_lock(cfg.processed_dir, f"report ({run})", exclusive=False),
+    ):
         remove_leftovers(final, keep=(LOGS,))
         return _run(cfg, codes, jobs, final, source, progress)
 
 
-def _run(cfg: StudyConfig, codes: list[str], jobs: int | None, final: Path, source: Path,
-         progress) -> ReportRun:
+def _run(
+    cfg: StudyConfig, codes: list[str], jobs: int | None, final: Path, source: Path, progress
+) -> ReportRun:
     """The run itself, holding the locks."""
     # Longest first (the cross-site models), so no worker idles at the end of the run.
     todo = [Job(CROSS_SITE, None, CROSS_SITE_TITLE)]
@@ -150,18 +164,33 @@ def _run(cfg: StudyConfig, codes: list[str], jobs: int | None, final: Path, sour
         context = multiprocessing.get_context("spawn")
         started = time.perf_counter()
         logs = log_folder(cfg, final)
-        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context,
-                                   initializer=_worker_init, initargs=(cfg.key_env, os.getpid()))
+        pool = ProcessPoolExecutor(
+            max_workers=jobs,
+            mp_context=context,
+            initializer=_worker_init,
+            initargs=(cfg.key_env, os.getpid()),
+        )
         try:
-            futures = {pool.submit(_run_job, source, stage, job, str(cfg.path), logs,
-                                   page_context(cfg, facts, job.page, job.site)): job
-                       for job in todo}
+            futures = {
+                pool.submit(
+                    _run_job,
+                    source,
+                    stage,
+                    job,
+                    str(cfg.path),
+                    logs,
+                    page_context(cfg, facts, job.page, job.site),
+                ): job
+                for job in todo
+            }
             for i, future in enumerate(as_completed(futures), 1):
                 result = future.result()
                 outcome.results.append(result)
                 status = "done" if result.ok else f"FAILED ({result.error})"
-                progress(f"[{i}/{len(todo)}] {result.site or 'all sites'} {result.notebook}: "
-                         f"{status} in {result.seconds:.1f}s")
+                progress(
+                    f"[{i}/{len(todo)}] {result.site or 'all sites'} {result.notebook}: "
+                    f"{status} in {result.seconds:.1f}s"
+                )
         except BaseException:
             _stop_workers(pool)  # before the staging folder is removed: they write into it
             raise
@@ -169,8 +198,9 @@ def _run(cfg: StudyConfig, codes: list[str], jobs: int | None, final: Path, sour
             pool.shutdown(wait=True, cancel_futures=True)
         results = [r for r in previous if r.site not in codes and r.site is not None]
         results += outcome.results
-        (stage / "run.json").write_text(json.dumps(
-            [r.__dict__ for r in results], indent=2), encoding="utf-8")
+        (stage / "run.json").write_text(
+            json.dumps([r.__dict__ for r in results], indent=2), encoding="utf-8"
+        )
         (stage / INDEX).write_text(index_page(cfg, results, facts), encoding="utf-8")
         (stage / METHODS).write_text(methods_page(cfg, facts), encoding="utf-8")
         # The data custodian's sign-off sheet: every released table, figure and sentence.
@@ -226,8 +256,10 @@ def log_folder(cfg: StudyConfig, final: Path) -> Path:
             continue
         if os.access(folder, os.W_OK | os.X_OK):
             return folder
-    raise LinkevalError(f"{state_dir(cfg.processed_dir) / LOGS}: cannot write kernel logs "
-                        f"there or in {state_dir(final) / LOGS}; make one of them writable")
+    raise LinkevalError(
+        f"{state_dir(cfg.processed_dir) / LOGS}: cannot write kernel logs "
+        f"there or in {state_dir(final) / LOGS}; make one of them writable"
+    )
 
 
 def _worker_init(key_env: str = "LINKEVAL_KEY", main_pid: int | None = None) -> None:
@@ -298,8 +330,9 @@ def _quiet(log: Path) -> None:
     os.close(fd)
 
 
-def _run_job(source: Path, stage: Path, job: Job, config: str, logs: Path,
-             context: PageContext | None = None) -> JobResult:
+def _run_job(
+    source: Path, stage: Path, job: Job, config: str, logs: Path, context: PageContext | None = None
+) -> JobResult:
     """Execute one notebook with papermill and render it (runs in a worker process)."""
     _quiet(logs / f"{job.site or 'all'}_{job.notebook}.log")
     import papermill as pm
@@ -315,19 +348,28 @@ def _run_job(source: Path, stage: Path, job: Job, config: str, logs: Path,
 
     def failed(message: str) -> JobResult:
         page.write_text(_failed_page(job, context), encoding="utf-8")
-        return JobResult(job.notebook, job.site, False, time.perf_counter() - started,
-                         error=message[:200])
+        return JobResult(
+            job.notebook, job.site, False, time.perf_counter() - started, error=message[:200]
+        )
 
     for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
         try:
-            pm.execute_notebook(str(source / f"{job.notebook}.ipynb"), str(executed),
-                                parameters=parameters, kernel_name="python3",
-                                progress_bar=False, log_output=False, cwd=str(source),
-                                start_timeout=120)
+            pm.execute_notebook(
+                str(source / f"{job.notebook}.ipynb"),
+                str(executed),
+                parameters=parameters,
+                kernel_name="python3",
+                progress_bar=False,
+                log_output=False,
+                cwd=str(source),
+                start_timeout=120,
+            )
             break
         except PapermillExecutionError as exc:
-            return failed(f"cell {exc.exec_count}: {exc.ename}: "
-                          f"{str(exc.evalue).splitlines()[0] if exc.evalue else ''}")
+            return failed(
+                f"cell {exc.exec_count}: {exc.ename}: "
+                f"{str(exc.evalue).splitlines()[0] if exc.evalue else ''}"
+            )
         except DeadKernelError:
             return failed("the kernel died while running the notebook (out of memory?)")
         except Exception as exc:
@@ -337,8 +379,7 @@ def _run_job(source: Path, stage: Path, job: Job, config: str, logs: Path,
                 return failed(f"kernel did not start: {type(exc).__name__}: {exc}")
             time.sleep(attempt)
     page.write_text(render_html(executed, job.title, context), encoding="utf-8")
-    return JobResult(job.notebook, job.site, True, time.perf_counter() - started,
-                     html=job.page)
+    return JobResult(job.notebook, job.site, True, time.perf_counter() - started, html=job.page)
 
 
 def _cells_started(executed: Path) -> bool:
@@ -349,15 +390,21 @@ def _cells_started(executed: Path) -> bool:
         nb = nbformat.read(executed, as_version=4)
     except Exception:
         return False
-    return any(c.get("metadata", {}).get("papermill", {}).get("status") in ("running", "completed")
-               for c in nb.cells)
+    return any(
+        c.get("metadata", {}).get("papermill", {}).get("status") in ("running", "completed")
+        for c in nb.cells
+    )
 
 
 def _failed_page(job: Job, context: PageContext | None) -> str:
     """What a link to a page that could not be made shows (so no link is broken)."""
-    index = next((href for label, href, _ in (context.nav if context else [])
-                  if label == "Reports index"), "../../index.html")
-    body = ("<p class='le-bad'>This page could not be made in this run.</p>"
-            f"<p>The <a href='{index}'>reports index</a> says what went wrong. The other "
-            "pages are not affected.</p>")
+    index = next(
+        (href for label, href, _ in (context.nav if context else []) if label == "Reports index"),
+        "../../index.html",
+    )
+    body = (
+        "<p class='le-bad'>This page could not be made in this run.</p>"
+        f"<p>The <a href='{index}'>reports index</a> says what went wrong. The other "
+        "pages are not affected.</p>"
+    )
     return html_page(job.title, body, context)

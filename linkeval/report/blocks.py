@@ -21,8 +21,16 @@ from linkeval.report.disclosure import SUPPRESSED
 from linkeval.report.render import fmt, fmt_p
 from linkeval.vocab import plain
 
-CHECK_COLUMNS = ["page", "section", "item", "kind", "rule", "smallest_count", "n_suppressed",
-                 "note"]
+CHECK_COLUMNS = [
+    "page",
+    "section",
+    "item",
+    "kind",
+    "rule",
+    "smallest_count",
+    "n_suppressed",
+    "note",
+]
 _NUMERIC = re.compile(r"[-+<*]?[\d,]*\.?\d*%?|\*|-")
 
 
@@ -61,13 +69,28 @@ class Section:
     blocks: list = field(default_factory=list)
     checks: list[dict] = field(default_factory=list)
 
-    def release(self, item: str, kind: str, safe: pd.DataFrame | None = None,
-                rule: str = "", note: str = "", smallest=None, n_suppressed=None) -> None:
+    def release(
+        self,
+        item: str,
+        kind: str,
+        safe: pd.DataFrame | None = None,
+        rule: str = "",
+        note: str = "",
+        smallest=None,
+        n_suppressed=None,
+    ) -> None:
         attrs = safe.attrs if safe is not None else {}
-        self.checks.append({
-            "section": self.name, "item": item, "kind": kind, "rule": rule,
-            "smallest_count": attrs.get("smallest_count", smallest),
-            "n_suppressed": attrs.get("n_suppressed", n_suppressed or 0), "note": note})
+        self.checks.append(
+            {
+                "section": self.name,
+                "item": item,
+                "kind": kind,
+                "rule": rule,
+                "smallest_count": attrs.get("smallest_count", smallest),
+                "n_suppressed": attrs.get("n_suppressed", n_suppressed or 0),
+                "note": note,
+            }
+        )
 
     def add(self, *blocks) -> None:
         self.blocks.extend(blocks)
@@ -80,30 +103,38 @@ def table_html(table: Table) -> str:
         frame[col] = frame[col].map(plain)
     if table.group:
         frame[table.group] = frame[table.group].where(
-            frame[table.group] != frame[table.group].shift(), "")
-    head = "".join(f"<th scope='col'>{html.escape(label)}</th>"
-                   for label in table.columns.values())
+            frame[table.group] != frame[table.group].shift(), ""
+        )
+    head = "".join(f"<th scope='col'>{html.escape(label)}</th>" for label in table.columns.values())
     kinds = table.frame.attrs.get("kinds", {})
     denominators = table.frame.attrs.get("denominators", {})
     rows, suppressed = [], False
-    for i, record in zip(frame.index, frame[list(table.columns)].itertuples(index=False),
-                         strict=True):
+    for i, record in zip(
+        frame.index, frame[list(table.columns)].itertuples(index=False), strict=True
+    ):
         cells = []
         for raw, value in zip(table.columns, record, strict=True):
-            d = table.decimals.get(raw, 0 if raw == "n" or raw.startswith("n_")
-                                   or raw == "denominator" else 1)
+            d = table.decimals.get(
+                raw, 0 if raw == "n" or raw.startswith("n_") or raw == "denominator" else 1
+            )
             text = fmt_p(value) if raw.startswith("p_value") else fmt(value, d)
             suppressed |= text == SUPPRESSED
             numeric = bool(_NUMERIC.fullmatch(text))
             mark = _audit_marks(kinds.get(raw), denominators.get(raw), i)
-            cells.append(f'<td class="{"num" if numeric else "txt"}"{mark}>'
-                         f'{html.escape(text)}</td>')
+            cells.append(
+                f'<td class="{"num" if numeric else "txt"}"{mark}>{html.escape(text)}</td>'
+            )
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    note = ('<div class="le-note">* hidden to protect confidentiality (small numbers)</div>'
-            if suppressed else "")
+    note = (
+        '<div class="le-note">* hidden to protect confidentiality (small numbers)</div>'
+        if suppressed
+        else ""
+    )
     cap = f"<caption>{html.escape(table.caption)}</caption>" if table.caption else ""
-    return (f'<table class="le-table">{cap}<thead><tr>{head}</tr></thead><tbody>'
-            f'{"".join(rows)}</tbody></table>{note}')
+    return (
+        f'<table class="le-table">{cap}<thead><tr>{head}</tr></thead><tbody>'
+        f"{''.join(rows)}</tbody></table>{note}"
+    )
 
 
 def _audit_marks(kind: str | None, denominators: dict | None, row) -> str:
@@ -123,8 +154,14 @@ def figure_html(figure: Figure) -> str:
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     alt = titles[0] if titles else "Chart"
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight",
-                metadata={"Software": None}, pil_kwargs={"optimize": True})
+    fig.savefig(
+        buffer,
+        format="png",
+        dpi=110,
+        bbox_inches="tight",
+        metadata={"Software": None},
+        pil_kwargs={"optimize": True},
+    )
     plt.close(fig)
     data = base64.b64encode(buffer.getvalue()).decode("ascii")
     img = f'<img class="le-figure" alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'

@@ -112,23 +112,28 @@ def as_numbers(values: pd.Series) -> pd.Series:
 def describe_rule(rule: str = "nhs_digital", min_count: int | None = None) -> str:
     """A plain-English footnote for reports."""
     if rule == "nhs_digital":
-        return ("Small numbers are hidden to protect confidentiality: counts of 1 to 7 are "
-                "shown as *, other counts are rounded to the nearest 5, percentages are "
-                "worked out from the rounded counts, and averages, ranges, tests and other "
-                "results that rest on fewer than 8 people in any group are shown as * "
-                "(NHS Digital rule).")
+        return (
+            "Small numbers are hidden to protect confidentiality: counts of 1 to 7 are "
+            "shown as *, other counts are rounded to the nearest 5, percentages are "
+            "worked out from the rounded counts, and averages, ranges, tests and other "
+            "results that rest on fewer than 8 people in any group are shown as * "
+            "(NHS Digital rule)."
+        )
     if rule == "threshold":
-        return (f"Small numbers are hidden to protect confidentiality: counts below {min_count} "
-                f"and averages, tests and other results resting on fewer than {min_count} "
-                "people in any group are shown as *.")
+        return (
+            f"Small numbers are hidden to protect confidentiality: counts below {min_count} "
+            f"and averages, tests and other results resting on fewer than {min_count} "
+            "people in any group are shown as *."
+        )
     return "No disclosure control applied: for analysts only, not for circulation."
 
 
 def _check(rule: str, min_count) -> None:
     if rule not in RULES:
         raise LinkevalError(f"unknown disclosure rule {rule!r}; use one of {', '.join(RULES)}")
-    if rule == "threshold" and (isinstance(min_count, bool) or not isinstance(min_count, int)
-                                or min_count < 1):
+    if rule == "threshold" and (
+        isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1
+    ):
         raise LinkevalError("disclosure rule threshold needs min_count (a positive whole number)")
 
 
@@ -158,7 +163,9 @@ def suppress_count(n, rule: str = "nhs_digital", min_count: int | None = None):
 
 
 def _minimum(rule: str, min_count: int | None) -> int:
-    return NHS_DIGITAL_MIN if rule == "nhs_digital" else (min_count or 0) if rule == "threshold" else 0
+    return (
+        NHS_DIGITAL_MIN if rule == "nhs_digital" else (min_count or 0) if rule == "threshold" else 0
+    )
 
 
 def suppress(
@@ -226,15 +233,20 @@ def suppress(
     people = [n] if isinstance(n, str) else list(n or [])
     out.attrs["smallest_count"] = _smallest(table, counts + people)
     # What each released column is, so that pages can mark their cells for an auditor.
-    out.attrs["kinds"] = {**{c: "count" for c in counts}, **{c: "pct" for c in percentages or {}},
-                          **{c: "statistic" for c in statistics}}
+    out.attrs["kinds"] = {
+        **{c: "count" for c in counts},
+        **{c: "pct" for c in percentages or {}},
+        **{c: "statistic" for c in statistics},
+    }
     out.attrs["denominators"] = {}
     if rule == "none":
         out.attrs["n_suppressed"] = 0
         return out
     if statistics and not people:
-        raise ValueError("suppress(): give n= (the column or columns with the number of "
-                         "people) to control statistics")
+        raise ValueError(
+            "suppress(): give n= (the column or columns with the number of "
+            "people) to control statistics"
+        )
     keys = group_keys(by)
     hide = {c: pd.Series(False, index=table.index) for c in counts}
     for col in counts:
@@ -251,8 +263,11 @@ def suppress(
     for pct, (count_col, denominator) in (percentages or {}).items():
         num = pd.to_numeric(table[count_col], errors="coerce")
         if denominator is None:
-            den = num.groupby([table[k] for k in keys]).transform("sum") if keys else \
-                pd.Series(num.sum(), index=table.index)
+            den = (
+                num.groupby([table[k] for k in keys]).transform("sum")
+                if keys
+                else pd.Series(num.sum(), index=table.index)
+            )
         else:
             den = pd.to_numeric(table[denominator], errors="coerce")
         num_r = suppress_count(num, rule, min_count).mask(hide.get(count_col, False), SUPPRESSED)
@@ -284,8 +299,14 @@ def suppress(
 
 
 def _smallest(table: pd.DataFrame, columns: list[str]) -> float:
-    values = pd.concat([pd.to_numeric(table[c], errors="coerce") for c in columns
-                        if c in table], ignore_index=True) if columns else pd.Series(dtype=float)
+    values = (
+        pd.concat(
+            [pd.to_numeric(table[c], errors="coerce") for c in columns if c in table],
+            ignore_index=True,
+        )
+        if columns
+        else pd.Series(dtype=float)
+    )
     values = values[values > 0]
     return float(values.min()) if len(values) else np.nan
 

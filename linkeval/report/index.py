@@ -31,8 +31,10 @@ from linkeval.stats.change import paired_change
 from linkeval.stats.describe import engagement_funnel
 from linkeval.stats.pooling import pooled_change
 
-SITE_NOTEBOOKS = {"site_descriptive": "Who is referred, and what happens next",
-                  "site_change": "Change in wellbeing and loneliness"}
+SITE_NOTEBOOKS = {
+    "site_descriptive": "Who is referred, and what happens next",
+    "site_change": "Change in wellbeing and loneliness",
+}
 CROSS_SITE_TITLE = "All sites: what works, for whom, in what circumstances"
 NAV_LABELS = {"site_descriptive": "Who is referred", "site_change": "Change in wellbeing"}
 
@@ -73,18 +75,22 @@ def run_facts(cfg: StudyConfig) -> RunFacts:
     """First and last referral month (in all and per site) and the manifest's dates."""
     manifest_path = cfg.processed_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-    facts = RunFacts(extracted=long_date(str(manifest.get("cleaned_at", ""))[:10]),
-                     data_hash=str(manifest.get("data_sha256", "")))
+    facts = RunFacts(
+        extracted=long_date(str(manifest.get("cleaned_at", ""))[:10]),
+        data_hash=str(manifest.get("data_sha256", "")),
+    )
     try:
-        refs = pd.read_parquet(cfg.processed_dir / "referrals.parquet",
-                               columns=["site", "referral_date"])
+        refs = pd.read_parquet(
+            cfg.processed_dir / "referrals.parquet", columns=["site", "referral_date"]
+        )
     except (OSError, ValueError, KeyError):
         return facts
     dates = pd.to_datetime(refs["referral_date"])
     facts.period = month_range(dates.min(), dates.max()) if len(dates) else "no referrals"
     spans = dates.groupby(refs["site"].astype(str)).agg(["min", "max"])
-    facts.site_periods = {code: month_range(row["min"], row["max"])
-                          for code, row in spans.iterrows()}
+    facts.site_periods = {
+        code: month_range(row["min"], row["max"]) for code, row in spans.iterrows()
+    }
     return facts
 
 
@@ -93,8 +99,9 @@ def site_label(cfg: StudyConfig, code: str) -> str:
     return f"{site.name} ({code})" if site else code
 
 
-def page_context(cfg: StudyConfig, facts: RunFacts, here: str,
-                 site: str | None = None) -> PageContext:
+def page_context(
+    cfg: StudyConfig, facts: RunFacts, here: str, site: str | None = None
+) -> PageContext:
     """The header, footer and navigation facts of the page at ``here`` (run-relative path)."""
     folder = posixpath.dirname(here) or "."
 
@@ -104,20 +111,30 @@ def page_context(cfg: StudyConfig, facts: RunFacts, here: str,
     nav = [("Reports index", rel(INDEX), here == INDEX)]
     if site is not None:
         nav.append((site_label(cfg, site) + ":", "", False))
-        nav += [(NAV_LABELS[nb], rel(site_page(site, nb)), here == site_page(site, nb))
-                for nb in SITE_NOTEBOOKS]
-    nav += [("All sites compared", rel(CROSS_SITE_PAGE), here == CROSS_SITE_PAGE),
-            ("Methods and glossary", rel(METHODS), here == METHODS)]
+        nav += [
+            (NAV_LABELS[nb], rel(site_page(site, nb)), here == site_page(site, nb))
+            for nb in SITE_NOTEBOOKS
+        ]
+    nav += [
+        ("All sites compared", rel(CROSS_SITE_PAGE), here == CROSS_SITE_PAGE),
+        ("Methods and glossary", rel(METHODS), here == METHODS),
+    ]
     return PageContext(
-        study=cfg.study, site=site_label(cfg, site) if site else None,
+        study=cfg.study,
+        site=site_label(cfg, site) if site else None,
         period=facts.site_periods.get(site, "") if site else facts.period,
-        extracted=facts.extracted, config_hash=cfg.sha256, data_hash=facts.data_hash,
-        rule=_rule_text(cfg), demo=cfg.demo, nav=nav, methods_href=rel(METHODS))
+        extracted=facts.extracted,
+        config_hash=cfg.sha256,
+        data_hash=facts.data_hash,
+        rule=_rule_text(cfg),
+        demo=cfg.demo,
+        nav=nav,
+        methods_href=rel(METHODS),
+    )
 
 
 def _rule_text(cfg: StudyConfig) -> str:
-    return describe_rule(cfg.disclosure.get("rule", "nhs_digital"),
-                         cfg.disclosure.get("min_count"))
+    return describe_rule(cfg.disclosure.get("rule", "nhs_digital"), cfg.disclosure.get("min_count"))
 
 
 # -- key figures ------------------------------------------------------------------------------
@@ -141,21 +158,32 @@ def headline_figures(cfg: StudyConfig, change: bool = False) -> pd.DataFrame:
         if len(pooled) and "n" in by_site:
             row = pooled.iloc[0]
             by_site.loc["all", ["mean_change", "ci_low", "ci_high", "n"]] = [
-                row["estimate"], row["ci_low"], row["ci_high"], row["n"]]
+                row["estimate"],
+                row["ci_low"],
+                row["ci_high"],
+                row["n"],
+            ]
         for col in CHANGE:
             wide[col] = by_site[col].reindex(wide.index) if col in by_site else float("nan")
         wide["n_change"] = by_site["n"].reindex(wide.index).fillna(0) if "n" in by_site else 0
         smallest_site = wide.loc[wide.index != "all", "n_change"]
         wide["n_gate"] = wide["n_change"]
-        wide.loc["all", "n_gate"] = smallest_site[smallest_site > 0].min() \
-            if (smallest_site > 0).any() else 0
+        wide.loc["all", "n_gate"] = (
+            smallest_site[smallest_site > 0].min() if (smallest_site > 0).any() else 0
+        )
     wide = wide.rename_axis("site").reset_index()
     wide["site"] = wide["site"].astype(str)
     rule = cfg.disclosure.get("rule", "nhs_digital")
     min_count = cfg.disclosure.get("min_count")
     if change:
-        safe = suppress(wide, counts=[*COUNTS, "n_change"], statistics=CHANGE,
-                        n=["n_change", "n_gate"], rule=rule, min_count=min_count)
+        safe = suppress(
+            wide,
+            counts=[*COUNTS, "n_change"],
+            statistics=CHANGE,
+            n=["n_change", "n_gate"],
+            rule=rule,
+            min_count=min_count,
+        )
     else:
         safe = suppress(wide, counts=COUNTS, rule=rule, min_count=min_count)
     return safe
@@ -262,65 +290,103 @@ def index_page(cfg: StudyConfig, results: list[JobResult], facts: RunFacts | Non
         if not mine:
             continue
         failed = [r for r in mine if not r.ok]
-        status = ("<span class='le-bad'>Failed</span><br>" + "<br>".join(
-            html.escape(f"{SITE_NOTEBOOKS.get(r.notebook, r.notebook)}: {r.error}")
-            for r in failed)) if failed else "<span class='le-ok'>Ready</span>"
+        status = (
+            (
+                "<span class='le-bad'>Failed</span><br>"
+                + "<br>".join(
+                    html.escape(f"{SITE_NOTEBOOKS.get(r.notebook, r.notebook)}: {r.error}")
+                    for r in failed
+                )
+            )
+            if failed
+            else "<span class='le-ok'>Ready</span>"
+        )
         links = " &middot; ".join(
             f"<a href='{html.escape(r.html)}' title='{html.escape(SITE_NOTEBOOKS[r.notebook])}'>"
             f"{html.escape(NAV_LABELS[r.notebook])}</a>"
-            if r.ok else f"{html.escape(NAV_LABELS[r.notebook])} (failed)"
-            for r in sorted(mine, key=lambda r: list(SITE_NOTEBOOKS).index(r.notebook)))
-        cells = "".join(f"<td class='num' data-sort='{_sort_key(v)}'>{html.escape(v)}</td>"
-                        for v in figures(code))
-        rows.append(f"<tr id='site-{html.escape(code)}'>"
-                    f"<td class='txt'>{html.escape(site_label(cfg, code))}</td>"
-                    f"<td class='txt'>{status}</td><td class='txt le-pages'>{links}</td>"
-                    f"{cells}</tr>")
+            if r.ok
+            else f"{html.escape(NAV_LABELS[r.notebook])} (failed)"
+            for r in sorted(mine, key=lambda r: list(SITE_NOTEBOOKS).index(r.notebook))
+        )
+        cells = "".join(
+            f"<td class='num' data-sort='{_sort_key(v)}'>{html.escape(v)}</td>"
+            for v in figures(code)
+        )
+        rows.append(
+            f"<tr id='site-{html.escape(code)}'>"
+            f"<td class='txt'>{html.escape(site_label(cfg, code))}</td>"
+            f"<td class='txt'>{status}</td><td class='txt le-pages'>{links}</td>"
+            f"{cells}</tr>"
+        )
     n_sites = len(rows)
-    failed_sites = [code for code in cfg.sites
-                    if any(not r.ok for r in by_site.get(code, []))]
+    failed_sites = [code for code in cfg.sites if any(not r.ok for r in by_site.get(code, []))]
     change_head = "<th>Wellbeing change (95% CI)</th>" if with_change else ""
     sites_table = f"""<div id="le-filter" class="le-filter le-screen" hidden>
 <label>Find a site: <input type="search" placeholder="name, code or status"
 aria-controls="le-sites"></label><span id="le-count" aria-live="polite"></span></div>
-<div class="le-output"><table class="le-table{' le-long' if len(rows) > LONG_TABLE_ROWS else ''}" id="le-sites"><thead><tr><th>Site</th><th>Status</th>
+<div class="le-output"><table class="le-table{" le-long" if len(rows) > LONG_TABLE_ROWS else ""}" id="le-sites"><thead><tr><th>Site</th><th>Status</th>
 <th class="le-pages">Pages</th><th>Referrals</th><th>People engaged</th><th>Paired follow-ups</th>{change_head}
 </tr></thead><tbody>
 {chr(10).join(rows)}
 </tbody></table></div>"""
-    body = (_summary(cfg, facts, heads, n_sites, cross, with_change, title_score, figures,
-                     _status(cfg, results, failed_sites))
-            + f"<h2 id='sites'>Sites</h2>{sites_table}" + _notes(with_change, title_score))
+    body = (
+        _summary(
+            cfg,
+            facts,
+            heads,
+            n_sites,
+            cross,
+            with_change,
+            title_score,
+            figures,
+            _status(cfg, results, failed_sites),
+        )
+        + f"<h2 id='sites'>Sites</h2>{sites_table}"
+        + _notes(with_change, title_score)
+    )
     context = page_context(cfg, facts, INDEX)
-    return html_page("Link worker evaluation reports", body, context, head_extra=_INDEX_STYLE,
-                     tail=_SCRIPT if n_sites > 1 else "")
+    return html_page(
+        "Link worker evaluation reports",
+        body,
+        context,
+        head_extra=_INDEX_STYLE,
+        tail=_SCRIPT if n_sites > 1 else "",
+    )
 
 
-def _summary(cfg, facts, heads, n_sites, cross, with_change, title_score, figures,
-             status) -> str:
+def _summary(cfg, facts, heads, n_sites, cross, with_change, title_score, figures, status) -> str:
     all_row = figures("all") if "all" in heads.index else ["-"] * (3 + with_change)
-    change_head = (f"<th>Change in {html.escape(_lower(title_score))}, 95% CI</th>"
-                   if with_change else "")
+    change_head = (
+        f"<th>Change in {html.escape(_lower(title_score))}, 95% CI</th>" if with_change else ""
+    )
     cells = "".join(f"<td class='num'>{html.escape(v)}</td>" for v in all_row)
-    table = (f"<table class='le-table'><thead><tr><th></th><th>Referrals</th>"
-             f"<th>People engaged</th><th>Paired follow-ups</th>{change_head}</tr></thead>"
-             f"<tbody><tr><th scope='row'>All {n_sites} sites</th>{cells}</tr></tbody></table>")
+    table = (
+        f"<table class='le-table'><thead><tr><th></th><th>Referrals</th>"
+        f"<th>People engaged</th><th>Paired follow-ups</th>{change_head}</tr></thead>"
+        f"<tbody><tr><th scope='row'>All {n_sites} sites</th>{cells}</tr></tbody></table>"
+    )
     if with_change:
-        sentence = _headline_sentence(all_row[3], title_score,
-                                      _mid(cfg, HEADLINE_SCORE))
+        sentence = _headline_sentence(all_row[3], title_score, _mid(cfg, HEADLINE_SCORE))
     elif cross and not cross[0].ok:
-        sentence = ("<p>The change in mental wellbeing is not shown because the cross-site "
-                    "report failed.</p>")
+        sentence = (
+            "<p>The change in mental wellbeing is not shown because the cross-site "
+            "report failed.</p>"
+        )
     else:
-        sentence = ("<p>The change in mental wellbeing is shown here once the cross-site report "
-                    "has run.</p>")
-    cross_link = (f"<li><a href='{CROSS_SITE_PAGE}'>{html.escape(CROSS_SITE_TITLE)}</a></li>"
-                  if cross and cross[0].ok else
-                  "<li><span class='le-bad'>Cross-site report failed</span>: "
-                  + html.escape(cross[0].error if cross else "not run") + "</li>")
+        sentence = (
+            "<p>The change in mental wellbeing is shown here once the cross-site report "
+            "has run.</p>"
+        )
+    cross_link = (
+        f"<li><a href='{CROSS_SITE_PAGE}'>{html.escape(CROSS_SITE_TITLE)}</a></li>"
+        if cross and cross[0].ok
+        else "<li><span class='le-bad'>Cross-site report failed</span>: "
+        + html.escape(cross[0].error if cross else "not run")
+        + "</li>"
+    )
     return f"""<section class="le-summary" aria-labelledby="summary"><h2 id="summary">Summary</h2>
-<p class="le-big">Referrals to the link worker services at {n_sites} site{'s' if n_sites != 1 else ''}
-from {html.escape(facts.period or '-')}; data extracted {html.escape(facts.extracted)}.</p>
+<p class="le-big">Referrals to the link worker services at {n_sites} site{"s" if n_sites != 1 else ""}
+from {html.escape(facts.period or "-")}; data extracted {html.escape(facts.extracted)}.</p>
 {table}
 {sentence}
 {status}
@@ -346,39 +412,55 @@ def _status(cfg: StudyConfig, results: list[JobResult], failed_sites: list[str])
     made = sum(r.ok for r in results)
     if not failed_sites:
         return f"<p class='le-status'>All {made} report pages were made in this run.</p>"
-    shown = ", ".join(f"<a href='#site-{html.escape(c)}'>{html.escape(site_label(cfg, c))}</a>"
-                      for c in failed_sites[:20])
+    shown = ", ".join(
+        f"<a href='#site-{html.escape(c)}'>{html.escape(site_label(cfg, c))}</a>"
+        for c in failed_sites[:20]
+    )
     more = f" and {len(failed_sites) - 20} more" if len(failed_sites) > 20 else ""
-    return (f"<p class='le-status'><span class='le-bad'>{len(failed_sites)} "
-            f"site{'s' if len(failed_sites) != 1 else ''} with a page that could not be made"
-            f"</span>: {shown}{more}.</p>")
+    return (
+        f"<p class='le-status'><span class='le-bad'>{len(failed_sites)} "
+        f"site{'s' if len(failed_sites) != 1 else ''} with a page that could not be made"
+        f"</span>: {shown}{more}.</p>"
+    )
 
 
 def _headline_sentence(text: str, title_score: str, mid: float | None) -> str:
     if text in (SUPPRESSED, "-"):
-        return ("<p>Too few people have answered the mental wellbeing questionnaire at both "
-                "times to show the change yet.</p>")
+        return (
+            "<p>Too few people have answered the mental wellbeing questionnaire at both "
+            "times to show the change yet.</p>"
+        )
     mean, ci = text.split(" ", 1)
-    important = (f"; a change of {fmt(mid, 0)} points or more is thought important for one "
-                 "person" if mid else "")
-    return (f"<p>Across all sites, {html.escape(_lower(title_score))} changed by "
-            f"<b>{html.escape(mean)}</b> points on average between the first meeting and "
-            f"follow-up (95% confidence interval {html.escape(ci.strip('()'))}, allowing for "
-            f"differences between sites; a higher score is better{important}). This is a before-and-after comparison: some of the change "
-            f"would have happened anyway (see <a href='{METHODS}#design'>what this kind of "
-            "study can and cannot show</a>).</p>")
+    important = (
+        f"; a change of {fmt(mid, 0)} points or more is thought important for one person"
+        if mid
+        else ""
+    )
+    return (
+        f"<p>Across all sites, {html.escape(_lower(title_score))} changed by "
+        f"<b>{html.escape(mean)}</b> points on average between the first meeting and "
+        f"follow-up (95% confidence interval {html.escape(ci.strip('()'))}, allowing for "
+        f"differences between sites; a higher score is better{important}). This is a before-and-after comparison: some of the change "
+        f"would have happened anyway (see <a href='{METHODS}#design'>what this kind of "
+        "study can and cannot show</a>).</p>"
+    )
 
 
 def _notes(with_change: bool, title_score: str) -> str:
-    change = (f" Wellbeing change: the average change in {html.escape(_lower(title_score))} from the "
-              "first meeting to follow-up among people who answered both, with its 95% "
-              "confidence interval; for all sites, the sites' changes pooled by a random-effects "
-              "meta-analysis, whose interval allows for differences between sites."
-              if with_change else "")
-    return ("<p class='le-note'>People engaged: at least one attended contact with a link "
-            "worker. Paired follow-ups: people who answered the questionnaires at the first "
-            f"meeting and again 9-12 months later.{change} * hidden to protect "
-            "confidentiality (small numbers).</p>")
+    change = (
+        f" Wellbeing change: the average change in {html.escape(_lower(title_score))} from the "
+        "first meeting to follow-up among people who answered both, with its 95% "
+        "confidence interval; for all sites, the sites' changes pooled by a random-effects "
+        "meta-analysis, whose interval allows for differences between sites."
+        if with_change
+        else ""
+    )
+    return (
+        "<p class='le-note'>People engaged: at least one attended contact with a link "
+        "worker. Paired follow-ups: people who answered the questionnaires at the first "
+        f"meeting and again 9-12 months later.{change} * hidden to protect "
+        "confidentiality (small numbers).</p>"
+    )
 
 
 # -- the methods note ---------------------------------------------------------------------------

@@ -93,16 +93,24 @@ class Report:
     def header(self, title: str) -> None:
         """The page banner: study, page, site, period, extract date, run metadata, rule."""
         self.page = f"{title} ({self.site_code or 'all sites'})"
-        demo = ('<div class="le-demo">DEMO - SYNTHETIC DATA: every person in this report is '
-                'made up</div>') if self.cfg.demo else ""
+        demo = (
+            (
+                '<div class="le-demo">DEMO - SYNTHETIC DATA: every person in this report is '
+                "made up</div>"
+            )
+            if self.cfg.demo
+            else ""
+        )
         extracted = str(self.manifest.get("cleaned_at", ""))[:10]
-        meta = [("Site", self.site_name + (f" ({self.site_code})" if self.site_code else "")),
-                ("Period covered", self.period),
-                ("Data extracted", _long_date(extracted)),
-                ("Report date", _long_date(date.today().isoformat())),
-                ("linkeval version", __version__),
-                ("Config", self.cfg.sha256[:12]),
-                ("Data", str(self.manifest.get("data_sha256", ""))[:12])]
+        meta = [
+            ("Site", self.site_name + (f" ({self.site_code})" if self.site_code else "")),
+            ("Period covered", self.period),
+            ("Data extracted", _long_date(extracted)),
+            ("Report date", _long_date(date.today().isoformat())),
+            ("linkeval version", __version__),
+            ("Config", self.cfg.sha256[:12]),
+            ("Data", str(self.manifest.get("data_sha256", ""))[:12]),
+        ]
         cells = "".join(f"<span><b>{escape(k)}:</b> {escape(v)}</span>" for k, v in meta)
         _display_html(f"""{STYLE}{demo}<div class="le-header"><div class="le-study">
 {escape(self.cfg.study)}</div><h1>{escape(title)}</h1>
@@ -173,8 +181,7 @@ class Report:
         """The score the cross-site models use: the first of the headline scores the data
         has (SWEMWBS, then UCLA-3), else the first score present."""
         present = self.scores()
-        return next((n for n in (*sections.HEADLINE_SCORES, *present) if n in present),
-                    "swemwbs")
+        return next((n for n in (*sections.HEADLINE_SCORES, *present) if n in present), "swemwbs")
 
     def changes_by_site(self) -> None:
         """One forest plot per score the study has: the sections follow the data."""
@@ -191,14 +198,23 @@ class Report:
 
     def moderators(self, name: str | None = None) -> None:
         name = name or self.headline_score
-        self.show(sections.moderators(self.tables, self.rule, name,
-                                             lonely_threshold=self.lonely_threshold))
+        self.show(
+            sections.moderators(
+                self.tables, self.rule, name, lonely_threshold=self.lonely_threshold
+            )
+        )
 
     def programme_theory(self) -> None:
         context = {code: dict(site.context) for code, site in self.cfg.sites.items()}
-        self.show(sections.programme_theory(
-            self.tables, self.rule, self.cfg.programme_theory, context,
-            lonely_threshold=self.lonely_threshold))
+        self.show(
+            sections.programme_theory(
+                self.tables,
+                self.rule,
+                self.cfg.programme_theory,
+                context,
+                lonely_threshold=self.lonely_threshold,
+            )
+        )
 
     def sensitivity(self, name: str | None = None) -> None:
         name = name or self.headline_score
@@ -238,5 +254,11 @@ def _display_markdown(text: str) -> None:
 
 
 def _display_checks(rows: list[dict]) -> None:
-    display({CHECKS_MIME: json.loads(pd.DataFrame(rows, columns=CHECK_COLUMNS)
-                                     .to_json(orient="records"))}, raw=True)
+    display(
+        {
+            CHECKS_MIME: json.loads(
+                pd.DataFrame(rows, columns=CHECK_COLUMNS).to_json(orient="records")
+            )
+        },
+        raw=True,
+    )

@@ -21,8 +21,13 @@ PALETTE = sns.color_palette("colorblind")
 WIDTH = 7.5  # inches: fits an A4 page or a laptop screen
 
 
-RC = {"figure.dpi": 110, "savefig.dpi": 110, "axes.titleweight": "bold",
-      "axes.spines.top": False, "axes.spines.right": False}
+RC = {
+    "figure.dpi": 110,
+    "savefig.dpi": 110,
+    "axes.titleweight": "bold",
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
 
 
 def themed(plot):
@@ -31,8 +36,12 @@ def themed(plot):
 
     @functools.wraps(plot)
     def draw(*args, **kwargs):
-        with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.95), \
-                sns.color_palette("colorblind"), plt.rc_context(RC):
+        with (
+            sns.axes_style("whitegrid"),
+            sns.plotting_context("notebook", font_scale=0.95),
+            sns.color_palette("colorblind"),
+            plt.rc_context(RC),
+        ):
             return plot(*args, **kwargs)
 
     return draw
@@ -41,8 +50,15 @@ def themed(plot):
 def _note_suppressed(fig, labels: list[str]) -> None:
     if labels:
         shown = ", ".join(map(str, labels[:8])) + (" ..." if len(labels) > 8 else "")
-        fig.text(0.01, 0.005, f"Not shown (small numbers, *): {shown}", fontsize=8,
-                 color="0.35", ha="left", va="bottom")
+        fig.text(
+            0.01,
+            0.005,
+            f"Not shown (small numbers, *): {shown}",
+            fontsize=8,
+            color="0.35",
+            ha="left",
+            va="bottom",
+        )
 
 
 def _label(code) -> str:
@@ -62,8 +78,12 @@ def _mathtext_safe(text) -> str:
 
 
 @themed
-def referral_trend(per_period: pd.DataFrame, title: str = "Referrals per month",
-                   period_label: str = "Month", ax=None) -> plt.Figure:
+def referral_trend(
+    per_period: pd.DataFrame,
+    title: str = "Referrals per month",
+    period_label: str = "Month",
+    ax=None,
+) -> plt.Figure:
     """Referrals per period (bars), hidden periods marked "*", the rolling mean (line) and,
     where given, XmR control limits (``mean``, ``lower``, ``upper`` columns).
 
@@ -73,20 +93,30 @@ def referral_trend(per_period: pd.DataFrame, title: str = "Referrals per month",
     periods = pd.to_datetime(per_period["period"])
     counts = as_numbers(per_period["referrals"])
     width = 20 if period_label == "Month" else 70
-    ax.bar(periods, counts.fillna(0), width=width, color=PALETTE[0], alpha=0.6,
-           label="Referrals")
+    ax.bar(periods, counts.fillna(0), width=width, color=PALETTE[0], alpha=0.6, label="Referrals")
     hidden = periods[counts.isna().to_numpy()]
     top = float(np.nanmax(counts.to_numpy())) if counts.notna().any() else 1.0
     for when in hidden:
         ax.text(when, top * 0.02, "*", ha="center", va="bottom", fontsize=11, color="0.3")
     if "rolling_mean" in per_period:
-        ax.plot(periods, as_numbers(per_period["rolling_mean"]), color=PALETTE[3], lw=2,
-                label="3-period average (gaps where a period is hidden)")
+        ax.plot(
+            periods,
+            as_numbers(per_period["rolling_mean"]),
+            color=PALETTE[3],
+            lw=2,
+            label="3-period average (gaps where a period is hidden)",
+        )
     if "mean" in per_period and as_numbers(per_period["mean"]).notna().any():
         ax.plot(periods, as_numbers(per_period["mean"]), color="0.25", lw=1, label="Average")
         for col in ("lower", "upper"):
-            ax.plot(periods, as_numbers(per_period[col]), color="0.25", lw=1, ls="--",
-                    label="Control limits" if col == "upper" else None)
+            ax.plot(
+                periods,
+                as_numbers(per_period[col]),
+                color="0.25",
+                lw=1,
+                ls="--",
+                label="Control limits" if col == "upper" else None,
+            )
     if len(periods):
         pad = pd.Timedelta(days=20 if period_label == "Month" else 50)
         ax.set_xlim(periods.min() - pad, periods.max() + pad)
@@ -94,15 +124,23 @@ def referral_trend(per_period: pd.DataFrame, title: str = "Referrals per month",
     ax.set_ylim(bottom=0)
     ax.legend(frameon=False, loc="upper left", fontsize=8)
     if len(hidden):
-        fig.text(0.01, 0.005, "* hidden: small numbers", fontsize=8, color="0.35",
-                 ha="left", va="bottom")
+        fig.text(
+            0.01, 0.005, "* hidden: small numbers", fontsize=8, color="0.35", ha="left", va="bottom"
+        )
     fig.tight_layout()
     return fig
 
 
 @themed
-def bar_chart(table: pd.DataFrame, category: str, value: str = "pct", title: str = "",
-              xlabel: str = "% of referrals", top: int | None = None, ax=None) -> plt.Figure:
+def bar_chart(
+    table: pd.DataFrame,
+    category: str,
+    value: str = "pct",
+    title: str = "",
+    xlabel: str = "% of referrals",
+    top: int | None = None,
+    ax=None,
+) -> plt.Figure:
     """Horizontal bars of one value per category (sources, reasons, assets, modes)."""
     data = table.assign(_v=as_numbers(table[value]))
     suppressed = data.loc[data["_v"].isna() & (table[value].astype(str) == "*"), category]
@@ -121,15 +159,13 @@ def bar_chart(table: pd.DataFrame, category: str, value: str = "pct", title: str
 
 
 @themed
-def funnel(table: pd.DataFrame, title: str = "From referral to follow-up", ax=None
-           ) -> plt.Figure:
+def funnel(table: pd.DataFrame, title: str = "From referral to follow-up", ax=None) -> plt.Figure:
     """The engagement funnel: people reaching each stage."""
     data = table.assign(_n=as_numbers(table["n"]))
     fig, ax = _axes(ax, (WIDTH, 3.2))
     labels = [_label(s) for s in data["stage"]][::-1]
     ax.barh(labels, data["_n"][::-1], color=PALETTE[2])
-    for y, (n, pct) in enumerate(zip(data["_n"][::-1], data["pct_of_referred"][::-1],
-                                     strict=True)):
+    for y, (n, pct) in enumerate(zip(data["_n"][::-1], data["pct_of_referred"][::-1], strict=True)):
         if pd.notna(n):
             pct_text = f" ({float(pct):.0f}%)" if str(pct) != "*" and pd.notna(pct) else ""
             ax.text(n, y, f" {n:,.0f}{pct_text}", va="center", fontsize=8)
@@ -140,37 +176,65 @@ def funnel(table: pd.DataFrame, title: str = "From referral to follow-up", ax=No
 
 
 @themed
-def forest_plot(table: pd.DataFrame, label: str, estimate: str = "estimate",
-                ci_low: str = "ci_low", ci_high: str = "ci_high",
-                title: str = "Estimates with 95% confidence intervals",
-                xlabel: str = "Difference (95% CI)", reference: float = 0.0,
-                pooled: dict | None = None, ax=None) -> plt.Figure:
+def forest_plot(
+    table: pd.DataFrame,
+    label: str,
+    estimate: str = "estimate",
+    ci_low: str = "ci_low",
+    ci_high: str = "ci_high",
+    title: str = "Estimates with 95% confidence intervals",
+    xlabel: str = "Difference (95% CI)",
+    reference: float = 0.0,
+    pooled: dict | None = None,
+    ax=None,
+) -> plt.Figure:
     """Point estimates with confidence intervals, one row per label (sites, moderators).
 
     ``pooled`` (keys ``label``, ``estimate``, ``ci_low``, ``ci_high`` and optionally
     ``pi_low``, ``pi_high``) adds a pooled diamond at the bottom, with its prediction interval
     as a thin line.
     """
-    data = table.assign(_e=as_numbers(table[estimate]), _lo=as_numbers(table[ci_low]),
-                        _hi=as_numbers(table[ci_high]))
+    data = table.assign(
+        _e=as_numbers(table[estimate]),
+        _lo=as_numbers(table[ci_low]),
+        _hi=as_numbers(table[ci_high]),
+    )
     suppressed = data.loc[data["_e"].isna(), label].astype(str).tolist()
     data = data.dropna(subset=["_e", "_lo", "_hi"]).reset_index(drop=True)
     rows = len(data) + (1 if pooled else 0)
     fig, ax = _axes(ax, (WIDTH, 0.42 * max(rows, 2) + 1.3))
     y = np.arange(len(data))[::-1] + (1 if pooled else 0)
-    ax.errorbar(data["_e"], y, xerr=[data["_e"] - data["_lo"], data["_hi"] - data["_e"]],
-                fmt="o", color=PALETTE[0], ecolor=PALETTE[0], capsize=3)
+    ax.errorbar(
+        data["_e"],
+        y,
+        xerr=[data["_e"] - data["_lo"], data["_hi"] - data["_e"]],
+        fmt="o",
+        color=PALETTE[0],
+        ecolor=PALETTE[0],
+        capsize=3,
+    )
     labels = [_mathtext_safe(v) for v in data[label]]
     ticks = list(y)
     if pooled:
         est, low, high = (float(pooled[k]) for k in ("estimate", "ci_low", "ci_high"))
         if pooled.get("pi_low") is not None and np.isfinite(float(pooled["pi_low"])):
-            ax.plot([float(pooled["pi_low"]), float(pooled["pi_high"])], [0, 0],
-                    color="0.35", lw=1.2, label="Prediction interval for a new site")
-        ax.fill([low, est, high, est], [0, 0.25, 0, -0.25], color=PALETTE[3],
-                label="Pooled change (95% CI)", zorder=3)
-        ax.legend(frameon=False, fontsize=8, loc="upper center", ncol=2,
-                  bbox_to_anchor=(0.5, -0.22))
+            ax.plot(
+                [float(pooled["pi_low"]), float(pooled["pi_high"])],
+                [0, 0],
+                color="0.35",
+                lw=1.2,
+                label="Prediction interval for a new site",
+            )
+        ax.fill(
+            [low, est, high, est],
+            [0, 0.25, 0, -0.25],
+            color=PALETTE[3],
+            label="Pooled change (95% CI)",
+            zorder=3,
+        )
+        ax.legend(
+            frameon=False, fontsize=8, loc="upper center", ncol=2, bbox_to_anchor=(0.5, -0.22)
+        )
         labels.append(_mathtext_safe(pooled["label"]))
         ticks.append(0)
     ax.axvline(reference, color="0.4", lw=1, ls="--")
@@ -182,19 +246,28 @@ def forest_plot(table: pd.DataFrame, label: str, estimate: str = "estimate",
 
 
 @themed
-def change_plot(change_table: pd.DataFrame, title: str = "Average change from baseline"
-                ) -> plt.Figure:
+def change_plot(
+    change_table: pd.DataFrame, title: str = "Average change from baseline"
+) -> plt.Figure:
     """Mean change and 95% CI per score, each on its own scale (one small panel each)."""
-    data = change_table.assign(_m=as_numbers(change_table["mean_change"]),
-                               _lo=as_numbers(change_table["ci_low"]),
-                               _hi=as_numbers(change_table["ci_high"]))
+    data = change_table.assign(
+        _m=as_numbers(change_table["mean_change"]),
+        _lo=as_numbers(change_table["ci_low"]),
+        _hi=as_numbers(change_table["ci_high"]),
+    )
     suppressed = data.loc[data["_m"].isna(), "instrument"].tolist()
     data = data.dropna(subset=["_m", "_lo", "_hi"]).reset_index(drop=True)
     n = max(len(data), 1)
     fig, axes = plt.subplots(n, 1, figsize=(WIDTH, 0.75 * n + 1.0), squeeze=False)
     for ax, (_, row) in zip(axes[:, 0], data.iterrows(), strict=False):
-        ax.errorbar([row["_m"]], [0], xerr=[[row["_m"] - row["_lo"]], [row["_hi"] - row["_m"]]],
-                    fmt="o", color=PALETTE[0], capsize=4)
+        ax.errorbar(
+            [row["_m"]],
+            [0],
+            xerr=[[row["_m"] - row["_lo"]], [row["_hi"] - row["_m"]]],
+            fmt="o",
+            color=PALETTE[0],
+            capsize=4,
+        )
         ax.axvline(0, color="0.4", lw=1, ls="--")
         span = max(abs(row["_lo"]), abs(row["_hi"]), 1e-9) * 1.3
         ax.set_xlim(-span, span)
@@ -207,8 +280,9 @@ def change_plot(change_table: pd.DataFrame, title: str = "Average change from ba
 
 
 @themed
-def band_heatmap(table: pd.DataFrame, title: str = "Movement between bands",
-                 footnote: str = "", ax=None) -> plt.Figure:
+def band_heatmap(
+    table: pd.DataFrame, title: str = "Movement between bands", footnote: str = "", ax=None
+) -> plt.Figure:
     """Baseline band (rows) by follow-up band (columns): released counts, "*" where hidden
     (grey), with a colour legend and the disclosure rule's footnote."""
     wide = table.pivot(index="baseline_band", columns="followup_band", values="n")
@@ -218,9 +292,17 @@ def band_heatmap(table: pd.DataFrame, title: str = "Movement between bands",
     annot = wide.astype(str).replace({"nan": ""})
     fig, ax = _axes(ax, (WIDTH * 0.75, 0.5 * len(order) + 2.2))
     ax.set_facecolor("0.85")  # hidden cells (no number) show the grey background
-    sns.heatmap(numbers, annot=annot, fmt="", cmap="Blues", cbar=True, ax=ax,
-                linewidths=0.5, linecolor="white",
-                cbar_kws={"label": "People (rounded)", "shrink": 0.8})
+    sns.heatmap(
+        numbers,
+        annot=annot,
+        fmt="",
+        cmap="Blues",
+        cbar=True,
+        ax=ax,
+        linewidths=0.5,
+        linecolor="white",
+        cbar_kws={"label": "People (rounded)", "shrink": 0.8},
+    )
     # seaborn leaves cells without a number blank: mark the hidden ones.
     for (i, j), text in np.ndenumerate(annot.to_numpy()):
         if text == "*":

@@ -183,13 +183,21 @@ class PageContext:
     methods_href: str = ""
 
 
-DEMO_BANNER = ('<div class="le-demo">DEMO - SYNTHETIC DATA: every person in these reports is '
-               'made up</div>')
+DEMO_BANNER = (
+    '<div class="le-demo">DEMO - SYNTHETIC DATA: every person in these reports is made up</div>'
+)
 
 
-def html_page(title: str, body: str, context: PageContext | None = None, *,
-              header: bool = True, toc: bool = False, head_extra: str = "",
-              tail: str = "") -> str:
+def html_page(
+    title: str,
+    body: str,
+    context: PageContext | None = None,
+    *,
+    header: bool = True,
+    toc: bool = False,
+    head_extra: str = "",
+    tail: str = "",
+) -> str:
     """One self-contained page: nav, DEMO banner, header, ``body``, footer with metadata.
 
     ``header=False`` when the body already starts with its own ``le-header`` block (a report
@@ -292,10 +300,10 @@ def mark_long_tables(text: str) -> str:
         table = match.group(0)
         if table.lower().count("<tr") <= LONG_TABLE_ROWS:
             return table
-        opening = table[:table.index(">")]
+        opening = table[: table.index(">")]
         if 'class="' in opening:
             return table.replace('class="', 'class="le-long ', 1)
-        return "<table class=\"le-long\"" + table[len("<table"):]
+        return '<table class="le-long"' + table[len("<table") :]
 
     return _TABLE.sub(mark, text)
 
@@ -312,8 +320,10 @@ def _nav(ctx: PageContext) -> str:
         if not href:
             items.append(f'<li class="le-site">{html.escape(label)}</li>')
         elif current:
-            items.append(f'<li><a href="{html.escape(href)}" aria-current="page">'
-                         f'{html.escape(label)}</a></li>')
+            items.append(
+                f'<li><a href="{html.escape(href)}" aria-current="page">'
+                f"{html.escape(label)}</a></li>"
+            )
         else:
             items.append(f'<li><a href="{html.escape(href)}">{html.escape(label)}</a></li>')
     return f'<nav class="le-nav" aria-label="Reports"><ul>{"".join(items)}</ul></nav>\n'
@@ -321,8 +331,11 @@ def _nav(ctx: PageContext) -> str:
 
 def _meta(ctx: PageContext, site: bool = True) -> list[tuple[str, str]]:
     rows = [("Site", ctx.site)] if site and ctx.site else []
-    rows += [("Period covered", ctx.period), ("Data extracted", ctx.extracted),
-             ("Report date", ctx.report_date)]
+    rows += [
+        ("Period covered", ctx.period),
+        ("Data extracted", ctx.extracted),
+        ("Report date", ctx.report_date),
+    ]
     return [(k, v) for k, v in rows if v]
 
 
@@ -333,33 +346,54 @@ def _spans(rows: list[tuple[str, str]]) -> str:
 def _header(title: str, ctx: PageContext) -> str:
     study = f'<div class="le-study">{html.escape(ctx.study)}</div>' if ctx.study else ""
     rule = f'<div class="le-rule">{html.escape(ctx.rule)}</div>' if ctx.rule else ""
-    return (f'<header class="le-header">{study}<h1>{html.escape(title)}</h1>'
-            f'<div class="le-meta">{_spans(_meta(ctx))}</div>{rule}</header>\n')
+    return (
+        f'<header class="le-header">{study}<h1>{html.escape(title)}</h1>'
+        f'<div class="le-meta">{_spans(_meta(ctx))}</div>{rule}</header>\n'
+    )
 
 
 def _footer(title: str, ctx: PageContext) -> str:
-    run = [("linkeval version", ctx.version), ("Config", ctx.config_hash[:12]),
-           ("Data", ctx.data_hash[:12])]
+    run = [
+        ("linkeval version", ctx.version),
+        ("Config", ctx.config_hash[:12]),
+        ("Data", ctx.data_hash[:12]),
+    ]
     page = " - ".join(x for x in (ctx.study, title, ctx.site) if x)
-    methods = (f' <a href="{html.escape(ctx.methods_href)}">What the terms mean: methods and '
-               'glossary</a>.' if ctx.methods_href else "")
-    rule = (f'<p class="le-footer-rule">{html.escape(ctx.rule)}{methods}</p>'
-            if ctx.rule or methods else "")
-    return (f'<footer class="le-footer"><p>{html.escape(page)}</p>'
-            f'<p>{_spans(_meta(ctx, site=False))}</p>'
-            f'<p>{_spans([(k, v) for k, v in run if v])}</p>{rule}</footer>')
+    methods = (
+        f' <a href="{html.escape(ctx.methods_href)}">What the terms mean: methods and glossary</a>.'
+        if ctx.methods_href
+        else ""
+    )
+    rule = (
+        f'<p class="le-footer-rule">{html.escape(ctx.rule)}{methods}</p>'
+        if ctx.rule or methods
+        else ""
+    )
+    return (
+        f'<footer class="le-footer"><p>{html.escape(page)}</p>'
+        f"<p>{_spans(_meta(ctx, site=False))}</p>"
+        f"<p>{_spans([(k, v) for k, v in run if v])}</p>{rule}</footer>"
+    )
 
 
 def _page_rule(title: str, ctx: PageContext) -> str:
     """A4 pages with the page title and page numbers in the margins (DEMO at the top)."""
     left = " - ".join(x for x in (title, ctx.site) if x)
-    demo = ('@top-center{content:"DEMO - SYNTHETIC DATA";color:#b00020;font:700 8pt '
-            'system-ui,sans-serif}') if ctx.demo else ""
-    return ("@page{size:A4;margin:15mm 14mm 16mm 14mm;"
-            f'@bottom-left{{content:"{_css_string(left)}";font:8pt system-ui,sans-serif;'
-            'color:#57606a}'
-            '@bottom-right{content:"Page " counter(page) " of " counter(pages);'
-            f'font:8pt system-ui,sans-serif;color:#57606a}}{demo}}}')
+    demo = (
+        (
+            '@top-center{content:"DEMO - SYNTHETIC DATA";color:#b00020;font:700 8pt '
+            "system-ui,sans-serif}"
+        )
+        if ctx.demo
+        else ""
+    )
+    return (
+        "@page{size:A4;margin:15mm 14mm 16mm 14mm;"
+        f'@bottom-left{{content:"{_css_string(left)}";font:8pt system-ui,sans-serif;'
+        "color:#57606a}"
+        '@bottom-right{content:"Page " counter(page) " of " counter(pages);'
+        f"font:8pt system-ui,sans-serif;color:#57606a}}{demo}}}"
+    )
 
 
 def _css_string(text: str) -> str:
@@ -408,6 +442,5 @@ def _toc(body: str) -> str:
     entries = re.findall(r'<h2 id="([^"]+)">(.*?)</h2>', body, re.S)
     if len(entries) < 3:
         return ""
-    items = "".join(f'<li><a href="#{i}">{re.sub(r"<[^>]+>", "", t)}</a></li>'
-                    for i, t in entries)
+    items = "".join(f'<li><a href="#{i}">{re.sub(r"<[^>]+>", "", t)}</a></li>' for i, t in entries)
     return f'<nav class="le-toc" aria-label="On this page">On this page: <ul>{items}</ul></nav>\n'

@@ -32,19 +32,25 @@ from linkeval.vocab import AGE_BANDS, plain
 HEADLINE_SCORES = ("swemwbs", "ucla3")
 MONTHS_HIDDEN_FOR_QUARTERS = 0.5  # more than half the months hidden: show quarters
 XMR_MIN_PERIODS = 12
-VARIABLE_LABELS = {"age_band": "Age band", "sex": "Sex", "ethnicity": "Ethnic group",
-                   "imd_quintile": "Deprivation (IMD quintile, 1 = most deprived)",
-                   "rural_urban": "Rural or urban area (2021 classification)"}
+VARIABLE_LABELS = {
+    "age_band": "Age band",
+    "sex": "Sex",
+    "ethnicity": "Ethnic group",
+    "imd_quintile": "Deprivation (IMD quintile, 1 = most deprived)",
+    "rural_urban": "Rural or urban area (2021 classification)",
+}
 
 
-def _release(section: Section, rule: Rule, item: str, kind: str, safe: pd.DataFrame,
-             note: str = "") -> pd.DataFrame:
+def _release(
+    section: Section, rule: Rule, item: str, kind: str, safe: pd.DataFrame, note: str = ""
+) -> pd.DataFrame:
     section.release(item, kind, safe, rule=rule.name, note=note)
     return safe
 
 
-def _say(section: Section, rule: Rule, text: str, note: str = "numbers from the tables above"
-         ) -> None:
+def _say(
+    section: Section, rule: Rule, text: str, note: str = "numbers from the tables above"
+) -> None:
     section.add(Text(text))
     section.release(text[:80], "sentence", rule=rule.name, note=note)
 
@@ -63,16 +69,30 @@ def headline(t: dict, rule: Rule) -> Section:
     """Referrals, people and the stages they reached."""
     s = Section("headline")
     funnel = describe.engagement_funnel(t["referrals"], t["pairs"])
-    rows = [("Referrals", len(t["referrals"])),
-            ("People referred", t["referrals"]["person_id"].nunique())]
-    rows += [(stage.capitalize(), int(n)) for stage, n in zip(funnel["stage"], funnel["n"],
-                                                              strict=True) if stage != "referred"]
-    safe = _release(s, rule, "key numbers", "table",
-                    rule.suppress(pd.DataFrame(rows, columns=["measure", "n"]), counts=["n"]))
+    rows = [
+        ("Referrals", len(t["referrals"])),
+        ("People referred", t["referrals"]["person_id"].nunique()),
+    ]
+    rows += [
+        (stage.capitalize(), int(n))
+        for stage, n in zip(funnel["stage"], funnel["n"], strict=True)
+        if stage != "referred"
+    ]
+    safe = _release(
+        s,
+        rule,
+        "key numbers",
+        "table",
+        rule.suppress(pd.DataFrame(rows, columns=["measure", "n"]), counts=["n"]),
+    )
     s.add(Table(safe, {"measure": "Measure", "n": "Number"}))
     n = safe.set_index("measure")["n"]
-    _say(s, rule, f"This report covers **{fmt(n['Referrals'], 0)}** referrals of "
-         f"**{fmt(n['People referred'], 0)}** people to the link worker service.")
+    _say(
+        s,
+        rule,
+        f"This report covers **{fmt(n['Referrals'], 0)}** referrals of "
+        f"**{fmt(n['People referred'], 0)}** people to the link worker service.",
+    )
     return s
 
 
@@ -86,8 +106,11 @@ def per_period(referrals: pd.DataFrame, rule: Rule) -> tuple[pd.DataFrame, str]:
     months = describe.referrals_per_month(referrals)
     label = "Month"
     counts = months["referrals"]
-    if len(months) and rule.suppress(months, counts=["referrals"])["referrals"].eq(
-            SUPPRESSED).mean() > MONTHS_HIDDEN_FOR_QUARTERS:
+    if (
+        len(months)
+        and rule.suppress(months, counts=["referrals"])["referrals"].eq(SUPPRESSED).mean()
+        > MONTHS_HIDDEN_FOR_QUARTERS
+    ):
         quarter = pd.to_datetime(months["month"]).dt.to_period("Q").dt.to_timestamp()
         months = months.groupby(quarter)["referrals"].sum().rename_axis("month").reset_index()
         label, counts = "Quarter", months["referrals"]
@@ -108,8 +131,14 @@ def per_period(referrals: pd.DataFrame, rule: Rule) -> tuple[pd.DataFrame, str]:
 def referrals_over_time(t: dict, rule: Rule) -> Section:
     s = Section("referrals over time")
     safe, label = per_period(t["referrals"], rule)
-    _release(s, rule, f"referrals per {label.lower()}", "figure and table", safe,
-             note="averages and control limits from released counts only")
+    _release(
+        s,
+        rule,
+        f"referrals per {label.lower()}",
+        "figure and table",
+        safe,
+        note="averages and control limits from released counts only",
+    )
     title = f"Referrals per {label.lower()}"
     s.add(Figure(plots.referral_trend(safe, title=title, period_label=label)))
     shown = safe.assign(period=[_period_text(p, label) for p in safe["period"]])
@@ -119,14 +148,24 @@ def referrals_over_time(t: dict, rule: Rule) -> Section:
     s.add(Table(shown, columns, decimals={"rolling_mean": 1, "lower": 1, "upper": 1}))
     if len(safe):
         last = as_numbers(safe["referrals"].tail(3))
-        recent = (f"; in the last three {label.lower()}s there were about "
-                  f"{fmt(last.mean(), 0)} a {label.lower()}" if last.notna().all()
-                  and len(last) == 3 else "")
-        limits = (" The dashed lines are control limits: a period outside them, or a long run "
-                  "on one side of the average, suggests a real change rather than chance."
-                  if "mean" in safe else "")
-        _say(s, rule, f"Referrals ran from {_period_text(safe['period'].iloc[0], label)} to "
-             f"{_period_text(safe['period'].iloc[-1], label)}{recent}.{limits}")
+        recent = (
+            f"; in the last three {label.lower()}s there were about "
+            f"{fmt(last.mean(), 0)} a {label.lower()}"
+            if last.notna().all() and len(last) == 3
+            else ""
+        )
+        limits = (
+            " The dashed lines are control limits: a period outside them, or a long run "
+            "on one side of the average, suggests a real change rather than chance."
+            if "mean" in safe
+            else ""
+        )
+        _say(
+            s,
+            rule,
+            f"Referrals ran from {_period_text(safe['period'].iloc[0], label)} to "
+            f"{_period_text(safe['period'].iloc[-1], label)}{recent}.{limits}",
+        )
     return s
 
 
@@ -135,23 +174,42 @@ def _period_text(period, label: str) -> str:
     return f"{period:%B %Y}" if label == "Month" else f"{period.year} Q{period.quarter}"
 
 
-def _categories(s: Section, rule: Rule, table: pd.DataFrame, category: str, caption: str,
-                heading: str, xlabel: str = "% of referrals", single_response: bool = True,
-                top: int | None = None) -> pd.DataFrame:
+def _categories(
+    s: Section,
+    rule: Rule,
+    table: pd.DataFrame,
+    category: str,
+    caption: str,
+    heading: str,
+    xlabel: str = "% of referrals",
+    single_response: bool = True,
+    top: int | None = None,
+) -> pd.DataFrame:
     """Counts and percentages of one categorical variable, as a chart and its table."""
-    safe = rule.suppress(table, counts=["n", "denominator"],
-                         percentages={"pct": ("n", "denominator")}, totals=single_response)
+    safe = rule.suppress(
+        table,
+        counts=["n", "denominator"],
+        percentages={"pct": ("n", "denominator")},
+        totals=single_response,
+    )
     _release(s, rule, caption, "figure and table", safe)
-    s.add(Figure(plots.bar_chart(safe, category, title=caption, xlabel=xlabel, top=top)),
-          Table(by_size(safe), {category: heading, "n": "Number", "pct": "%"},
-                codes=(category,)))
+    s.add(
+        Figure(plots.bar_chart(safe, category, title=caption, xlabel=xlabel, top=top)),
+        Table(by_size(safe), {category: heading, "n": "Number", "pct": "%"}, codes=(category,)),
+    )
     return safe
 
 
 def sources(t: dict, rule: Rule) -> Section:
     s = Section("sources")
-    safe = _categories(s, rule, describe.referral_sources(t["referrals"]), "referral_source",
-                       "Who referred people", "Referred by")
+    safe = _categories(
+        s,
+        rule,
+        describe.referral_sources(t["referrals"]),
+        "referral_source",
+        "Who referred people",
+        "Referred by",
+    )
     top = _top(safe, "referral_source")
     _say(s, rule, f"Most referrals came from **{top}**." if top else "Too few referrals to show.")
     return s
@@ -160,10 +218,15 @@ def sources(t: dict, rule: Rule) -> Section:
 def reasons(t: dict, rule: Rule) -> Section:
     s = Section("reasons")
     table = describe.referral_reasons(t["referrals"], t["referral_reasons"])
-    safe = _categories(s, rule, table, "reason", "Why people were referred", "Reason",
-                       single_response=False)
-    _say(s, rule, "A referral can give several reasons, so the percentages add up to more than "
-         f"100. The commonest was **{_top(safe, 'reason') or '-'}**.")
+    safe = _categories(
+        s, rule, table, "reason", "Why people were referred", "Reason", single_response=False
+    )
+    _say(
+        s,
+        rule,
+        "A referral can give several reasons, so the percentages add up to more than "
+        f"100. The commonest was **{_top(safe, 'reason') or '-'}**.",
+    )
     return s
 
 
@@ -173,8 +236,13 @@ def outcomes(t: dict, rule: Rule) -> Section:
     table = describe.outcomes(t["referrals"])
     safe = _categories(s, rule, table, "outcome", "How referrals ended", "Outcome")
     top = _top(safe, "outcome")
-    _say(s, rule, f"The commonest recorded outcome was **{top}**." if top else
-         "Too few referrals to show their outcomes.")
+    _say(
+        s,
+        rule,
+        f"The commonest recorded outcome was **{top}**."
+        if top
+        else "Too few referrals to show their outcomes.",
+    )
     return s
 
 
@@ -182,19 +250,38 @@ def who(t: dict, rule: Rule) -> Section:
     """Table 1: age, sex, ethnicity and deprivation of the people referred."""
     s = Section("who is referred")
     t1 = describe.table_one(t["referrals"])
-    counts = rule.suppress(t1[t1["statistic"] == "n (%)"], counts=["n"],
-                           percentages={"pct": ("n", None)}, by="variable", totals=True)
+    counts = rule.suppress(
+        t1[t1["statistic"] == "n (%)"],
+        counts=["n"],
+        percentages={"pct": ("n", None)},
+        by="variable",
+        totals=True,
+    )
     _release(s, rule, "characteristics", "table", counts)
-    age = rule.suppress(t1[t1["statistic"] != "n (%)"], counts=["missing"],
-                        statistics=["mean", "sd", "median", "q1", "q3"], n="n")
+    age = rule.suppress(
+        t1[t1["statistic"] != "n (%)"],
+        counts=["missing"],
+        statistics=["mean", "sd", "median", "q1", "q3"],
+        n="n",
+    )
     _release(s, rule, "age summary", "sentence", age)
     counts = counts.assign(variable=counts["variable"].map(VARIABLE_LABELS))
-    s.add(Table(counts, {"variable": "Characteristic", "level": "Group", "n": "Referrals",
-                         "pct": "%"}, codes=("level",), group="variable"))
+    s.add(
+        Table(
+            counts,
+            {"variable": "Characteristic", "level": "Group", "n": "Referrals", "pct": "%"},
+            codes=("level",),
+            group="variable",
+        )
+    )
     mean, median = age.iloc[0], age.iloc[1]
-    s.add(Text(f"Age: mean {fmt(mean['mean'])} (SD {fmt(mean['sd'])}); median "
-               f"{fmt(median['median'], 0)} (IQR {fmt(median['q1'], 0)} to "
-               f"{fmt(median['q3'], 0)}); age not recorded for {fmt(mean['missing'], 0)}."))
+    s.add(
+        Text(
+            f"Age: mean {fmt(mean['mean'])} (SD {fmt(mean['sd'])}); median "
+            f"{fmt(median['median'], 0)} (IQR {fmt(median['q1'], 0)} to "
+            f"{fmt(median['q3'], 0)}); age not recorded for {fmt(mean['missing'], 0)}."
+        )
+    )
     return s
 
 
@@ -202,41 +289,99 @@ def funnel(t: dict, rule: Rule) -> Section:
     s = Section("engagement")
     table = describe.engagement_funnel(t["referrals"], t["pairs"])
     referred = table["n"].iloc[0]
-    safe = rule.suppress(table.assign(_referred=referred), counts=["n"],
-                         percentages={"pct_of_referred": ("n", "_referred")})
+    safe = rule.suppress(
+        table.assign(_referred=referred),
+        counts=["n"],
+        percentages={"pct_of_referred": ("n", "_referred")},
+    )
     _release(s, rule, "engagement funnel", "figure and table", safe)
-    s.add(Figure(plots.funnel(safe)),
-          Table(safe, {"stage": "Stage", "n": "People", "pct_of_referred": "% of referred"},
-                codes=("stage",)))
+    s.add(
+        Figure(plots.funnel(safe)),
+        Table(
+            safe,
+            {"stage": "Stage", "n": "People", "pct_of_referred": "% of referred"},
+            codes=("stage",),
+        ),
+    )
     engaged = safe.set_index("stage").loc["engaged"]
-    _say(s, rule, f"{fmt(engaged['pct_of_referred'], 0)}% of referrals led to at least one "
-         "attended contact with a link worker.")
+    _say(
+        s,
+        rule,
+        f"{fmt(engaged['pct_of_referred'], 0)}% of referrals led to at least one "
+        "attended contact with a link worker.",
+    )
     return s
 
 
 def contacts(t: dict, rule: Rule) -> Section:
     s = Section("contacts")
-    stats = pd.concat([describe.contacts_per_referral(t["referrals"]),
-                       describe.days_to_first_contact(t["referrals"])], ignore_index=True)
-    safe = rule.suppress(stats, counts=["n", "missing"],
-                         statistics=["mean", "sd", "median", "q1", "q3"], n="n")
+    stats = pd.concat(
+        [
+            describe.contacts_per_referral(t["referrals"]),
+            describe.days_to_first_contact(t["referrals"]),
+        ],
+        ignore_index=True,
+    )
+    safe = rule.suppress(
+        stats, counts=["n", "missing"], statistics=["mean", "sd", "median", "q1", "q3"], n="n"
+    )
     _release(s, rule, "contacts per referral, days to first contact", "table", safe)
-    s.add(Table(safe, {"measure": "Measure", "n": "Referrals", "mean": "Mean", "sd": "SD",
-                       "median": "Median", "q1": "Lower quartile", "q3": "Upper quartile"},
-                codes=("measure",)))
+    s.add(
+        Table(
+            safe,
+            {
+                "measure": "Measure",
+                "n": "Referrals",
+                "mean": "Mean",
+                "sd": "SD",
+                "median": "Median",
+                "q1": "Lower quartile",
+                "q3": "Upper quartile",
+            },
+            codes=("measure",),
+        )
+    )
     if not len(t["contacts"]):
-        _say(s, rule, "This site exports contact counts only, so contact modes and attendance "
-             "are not available.", note="no numbers")
+        _say(
+            s,
+            rule,
+            "This site exports contact counts only, so contact modes and attendance "
+            "are not available.",
+            note="no numbers",
+        )
         return s
-    modes = _categories(s, rule, describe.contact_modes(t["contacts"]), "mode",
-                        "How contacts took place", "Way of meeting", xlabel="% of contacts")
-    dna = rule.suppress(describe.dna_rate(t["contacts"]), counts=["contacts", "dna"],
-                        percentages={"pct_dna": ("dna", "contacts")}, complements=["dna"])
+    modes = _categories(
+        s,
+        rule,
+        describe.contact_modes(t["contacts"]),
+        "mode",
+        "How contacts took place",
+        "Way of meeting",
+        xlabel="% of contacts",
+    )
+    dna = rule.suppress(
+        describe.dna_rate(t["contacts"]),
+        counts=["contacts", "dna"],
+        percentages={"pct_dna": ("dna", "contacts")},
+        complements=["dna"],
+    )
     _release(s, rule, "did not attend", "table", dna)
-    s.add(Table(dna, {"contacts": "Contacts with attendance recorded", "dna": "Did not attend",
-                      "pct_dna": "% did not attend"}))
-    _say(s, rule, f"The commonest way of meeting was **{_top(modes, 'mode') or '-'}**; "
-         f"{fmt(dna['pct_dna'].iloc[0], 0)}% of booked contacts were missed.")
+    s.add(
+        Table(
+            dna,
+            {
+                "contacts": "Contacts with attendance recorded",
+                "dna": "Did not attend",
+                "pct_dna": "% did not attend",
+            },
+        )
+    )
+    _say(
+        s,
+        rule,
+        f"The commonest way of meeting was **{_top(modes, 'mode') or '-'}**; "
+        f"{fmt(dna['pct_dna'].iloc[0], 0)}% of booked contacts were missed.",
+    )
     return s
 
 
@@ -245,32 +390,69 @@ def onward(t: dict, rule: Rule) -> Section:
     if not len(t["onward_referrals"]):
         _say(s, rule, "This site exports no onward referrals, or has none yet.", note="no numbers")
         return s
-    safe = _categories(s, rule, describe.onward_by_asset(t["onward_referrals"]), "asset_type",
-                       "Where link workers referred people on", "Community asset",
-                       xlabel="% of onward referrals")
-    _say(s, rule, f"Link workers most often connected people with "
-         f"**{_top(safe, 'asset_type') or '-'}**.")
+    safe = _categories(
+        s,
+        rule,
+        describe.onward_by_asset(t["onward_referrals"]),
+        "asset_type",
+        "Where link workers referred people on",
+        "Community asset",
+        xlabel="% of onward referrals",
+    )
+    _say(
+        s,
+        rule,
+        f"Link workers most often connected people with **{_top(safe, 'asset_type') or '-'}**.",
+    )
     return s
 
 
 def data_quality(summary: pd.DataFrame, log: pd.DataFrame, rule: Rule) -> Section:
     """Rows read, kept and rejected per export, and why rows were rejected."""
     s = Section("data quality")
-    safe = rule.suppress(summary, counts=["rows_read", "rows_kept", "rows_rejected",
-                                          "rows_flagged"])
+    safe = rule.suppress(
+        summary, counts=["rows_read", "rows_kept", "rows_rejected", "rows_flagged"]
+    )
     _release(s, rule, "rows per export", "table", safe)
-    s.add(Table(safe, {"table": "Export", "rows_read": "Rows read", "rows_kept": "Kept",
-                       "rows_rejected": "Rejected", "rows_flagged": "Kept with a warning"},
-                codes=("table",)))
+    s.add(
+        Table(
+            safe,
+            {
+                "table": "Export",
+                "rows_read": "Rows read",
+                "rows_kept": "Kept",
+                "rows_rejected": "Rejected",
+                "rows_flagged": "Kept with a warning",
+            },
+            codes=("table",),
+        )
+    )
     if len(log):
-        rejected = (log[log["action"] == "rejected"].groupby(["table", "rule"]).size()
-                    .rename("n").reset_index())
-        safe = _release(s, rule, "reasons rows were rejected", "table",
-                        rule.suppress(rejected, counts=["n"]))
-        s.add(Table(safe, {"table": "Export", "rule": "Reason rejected", "n": "Rows"},
-                    codes=("table", "rule"), group="table"))
-    _say(s, rule, "Every row of every export is either kept or rejected for a stated reason; "
-         "analysts can see each one in the cleaning log.", note="no numbers")
+        rejected = (
+            log[log["action"] == "rejected"]
+            .groupby(["table", "rule"])
+            .size()
+            .rename("n")
+            .reset_index()
+        )
+        safe = _release(
+            s, rule, "reasons rows were rejected", "table", rule.suppress(rejected, counts=["n"])
+        )
+        s.add(
+            Table(
+                safe,
+                {"table": "Export", "rule": "Reason rejected", "n": "Rows"},
+                codes=("table", "rule"),
+                group="table",
+            )
+        )
+    _say(
+        s,
+        rule,
+        "Every row of every export is either kept or rejected for a stated reason; "
+        "analysts can see each one in the cleaning log.",
+        note="no numbers",
+    )
     return s
 
 
@@ -289,9 +471,11 @@ def change_counts(pairs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for name, part in p.groupby("instrument", sort=False):
         row = {"instrument": name, "n": len(part)}
-        for flag, col in (("improved_reliably", "n_improved"),
-                          ("deteriorated_reliably", "n_deteriorated"),
-                          ("met_mid_improvement", "n_mid")):
+        for flag, col in (
+            ("improved_reliably", "n_improved"),
+            ("deteriorated_reliably", "n_deteriorated"),
+            ("met_mid_improvement", "n_mid"),
+        ):
             known = part[flag].dropna()
             row[col] = int(known.astype(bool).sum())
             row[f"{col}_of"] = len(known)
@@ -307,18 +491,53 @@ def change_summary(t: dict, rule: Rule) -> Section:
         _say(s, rule, "No one has answered a questionnaire at both times yet.", note="no numbers")
         return s
     table = table.assign(title=table["instrument"].map(score_title))
-    safe = _release(s, rule, "change per score", "figure and table", rule.suppress(
-        table, counts=["n"], statistics=["baseline_mean", "followup_mean", "mean_change",
-                                         "ci_low", "ci_high", "p_value", "d_z"], n="n"))
-    s.add(Figure(plots.change_plot(safe.assign(instrument=safe["title"]))),
-          Table(safe, {"title": "Measure", "n": "People", "baseline_mean": "Before",
-                       "followup_mean": "After", "mean_change": "Change",
-                       "ci_low": "95% CI from", "ci_high": "to", "p_value": "p",
-                       "d_z": "Standardised change (d_z)"}, decimals={"d_z": 2}))
-    _say(s, rule, "Change is the score at follow-up (9-12 months) minus the score at the first "
-         "meeting, among people who answered both; for loneliness, depression and anxiety "
-         "scores a fall is an improvement. Standardised change (d_z) is the average change "
-         "divided by how much change varied between people.", note="no numbers")
+    safe = _release(
+        s,
+        rule,
+        "change per score",
+        "figure and table",
+        rule.suppress(
+            table,
+            counts=["n"],
+            statistics=[
+                "baseline_mean",
+                "followup_mean",
+                "mean_change",
+                "ci_low",
+                "ci_high",
+                "p_value",
+                "d_z",
+            ],
+            n="n",
+        ),
+    )
+    s.add(
+        Figure(plots.change_plot(safe.assign(instrument=safe["title"]))),
+        Table(
+            safe,
+            {
+                "title": "Measure",
+                "n": "People",
+                "baseline_mean": "Before",
+                "followup_mean": "After",
+                "mean_change": "Change",
+                "ci_low": "95% CI from",
+                "ci_high": "to",
+                "p_value": "p",
+                "d_z": "Standardised change (d_z)",
+            },
+            decimals={"d_z": 2},
+        ),
+    )
+    _say(
+        s,
+        rule,
+        "Change is the score at follow-up (9-12 months) minus the score at the first "
+        "meeting, among people who answered both; for loneliness, depression and anxiety "
+        "scores a fall is an improvement. Standardised change (d_z) is the average change "
+        "divided by how much change varied between people.",
+        note="no numbers",
+    )
     return s
 
 
@@ -328,24 +547,52 @@ def instrument(t: dict, rule: Rule, name: str, lonely_threshold: int | None = No
     pairs = t["pairs"]
     counts = change_counts(pairs[pairs["instrument"] == name])
     if counts.empty:
-        _say(s, rule, f"No one has answered {score_title(name)} at both times yet.",
-             note="no numbers")
+        _say(
+            s,
+            rule,
+            f"No one has answered {score_title(name)} at both times yet.",
+            note="no numbers",
+        )
         return s
     spec = score_spec(name)
-    safe = rule.suppress(counts, counts=["n", "n_improved", "n_deteriorated", "n_mid",
-                                         "n_improved_of", "n_deteriorated_of", "n_mid_of"],
-                         percentages={"pct_improved": ("n_improved", "n_improved_of"),
-                                      "pct_deteriorated": ("n_deteriorated", "n_deteriorated_of"),
-                                      "pct_mid": ("n_mid", "n_mid_of")})
+    safe = rule.suppress(
+        counts,
+        counts=[
+            "n",
+            "n_improved",
+            "n_deteriorated",
+            "n_mid",
+            "n_improved_of",
+            "n_deteriorated_of",
+            "n_mid_of",
+        ],
+        percentages={
+            "pct_improved": ("n_improved", "n_improved_of"),
+            "pct_deteriorated": ("n_deteriorated", "n_deteriorated_of"),
+            "pct_mid": ("n_mid", "n_mid_of"),
+        },
+    )
     _release(s, rule, "reliable and important change", "table", safe)
-    columns = {"n": "People", "n_improved": "Reliably improved", "pct_improved": "%",
-               "n_deteriorated": "Reliably worse", "pct_deteriorated": "%",
-               "n_mid": "Improved by an important amount", "pct_mid": "%"}
+    columns = {
+        "n": "People",
+        "n_improved": "Reliably improved",
+        "pct_improved": "%",
+        "n_deteriorated": "Reliably worse",
+        "pct_deteriorated": "%",
+        "n_mid": "Improved by an important amount",
+        "pct_mid": "%",
+    }
     if len(spec.items) == 1:
-        columns = {k: v for k, v in columns.items() if "improved" not in k
-                   and "deteriorated" not in k}
-        _say(s, rule, "Reliable change needs a scale of several questions, so it is not worked "
-             "out for a single question.", note="no numbers")
+        columns = {
+            k: v for k, v in columns.items() if "improved" not in k and "deteriorated" not in k
+        }
+        _say(
+            s,
+            rule,
+            "Reliable change needs a scale of several questions, so it is not worked "
+            "out for a single question.",
+            note="no numbers",
+        )
     if not counts["n_mid_of"].any():  # no minimal important difference is set for this score
         columns = {k: v for k, v in columns.items() if k not in ("n_mid", "pct_mid")}
     s.add(Table(safe, columns))
@@ -358,19 +605,38 @@ def instrument(t: dict, rule: Rule, name: str, lonely_threshold: int | None = No
     order = list(dict.fromkeys(shown["baseline_band"]))
     wide = wide.reindex(index=order, columns=order).reset_index()
     wide.attrs = {"kinds": {band: "count" for band in order}}
-    s.add(Figure(plots.band_heatmap(shown, title=f"{score_title(name)}: band before and after",
-                                    footnote=rule.short_footnote),
-                 data=Table(wide, {"baseline_band": "At baseline (rows), at follow-up (columns)",
-                                   **{band: band for band in order}})))
+    s.add(
+        Figure(
+            plots.band_heatmap(
+                shown,
+                title=f"{score_title(name)}: band before and after",
+                footnote=rule.short_footnote,
+            ),
+            data=Table(
+                wide,
+                {
+                    "baseline_band": "At baseline (rows), at follow-up (columns)",
+                    **{band: band for band in order},
+                },
+            ),
+        )
+    )
     row = test.iloc[0]
     p = rule.table_test(row["p_value"], bands["n"])
-    s.release("band movement test", "p-value", rule=rule.name,
-              smallest=float(bands.loc[bands["n"] > 0, "n"].min()) if (bands["n"] > 0).any()
-              else np.nan, n_suppressed=int(p == SUPPRESSED),
-              note="shown only when no cell of the table is hidden")
+    s.release(
+        "band movement test",
+        "p-value",
+        rule=rule.name,
+        smallest=float(bands.loc[bands["n"] > 0, "n"].min()) if (bands["n"] > 0).any() else np.nan,
+        n_suppressed=int(p == SUPPRESSED),
+        note="shown only when no cell of the table is hidden",
+    )
     text = fmt_p(p) if p != SUPPRESSED else "* (not shown: some cells of the table are hidden)"
-    s.add(Text(f"Test that as many people moved up as down between bands ({row['test']}): "
-               f"p = {text}."))
+    s.add(
+        Text(
+            f"Test that as many people moved up as down between bands ({row['test']}): p = {text}."
+        )
+    )
     return s
 
 
@@ -380,14 +646,27 @@ def attrition(t: dict, rule: Rule) -> Section:
     pairs, refs = t["pairs"], t["referrals"]
     rates = followup_rates(pairs, by="site")
     rates["title"] = rates["instrument"].map(score_title)
-    safe = rule.suppress(rates, counts=["n_baseline", "n_followed_up"],
-                         percentages={"pct_followed_up": ("n_followed_up", "n_baseline")})
+    safe = rule.suppress(
+        rates,
+        counts=["n_baseline", "n_followed_up"],
+        percentages={"pct_followed_up": ("n_followed_up", "n_baseline")},
+    )
     _release(s, rule, "follow-up rates", "table", safe)
-    s.add(Table(safe, {"title": "Measure", "n_baseline": "Answered at first meeting",
-                       "n_followed_up": "Followed up in 9-12 months",
-                       "pct_followed_up": "% followed up"}))
-    name = next((n for n in (*HEADLINE_SCORES, *scores_present(pairs))
-                 if (pairs["instrument"] == n).any()), None)
+    s.add(
+        Table(
+            safe,
+            {
+                "title": "Measure",
+                "n_baseline": "Answered at first meeting",
+                "n_followed_up": "Followed up in 9-12 months",
+                "pct_followed_up": "% followed up",
+            },
+        )
+    )
+    name = next(
+        (n for n in (*HEADLINE_SCORES, *scores_present(pairs)) if (pairs["instrument"] == n).any()),
+        None,
+    )
     if name is None:
         return s
     table = attrition_table(pairs, refs, instrument=name)
@@ -395,35 +674,65 @@ def attrition(t: dict, rule: Rule) -> Section:
     totals = groups.groupby("variable")[["followed_up", "not_followed_up"]].transform("sum")
     groups["rest_followed_up"] = totals["followed_up"] - groups["followed_up"]
     groups["rest_not_followed_up"] = totals["not_followed_up"] - groups["not_followed_up"]
-    safe = rule.suppress(groups, counts=["followed_up", "not_followed_up"],
-                         percentages={"pct_followed_up": ("followed_up", None),
-                                      "pct_not_followed_up": ("not_followed_up", None)},
-                         by="variable", statistics=["smd"],
-                         n=["followed_up", "not_followed_up", "rest_followed_up",
-                            "rest_not_followed_up"],
-                         complements=["followed_up", "not_followed_up"])
-    _release(s, rule, "characteristics by follow-up", "table", safe,
-             note="standardised differences need every cell of their 2x2 table to meet the rule")
+    safe = rule.suppress(
+        groups,
+        counts=["followed_up", "not_followed_up"],
+        percentages={
+            "pct_followed_up": ("followed_up", None),
+            "pct_not_followed_up": ("not_followed_up", None),
+        },
+        by="variable",
+        statistics=["smd"],
+        n=["followed_up", "not_followed_up", "rest_followed_up", "rest_not_followed_up"],
+        complements=["followed_up", "not_followed_up"],
+    )
+    _release(
+        s,
+        rule,
+        "characteristics by follow-up",
+        "table",
+        safe,
+        note="standardised differences need every cell of their 2x2 table to meet the rule",
+    )
     safe["variable"] = safe["variable"].map(VARIABLE_LABELS)
-    s.add(Table(safe, {"variable": "Characteristic", "level": "Group",
-                       "pct_followed_up": "% of followed up",
-                       "pct_not_followed_up": "% of not followed up",
-                       "smd": "Standardised difference"}, decimals={"smd": 2},
-                codes=("level",), group="variable"))
+    s.add(
+        Table(
+            safe,
+            {
+                "variable": "Characteristic",
+                "level": "Group",
+                "pct_followed_up": "% of followed up",
+                "pct_not_followed_up": "% of not followed up",
+                "smd": "Standardised difference",
+            },
+            decimals={"smd": 2},
+            codes=("level",),
+            group="variable",
+        )
+    )
     base = table[table["statistic"] == "mean (SD)"].iloc[0]
     sizes = pairs[pairs["instrument"] == name]
     n_yes = int((sizes["followup"].notna() & sizes["in_window"].astype(bool)).sum())
     n_no = len(sizes) - n_yes
-    values = {k: rule.statistic(base[k], n_yes, n_no) for k in
-              ("followed_up", "not_followed_up", "smd")}
-    s.release("baseline score by follow-up", "sentence", rule=rule.name,
-              smallest=min(n_yes, n_no), n_suppressed=sum(v == SUPPRESSED
-                                                           for v in values.values()))
-    s.add(Text(f"Average {score_title(name)} at the first meeting: "
-               f"{fmt(values['followed_up'])} among people followed up and "
-               f"{fmt(values['not_followed_up'])} among those not followed up "
-               f"(standardised difference {fmt(values['smd'], 2)}). A difference beyond about "
-               "0.1 either way means results may not apply to everyone referred."))
+    values = {
+        k: rule.statistic(base[k], n_yes, n_no) for k in ("followed_up", "not_followed_up", "smd")
+    }
+    s.release(
+        "baseline score by follow-up",
+        "sentence",
+        rule=rule.name,
+        smallest=min(n_yes, n_no),
+        n_suppressed=sum(v == SUPPRESSED for v in values.values()),
+    )
+    s.add(
+        Text(
+            f"Average {score_title(name)} at the first meeting: "
+            f"{fmt(values['followed_up'])} among people followed up and "
+            f"{fmt(values['not_followed_up'])} among those not followed up "
+            f"(standardised difference {fmt(values['smd'], 2)}). A difference beyond about "
+            "0.1 either way means results may not apply to everyone referred."
+        )
+    )
     return s
 
 
@@ -436,24 +745,44 @@ def sites_side_by_side(t: dict, rule: Rule, site_names: dict[str, str]) -> Secti
     funnel_by_site = describe.engagement_funnel(t["referrals"], t["pairs"], by="site")
     wide = funnel_by_site.pivot(index="site", columns="stage", values="n").reset_index()
     wide.columns.name = None
-    safe = _release(s, rule, "engagement by site", "table",
-                    rule.suppress(wide, counts=list(describe.FUNNEL_STAGES)))
+    safe = _release(
+        s,
+        rule,
+        "engagement by site",
+        "table",
+        rule.suppress(wide, counts=list(describe.FUNNEL_STAGES)),
+    )
     safe["site"] = safe["site"].map(site_names)
     s.add(Table(safe, {"site": "Site", **{st: st.capitalize() for st in describe.FUNNEL_STAGES}}))
-    _say(s, rule, "Sites differ in size and in how far people get from referral to follow-up.",
-         note="no numbers")
+    _say(
+        s,
+        rule,
+        "Sites differ in size and in how far people get from referral to follow-up.",
+        note="no numbers",
+    )
     return s
 
 
 def outcomes_by_site(t: dict, rule: Rule, site_names: dict[str, str]) -> Section:
     s = Section("outcomes by site")
     table = describe.outcomes(t["referrals"], by="site")
-    safe = rule.suppress(table, counts=["n", "denominator"],
-                         percentages={"pct": ("n", "denominator")}, by="site", totals=True)
+    safe = rule.suppress(
+        table,
+        counts=["n", "denominator"],
+        percentages={"pct": ("n", "denominator")},
+        by="site",
+        totals=True,
+    )
     _release(s, rule, "referral outcomes by site", "table", safe)
     wide = safe[safe["n"].astype(str) != "0"].assign(site=lambda f: f["site"].map(site_names))
-    s.add(Table(wide, {"site": "Site", "outcome": "Outcome", "n": "Referrals", "pct": "%"},
-                codes=("outcome",), group="site"))
+    s.add(
+        Table(
+            wide,
+            {"site": "Site", "outcome": "Outcome", "n": "Referrals", "pct": "%"},
+            codes=("outcome",),
+            group="site",
+        )
+    )
     return s
 
 
@@ -471,51 +800,111 @@ def change_by_site(t: dict, rule: Rule, name: str, site_names: dict[str, str]) -
         _say(s, rule, f"No site has {score_title(name)} at both times yet.", note="no numbers")
         return s
     table["site_name"] = table["site"].map(site_names)
-    safe = _release(s, rule, f"{name} change by site", "figure and table", rule.suppress(
-        table, counts=["n"], statistics=["mean_change", "ci_low", "ci_high"], n="n"))
+    safe = _release(
+        s,
+        rule,
+        f"{name} change by site",
+        "figure and table",
+        rule.suppress(table, counts=["n"], statistics=["mean_change", "ci_low", "ci_high"], n="n"),
+    )
     pooled = pooled_change(pairs[pairs["instrument"] == name])
     rows = pd.DataFrame()
     if len(pooled):
         p = pooled.iloc[0]
         smallest = int(table["n"].min())
-        rows = pd.DataFrame([
-            {"site_name": f"All sites, pooled ({p['k']} sites; random effects)",
-             "n": p["n"], "mean_change": p["estimate"], "ci_low": p["ci_low"],
-             "ci_high": p["ci_high"], "pi_low": p["pi_low"], "pi_high": p["pi_high"],
-             "smallest": smallest},
-            {"site_name": "All people, ignoring site (for comparison)", "n": p["n"],
-             "mean_change": p["person_level_estimate"], "ci_low": p["person_level_ci_low"],
-             "ci_high": p["person_level_ci_high"], "pi_low": np.nan, "pi_high": np.nan,
-             "smallest": smallest}])
-        rows = _release(s, rule, f"{name} pooled change", "figure and table", rule.suppress(
-            rows, counts=["n"], statistics=["mean_change", "ci_low", "ci_high", "pi_low",
-                                            "pi_high"], n=["n", "smallest"]),
-            note="pooled estimates need every pooled site to meet the rule")
+        rows = pd.DataFrame(
+            [
+                {
+                    "site_name": f"All sites, pooled ({p['k']} sites; random effects)",
+                    "n": p["n"],
+                    "mean_change": p["estimate"],
+                    "ci_low": p["ci_low"],
+                    "ci_high": p["ci_high"],
+                    "pi_low": p["pi_low"],
+                    "pi_high": p["pi_high"],
+                    "smallest": smallest,
+                },
+                {
+                    "site_name": "All people, ignoring site (for comparison)",
+                    "n": p["n"],
+                    "mean_change": p["person_level_estimate"],
+                    "ci_low": p["person_level_ci_low"],
+                    "ci_high": p["person_level_ci_high"],
+                    "pi_low": np.nan,
+                    "pi_high": np.nan,
+                    "smallest": smallest,
+                },
+            ]
+        )
+        rows = _release(
+            s,
+            rule,
+            f"{name} pooled change",
+            "figure and table",
+            rule.suppress(
+                rows,
+                counts=["n"],
+                statistics=["mean_change", "ci_low", "ci_high", "pi_low", "pi_high"],
+                n=["n", "smallest"],
+            ),
+            note="pooled estimates need every pooled site to meet the rule",
+        )
     head = rows.iloc[0] if len(rows) else None
     shown = head is not None and head["mean_change"] != SUPPRESSED
-    diamond = ({"label": "All sites (pooled)", "estimate": head["mean_change"],
-                "ci_low": head["ci_low"], "ci_high": head["ci_high"],
-                "pi_low": head["pi_low"], "pi_high": head["pi_high"]} if shown else None)
-    s.add(Figure(plots.forest_plot(safe, "site_name", "mean_change",
-                                   title=f"{score_title(name)}: change by site",
-                                   xlabel="Change in score (95% CI)", pooled=diamond)),
-          Table(pd.concat([safe, rows], ignore_index=True) if len(rows) else safe,
-                {"site_name": "Site", "n": "People", "mean_change": "Change",
-                 "ci_low": "95% CI from", "ci_high": "to", "pi_low": "New site: from",
-                 "pi_high": "to"}))
-    text = ("Each dot is a site's average change with its 95% confidence interval; intervals "
-            "that cross the dashed line are consistent with no change.")
+    diamond = (
+        {
+            "label": "All sites (pooled)",
+            "estimate": head["mean_change"],
+            "ci_low": head["ci_low"],
+            "ci_high": head["ci_high"],
+            "pi_low": head["pi_low"],
+            "pi_high": head["pi_high"],
+        }
+        if shown
+        else None
+    )
+    s.add(
+        Figure(
+            plots.forest_plot(
+                safe,
+                "site_name",
+                "mean_change",
+                title=f"{score_title(name)}: change by site",
+                xlabel="Change in score (95% CI)",
+                pooled=diamond,
+            )
+        ),
+        Table(
+            pd.concat([safe, rows], ignore_index=True) if len(rows) else safe,
+            {
+                "site_name": "Site",
+                "n": "People",
+                "mean_change": "Change",
+                "ci_low": "95% CI from",
+                "ci_high": "to",
+                "pi_low": "New site: from",
+                "pi_high": "to",
+            },
+        ),
+    )
+    text = (
+        "Each dot is a site's average change with its 95% confidence interval; intervals "
+        "that cross the dashed line are consistent with no change."
+    )
     if shown:
-        text += (f" Pooled across sites, allowing for differences between them, the change was "
-                 f"{fmt(head['mean_change'])} ({fmt(head['ci_low'])} to {fmt(head['ci_high'])}); "
-                 f"a new site like these could expect a change between {fmt(head['pi_low'])} "
-                 f"and {fmt(head['pi_high'])} (the prediction interval).")
+        text += (
+            f" Pooled across sites, allowing for differences between them, the change was "
+            f"{fmt(head['mean_change'])} ({fmt(head['ci_low'])} to {fmt(head['ci_high'])}); "
+            f"a new site like these could expect a change between {fmt(head['pi_low'])} "
+            f"and {fmt(head['pi_high'])} (the prediction interval)."
+        )
     _say(s, rule, text, note="pooled numbers from the table above")
     return s
 
 
-def collapse_small_levels(frame: pd.DataFrame, column: str, minimum: int, ordered: list
-                          ) -> tuple[pd.DataFrame, list[str]]:
+def collapse_small_levels(
+    frame: pd.DataFrame, column: str, minimum: int, ordered: list
+) -> tuple[pd.DataFrame, list[str]]:
     """Merge each level of an ordered variable that has fewer than ``minimum`` people into its
     neighbour (the next level, or the previous one for the last), until none is small.
 
@@ -535,7 +924,7 @@ def collapse_small_levels(frame: pd.DataFrame, column: str, minimum: int, ordere
         new = f"{levels[first].split(' to ')[0]} to {levels[last].split(' to ')[-1]}"
         values = values.replace({levels[i]: new, levels[j]: new})
         merged.append(f"{levels[i]} with {levels[j]}")
-        levels[first:last + 1] = [new]
+        levels[first : last + 1] = [new]
     return frame.assign(**{column: values}), merged
 
 
@@ -556,29 +945,62 @@ def multilevel(t: dict, rule: Rule, name: str) -> Section:
         notes.append("sex left out, as one of its groups is too small to show")
     table = multilevel_model(frame, covariates=covariates)
     table = table[~table["term"].isin(["Intercept"])].copy()
-    references = [f"{VARIABLE_LABELS[c]}: {plain(sorted(frame[c].astype(str).unique())[0])}"
-                  for c in ("age_band", "sex") if c in covariates]
+    references = [
+        f"{VARIABLE_LABELS[c]}: {plain(sorted(frame[c].astype(str).unique())[0])}"
+        for c in ("age_band", "sex")
+        if c in covariates
+    ]
     table = table.join(_term_counts(frame, table["term"], covariates))
     table["term"] = table["term"].map(_term_label)
-    safe = rule.suppress(table, counts=[], statistics=["estimate", "ci_low", "ci_high",
-                                                       "p_value"],
-                         n=["n", "n_level", "n_reference"])
-    _release(s, rule, "model coefficients", "table", safe,
-             note="each coefficient needs its level and its reference level to meet the rule; "
-             + "; ".join(notes))
-    s.add(Table(safe, {"term": "Term", "estimate": "Estimate", "ci_low": "95% CI from",
-                       "ci_high": "to", "p_value": "p"},
-                decimals={"estimate": 2, "ci_low": 2, "ci_high": 2}))
-    changed = (" So that no result rests on a few people: " + "; ".join(notes) + ".") \
-        if notes else ""
-    singular = (" The sites differed too little for their variation to be estimated (a "
-                "singular fit), so the model treats them as alike."
-                if "singular" in table and table["singular"].any() else "")
-    _say(s, rule, f"Follow-up {score_title(name)} by baseline score and personal "
-         f"characteristics, allowing for differences between sites ({table['model'].iloc[0]}). "
-         "Each group is compared with a reference group (" + "; ".join(references) + ")."
-         + changed
-         + singular, note="no numbers")
+    safe = rule.suppress(
+        table,
+        counts=[],
+        statistics=["estimate", "ci_low", "ci_high", "p_value"],
+        n=["n", "n_level", "n_reference"],
+    )
+    _release(
+        s,
+        rule,
+        "model coefficients",
+        "table",
+        safe,
+        note="each coefficient needs its level and its reference level to meet the rule; "
+        + "; ".join(notes),
+    )
+    s.add(
+        Table(
+            safe,
+            {
+                "term": "Term",
+                "estimate": "Estimate",
+                "ci_low": "95% CI from",
+                "ci_high": "to",
+                "p_value": "p",
+            },
+            decimals={"estimate": 2, "ci_low": 2, "ci_high": 2},
+        )
+    )
+    changed = (
+        (" So that no result rests on a few people: " + "; ".join(notes) + ".") if notes else ""
+    )
+    singular = (
+        " The sites differed too little for their variation to be estimated (a "
+        "singular fit), so the model treats them as alike."
+        if "singular" in table and table["singular"].any()
+        else ""
+    )
+    _say(
+        s,
+        rule,
+        f"Follow-up {score_title(name)} by baseline score and personal "
+        f"characteristics, allowing for differences between sites ({table['model'].iloc[0]}). "
+        "Each group is compared with a reference group ("
+        + "; ".join(references)
+        + ")."
+        + changed
+        + singular,
+        note="no numbers",
+    )
     return s
 
 
@@ -590,7 +1012,7 @@ def _term_counts(frame: pd.DataFrame, terms: pd.Series, covariates: list[str]) -
         for column in covariates:
             prefix = f"C({column})[T."
             if str(term).startswith(prefix):
-                level = str(term)[len(prefix):-1]
+                level = str(term)[len(prefix) : -1]
                 values = frame[column].astype(str)
                 n_level = int((values == level).sum())
                 n_reference = int((values == sorted(values.unique())[0]).sum())
@@ -609,8 +1031,9 @@ MODERATORS = {
 
 def moderators(t: dict, rule: Rule, name: str, lonely_threshold: int = 6) -> Section:
     s = Section("for whom")
-    frame = analysis_frame(t["pairs"], t["referrals"], name, t["referral_reasons"],
-                           lonely_threshold=lonely_threshold)
+    frame = analysis_frame(
+        t["pairs"], t["referrals"], name, t["referral_reasons"], lonely_threshold=lonely_threshold
+    )
     if len(frame) < 20:
         _say(s, rule, "Too few people with both scores for this analysis.", note="no numbers")
         return s
@@ -618,72 +1041,138 @@ def moderators(t: dict, rule: Rule, name: str, lonely_threshold: int = 6) -> Sec
     for moderator, label in MODERATORS.items():
         if moderator in frame and frame[moderator].dropna().nunique() > 1:
             out = moderator_analysis(frame, moderator)
-            out["label"] = [label if lvl in ("True", "per unit") else f"{label}: {lvl}"
-                            for lvl in out["level"]]
+            out["label"] = [
+                label if lvl in ("True", "per unit") else f"{label}: {lvl}" for lvl in out["level"]
+            ]
             parts.append(out)
     table = pd.concat(parts, ignore_index=True)
     table["n_reference"] = table["n_reference"].fillna(table["n"])
     if "change_estimate" not in table:
         table["change_estimate"] = np.nan
-    safe = rule.suppress(table, counts=["n_level", "n_reference"], statistics=[
-        "estimate", "ci_low", "ci_high", "p_value", "change_estimate"],
-        n=["n_level", "n_reference"])
+    safe = rule.suppress(
+        table,
+        counts=["n_level", "n_reference"],
+        statistics=["estimate", "ci_low", "ci_high", "p_value", "change_estimate"],
+        n=["n_level", "n_reference"],
+    )
     _release(s, rule, "moderators", "figure and table", safe)
-    s.add(Figure(plots.forest_plot(safe, "label", title=f"{score_title(name)}: who changed more?",
-                                   xlabel="Difference in change (95% CI)")),
-          Table(safe, {"label": "Context", "n_level": "People", "n_reference": "Compared with",
-                       "estimate": "Difference", "ci_low": "95% CI from", "ci_high": "to",
-                       "p_value": "p", "change_estimate": "Check: from change scores"},
-                decimals={"estimate": 2, "ci_low": 2, "ci_high": 2, "change_estimate": 2}))
-    _say(s, rule, "Each row compares the change of people in a context with everyone else, at "
-         "the same starting score. The last column estimates the same difference from raw "
-         "change scores: where the two disagree, the groups started from different levels and "
-         "part of the difference may be regression to the mean. These are associations in "
-         "observational data, not proof of cause.", note="no numbers")
+    s.add(
+        Figure(
+            plots.forest_plot(
+                safe,
+                "label",
+                title=f"{score_title(name)}: who changed more?",
+                xlabel="Difference in change (95% CI)",
+            )
+        ),
+        Table(
+            safe,
+            {
+                "label": "Context",
+                "n_level": "People",
+                "n_reference": "Compared with",
+                "estimate": "Difference",
+                "ci_low": "95% CI from",
+                "ci_high": "to",
+                "p_value": "p",
+                "change_estimate": "Check: from change scores",
+            },
+            decimals={"estimate": 2, "ci_low": 2, "ci_high": 2, "change_estimate": 2},
+        ),
+    )
+    _say(
+        s,
+        rule,
+        "Each row compares the change of people in a context with everyone else, at "
+        "the same starting score. The last column estimates the same difference from raw "
+        "change scores: where the two disagree, the groups started from different levels and "
+        "part of the difference may be regression to the mean. These are associations in "
+        "observational data, not proof of cause.",
+        note="no numbers",
+    )
     return s
 
 
-def programme_theory(t: dict, rule: Rule, cmocs, site_context: dict[str, dict],
-                     lonely_threshold: int = 6) -> Section:
+def programme_theory(
+    t: dict, rule: Rule, cmocs, site_context: dict[str, dict], lonely_threshold: int = 6
+) -> Section:
     """What works, for whom, in what circumstances: each CMOC against the data."""
     s = Section("programme theory")
     if not cmocs:
-        _say(s, rule, "The study config has no programme theory (`programme_theory:`) to test "
-             "yet.", note="no numbers")
+        _say(
+            s,
+            rule,
+            "The study config has no programme theory (`programme_theory:`) to test yet.",
+            note="no numbers",
+        )
         return s
-    table = assess_programme_theory(cmocs, t, site_context=site_context,
-                                    lonely_threshold=lonely_threshold)
-    safe = rule.suppress(table, counts=["n_context", "n_comparison"],
-                         statistics=["estimate", "ci_low", "ci_high", "p_value", "p_holm", "mde"],
-                         n=["n_context", "n_comparison"])
+    table = assess_programme_theory(
+        cmocs, t, site_context=site_context, lonely_threshold=lonely_threshold
+    )
+    safe = rule.suppress(
+        table,
+        counts=["n_context", "n_comparison"],
+        statistics=["estimate", "ci_low", "ci_high", "p_value", "p_holm", "mde"],
+        n=["n_context", "n_comparison"],
+    )
     _release(s, rule, "programme theory", "figure and table", safe)
     hidden = safe["estimate"] == SUPPRESSED
     safe["reading"] = safe["reading"].where(~hidden, "inconclusive (small numbers)")
     safe["reading_holm"] = safe["reading_holm"].where(~hidden, "inconclusive (small numbers)")
     safe["level"] = safe["level"].map({"site": "sites", "person": "people"}).fillna("")
     safe["label"] = safe["id"] + ": " + safe["contrast"].str.replace(" vs everyone else", "")
-    s.add(Figure(plots.forest_plot(
-        safe, "label", title="Difference in improvement, context group vs everyone else",
-        xlabel="Extra improvement in score points (95% CI); right = more improvement")),
-          Table(safe, {"id": "CMOC", "context": "Context", "mechanism": "Mechanism",
-                       "outcome": "Expected outcome"}),
-          Table(safe, {"id": "CMOC", "level": "Compared across", "n_context": "People in context",
-                       "n_comparison": "Compared with", "estimate": "Difference",
-                       "ci_low": "95% CI from", "ci_high": "to", "p_value": "p",
-                       "p_holm": "p (Holm)", "mde": "Detectable difference",
-                       "reading": "Reading", "reading_holm": "Reading (Holm)"},
-                decimals={"estimate": 2, "ci_low": 2, "ci_high": 2, "mde": 1}))
+    s.add(
+        Figure(
+            plots.forest_plot(
+                safe,
+                "label",
+                title="Difference in improvement, context group vs everyone else",
+                xlabel="Extra improvement in score points (95% CI); right = more improvement",
+            )
+        ),
+        Table(
+            safe,
+            {
+                "id": "CMOC",
+                "context": "Context",
+                "mechanism": "Mechanism",
+                "outcome": "Expected outcome",
+            },
+        ),
+        Table(
+            safe,
+            {
+                "id": "CMOC",
+                "level": "Compared across",
+                "n_context": "People in context",
+                "n_comparison": "Compared with",
+                "estimate": "Difference",
+                "ci_low": "95% CI from",
+                "ci_high": "to",
+                "p_value": "p",
+                "p_holm": "p (Holm)",
+                "mde": "Detectable difference",
+                "reading": "Reading",
+                "reading_holm": "Reading (Holm)",
+            },
+            decimals={"estimate": 2, "ci_low": 2, "ci_high": 2, "mde": 1},
+        ),
+    )
     counts = safe["reading"].value_counts()
     consistent, against = counts.get("consistent", 0), counts.get("not consistent", 0)
-    _say(s, rule, f"Of {len(safe)} configurations, {consistent} are consistent with the data, "
-         f"{against} run the other way and {len(safe) - consistent - against} are "
-         f"inconclusive. {CAVEAT} p (Holm) allows for testing several configurations at once. "
-         "The detectable difference is the smallest difference the data had an 80% chance of "
-         "finding: where a reading is inconclusive and a smaller difference would matter, more "
-         "data would help. Site-level contexts (such as who hosts the link workers) are "
-         "compared across sites, not people, and rest on only a few sites, so their intervals "
-         "are wide.",
-         note="counts of configurations, not of people")
+    _say(
+        s,
+        rule,
+        f"Of {len(safe)} configurations, {consistent} are consistent with the data, "
+        f"{against} run the other way and {len(safe) - consistent - against} are "
+        f"inconclusive. {CAVEAT} p (Holm) allows for testing several configurations at once. "
+        "The detectable difference is the smallest difference the data had an 80% chance of "
+        "finding: where a reading is inconclusive and a smaller difference would matter, more "
+        "data would help. Site-level contexts (such as who hosts the link workers) are "
+        "compared across sites, not people, and rest on only a few sites, so their intervals "
+        "are wide.",
+        note="counts of configurations, not of people",
+    )
     return s
 
 
@@ -691,21 +1180,46 @@ def sensitivity(t: dict, rule: Rule, name: str, seed: int = 0) -> Section:
     s = Section("sensitivity analyses")
     table = _sensitivity(t["pairs"], t["referrals"], name, seed=seed)
     # An imputed estimate rests on the people with a follow-up and on those without one.
-    table["n_missing"] = (table["n"] - table["n_observed"]).where(
-        table["n"] > table["n_observed"])
-    safe = rule.suppress(table, counts=["n", "n_observed"],
-                         statistics=["mean_change", "ci_low", "ci_high"], n=["n_observed"])
+    table["n_missing"] = (table["n"] - table["n_observed"]).where(table["n"] > table["n_observed"])
+    safe = rule.suppress(
+        table,
+        counts=["n", "n_observed"],
+        statistics=["mean_change", "ci_low", "ci_high"],
+        n=["n_observed"],
+    )
     few_missing = table["n_missing"].notna() & ~table["n_missing"].ge(rule.minimum)
     safe.loc[few_missing, ["mean_change", "ci_low", "ci_high"]] = SUPPRESSED
-    _release(s, rule, "sensitivity analyses", "table", safe,
-             note="imputed rows also need enough people without a follow-up")
-    s.add(Table(safe, {"analysis": "Analysis", "n": "People", "n_observed": "With follow-up",
-                       "mean_change": "Change", "ci_low": "95% CI from", "ci_high": "to"},
-                decimals={"mean_change": 2, "ci_low": 2, "ci_high": 2}))
-    _say(s, rule, "If the first three rows agree, the result does not hinge on who was followed "
-         "up or when. The rows marked 'not at random' ask how much less the people without a "
-         "follow-up would have had to improve for the conclusion to change; the tipping point "
-         "is where the interval reaches no change.", note="no numbers")
+    _release(
+        s,
+        rule,
+        "sensitivity analyses",
+        "table",
+        safe,
+        note="imputed rows also need enough people without a follow-up",
+    )
+    s.add(
+        Table(
+            safe,
+            {
+                "analysis": "Analysis",
+                "n": "People",
+                "n_observed": "With follow-up",
+                "mean_change": "Change",
+                "ci_low": "95% CI from",
+                "ci_high": "to",
+            },
+            decimals={"mean_change": 2, "ci_low": 2, "ci_high": 2},
+        )
+    )
+    _say(
+        s,
+        rule,
+        "If the first three rows agree, the result does not hinge on who was followed "
+        "up or when. The rows marked 'not at random' ask how much less the people without a "
+        "follow-up would have had to improve for the conclusion to change; the tipping point "
+        "is where the interval reaches no change.",
+        note="no numbers",
+    )
     return s
 
 
@@ -713,10 +1227,12 @@ def sensitivity(t: dict, rule: Rule, name: str, seed: int = 0) -> Section:
 # Helpers
 
 
-TERM_LABELS = {"baseline": "Score at first meeting (per point)",
-               "imd_quintile": "Deprivation (per IMD quintile, 1 = most deprived)",
-               "n_attended": "Each extra attended contact",
-               "site variance (random intercept)": "Variation between sites (variance)"}
+TERM_LABELS = {
+    "baseline": "Score at first meeting (per point)",
+    "imd_quintile": "Deprivation (per IMD quintile, 1 = most deprived)",
+    "n_attended": "Each extra attended contact",
+    "site variance (random intercept)": "Variation between sites (variance)",
+}
 
 
 def _term_label(term: str) -> str:

@@ -12,8 +12,9 @@ from linkeval.stats.describe import group_keys, reason_flags
 from linkeval.vocab import imd_quintile
 
 
-def followup_rates(pairs: pd.DataFrame, by: str | list[str] = "site",
-                   window_only: bool = True) -> pd.DataFrame:
+def followup_rates(
+    pairs: pd.DataFrame, by: str | list[str] = "site", window_only: bool = True
+) -> pd.DataFrame:
     """Follow-up rate per score (and group): people with a baseline, with a follow-up, %.
 
     A person counts as followed up when the pair has a follow-up (inside the window when
@@ -21,9 +22,11 @@ def followup_rates(pairs: pd.DataFrame, by: str | list[str] = "site",
     """
     by = group_keys(by)
     p = pairs.assign(followed_up=_followed(pairs, window_only))
-    out = (p.groupby([*by, "instrument"], observed=True)
-           .agg(n_baseline=("person_id", "size"), n_followed_up=("followed_up", "sum"))
-           .reset_index())
+    out = (
+        p.groupby([*by, "instrument"], observed=True)
+        .agg(n_baseline=("person_id", "size"), n_followed_up=("followed_up", "sum"))
+        .reset_index()
+    )
     out["pct_followed_up"] = 100 * out["n_followed_up"] / out["n_baseline"]
     return out
 
@@ -52,13 +55,18 @@ def attrition_table(
     """
     p = pairs if instrument is None else pairs[pairs["instrument"] == instrument]
     if instrument is None:  # one row per person: followed up on any score
-        p = (p.assign(f=_followed(p, window_only))
-             .groupby(["site", "person_id"], as_index=False)
-             .agg(referral_id=("referral_id", "first"), followed=("f", "max")))
+        p = (
+            p.assign(f=_followed(p, window_only))
+            .groupby(["site", "person_id"], as_index=False)
+            .agg(referral_id=("referral_id", "first"), followed=("f", "max"))
+        )
     else:
         p = p.assign(followed=_followed(p, window_only))
-    people = p.merge(referrals[["site", "referral_id", "age_band", "sex", "imd_decile"]],
-                     on=["site", "referral_id"], how="left")
+    people = p.merge(
+        referrals[["site", "referral_id", "age_band", "sex", "imd_decile"]],
+        on=["site", "referral_id"],
+        how="left",
+    )
     people["imd_quintile"] = imd_quintile(people["imd_decile"])
     rows = []
     for variable in ("age_band", "sex", "imd_quintile"):
@@ -70,8 +78,13 @@ def attrition_table(
             merged[reason] = merged[reason].fillna(False).astype(bool)
             rows += _binary_rows(merged, reason, "referral reason", reason)
     if instrument is not None:
-        rows.append(_mean_row(people.assign(baseline=p["baseline"].to_numpy()), "baseline",
-                              f"baseline {instrument}"))
+        rows.append(
+            _mean_row(
+                people.assign(baseline=p["baseline"].to_numpy()),
+                "baseline",
+                f"baseline {instrument}",
+            )
+        )
     return pd.DataFrame(rows)
 
 
@@ -94,10 +107,18 @@ def _binary_rows(frame: pd.DataFrame, column: str, variable: str, level) -> list
     p0 = float(no[column].mean()) if len(no) else np.nan
     pooled = np.sqrt((p1 * (1 - p1) + p0 * (1 - p0)) / 2)
     smd = (p1 - p0) / pooled if pooled > 0 else 0.0 if p1 == p0 else np.nan
-    return [{"variable": variable, "level": str(level), "statistic": "n (%)",
-             "followed_up": int(yes[column].sum()), "pct_followed_up": 100 * p1,
-             "not_followed_up": int(no[column].sum()), "pct_not_followed_up": 100 * p0,
-             "smd": smd}]
+    return [
+        {
+            "variable": variable,
+            "level": str(level),
+            "statistic": "n (%)",
+            "followed_up": int(yes[column].sum()),
+            "pct_followed_up": 100 * p1,
+            "not_followed_up": int(no[column].sum()),
+            "pct_not_followed_up": 100 * p0,
+            "smd": smd,
+        }
+    ]
 
 
 def _mean_row(frame: pd.DataFrame, column: str, variable: str) -> dict:
@@ -105,6 +126,13 @@ def _mean_row(frame: pd.DataFrame, column: str, variable: str) -> dict:
     m1, m0 = yes[column].astype(float).mean(), no[column].astype(float).mean()
     s1, s0 = yes[column].astype(float).std(ddof=1), no[column].astype(float).std(ddof=1)
     pooled = np.sqrt((s1**2 + s0**2) / 2)
-    return {"variable": variable, "level": "", "statistic": "mean (SD)",
-            "followed_up": m1, "sd_followed_up": s1, "not_followed_up": m0,
-            "sd_not_followed_up": s0, "smd": (m1 - m0) / pooled if pooled > 0 else np.nan}
+    return {
+        "variable": variable,
+        "level": "",
+        "statistic": "mean (SD)",
+        "followed_up": m1,
+        "sd_followed_up": s1,
+        "not_followed_up": m0,
+        "sd_not_followed_up": s0,
+        "smd": (m1 - m0) / pooled if pooled > 0 else np.nan,
+    }

@@ -26,15 +26,43 @@ from linkeval.stats.effects import (
 )
 from linkeval.stats.pairing import reliable_change_index
 
-__all__ = ["paired_change", "band_transitions", "reliable_change", "cronbach_alpha",
-           "cronbach_alpha_ci"]
+__all__ = [
+    "paired_change",
+    "band_transitions",
+    "reliable_change",
+    "cronbach_alpha",
+    "cronbach_alpha_ci",
+]
 
 CHANGE_COLUMNS = [
-    "instrument", "n", "baseline_mean", "baseline_sd", "followup_mean", "followup_sd",
-    "mean_change", "change_sd", "ci_low", "ci_high", "t", "df", "p_value", "wilcoxon_stat",
-    "wilcoxon_p", "hodges_lehmann", "d_z", "d_z_ci_low", "d_z_ci_high", "g_av",
-    "boot_ci_low", "boot_ci_high", "pct_improved_reliably", "pct_deteriorated_reliably",
-    "pct_met_mid", "n_clinical_baseline", "pct_recovered", "note",
+    "instrument",
+    "n",
+    "baseline_mean",
+    "baseline_sd",
+    "followup_mean",
+    "followup_sd",
+    "mean_change",
+    "change_sd",
+    "ci_low",
+    "ci_high",
+    "t",
+    "df",
+    "p_value",
+    "wilcoxon_stat",
+    "wilcoxon_p",
+    "hodges_lehmann",
+    "d_z",
+    "d_z_ci_low",
+    "d_z_ci_high",
+    "g_av",
+    "boot_ci_low",
+    "boot_ci_high",
+    "pct_improved_reliably",
+    "pct_deteriorated_reliably",
+    "pct_met_mid",
+    "n_clinical_baseline",
+    "pct_recovered",
+    "note",
 ]
 
 
@@ -186,8 +214,12 @@ def paired_change(
         group = group if isinstance(group, tuple) else (group,)
         instrument = group[-1]
         cutoff = (cutoffs or {}).get(instrument)
-        rows.append({**dict(zip([*keys, "instrument"], group, strict=True)),
-                     **_change_row(part, confidence, n_boot, seed, instrument, cutoff)})
+        rows.append(
+            {
+                **dict(zip([*keys, "instrument"], group, strict=True)),
+                **_change_row(part, confidence, n_boot, seed, instrument, cutoff),
+            }
+        )
     columns = [*keys, *CHANGE_COLUMNS]
     return pd.DataFrame(rows, columns=columns)
 
@@ -219,36 +251,67 @@ def _recovered(part: pd.DataFrame, instrument: str, cutoff: float | None) -> tup
     return float(n_clinical), 100 * float(hit.sum() / known.sum())
 
 
-def _change_row(part: pd.DataFrame, confidence: float, n_boot: int, seed: int,
-                instrument: str, cutoff: float | None = None) -> dict:
+def _change_row(
+    part: pd.DataFrame,
+    confidence: float,
+    n_boot: int,
+    seed: int,
+    instrument: str,
+    cutoff: float | None = None,
+) -> dict:
     base = part["baseline"].to_numpy(dtype=float)
     follow = part["followup"].to_numpy(dtype=float)
     diff = follow - base
     n = len(diff)
-    row = {"n": n, "baseline_mean": base.mean(), "followup_mean": follow.mean(),
-           "mean_change": diff.mean(),
-           "baseline_sd": base.std(ddof=1) if n > 1 else np.nan,
-           "followup_sd": follow.std(ddof=1) if n > 1 else np.nan,
-           "change_sd": diff.std(ddof=1) if n > 1 else np.nan, "note": ""}
-    nan_keys = ("ci_low", "ci_high", "t", "df", "p_value", "wilcoxon_stat", "wilcoxon_p",
-                "hodges_lehmann", "d_z", "d_z_ci_low", "d_z_ci_high", "g_av", "boot_ci_low",
-                "boot_ci_high")
+    row = {
+        "n": n,
+        "baseline_mean": base.mean(),
+        "followup_mean": follow.mean(),
+        "mean_change": diff.mean(),
+        "baseline_sd": base.std(ddof=1) if n > 1 else np.nan,
+        "followup_sd": follow.std(ddof=1) if n > 1 else np.nan,
+        "change_sd": diff.std(ddof=1) if n > 1 else np.nan,
+        "note": "",
+    }
+    nan_keys = (
+        "ci_low",
+        "ci_high",
+        "t",
+        "df",
+        "p_value",
+        "wilcoxon_stat",
+        "wilcoxon_p",
+        "hodges_lehmann",
+        "d_z",
+        "d_z_ci_low",
+        "d_z_ci_high",
+        "g_av",
+        "boot_ci_low",
+        "boot_ci_high",
+    )
     row.update(dict.fromkeys(nan_keys, np.nan))
     if n:
         row["hodges_lehmann"] = hodges_lehmann(diff)
     if n < 2:
         row["note"] = "fewer than 2 pairs: no test or interval"
     elif np.ptp(diff) == 0:
-        row["note"] = (f"every pair changed by {diff[0]:g}: no test or interval (the data "
-                       "are constant, as R's t.test says)")
+        row["note"] = (
+            f"every pair changed by {diff[0]:g}: no test or interval (the data "
+            "are constant, as R's t.test says)"
+        )
         nonzero = diff[diff != 0]
         if len(nonzero):
             row["wilcoxon_stat"] = wilcoxon_v(diff)
     else:
         test = stats.ttest_rel(follow, base)
         ci = test.confidence_interval(confidence_level=confidence)
-        row.update(t=float(test.statistic), df=int(test.df), p_value=float(test.pvalue),
-                   ci_low=float(ci.low), ci_high=float(ci.high))
+        row.update(
+            t=float(test.statistic),
+            df=int(test.df),
+            p_value=float(test.pvalue),
+            ci_low=float(ci.low),
+            ci_high=float(ci.high),
+        )
         row["d_z"] = row["mean_change"] / row["change_sd"]
         row["d_z_ci_low"], row["d_z_ci_high"] = dz_interval(row["t"], n, confidence)
         row["g_av"] = hedges_g_av(row["mean_change"], row["baseline_sd"], row["followup_sd"], n)
@@ -258,15 +321,23 @@ def _change_row(part: pd.DataFrame, confidence: float, n_boot: int, seed: int,
             # otherwise the normal approximation with continuity correction.
             ties = len(np.unique(np.abs(nonzero))) < len(nonzero)
             exact = len(nonzero) < 50 and not ties and len(nonzero) == n
-            w = stats.wilcoxon(diff, zero_method="wilcox", correction=True,
-                               method="exact" if exact else "approx")
+            w = stats.wilcoxon(
+                diff, zero_method="wilcox", correction=True, method="exact" if exact else "approx"
+            )
             row.update(wilcoxon_stat=wilcoxon_v(diff), wilcoxon_p=float(w.pvalue))
         if n_boot:
-            boot = stats.bootstrap((diff,), np.mean, n_resamples=n_boot,
-                                   confidence_level=confidence, method="BCa",
-                                   random_state=np.random.default_rng(seed))
-            row.update(boot_ci_low=float(boot.confidence_interval.low),
-                       boot_ci_high=float(boot.confidence_interval.high))
+            boot = stats.bootstrap(
+                (diff,),
+                np.mean,
+                n_resamples=n_boot,
+                confidence_level=confidence,
+                method="BCa",
+                random_state=np.random.default_rng(seed),
+            )
+            row.update(
+                boot_ci_low=float(boot.confidence_interval.low),
+                boot_ci_high=float(boot.confidence_interval.high),
+            )
     row["pct_improved_reliably"] = _pct(part.get("improved_reliably"))
     row["pct_deteriorated_reliably"] = _pct(part.get("deteriorated_reliably"))
     row["pct_met_mid"] = _pct(part.get("met_mid_improvement"))
@@ -274,8 +345,9 @@ def _change_row(part: pd.DataFrame, confidence: float, n_boot: int, seed: int,
     return row
 
 
-def band_transitions(pairs: pd.DataFrame, instrument: str, window_only: bool = True
-                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def band_transitions(
+    pairs: pd.DataFrame, instrument: str, window_only: bool = True
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Baseline band x follow-up band counts, with a test of symmetry.
 
     Parameters
@@ -325,8 +397,10 @@ def band_transitions(pairs: pd.DataFrame, instrument: str, window_only: bool = T
     """
     names = score_names()
     if instrument not in names:
-        raise ValueError(f"unknown instrument score {instrument!r}"
-                         f"{did_you_mean(instrument, names)}; known: {', '.join(names)}")
+        raise ValueError(
+            f"unknown instrument score {instrument!r}"
+            f"{did_you_mean(instrument, names)}; known: {', '.join(names)}"
+        )
     needed = ["instrument", "followup", "baseline_band", "followup_band"]
     missing = [c for c in needed if c not in pairs]
     if missing:
@@ -336,25 +410,48 @@ def band_transitions(pairs: pd.DataFrame, instrument: str, window_only: bool = T
     p = pairs[(pairs["instrument"] == instrument) & pairs["followup"].notna()]
     if window_only and "in_window" in p:
         p = p[p["in_window"].astype(bool)]
-    counts = pd.crosstab(pd.Categorical(p["baseline_band"], categories=levels),
-                         pd.Categorical(p["followup_band"], categories=levels), dropna=False)
+    counts = pd.crosstab(
+        pd.Categorical(p["baseline_band"], categories=levels),
+        pd.Categorical(p["followup_band"], categories=levels),
+        dropna=False,
+    )
     counts = counts.reindex(index=levels, columns=levels, fill_value=0)
-    table = (counts.rename_axis(index="baseline_band", columns="followup_band")
-             .stack().rename("n").reset_index())
+    table = (
+        counts.rename_axis(index="baseline_band", columns="followup_band")
+        .stack()
+        .rename("n")
+        .reset_index()
+    )
     matrix = counts.to_numpy()
     if len(levels) == 2:
         b, c = matrix[0, 1], matrix[1, 0]
         if b + c > 0:
             result = mcnemar(matrix, exact=False, correction=True)
-            test = {"test": "McNemar", "statistic": float(result.statistic), "df": 1,
-                    "p_value": float(result.pvalue), "note": ""}
+            test = {
+                "test": "McNemar",
+                "statistic": float(result.statistic),
+                "df": 1,
+                "p_value": float(result.pvalue),
+                "note": "",
+            }
         else:
-            test = {"test": "McNemar", "statistic": np.nan, "df": 1, "p_value": np.nan,
-                    "note": "no data" if matrix.sum() == 0 else
-                    "nobody changed band: symmetry cannot be tested"}
+            test = {
+                "test": "McNemar",
+                "statistic": np.nan,
+                "df": 1,
+                "p_value": np.nan,
+                "note": "no data"
+                if matrix.sum() == 0
+                else "nobody changed band: symmetry cannot be tested",
+            }
     elif len(levels) > 2:
         test = {"test": "Bowker", **bowker_test(matrix)}
     else:
-        test = {"test": "none (score has no bands)", "statistic": np.nan, "df": np.nan,
-                "p_value": np.nan, "note": "the score has no bands"}
+        test = {
+            "test": "none (score has no bands)",
+            "statistic": np.nan,
+            "df": np.nan,
+            "p_value": np.nan,
+            "note": "the score has no bands",
+        }
     return table, pd.DataFrame([{"instrument": instrument, "n": int(matrix.sum()), **test}])

@@ -23,10 +23,11 @@ def group_keys(by: By) -> list[str]:
 
 def reason_flags(referral_reasons: pd.DataFrame) -> pd.DataFrame:
     """One row per referral (index site, referral_id), one True/False column per reason."""
-    return (referral_reasons.assign(v=True)
-            .pivot_table(index=["site", "referral_id"], columns="reason", values="v",
-                         aggfunc="max")
-            .astype(bool))
+    return (
+        referral_reasons.assign(v=True)
+        .pivot_table(index=["site", "referral_id"], columns="reason", values="v", aggfunc="max")
+        .astype(bool)
+    )
 
 
 def _groups(frame: pd.DataFrame, by: By):
@@ -39,8 +40,9 @@ def _groups(frame: pd.DataFrame, by: By):
         yield dict(zip(keys, values, strict=True)), part
 
 
-def _counts(frame: pd.DataFrame, column: str, by: By, order=None, denominator=None,
-            name: str | None = None) -> pd.DataFrame:
+def _counts(
+    frame: pd.DataFrame, column: str, by: By, order=None, denominator=None, name: str | None = None
+) -> pd.DataFrame:
     """n and % per level of ``column`` (levels in ``order``, zeros included)."""
     rows = []
     for keys, part in _groups(frame, by):
@@ -50,9 +52,20 @@ def _counts(frame: pd.DataFrame, column: str, by: By, order=None, denominator=No
             levels.append(None)
         total = len(part) if denominator is None else denominator(part)
         for level in levels:
-            n = int(counts[counts.index.isna()].sum()) if level is None else int(counts.get(level, 0))
-            rows.append({**keys, name or column: "missing" if level is None else level, "n": n,
-                         "denominator": total, "pct": 100 * n / total if total else np.nan})
+            n = (
+                int(counts[counts.index.isna()].sum())
+                if level is None
+                else int(counts.get(level, 0))
+            )
+            rows.append(
+                {
+                    **keys,
+                    name or column: "missing" if level is None else level,
+                    "n": n,
+                    "denominator": total,
+                    "pct": 100 * n / total if total else np.nan,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -60,15 +73,24 @@ def summary_stats(values: pd.Series) -> dict[str, float]:
     """n, missing, mean, SD, median, quartiles, min, max of a numeric series."""
     v = pd.to_numeric(values, errors="coerce").astype(float)
     present = v.dropna()
-    return {"n": int(present.size), "missing": int(v.isna().sum()),
-            "mean": present.mean(), "sd": present.std(ddof=1),
-            "median": present.median(), "q1": present.quantile(0.25),
-            "q3": present.quantile(0.75), "min": present.min(), "max": present.max()}
+    return {
+        "n": int(present.size),
+        "missing": int(v.isna().sum()),
+        "mean": present.mean(),
+        "sd": present.std(ddof=1),
+        "median": present.median(),
+        "q1": present.quantile(0.25),
+        "q3": present.quantile(0.75),
+        "min": present.min(),
+        "max": present.max(),
+    }
 
 
 def _numeric(frame: pd.DataFrame, column: str, by: By, label: str) -> pd.DataFrame:
-    rows = [{**keys, "measure": label, **summary_stats(part[column])}
-            for keys, part in _groups(frame, by)]
+    rows = [
+        {**keys, "measure": label, **summary_stats(part[column])}
+        for keys, part in _groups(frame, by)
+    ]
     return pd.DataFrame(rows)
 
 
@@ -81,17 +103,25 @@ def referrals_per_month(referrals: pd.DataFrame, by: By = None, rolling: int = 3
     Columns: [by], ``month`` (first day), ``referrals``, ``rolling_mean`` (mean of this and the
     previous ``rolling - 1`` months).
     """
-    frame = referrals.assign(month=pd.to_datetime(referrals["referral_date"])
-                             .dt.to_period("M").dt.to_timestamp())
+    frame = referrals.assign(
+        month=pd.to_datetime(referrals["referral_date"]).dt.to_period("M").dt.to_timestamp()
+    )
     if frame.empty:
         return pd.DataFrame(columns=[*group_keys(by), "month", "referrals", "rolling_mean"])
     months = pd.date_range(frame["month"].min(), frame["month"].max(), freq="MS")
     parts = []
     for keys, part in _groups(frame, by):
         counts = part.groupby("month").size().reindex(months, fill_value=0)
-        parts.append(pd.DataFrame({**keys, "month": months, "referrals": counts.to_numpy(),
-                                   "rolling_mean": counts.rolling(rolling, min_periods=1)
-                                   .mean().to_numpy()}))
+        parts.append(
+            pd.DataFrame(
+                {
+                    **keys,
+                    "month": months,
+                    "referrals": counts.to_numpy(),
+                    "rolling_mean": counts.rolling(rolling, min_periods=1).mean().to_numpy(),
+                }
+            )
+        )
     return pd.concat(parts, ignore_index=True)
 
 
@@ -100,8 +130,7 @@ def referral_sources(referrals: pd.DataFrame, by: By = None) -> pd.DataFrame:
     return _counts(referrals, "referral_source", by, order=VOCABULARIES["referral_source"])
 
 
-def referral_reasons(referrals: pd.DataFrame, reasons: pd.DataFrame, by: By = None
-                     ) -> pd.DataFrame:
+def referral_reasons(referrals: pd.DataFrame, reasons: pd.DataFrame, by: By = None) -> pd.DataFrame:
     """Reasons for referral, multi-response: % of referrals with each reason.
 
     Columns: [by], ``reason``, ``n`` (referrals with the reason), ``denominator`` (referrals),
@@ -109,8 +138,11 @@ def referral_reasons(referrals: pd.DataFrame, reasons: pd.DataFrame, by: By = No
     """
     keys = group_keys(by)
     rows = []
-    merged = reasons.merge(referrals[["site", "referral_id", *[k for k in keys if k != "site"]]],
-                           on=["site", "referral_id"], how="inner")
+    merged = reasons.merge(
+        referrals[["site", "referral_id", *[k for k in keys if k != "site"]]],
+        on=["site", "referral_id"],
+        how="inner",
+    )
     for group, part in _groups(referrals, by):
         sub = merged
         for k, v in group.items():
@@ -119,8 +151,15 @@ def referral_reasons(referrals: pd.DataFrame, reasons: pd.DataFrame, by: By = No
         total = len(part)
         for reason in VOCABULARIES["reason"]:
             n = int(counts.get(reason, 0))
-            rows.append({**group, "reason": reason, "n": n, "denominator": total,
-                         "pct": 100 * n / total if total else np.nan})
+            rows.append(
+                {
+                    **group,
+                    "reason": reason,
+                    "n": n,
+                    "denominator": total,
+                    "pct": 100 * n / total if total else np.nan,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -132,17 +171,24 @@ def table_one(referrals: pd.DataFrame, by: By = None) -> pd.DataFrame:
     "median (IQR)"), ``n``, ``pct`` and for numbers ``mean``, ``sd``, ``median``, ``q1``,
     ``q3``, ``missing``.
     """
-    frame = referrals.assign(
-        imd_quintile=imd_quintile(referrals["imd_decile"]))
+    frame = referrals.assign(imd_quintile=imd_quintile(referrals["imd_decile"]))
     parts = []
     for keys, part in _groups(frame, by):
         age = summary_stats(part["age_at_referral"])
-        parts.append(pd.DataFrame([
-            {**keys, "variable": "age", "level": "", "statistic": "mean (SD)", **age},
-            {**keys, "variable": "age", "level": "", "statistic": "median (IQR)", **age},
-        ]))
-    specs = [("age_band", AGE_BANDS), ("sex", VOCABULARIES["sex"]),
-             ("ethnicity", VOCABULARIES["ethnicity"]), ("imd_quintile", [1, 2, 3, 4, 5])]
+        parts.append(
+            pd.DataFrame(
+                [
+                    {**keys, "variable": "age", "level": "", "statistic": "mean (SD)", **age},
+                    {**keys, "variable": "age", "level": "", "statistic": "median (IQR)", **age},
+                ]
+            )
+        )
+    specs = [
+        ("age_band", AGE_BANDS),
+        ("sex", VOCABULARIES["sex"]),
+        ("ethnicity", VOCABULARIES["ethnicity"]),
+        ("imd_quintile", [1, 2, 3, 4, 5]),
+    ]
     if "rural_urban" in frame and frame["rural_urban"].notna().any():
         specs.append(("rural_urban", ["urban", "rural"]))
     for column, order in specs:
@@ -150,17 +196,39 @@ def table_one(referrals: pd.DataFrame, by: By = None) -> pd.DataFrame:
         c["level"] = c["level"].astype(str)
         parts.append(c.assign(variable=column, statistic="n (%)"))
     out = pd.concat(parts, ignore_index=True)
-    cols = [*group_keys(by), "variable", "level", "statistic", "n", "pct", "mean", "sd", "median",
-            "q1", "q3", "missing"]
+    cols = [
+        *group_keys(by),
+        "variable",
+        "level",
+        "statistic",
+        "n",
+        "pct",
+        "mean",
+        "sd",
+        "median",
+        "q1",
+        "q3",
+        "missing",
+    ]
     return out.reindex(columns=cols)
 
 
-FUNNEL_STAGES = ("referred", "contacted", "engaged", "onward referral",
-                 "baseline questionnaire", "paired follow-up")
+FUNNEL_STAGES = (
+    "referred",
+    "contacted",
+    "engaged",
+    "onward referral",
+    "baseline questionnaire",
+    "paired follow-up",
+)
 
 
-def engagement_funnel(referrals: pd.DataFrame, pairs: pd.DataFrame | None = None,
-                      by: By = None, window_only: bool = True) -> pd.DataFrame:
+def engagement_funnel(
+    referrals: pd.DataFrame,
+    pairs: pd.DataFrame | None = None,
+    by: By = None,
+    window_only: bool = True,
+) -> pd.DataFrame:
     """Referred -> contacted -> engaged -> onward referral -> baseline -> paired follow-up.
 
     contacted: at least one contact recorded (attended or not); engaged: at least one attended
@@ -194,9 +262,15 @@ def engagement_funnel(referrals: pd.DataFrame, pairs: pd.DataFrame | None = None
         previous = total
         for stage in FUNNEL_STAGES:
             n = int(part[stage].sum())
-            rows.append({**keys, "stage": stage, "n": n,
-                         "pct_of_referred": 100 * n / total if total else np.nan,
-                         "pct_of_previous": 100 * n / previous if previous else np.nan})
+            rows.append(
+                {
+                    **keys,
+                    "stage": stage,
+                    "n": n,
+                    "pct_of_referred": 100 * n / total if total else np.nan,
+                    "pct_of_previous": 100 * n / previous if previous else np.nan,
+                }
+            )
             previous = n
     return pd.DataFrame(rows)
 
@@ -222,8 +296,14 @@ def dna_rate(contacts: pd.DataFrame, by: By = None) -> pd.DataFrame:
     for keys, part in _groups(contacts, by):
         known = part["attended"].dropna().astype(bool)
         dna = int((~known).sum())
-        rows.append({**keys, "contacts": int(known.size), "dna": dna,
-                     "pct_dna": 100 * dna / known.size if known.size else np.nan})
+        rows.append(
+            {
+                **keys,
+                "contacts": int(known.size),
+                "dna": dna,
+                "pct_dna": 100 * dna / known.size if known.size else np.nan,
+            }
+        )
     return pd.DataFrame(rows)
 
 

@@ -20,8 +20,14 @@ from scipy import optimize, special, stats
 
 from linkeval.instruments import cronbach_alpha
 
-__all__ = ["bowker_test", "cronbach_alpha_ci", "dz_interval", "hedges_g_av", "hodges_lehmann",
-           "wilcoxon_v"]
+__all__ = [
+    "bowker_test",
+    "cronbach_alpha_ci",
+    "dz_interval",
+    "hedges_g_av",
+    "hodges_lehmann",
+    "wilcoxon_v",
+]
 
 
 def dz_interval(t: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -258,8 +264,12 @@ def bowker_test(table) -> dict:
     if m.sum() == 0:
         return {"statistic": np.nan, "df": 0, "p_value": np.nan, "note": "no data"}
     if not used.any():
-        return {"statistic": np.nan, "df": 0, "p_value": np.nan,
-                "note": "nobody changed band: symmetry cannot be tested"}
+        return {
+            "statistic": np.nan,
+            "df": 0,
+            "p_value": np.nan,
+            "note": "nobody changed band: symmetry cannot be tested",
+        }
     stat = float(np.sum((upper[used] - lower[used]) ** 2 / total[used]))
     df = int(used.sum())
     return {"statistic": stat, "df": df, "p_value": float(stats.chi2.sf(stat, df)), "note": ""}

@@ -24,8 +24,9 @@ from scipy import stats
 __all__ = ["chained_imputations", "rubin_pool"]
 
 
-def _draw_norm(rng: np.random.Generator, X: np.ndarray, y: np.ndarray, X_new: np.ndarray,
-               ridge: float = 1e-5) -> np.ndarray:
+def _draw_norm(
+    rng: np.random.Generator, X: np.ndarray, y: np.ndarray, X_new: np.ndarray, ridge: float = 1e-5
+) -> np.ndarray:
     """Bayesian linear-regression draws for X_new (beta and sigma from their posterior)."""
     xtx = X.T @ X
     xtx = xtx + ridge * np.diag(np.diag(xtx))
@@ -39,9 +40,13 @@ def _draw_norm(rng: np.random.Generator, X: np.ndarray, y: np.ndarray, X_new: np
     return X_new @ beta_star + sigma * rng.standard_normal(len(X_new))
 
 
-def chained_imputations(data: pd.DataFrame, predictors: pd.DataFrame | None = None,
-                        n_imputations: int = 20, n_iterations: int = 10,
-                        seed: int | np.random.SeedSequence = 0) -> list[pd.DataFrame]:
+def chained_imputations(
+    data: pd.DataFrame,
+    predictors: pd.DataFrame | None = None,
+    n_imputations: int = 20,
+    n_iterations: int = 10,
+    seed: int | np.random.SeedSequence = 0,
+) -> list[pd.DataFrame]:
     """Multiply impute the missing values of continuous columns by chained equations.
 
     Parameters
@@ -111,8 +116,9 @@ def chained_imputations(data: pd.DataFrame, predictors: pd.DataFrame | None = No
     values = frame.to_numpy(dtype=float)
     missing = np.isnan(values)
     observed_any = (~missing).sum(axis=0) >= 2
-    variable = np.array([np.nanstd(values[:, j]) > 0 if observed_any[j] else False
-                         for j in range(values.shape[1])])
+    variable = np.array(
+        [np.nanstd(values[:, j]) > 0 if observed_any[j] else False for j in range(values.shape[1])]
+    )
     active = [j for j in range(values.shape[1]) if missing[:, j].any() and variable[j]]
     usable = [j for j in range(values.shape[1]) if variable[j]]
     seq = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
@@ -186,7 +192,15 @@ def rubin_pool(estimates, variances, df_complete: float, confidence: float = 0.9
     se = np.sqrt(t)
     crit = stats.t.ppf(1 - (1 - confidence) / 2, df)
     r = (1 + 1 / m) * b / ubar if ubar > 0 else np.inf
-    return {"estimate": qbar, "std_error": float(se), "df": float(df),
-            "ci_low": qbar - crit * se, "ci_high": qbar + crit * se,
-            "p_value": float(2 * stats.t.sf(abs(qbar / se), df)), "within": ubar,
-            "between": b, "fmi": float((r + 2 / (df + 3)) / (r + 1)), "m": m}
+    return {
+        "estimate": qbar,
+        "std_error": float(se),
+        "df": float(df),
+        "ci_low": qbar - crit * se,
+        "ci_high": qbar + crit * se,
+        "p_value": float(2 * stats.t.sf(abs(qbar / se), df)),
+        "within": ubar,
+        "between": b,
+        "fmi": float((r + 2 / (df + 3)) / (r + 1)),
+        "m": m,
+    }

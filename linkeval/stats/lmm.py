@@ -48,9 +48,16 @@ class _Sums:
         g = codes.max() + 1
         sx = np.zeros((g, X.shape[1]))
         np.add.at(sx, codes, X)
-        return cls(xtx=X.T @ X, xty=X.T @ y, yty=float(y @ y), sx=sx,
-                   sy=np.bincount(codes, weights=y, minlength=g),
-                   nj=np.bincount(codes, minlength=g).astype(float), n=len(y), p=X.shape[1])
+        return cls(
+            xtx=X.T @ X,
+            xty=X.T @ y,
+            yty=float(y @ y),
+            sx=sx,
+            sy=np.bincount(codes, weights=y, minlength=g),
+            nj=np.bincount(codes, minlength=g).astype(float),
+            n=len(y),
+            p=X.shape[1],
+        )
 
 
 @dataclass
@@ -75,8 +82,9 @@ def _state(s: _Sums, theta: float) -> _State:
     q = s.yty - float(np.sum(a * s.sy**2))
     sign, logdet = np.linalg.slogdet(M)
     if sign <= 0:
-        return _State(theta, a, M, np.full_like(M, np.nan), u, np.full_like(u, np.nan),
-                      np.nan, np.nan)
+        return _State(
+            theta, a, M, np.full_like(M, np.nan), u, np.full_like(u, np.nan), np.nan, np.nan
+        )
     Minv = np.linalg.inv(M)
     beta = Minv @ u
     rss = q - float(u @ beta)
@@ -89,8 +97,11 @@ def _profiled_deviance(s: _Sums, theta: float) -> float:
     if not (np.isfinite(st.rss) and st.rss > 0):
         return np.inf
     df = s.n - s.p
-    return (df * (1 + np.log(2 * np.pi * st.rss / df)) + float(np.sum(np.log1p(s.nj * theta**2)))
-            + st.logdet_m)
+    return (
+        df * (1 + np.log(2 * np.pi * st.rss / df))
+        + float(np.sum(np.log1p(s.nj * theta**2)))
+        + st.logdet_m
+    )
 
 
 def _optimise(s: _Sums) -> float:
@@ -101,8 +112,12 @@ def _optimise(s: _Sums) -> float:
     lo, hi = _GRID[max(i - 1, 0)], _GRID[min(i + 1, len(_GRID) - 1)]
     if hi == lo:
         return float(lo)
-    res = optimize.minimize_scalar(lambda t: _profiled_deviance(s, t), bounds=(lo, hi),
-                                   method="bounded", options={"xatol": 1e-12})
+    res = optimize.minimize_scalar(
+        lambda t: _profiled_deviance(s, t),
+        bounds=(lo, hi),
+        method="bounded",
+        options={"xatol": 1e-12},
+    )
     best = float(res.x)
     # Polish with Newton steps on the analytic derivative of the profiled criterion.
     for _ in range(20):
@@ -173,7 +188,7 @@ def _hessian_varpar(s: _Sums, st: _State, sigma: float) -> np.ndarray:
 def _jacobian_vcov(s: _Sums, st: _State, sigma: float) -> list[np.ndarray]:
     """d vcov(beta) / d theta and d sigma, vcov(beta) = sigma^2 M(theta)^-1 (exact)."""
     d = _derivs(s, st)
-    d_theta = -sigma**2 * st.Minv @ d["M1"] @ st.Minv
+    d_theta = -(sigma**2) * st.Minv @ d["M1"] @ st.Minv
     d_sigma = 2 * sigma * st.Minv
     return [d_theta, d_sigma]
 
@@ -241,8 +256,9 @@ class MixedFit:
     def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
         """t-based intervals on the Satterthwaite df (columns 0 and 1, as statsmodels)."""
         crit = stats.t.ppf(1 - alpha / 2, self.df)
-        return pd.DataFrame({0: self.fe_params - crit * self.bse,
-                             1: self.fe_params + crit * self.bse})
+        return pd.DataFrame(
+            {0: self.fe_params - crit * self.bse, 1: self.fe_params + crit * self.bse}
+        )
 
     def contrast(self, L) -> dict:
         """Estimate, SE, Satterthwaite df, t and p of the contrast L'beta.
@@ -253,8 +269,10 @@ class MixedFit:
         if isinstance(L, dict):
             unknown = set(L) - set(self.fe_params.index)
             if unknown:
-                raise ValueError(f"unknown term(s) {', '.join(map(repr, sorted(unknown)))}; "
-                                 f"terms: {', '.join(self.fe_params.index)}")
+                raise ValueError(
+                    f"unknown term(s) {', '.join(map(repr, sorted(unknown)))}; "
+                    f"terms: {', '.join(self.fe_params.index)}"
+                )
             L = np.array([L.get(t, 0.0) for t in self.fe_params.index])
         L = np.asarray(L, dtype=float)
         C = self.vcov.to_numpy()
@@ -265,8 +283,13 @@ class MixedFit:
         est = float(L @ self.fe_params.to_numpy())
         se = np.sqrt(var)
         t = est / se
-        return {"estimate": est, "std_error": se, "df": df, "t": t,
-                "p_value": float(2 * stats.t.sf(abs(t), df))}
+        return {
+            "estimate": est,
+            "std_error": se,
+            "df": df,
+            "t": t,
+            "p_value": float(2 * stats.t.sf(abs(t), df)),
+        }
 
     def to_statsmodels(self):
         """The same model fitted by statsmodels' ``MixedLM`` (REML), started at this fit.
@@ -279,17 +302,26 @@ class MixedFit:
         from statsmodels.regression.mixed_linear_model import MixedLMParams
 
         model = smf.mixedlm(self.formula, self.data, groups=self.data[self.group])
-        start = MixedLMParams.from_components(fe_params=self.fe_params.to_numpy(),
-                                              cov_re=np.array([[self.theta**2]]))
+        start = MixedLMParams.from_components(
+            fe_params=self.fe_params.to_numpy(), cov_re=np.array([[self.theta**2]])
+        )
         return model.fit(reml=True, start_params=start)
 
     def summary(self, confidence: float = 0.95) -> pd.DataFrame:
         """Fixed effects: term, estimate, std_error, df, t, p_value, ci_low, ci_high."""
         ci = self.conf_int(1 - confidence)
-        return pd.DataFrame({"term": self.fe_params.index, "estimate": self.fe_params.to_numpy(),
-                             "std_error": self.bse.to_numpy(), "df": self.df.to_numpy(),
-                             "t": self.tvalues.to_numpy(), "p_value": self.pvalues.to_numpy(),
-                             "ci_low": ci[0].to_numpy(), "ci_high": ci[1].to_numpy()})
+        return pd.DataFrame(
+            {
+                "term": self.fe_params.index,
+                "estimate": self.fe_params.to_numpy(),
+                "std_error": self.bse.to_numpy(),
+                "df": self.df.to_numpy(),
+                "t": self.tvalues.to_numpy(),
+                "p_value": self.pvalues.to_numpy(),
+                "ci_low": ci[0].to_numpy(),
+                "ci_high": ci[1].to_numpy(),
+            }
+        )
 
 
 def _dependent_columns(X: np.ndarray, names: list[str]) -> list[str]:
@@ -388,27 +420,36 @@ def fit_random_intercept(formula: str, data: pd.DataFrame, group: str = "site") 
     codes, levels = pd.factorize(used[group], sort=True)
     n, p = X.shape
     if len(levels) < 2:
-        raise ValueError(f"a random intercept for {group!r} needs at least 2 groups, found "
-                         f"{len(levels)}")
+        raise ValueError(
+            f"a random intercept for {group!r} needs at least 2 groups, found {len(levels)}"
+        )
     if np.linalg.matrix_rank(X) < p:
         bad = _dependent_columns(X, names)
-        raise ValueError(f"term(s) {', '.join(map(repr, bad))} cannot be estimated: constant "
-                         "or collinear with other terms in these data")
+        raise ValueError(
+            f"term(s) {', '.join(map(repr, bad))} cannot be estimated: constant "
+            "or collinear with other terms in these data"
+        )
     if n - p < 1:
         raise ValueError(f"{n} rows cannot support {p} fixed effects")
     s = _Sums.of(y, X, codes)
     centred = float(np.sum((y - y.mean()) ** 2))
     if _state(s, 0.0).rss <= 1e-10 * max(centred, 1e-300):
-        raise ValueError("the model fits these data exactly (residual variance 0): refusing "
-                         "to return estimates with no uncertainty")
+        raise ValueError(
+            "the model fits these data exactly (residual variance 0): refusing "
+            "to return estimates with no uncertainty"
+        )
     theta = _optimise(s)
     if not np.isfinite(theta):
-        raise ValueError("the model fits these data exactly (residual variance 0): refusing "
-                         "to return estimates with no uncertainty")
+        raise ValueError(
+            "the model fits these data exactly (residual variance 0): refusing "
+            "to return estimates with no uncertainty"
+        )
     st = _state(s, theta)
     if not (np.isfinite(st.rss) and st.rss > 1e-12 * max(1.0, s.yty)):
-        raise ValueError("the model fits these data exactly (residual variance 0): refusing "
-                         "to return estimates with no uncertainty")
+        raise ValueError(
+            "the model fits these data exactly (residual variance 0): refusing "
+            "to return estimates with no uncertainty"
+        )
     sigma = float(np.sqrt(st.rss / (n - p)))
     deviance = _profiled_deviance(s, theta)
     vcov = sigma**2 * st.Minv
@@ -422,17 +463,32 @@ def fit_random_intercept(formula: str, data: pd.DataFrame, group: str = "site") 
     singular = theta < SINGULAR_TOL
     notes = []
     if singular:
-        notes.append(f"singular fit: the {group} variance is estimated as zero (the {group}s "
-                     f"differ no more than chance would give); intervals for terms that vary "
-                     f"only between {group}s may be too narrow")
+        notes.append(
+            f"singular fit: the {group} variance is estimated as zero (the {group}s "
+            f"differ no more than chance would give); intervals for terms that vary "
+            f"only between {group}s may be too narrow"
+        )
     if not pos.all():
-        notes.append("the variance parameters are poorly determined (a non-positive "
-                     "eigenvalue of the Hessian)")
+        notes.append(
+            "the variance parameters are poorly determined (a non-positive "
+            "eigenvalue of the Hessian)"
+        )
     fit = MixedFit(
-        formula=formula, group=group, fe_params=pd.Series(st.beta, index=names),
-        vcov=pd.DataFrame(vcov, index=names, columns=names), df=pd.Series(np.nan, index=names),
-        theta=float(theta), sigma=sigma, llf=-deviance / 2, nobs=n, n_groups=len(levels),
-        singular=bool(singular), note="; ".join(notes), vcov_varpar=vcov_varpar, jac_vcov=jac,
-        data=used)
+        formula=formula,
+        group=group,
+        fe_params=pd.Series(st.beta, index=names),
+        vcov=pd.DataFrame(vcov, index=names, columns=names),
+        df=pd.Series(np.nan, index=names),
+        theta=float(theta),
+        sigma=sigma,
+        llf=-deviance / 2,
+        nobs=n,
+        n_groups=len(levels),
+        singular=bool(singular),
+        note="; ".join(notes),
+        vcov_varpar=vcov_varpar,
+        jac_vcov=jac,
+        data=used,
+    )
     fit.df = pd.Series([fit.contrast(np.eye(p)[i])["df"] for i in range(p)], index=names)
     return fit

@@ -34,27 +34,90 @@ from linkeval.instruments import INSTRUMENTS, direction, score_names
 from linkeval.stats.imputation import chained_imputations, rubin_pool
 from linkeval.stats.lmm import MixedFit, fit_random_intercept
 
-__all__ = ["analysis_frame", "minimum_detectable", "moderator_analysis", "multilevel_model",
-           "sensitivity_analyses"]
+__all__ = [
+    "analysis_frame",
+    "minimum_detectable",
+    "moderator_analysis",
+    "multilevel_model",
+    "sensitivity_analyses",
+]
 
 DEFAULT_COVARIATES = ("age_band", "sex", "imd_quintile", "n_attended")
 MIN_SITES_FOR_RANDOM_EFFECT = 3
-COEF_COLUMNS = ["term", "estimate", "std_error", "df", "ci_low", "ci_high", "p_value", "model",
-                "n", "n_sites", "singular", "note"]
-MODERATOR_COLUMNS = [
-    "moderator", "level", "reference", "context_level", "estimate", "std_error", "df",
-    "ci_low", "ci_high", "p_value", "mde", "n_level", "n_reference", "change_estimate",
-    "change_std_error", "change_df", "change_ci_low", "change_ci_high", "change_p_value",
-    "baseline_difference", "rtm_expected", "model", "n", "singular", "note",
+COEF_COLUMNS = [
+    "term",
+    "estimate",
+    "std_error",
+    "df",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "model",
+    "n",
+    "n_sites",
+    "singular",
+    "note",
 ]
-SENSITIVITY_COLUMNS = ["analysis", "n", "n_observed", "mean_change", "std_error", "df",
-                       "ci_low", "ci_high", "p_value", "delta"]
+MODERATOR_COLUMNS = [
+    "moderator",
+    "level",
+    "reference",
+    "context_level",
+    "estimate",
+    "std_error",
+    "df",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "mde",
+    "n_level",
+    "n_reference",
+    "change_estimate",
+    "change_std_error",
+    "change_df",
+    "change_ci_low",
+    "change_ci_high",
+    "change_p_value",
+    "baseline_difference",
+    "rtm_expected",
+    "model",
+    "n",
+    "singular",
+    "note",
+]
+SENSITIVITY_COLUMNS = [
+    "analysis",
+    "n",
+    "n_observed",
+    "mean_change",
+    "std_error",
+    "df",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "delta",
+]
 MIXED = "mixed model (random intercept for site, REML, Satterthwaite df)"
 FIXED = "ols (fixed site effects)"
-PAIR_COLUMNS = ("site", "person_id", "referral_id", "instrument", "baseline", "followup",
-                "change", "in_window")
-REFERRAL_COLUMNS = ("site", "referral_id", "age_band", "age_at_referral", "sex", "imd_decile",
-                    "n_attended")
+PAIR_COLUMNS = (
+    "site",
+    "person_id",
+    "referral_id",
+    "instrument",
+    "baseline",
+    "followup",
+    "change",
+    "in_window",
+)
+REFERRAL_COLUMNS = (
+    "site",
+    "referral_id",
+    "age_band",
+    "age_at_referral",
+    "sex",
+    "imd_decile",
+    "n_attended",
+)
 
 
 def _require(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
@@ -66,8 +129,10 @@ def _require(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
 def _check_instrument(instrument: str) -> None:
     names = score_names()
     if instrument not in names:
-        raise ValueError(f"unknown instrument score {instrument!r}"
-                         f"{did_you_mean(instrument, names)}; known: {', '.join(names)}")
+        raise ValueError(
+            f"unknown instrument score {instrument!r}"
+            f"{did_you_mean(instrument, names)}; known: {', '.join(names)}"
+        )
 
 
 def analysis_frame(
@@ -157,11 +222,12 @@ def analysis_frame(
     frame["lonely_baseline"] = (frame["ucla3_baseline"] >= lonely_threshold).astype("boolean")
     if referral_reasons is not None:
         _require(referral_reasons, ("site", "referral_id", "reason"), "referral_reasons")
-        flags = (referral_reasons.assign(v=True)
-                 .pivot_table(index=["site", "referral_id"], columns="reason", values="v",
-                              aggfunc="max").add_prefix("reason_"))
-        frame = frame.merge(flags, left_on=["site", "referral_id"], right_index=True,
-                            how="left")
+        flags = (
+            referral_reasons.assign(v=True)
+            .pivot_table(index=["site", "referral_id"], columns="reason", values="v", aggfunc="max")
+            .add_prefix("reason_")
+        )
+        frame = frame.merge(flags, left_on=["site", "referral_id"], right_index=True, how="left")
         for col in flags.columns:
             frame[col] = frame[col].astype("boolean").fillna(False)
     for col in ("baseline", "followup", "change", "age", "imd_quintile", "n_attended"):
@@ -196,18 +262,41 @@ def _coefficients(fit, model: str, data: pd.DataFrame, confidence: float = 0.95)
         singular, note = fit.singular, fit.note
     else:
         ci = fit.conf_int(alpha=1 - confidence)
-        table = pd.DataFrame({"term": fit.params.index, "estimate": fit.params.to_numpy(),
-                              "std_error": fit.bse.to_numpy(), "df": float(fit.df_resid),
-                              "p_value": fit.pvalues.to_numpy(), "ci_low": ci[0].to_numpy(),
-                              "ci_high": ci[1].to_numpy()})
+        table = pd.DataFrame(
+            {
+                "term": fit.params.index,
+                "estimate": fit.params.to_numpy(),
+                "std_error": fit.bse.to_numpy(),
+                "df": float(fit.df_resid),
+                "p_value": fit.pvalues.to_numpy(),
+                "ci_low": ci[0].to_numpy(),
+                "ci_high": ci[1].to_numpy(),
+            }
+        )
         singular, note = False, ""
-    table = table.assign(model=model, n=len(data), n_sites=data["site"].nunique(),
-                         singular=singular, note=note)
+    table = table.assign(
+        model=model, n=len(data), n_sites=data["site"].nunique(), singular=singular, note=note
+    )
     if isinstance(fit, MixedFit):
-        table = pd.concat([table, pd.DataFrame([{
-            "term": "site variance (random intercept)", "estimate": fit.group_variance,
-            "model": model, "n": len(data), "n_sites": fit.n_groups, "singular": singular,
-            "note": note}])], ignore_index=True)
+        table = pd.concat(
+            [
+                table,
+                pd.DataFrame(
+                    [
+                        {
+                            "term": "site variance (random intercept)",
+                            "estimate": fit.group_variance,
+                            "model": model,
+                            "n": len(data),
+                            "n_sites": fit.n_groups,
+                            "singular": singular,
+                            "note": note,
+                        }
+                    ]
+                ),
+            ],
+            ignore_index=True,
+        )
     return table[COEF_COLUMNS]
 
 
@@ -219,8 +308,9 @@ def _as_list(covariates) -> list[str]:
     return list(covariates)
 
 
-def multilevel_model(frame: pd.DataFrame, covariates=DEFAULT_COVARIATES,
-                     confidence: float = 0.95) -> pd.DataFrame:
+def multilevel_model(
+    frame: pd.DataFrame, covariates=DEFAULT_COVARIATES, confidence: float = 0.95
+) -> pd.DataFrame:
     """Follow-up ~ baseline + covariates, random intercept for site (fixed with < 3 sites).
 
     Parameters
@@ -342,20 +432,34 @@ def _level_rows(fit, model, data, moderator, prefix, ref, confidence) -> list[di
     rows = []
     if prefix is None:
         c = coefs.loc[moderator]
-        rows.append({"level": "per unit", **c[["estimate", "std_error", "df", "ci_low",
-                                               "ci_high", "p_value"]].to_dict()})
+        rows.append(
+            {
+                "level": "per unit",
+                **c[["estimate", "std_error", "df", "ci_low", "ci_high", "p_value"]].to_dict(),
+            }
+        )
     else:
         for term, c in coefs.iterrows():
             if str(term).startswith(prefix):
-                rows.append({"level": str(term)[len(prefix):-1],
-                             **c[["estimate", "std_error", "df", "ci_low", "ci_high",
-                                  "p_value"]].to_dict()})
+                rows.append(
+                    {
+                        "level": str(term)[len(prefix) : -1],
+                        **c[
+                            ["estimate", "std_error", "df", "ci_low", "ci_high", "p_value"]
+                        ].to_dict(),
+                    }
+                )
     return rows
 
 
-def moderator_analysis(frame: pd.DataFrame, moderator: str, confidence: float = 0.95,
-                       reference=None, reliability: float | None = None,
-                       power: float = 0.8) -> pd.DataFrame:
+def moderator_analysis(
+    frame: pd.DataFrame,
+    moderator: str,
+    confidence: float = 0.95,
+    reference=None,
+    reliability: float | None = None,
+    power: float = 0.8,
+) -> pd.DataFrame:
     """Does change differ by a context? The context x time interaction, two ways.
 
     Parameters
@@ -436,8 +540,10 @@ def moderator_analysis(frame: pd.DataFrame, moderator: str, confidence: float = 
     data = frame.dropna(subset=["followup", "baseline", moderator]).copy()
     data["change"] = data["followup"] - data["baseline"]
     if data[moderator].nunique() < 2:
-        raise ValueError(f"moderator {moderator!r} takes one value in the {len(data)} rows with "
-                         "both scores: there is nothing to compare")
+        raise ValueError(
+            f"moderator {moderator!r} takes one value in the {len(data)} rows with "
+            "both scores: there is nothing to compare"
+        )
     numeric = _term(moderator, data) == moderator
     context_level = "site" if moderator == "site" or _site_level(data, moderator) else "person"
     if moderator == "site":
@@ -465,15 +571,19 @@ def moderator_analysis(frame: pd.DataFrame, moderator: str, confidence: float = 
         change_fit, change_model = _fit(f"change ~ {term}", data)
         prefix = f"{term}[T."
     ancova = _level_rows(fit, model, data, moderator, prefix, ref, confidence)
-    change = {r["level"]: r for r in _level_rows(change_fit, change_model, data, moderator,
-                                                 prefix, ref, confidence)}
+    change = {
+        r["level"]: r
+        for r in _level_rows(change_fit, change_model, data, moderator, prefix, ref, confidence)
+    }
     counts = data[moderator].astype(str).value_counts()
     notes = []
     if isinstance(fit, MixedFit) and fit.note:
         notes.append(fit.note)
     if context_level == "site" and moderator != "site":
-        notes.append(f"{moderator!r} is the same for everyone at a site: its effect rests on "
-                     f"{data['site'].nunique()} sites; see context_meta_regression")
+        notes.append(
+            f"{moderator!r} is the same for everyone at a site: its effect rests on "
+            f"{data['site'].nunique()} sites; see context_meta_regression"
+        )
     rows = []
     for r in ancova:
         level = r["level"]
@@ -485,21 +595,35 @@ def moderator_analysis(frame: pd.DataFrame, moderator: str, confidence: float = 
         else:
             is_level = data[moderator].astype(str) == level
             is_ref = data[moderator].astype(str) == str(ref)
-            base_diff = float(data.loc[is_level, "baseline"].mean()
-                              - data.loc[is_ref, "baseline"].mean())
+            base_diff = float(
+                data.loc[is_level, "baseline"].mean() - data.loc[is_ref, "baseline"].mean()
+            )
             n_level, n_ref = int(counts.get(level, 0)), int(counts.get(str(ref), 0))
         rtm = -(1 - reliability) * base_diff if reliability is not None else np.nan
-        rows.append({
-            "moderator": moderator, "level": level, "reference": "" if ref is None else str(ref),
-            "context_level": context_level, **{k: r[k] for k in (
-                "estimate", "std_error", "df", "ci_low", "ci_high", "p_value")},
-            "mde": float(minimum_detectable(r["std_error"], r["df"], confidence, power)),
-            "n_level": n_level, "n_reference": n_ref,
-            **{f"change_{k}": c.get(k, np.nan) for k in (
-                "estimate", "std_error", "df", "ci_low", "ci_high", "p_value")},
-            "baseline_difference": base_diff, "rtm_expected": rtm, "model": model,
-            "n": len(data), "singular": bool(getattr(fit, "singular", False)),
-            "note": "; ".join(notes)})
+        rows.append(
+            {
+                "moderator": moderator,
+                "level": level,
+                "reference": "" if ref is None else str(ref),
+                "context_level": context_level,
+                **{
+                    k: r[k] for k in ("estimate", "std_error", "df", "ci_low", "ci_high", "p_value")
+                },
+                "mde": float(minimum_detectable(r["std_error"], r["df"], confidence, power)),
+                "n_level": n_level,
+                "n_reference": n_ref,
+                **{
+                    f"change_{k}": c.get(k, np.nan)
+                    for k in ("estimate", "std_error", "df", "ci_low", "ci_high", "p_value")
+                },
+                "baseline_difference": base_diff,
+                "rtm_expected": rtm,
+                "model": model,
+                "n": len(data),
+                "singular": bool(getattr(fit, "singular", False)),
+                "note": "; ".join(notes),
+            }
+        )
     out = pd.DataFrame(rows, columns=MODERATOR_COLUMNS)
     out.attrs["fit"], out.attrs["change_fit"] = fit, change_fit
     return out
@@ -510,11 +634,17 @@ def _mean_and_var(values: np.ndarray) -> tuple[float, float]:
     return float(values.mean()), float(values.var(ddof=1) / n)
 
 
-def sensitivity_analyses(pairs: pd.DataFrame, referrals: pd.DataFrame, instrument: str,
-                         n_imputations: int = 20, seed: int = 0,
-                         confidence: float = 0.95, n_iterations: int = 10,
-                         deltas: Sequence[float] | None = None,
-                         lonely_threshold: float = 6) -> pd.DataFrame:
+def sensitivity_analyses(
+    pairs: pd.DataFrame,
+    referrals: pd.DataFrame,
+    instrument: str,
+    n_imputations: int = 20,
+    seed: int = 0,
+    confidence: float = 0.95,
+    n_iterations: int = 10,
+    deltas: Sequence[float] | None = None,
+    lonely_threshold: float = 6,
+) -> pd.DataFrame:
     """Mean change under different assumptions about who was followed up, side by side.
 
     Parameters
@@ -592,39 +722,63 @@ def sensitivity_analyses(pairs: pd.DataFrame, referrals: pd.DataFrame, instrumen
     (True, ['complete cases, in window', 'complete cases, any time', 'multiple imputation', 'not at random', 'not at random', 'tipping point'])
     """
     rows = []
-    for label, window in (("complete cases, in window", True),
-                          ("complete cases, any time", False)):
-        f = analysis_frame(pairs, referrals, instrument, window_only=window,
-                           lonely_threshold=lonely_threshold)
+    for label, window in (("complete cases, in window", True), ("complete cases, any time", False)):
+        f = analysis_frame(
+            pairs, referrals, instrument, window_only=window, lonely_threshold=lonely_threshold
+        )
         diff = f["change"].dropna().to_numpy(dtype=float)
         row = dict.fromkeys(SENSITIVITY_COLUMNS, np.nan)
-        row.update(analysis=label, n=len(diff), n_observed=len(diff),
-                   mean_change=diff.mean() if len(diff) else np.nan)
+        row.update(
+            analysis=label,
+            n=len(diff),
+            n_observed=len(diff),
+            mean_change=diff.mean() if len(diff) else np.nan,
+        )
         if len(diff) >= 2 and np.ptp(diff) > 0:
             mean, var = _mean_and_var(diff)
             se, df = np.sqrt(var), len(diff) - 1
             crit = stats.t.ppf(1 - (1 - confidence) / 2, df)
-            row.update(std_error=se, df=df, ci_low=mean - crit * se, ci_high=mean + crit * se,
-                       p_value=float(2 * stats.t.sf(abs(mean / se), df)))
+            row.update(
+                std_error=se,
+                df=df,
+                ci_low=mean - crit * se,
+                ci_high=mean + crit * se,
+                p_value=float(2 * stats.t.sf(abs(mean / se), df)),
+            )
         rows.append(row)
-    everyone = analysis_frame(pairs, referrals, instrument, window_only=True,
-                              complete_only=False, lonely_threshold=lonely_threshold)
+    everyone = analysis_frame(
+        pairs,
+        referrals,
+        instrument,
+        window_only=True,
+        complete_only=False,
+        lonely_threshold=lonely_threshold,
+    )
     everyone = everyone[everyone["baseline"].notna()].reset_index(drop=True)
     observed_mask = everyone["change"].notna().to_numpy()
     observed = int(observed_mask.sum())
     tipping = np.nan
     if observed >= 10 and not observed_mask.all():
-        incomplete = pd.DataFrame({
-            "change": everyone["change"], "age": everyone["age"].astype(float),
-            "imd_decile": everyone["imd_decile"].astype(float),
-            "n_attended": everyone["n_attended"].astype(float)})
-        sites = pd.get_dummies(everyone["site"].astype(str), prefix="site", drop_first=True,
-                               dtype=float)
-        predictors = pd.concat([everyone[["baseline"]].astype(float),
-                                (everyone["sex"] == "female").astype(float).rename("female"),
-                                sites], axis=1)
-        completed = chained_imputations(incomplete, predictors, n_imputations, n_iterations,
-                                        seed)
+        incomplete = pd.DataFrame(
+            {
+                "change": everyone["change"],
+                "age": everyone["age"].astype(float),
+                "imd_decile": everyone["imd_decile"].astype(float),
+                "n_attended": everyone["n_attended"].astype(float),
+            }
+        )
+        sites = pd.get_dummies(
+            everyone["site"].astype(str), prefix="site", drop_first=True, dtype=float
+        )
+        predictors = pd.concat(
+            [
+                everyone[["baseline"]].astype(float),
+                (everyone["sex"] == "female").astype(float).rename("female"),
+                sites,
+            ],
+            axis=1,
+        )
+        completed = chained_imputations(incomplete, predictors, n_imputations, n_iterations, seed)
         changes = np.column_stack([c["change"].to_numpy() for c in completed])
         n = len(everyone)
         missing = ~observed_mask
@@ -637,8 +791,14 @@ def sensitivity_analyses(pairs: pd.DataFrame, referrals: pd.DataFrame, instrumen
 
         mar = pooled(0.0)
         base_row = {"n": n, "n_observed": observed}
-        rows.append({**base_row, "analysis": f"multiple imputation ({n_imputations} "
-                     "imputations, missing at random)", **_pooled_cols(mar), "delta": np.nan})
+        rows.append(
+            {
+                **base_row,
+                "analysis": f"multiple imputation ({n_imputations} imputations, missing at random)",
+                **_pooled_cols(mar),
+                "delta": np.nan,
+            }
+        )
         sign = direction(instrument)
         if deltas is None:
             spec = INSTRUMENTS[score_names()[instrument]].score(instrument)
@@ -646,14 +806,26 @@ def sensitivity_analyses(pairs: pd.DataFrame, referrals: pd.DataFrame, instrumen
             deltas = [-sign * 0.5 * unit, -sign * unit]
         for d in deltas:
             worse = "less" if d * sign < 0 else "more"
-            rows.append({**base_row, "analysis": f"not at random: missing follow-ups {d:+.3g} "
-                         f"points ({worse} improvement than similar people followed up)",
-                         **_pooled_cols(pooled(float(d))), "delta": float(d)})
+            rows.append(
+                {
+                    **base_row,
+                    "analysis": f"not at random: missing follow-ups {d:+.3g} "
+                    f"points ({worse} improvement than similar people followed up)",
+                    **_pooled_cols(pooled(float(d))),
+                    "delta": float(d),
+                }
+            )
         tipping = _tipping_point(pooled, mar, missing.mean())
         if np.isfinite(tipping):
-            rows.append({**base_row, "analysis": f"tipping point: missing follow-ups "
-                         f"{tipping:+.3g} points make the interval reach no change",
-                         **_pooled_cols(pooled(tipping)), "delta": tipping})
+            rows.append(
+                {
+                    **base_row,
+                    "analysis": f"tipping point: missing follow-ups "
+                    f"{tipping:+.3g} points make the interval reach no change",
+                    **_pooled_cols(pooled(tipping)),
+                    "delta": tipping,
+                }
+            )
     out = pd.DataFrame(rows, columns=SENSITIVITY_COLUMNS)
     out.attrs["tipping_point"] = tipping
     out.attrs["seed"] = seed
@@ -661,8 +833,14 @@ def sensitivity_analyses(pairs: pd.DataFrame, referrals: pd.DataFrame, instrumen
 
 
 def _pooled_cols(r: dict) -> dict:
-    return {"mean_change": r["estimate"], "std_error": r["std_error"], "df": r["df"],
-            "ci_low": r["ci_low"], "ci_high": r["ci_high"], "p_value": r["p_value"]}
+    return {
+        "mean_change": r["estimate"],
+        "std_error": r["std_error"],
+        "df": r["df"],
+        "ci_low": r["ci_low"],
+        "ci_high": r["ci_high"],
+        "p_value": r["p_value"],
+    }
 
 
 def _tipping_point(pooled, mar: dict, frac_missing: float) -> float:

@@ -24,17 +24,34 @@ from linkeval.instruments import (
 
 KEYS = ["site", "person_id", "instrument"]
 # What a pair is unique on, per pairing mode (the config's `pairing`).
-PAIRING_KEYS = {"per_person": KEYS, "per_episode": ["site", "person_id", "referral_id", "instrument"]}
+PAIRING_KEYS = {
+    "per_person": KEYS,
+    "per_episode": ["site", "person_id", "referral_id", "instrument"],
+}
 PAIR_COLUMNS = [
-    "site", "person_id", "referral_id", "instrument", "baseline", "followup", "change",
-    "baseline_date", "followup_date", "days_between", "in_window", "improved_reliably",
-    "deteriorated_reliably", "met_mid_improvement", "baseline_band", "followup_band",
+    "site",
+    "person_id",
+    "referral_id",
+    "instrument",
+    "baseline",
+    "followup",
+    "change",
+    "baseline_date",
+    "followup_date",
+    "days_between",
+    "in_window",
+    "improved_reliably",
+    "deteriorated_reliably",
+    "met_mid_improvement",
+    "baseline_band",
+    "followup_band",
 ]
 RC_CRITICAL = 1.96  # two-sided 5% (Jacobson & Truax 1991)
 
 
-def pair_scores(scores: pd.DataFrame, window: tuple[int, int] = (270, 365),
-                pairing: str = "per_person") -> tuple[pd.DataFrame, pd.DataFrame]:
+def pair_scores(
+    scores: pd.DataFrame, window: tuple[int, int] = (270, 365), pairing: str = "per_person"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Pair each person's baseline and follow-up score, per score (or per episode and score).
 
     Parameters
@@ -61,38 +78,50 @@ def pair_scores(scores: pd.DataFrame, window: tuple[int, int] = (270, 365),
     if pairing not in PAIRING_KEYS:
         raise ValueError(f"pairing must be one of {', '.join(PAIRING_KEYS)}, not {pairing!r}")
     unused = ["n_items", "n_missing", "scored", "not_scored_reason"]
-    s = scores.loc[scores["scored"].fillna(False).astype(bool).to_numpy(),
-                   [c for c in scores.columns if c not in unused]]
-    s = s.assign(completed_date=pd.to_datetime(s["completed_date"]),
-                 __key__=_key_codes(s, PAIRING_KEYS[pairing], sort=True))
+    s = scores.loc[
+        scores["scored"].fillna(False).astype(bool).to_numpy(),
+        [c for c in scores.columns if c not in unused],
+    ]
+    s = s.assign(
+        completed_date=pd.to_datetime(s["completed_date"]),
+        __key__=_key_codes(s, PAIRING_KEYS[pairing], sort=True),
+    )
     # Sorted by the pairing keys (site, person_id[, referral_id], instrument) then date, ties
     # in their original order.
     s = s.iloc[np.lexsort((s["completed_date"].to_numpy(), s["__key__"].to_numpy()))]
     base = s[(s["timepoint"] == "baseline").to_numpy()].drop_duplicates("__key__", keep="first")
     follow = s[(s["timepoint"] == "followup").to_numpy()]
 
-    keyed = follow.merge(base[["__key__", "completed_date"]].rename(
-        columns={"completed_date": "baseline_date"}), on="__key__", how="left")
+    keyed = follow.merge(
+        base[["__key__", "completed_date"]].rename(columns={"completed_date": "baseline_date"}),
+        on="__key__",
+        how="left",
+    )
     keyed["days_between"] = (keyed["completed_date"] - keyed["baseline_date"]).dt.days
     no_base = keyed["baseline_date"].isna()
     before = keyed["days_between"] < 0
-    excluded = pd.concat([keyed[no_base].assign(reason="no_baseline"),
-                          keyed[before.fillna(False)].assign(reason="followup_before_baseline")],
-                         ignore_index=True)
+    excluded = pd.concat(
+        [
+            keyed[no_base].assign(reason="no_baseline"),
+            keyed[before.fillna(False)].assign(reason="followup_before_baseline"),
+        ],
+        ignore_index=True,
+    )
     usable = keyed[~no_base & ~before.fillna(False)].copy()
     lo, hi = window
     usable["in_window"] = usable["days_between"].between(lo, hi)
     # In-window follow-ups first, each group by date: the first row per person is the one.
-    usable = usable.sort_values(["__key__", "in_window", "completed_date"],
-                                ascending=[True, False, True], kind="stable")
+    usable = usable.sort_values(
+        ["__key__", "in_window", "completed_date"], ascending=[True, False, True], kind="stable"
+    )
     chosen = usable.drop_duplicates("__key__", keep="first")
 
-    pairs = base.rename(columns={"score": "baseline", "completed_date": "baseline_date",
-                                 "band": "baseline_band"})[
-        ["__key__", *KEYS, "referral_id", "baseline", "baseline_date", "baseline_band"]]
-    chosen = chosen.rename(columns={"score": "followup", "completed_date": "followup_date",
-                                    "band": "followup_band"})[
-        ["__key__", "followup", "followup_date", "followup_band", "days_between", "in_window"]]
+    pairs = base.rename(
+        columns={"score": "baseline", "completed_date": "baseline_date", "band": "baseline_band"}
+    )[["__key__", *KEYS, "referral_id", "baseline", "baseline_date", "baseline_band"]]
+    chosen = chosen.rename(
+        columns={"score": "followup", "completed_date": "followup_date", "band": "followup_band"}
+    )[["__key__", "followup", "followup_date", "followup_band", "days_between", "in_window"]]
     pairs = pairs.merge(chosen, on="__key__", how="left")
     pairs["baseline"] = pairs["baseline"].astype("Float64")
     pairs["followup"] = pairs["followup"].astype("Float64")
@@ -128,8 +157,9 @@ def reliabilities(responses: pd.DataFrame) -> dict[str, float]:
     values = responses["value"].to_numpy(dtype=float, na_value=np.nan)
     out: dict[str, float] = {}
     for name, inst in INSTRUMENTS.items():
-        rows = np.flatnonzero(baseline & (responses["instrument"] == name).to_numpy(
-            dtype=bool, na_value=False))
+        rows = np.flatnonzero(
+            baseline & (responses["instrument"] == name).to_numpy(dtype=bool, na_value=False)
+        )
         if not len(rows):
             continue
         wide = _completions_wide(completion[rows], item[rows], item_names, values[rows])
@@ -139,8 +169,9 @@ def reliabilities(responses: pd.DataFrame) -> dict[str, float]:
     return out
 
 
-def _completions_wide(completion: np.ndarray, item: np.ndarray, item_names, values: np.ndarray
-                      ) -> pd.DataFrame:
+def _completions_wide(
+    completion: np.ndarray, item: np.ndarray, item_names, values: np.ndarray
+) -> pd.DataFrame:
     """One row per completion, one column per item: the first non-missing answer (a pivot
     table by integer codes, fast on millions of rows)."""
     row, _ = pd.factorize(completion)

@@ -30,15 +30,41 @@ from linkeval.errors import did_you_mean
 from linkeval.instruments import score_names
 from linkeval.stats.change import paired_change
 
-__all__ = ["MetaAnalysis", "MetaRegression", "context_meta_regression", "meta_analysis",
-           "meta_regression", "pooled_change"]
+__all__ = [
+    "MetaAnalysis",
+    "MetaRegression",
+    "context_meta_regression",
+    "meta_analysis",
+    "meta_regression",
+    "pooled_change",
+]
 
 METHOD = "REML"
 POOLED_COLUMNS = [
-    "instrument", "k", "n", "estimate", "std_error", "df", "ci_low", "ci_high", "p_value",
-    "tau2", "tau2_ci_low", "tau2_ci_high", "i2", "i2_ci_low", "i2_ci_high", "q", "q_p_value",
-    "pi_low", "pi_high", "method", "person_level_estimate", "person_level_ci_low",
-    "person_level_ci_high", "note",
+    "instrument",
+    "k",
+    "n",
+    "estimate",
+    "std_error",
+    "df",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "tau2",
+    "tau2_ci_low",
+    "tau2_ci_high",
+    "i2",
+    "i2_ci_low",
+    "i2_ci_high",
+    "q",
+    "q_p_value",
+    "pi_low",
+    "pi_high",
+    "method",
+    "person_level_estimate",
+    "person_level_ci_low",
+    "person_level_ci_high",
+    "note",
 ]
 
 
@@ -97,6 +123,7 @@ class MetaRegression:
 
 # -- the engine ----------------------------------------------------------------------------------
 
+
 def _check(yi, vi, X: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     y = np.asarray(yi, dtype=float).ravel()
     v = np.asarray(vi, dtype=float).ravel()
@@ -105,8 +132,10 @@ def _check(yi, vi, X: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]
     if not (np.isfinite(y).all() and np.isfinite(v).all()):
         raise ValueError("yi and vi must be finite (drop sites without an estimate first)")
     if (v <= 0).any():
-        raise ValueError("every sampling variance vi must be > 0 (a site whose change is "
-                         "constant has no sampling variance: leave it out)")
+        raise ValueError(
+            "every sampling variance vi must be > 0 (a site whose change is "
+            "constant has no sampling variance: leave it out)"
+        )
     if X is not None and len(X) != len(y):
         raise ValueError(f"moderators have {len(X)} rows for {len(y)} estimates")
     return y, v
@@ -122,8 +151,9 @@ def _wls(y: np.ndarray, v: np.ndarray, X: np.ndarray, tau2: float):
     return beta, xtwx_inv, P, w
 
 
-def _reml_tau2(y: np.ndarray, v: np.ndarray, X: np.ndarray, tol: float = 1e-12,
-               max_iter: int = 1000) -> float:
+def _reml_tau2(
+    y: np.ndarray, v: np.ndarray, X: np.ndarray, tol: float = 1e-12, max_iter: int = 1000
+) -> float:
     """REML estimate of tau^2 by Fisher scoring, truncated at 0 (Viechtbauer 2005)."""
     k, p = X.shape
     # Start at the Hedges (HE) estimator, as metafor does.
@@ -132,8 +162,8 @@ def _reml_tau2(y: np.ndarray, v: np.ndarray, X: np.ndarray, tol: float = 1e-12,
     for _ in range(max_iter):
         _, _, P, _ = _wls(y, v, X, tau2)
         Py = P @ y
-        score = Py @ Py - np.trace(P)           # 2 x d(log restricted likelihood)/d(tau2)
-        info = np.sum(P * P.T)                   # tr(PP)
+        score = Py @ Py - np.trace(P)  # 2 x d(log restricted likelihood)/d(tau2)
+        info = np.sum(P * P.T)  # tr(PP)
         step = score / info
         new = max(0.0, tau2 + step)
         if abs(new - tau2) <= tol * max(1.0, tau2):
@@ -161,8 +191,14 @@ def _q_profile(y, v, X, confidence: float) -> tuple[float, float]:
         hi = max(100.0, 10 * float(np.var(y, ddof=0)) + float(v.max()))
         while _q_generalised(y, v, X, hi) > target:
             hi *= 10
-        return optimize.brentq(lambda t: _q_generalised(y, v, X, t) - target, 0.0, hi,
-                               xtol=1e-12, rtol=1e-12, maxiter=500)
+        return optimize.brentq(
+            lambda t: _q_generalised(y, v, X, t) - target,
+            0.0,
+            hi,
+            xtol=1e-12,
+            rtol=1e-12,
+            maxiter=500,
+        )
 
     return solve(upper_q), solve(lower_q)
 
@@ -176,8 +212,10 @@ def _typical_variance(v: np.ndarray, X: np.ndarray) -> float:
 def _fit(y, v, X, confidence: float, test: str):
     k, p = X.shape
     if k <= p:
-        raise ValueError(f"{k} estimates cannot support {p} coefficient(s): a random-effects "
-                         "model needs more sites than coefficients")
+        raise ValueError(
+            f"{k} estimates cannot support {p} coefficient(s): a random-effects "
+            "model needs more sites than coefficients"
+        )
     if test not in ("knha", "z"):
         raise ValueError(f"test must be 'knha' or 'z', not {test!r}")
     tau2 = _reml_tau2(y, v, X)
@@ -196,8 +234,9 @@ def _fit(y, v, X, confidence: float, test: str):
     _, _, P0, _ = _wls(y, v, X, 0.0)
     qe = float(y @ P0 @ y)
     vt = _typical_variance(v, X)
-    return dict(tau2=float(tau2), beta=beta, vb=vb, se=se, df=df, crit=float(crit), qe=qe,
-                vt=float(vt))
+    return dict(
+        tau2=float(tau2), beta=beta, vb=vb, se=se, df=df, crit=float(crit), qe=qe, vt=float(vt)
+    )
 
 
 def meta_analysis(yi, vi, confidence: float = 0.95, test: str = "knha") -> MetaAnalysis:
@@ -283,18 +322,32 @@ def meta_analysis(yi, vi, confidence: float = 0.95, test: str = "knha") -> MetaA
     pi_se = float(np.sqrt(se**2 + f["tau2"]))
     k = len(y)
     return MetaAnalysis(
-        k=k, estimate=est, std_error=se, df=f["df"], statistic=stat, p_value=float(p),
-        ci_low=est - f["crit"] * se, ci_high=est + f["crit"] * se, tau2=f["tau2"],
-        tau2_ci_low=t_lo, tau2_ci_high=t_hi, i2=100 * f["tau2"] / (f["tau2"] + vt),
-        i2_ci_low=100 * t_lo / (t_lo + vt), i2_ci_high=100 * t_hi / (t_hi + vt),
-        h2=(f["tau2"] + vt) / vt, q=f["qe"], q_df=k - 1,
+        k=k,
+        estimate=est,
+        std_error=se,
+        df=f["df"],
+        statistic=stat,
+        p_value=float(p),
+        ci_low=est - f["crit"] * se,
+        ci_high=est + f["crit"] * se,
+        tau2=f["tau2"],
+        tau2_ci_low=t_lo,
+        tau2_ci_high=t_hi,
+        i2=100 * f["tau2"] / (f["tau2"] + vt),
+        i2_ci_low=100 * t_lo / (t_lo + vt),
+        i2_ci_high=100 * t_hi / (t_hi + vt),
+        h2=(f["tau2"] + vt) / vt,
+        q=f["qe"],
+        q_df=k - 1,
         q_p_value=float(stats.chi2.sf(f["qe"], k - 1)),
-        pi_low=est - f["crit"] * pi_se, pi_high=est + f["crit"] * pi_se,
-        method=_method_words(test, k - 1))
+        pi_low=est - f["crit"] * pi_se,
+        pi_high=est + f["crit"] * pi_se,
+        method=_method_words(test, k - 1),
+    )
 
 
 def _method_words(test: str, df: int) -> str:
-    ci = (f"Hartung-Knapp-Sidik-Jonkman t on {df} df" if test == "knha" else "Wald z")
+    ci = f"Hartung-Knapp-Sidik-Jonkman t on {df} df" if test == "knha" else "Wald z"
     return f"random-effects meta-analysis of site estimates (REML tau^2, {ci})"
 
 
@@ -310,9 +363,11 @@ def _design(moderators, k: int, intercept: bool) -> tuple[np.ndarray, list[str]]
     frame = frame.reset_index(drop=True)
     for col in frame:
         if not pd.api.types.is_numeric_dtype(frame[col]) and not pd.api.types.is_bool_dtype(
-                frame[col]):
-            raise ValueError(f"moderator {col!r} is not numeric or yes/no: code it as 0/1 "
-                             "columns first")
+            frame[col]
+        ):
+            raise ValueError(
+                f"moderator {col!r} is not numeric or yes/no: code it as 0/1 columns first"
+            )
     X = frame.to_numpy(dtype=float)
     if len(X) != k:
         raise ValueError(f"moderators have {len(X)} rows for {k} estimates")
@@ -330,8 +385,9 @@ def _design(moderators, k: int, intercept: bool) -> tuple[np.ndarray, list[str]]
     return X, names
 
 
-def meta_regression(yi, vi, moderators, confidence: float = 0.95, test: str = "knha",
-                    intercept: bool = True) -> MetaRegression:
+def meta_regression(
+    yi, vi, moderators, confidence: float = 0.95, test: str = "knha", intercept: bool = True
+) -> MetaRegression:
     """Mixed-effects meta-regression: do site estimates differ by a site-level context?
 
     Parameters
@@ -397,10 +453,18 @@ def meta_regression(yi, vi, moderators, confidence: float = 0.95, test: str = "k
     stat = f["beta"] / f["se"]
     dist = stats.t(f["df"]) if test == "knha" else stats.norm()
     pv = 2 * dist.sf(np.abs(stat))
-    coefs = pd.DataFrame({
-        "term": names, "estimate": f["beta"], "std_error": f["se"], "statistic": stat,
-        "df": f["df"], "p_value": pv, "ci_low": f["beta"] - f["crit"] * f["se"],
-        "ci_high": f["beta"] + f["crit"] * f["se"]})
+    coefs = pd.DataFrame(
+        {
+            "term": names,
+            "estimate": f["beta"],
+            "std_error": f["se"],
+            "statistic": stat,
+            "df": f["df"],
+            "p_value": pv,
+            "ci_low": f["beta"] - f["crit"] * f["se"],
+            "ci_high": f["beta"] + f["crit"] * f["se"],
+        }
+    )
     mods = slice(1, None) if intercept else slice(None)
     b, vb = f["beta"][mods], f["vb"][mods, mods]
     m = len(b)
@@ -417,15 +481,30 @@ def meta_regression(yi, vi, moderators, confidence: float = 0.95, test: str = "k
         r2 = np.nan
     vt = f["vt"]
     return MetaRegression(
-        coefficients=coefs, k=k, p=p, tau2=f["tau2"], tau2_ci_low=t_lo, tau2_ci_high=t_hi,
-        i2=100 * f["tau2"] / (f["tau2"] + vt), h2=(f["tau2"] + vt) / vt, r2=r2, qe=f["qe"],
-        qe_df=k - p, qe_p_value=float(stats.chi2.sf(f["qe"], k - p)), qm=qm, qm_df=qm_df,
+        coefficients=coefs,
+        k=k,
+        p=p,
+        tau2=f["tau2"],
+        tau2_ci_low=t_lo,
+        tau2_ci_high=t_hi,
+        i2=100 * f["tau2"] / (f["tau2"] + vt),
+        h2=(f["tau2"] + vt) / vt,
+        r2=r2,
+        qe=f["qe"],
+        qe_df=k - p,
+        qe_p_value=float(stats.chi2.sf(f["qe"], k - p)),
+        qm=qm,
+        qm_df=qm_df,
         qm_p_value=qm_p,
-        method=("random-effects meta-regression of site estimates (REML tau^2, "
-                + (f"Knapp-Hartung t on {k - p} df)" if test == "knha" else "Wald z)")))
+        method=(
+            "random-effects meta-regression of site estimates (REML tau^2, "
+            + (f"Knapp-Hartung t on {k - p} df)" if test == "knha" else "Wald z)")
+        ),
+    )
 
 
 # -- site estimates from paired scores ----------------------------------------------------------
+
 
 def _site_estimates(pairs: pd.DataFrame, by: str, window_only: bool) -> pd.DataFrame:
     table = paired_change(pairs, by=by, window_only=window_only, n_boot=0)
@@ -433,8 +512,9 @@ def _site_estimates(pairs: pd.DataFrame, by: str, window_only: bool) -> pd.DataF
     return table
 
 
-def pooled_change(pairs: pd.DataFrame, by: str = "site", confidence: float = 0.95,
-                  window_only: bool = True) -> pd.DataFrame:
+def pooled_change(
+    pairs: pd.DataFrame, by: str = "site", confidence: float = 0.95, window_only: bool = True
+) -> pd.DataFrame:
     """Cross-site change per instrument score: random-effects pooling of the site means.
 
     The headline cross-site change. Each site contributes its paired mean change (follow-up
@@ -510,18 +590,25 @@ def pooled_change(pairs: pd.DataFrame, by: str = "site", confidence: float = 0.9
         left_out = sorted(map(str, set(part[by]) - set(usable[by])))
         notes = []
         if left_out:
-            notes.append(f"left out (fewer than 2 pairs or no variation in change): "
-                         f"{', '.join(left_out)}")
+            notes.append(
+                f"left out (fewer than 2 pairs or no variation in change): {', '.join(left_out)}"
+            )
         row = dict.fromkeys(POOLED_COLUMNS, np.nan)
-        row.update(instrument=instrument, k=len(usable), n=int(usable["n"].sum()),
-                   method=_method_words("knha", max(len(usable) - 1, 0)))
+        row.update(
+            instrument=instrument,
+            k=len(usable),
+            n=int(usable["n"].sum()),
+            method=_method_words("knha", max(len(usable) - 1, 0)),
+        )
         if len(usable) >= 2:
             m = meta_analysis(usable["mean_change"], usable["vi"], confidence)
             row.update({c: getattr(m, c) for c in POOLED_COLUMNS if hasattr(m, c)})
             if m.tau2 == 0:
-                notes.append("between-site variance estimated as zero (the sites' spread is "
-                             "no larger than chance would give); the interval still allows "
-                             "for it")
+                notes.append(
+                    "between-site variance estimated as zero (the sites' spread is "
+                    "no larger than chance would give); the interval still allows "
+                    "for it"
+                )
             if len(usable) < 5:
                 notes.append(f"only {len(usable)} sites: intervals are wide")
         else:
@@ -529,8 +616,11 @@ def pooled_change(pairs: pd.DataFrame, by: str = "site", confidence: float = 0.9
         person = overall[overall["instrument"] == instrument]
         if len(person):
             r = person.iloc[0]
-            row.update(person_level_estimate=r["mean_change"], person_level_ci_low=r["ci_low"],
-                       person_level_ci_high=r["ci_high"])
+            row.update(
+                person_level_estimate=r["mean_change"],
+                person_level_ci_low=r["ci_low"],
+                person_level_ci_high=r["ci_high"],
+            )
         row["note"] = "; ".join(notes)
         rows.append(row)
     out = pd.DataFrame(rows, columns=POOLED_COLUMNS)
@@ -539,10 +629,14 @@ def pooled_change(pairs: pd.DataFrame, by: str = "site", confidence: float = 0.9
     return out
 
 
-def context_meta_regression(pairs: pd.DataFrame, instrument: str,
-                            site_values: Mapping[str, object] | pd.Series,
-                            confidence: float = 0.95, window_only: bool = True,
-                            by: str = "site") -> dict:
+def context_meta_regression(
+    pairs: pd.DataFrame,
+    instrument: str,
+    site_values: Mapping[str, object] | pd.Series,
+    confidence: float = 0.95,
+    window_only: bool = True,
+    by: str = "site",
+) -> dict:
     """Difference in mean change between sites with and without a site-level context.
 
     The site-level counterpart of :func:`linkeval.stats.models.moderator_analysis`: a
@@ -600,8 +694,10 @@ def context_meta_regression(pairs: pd.DataFrame, instrument: str,
     """
     names = score_names()
     if instrument not in names:
-        raise ValueError(f"unknown instrument score {instrument!r}"
-                         f"{did_you_mean(instrument, names)}; known: {', '.join(names)}")
+        raise ValueError(
+            f"unknown instrument score {instrument!r}"
+            f"{did_you_mean(instrument, names)}; known: {', '.join(names)}"
+        )
     sites = _site_estimates(pairs[pairs["instrument"] == instrument], by, window_only)
     if sites.empty:
         raise ValueError(f"no site has paired {instrument!r} scores")
@@ -610,20 +706,38 @@ def context_meta_regression(pairs: pd.DataFrame, instrument: str,
     usable = sites[(sites["n"] >= 2) & (sites["vi"] > 0) & sites["x"].notna()].copy()
     usable["x"] = usable["x"].astype(float)
     if len(usable) < 3:
-        raise ValueError(f"a site-level context needs at least 3 sites with {instrument!r} "
-                         f"scores and a known value; found {len(usable)}")
+        raise ValueError(
+            f"a site-level context needs at least 3 sites with {instrument!r} "
+            f"scores and a known value; found {len(usable)}"
+        )
     if usable["x"].nunique() < 2:
-        raise ValueError(f"the site-level context takes one value at every usable site "
-                         f"({', '.join(map(str, usable[by]))})")
-    res = meta_regression(usable["mean_change"], usable["vi"],
-                          pd.DataFrame({"context": usable["x"].to_numpy()}), confidence)
+        raise ValueError(
+            f"the site-level context takes one value at every usable site "
+            f"({', '.join(map(str, usable[by]))})"
+        )
+    res = meta_regression(
+        usable["mean_change"],
+        usable["vi"],
+        pd.DataFrame({"context": usable["x"].to_numpy()}),
+        confidence,
+    )
     c = res.coefficients.iloc[1]
     notes = []
     if res.tau2 == 0:
         notes.append("residual between-site variance estimated as zero")
-    return {"estimate": float(c["estimate"]), "std_error": float(c["std_error"]),
-            "df": float(c["df"]), "ci_low": float(c["ci_low"]), "ci_high": float(c["ci_high"]),
-            "p_value": float(c["p_value"]), "tau2": res.tau2, "k": res.k,
-            "k_context": int((usable["x"] != 0).sum()), "n": int(usable["n"].sum()),
-            "n_context": int(usable.loc[usable["x"] != 0, "n"].sum()), "method": res.method,
-            "note": "; ".join(notes), "result": res}
+    return {
+        "estimate": float(c["estimate"]),
+        "std_error": float(c["std_error"]),
+        "df": float(c["df"]),
+        "ci_low": float(c["ci_low"]),
+        "ci_high": float(c["ci_high"]),
+        "p_value": float(c["p_value"]),
+        "tau2": res.tau2,
+        "k": res.k,
+        "k_context": int((usable["x"] != 0).sum()),
+        "n": int(usable["n"].sum()),
+        "n_context": int(usable.loc[usable["x"] != 0, "n"].sum()),
+        "method": res.method,
+        "note": "; ".join(notes),
+        "result": res,
+    }

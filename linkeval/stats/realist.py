@@ -46,17 +46,39 @@ from linkeval.instruments import direction
 from linkeval.stats.models import analysis_frame, minimum_detectable, moderator_analysis
 from linkeval.stats.pooling import context_meta_regression
 
-__all__ = ["assess_cmoc", "assess_programme_theory", "context_frame", "describe_contrast",
-           "read"]
+__all__ = ["assess_cmoc", "assess_programme_theory", "context_frame", "describe_contrast", "read"]
 
 MIN_GROUP = 20
-CAVEAT = ("Association, not mechanism: a consistent reading means the data fit the "
-          "configuration, not that the mechanism caused the outcome.")
+CAVEAT = (
+    "Association, not mechanism: a consistent reading means the data fit the "
+    "configuration, not that the mechanism caused the outcome."
+)
 RESULT_COLUMNS = [
-    "id", "context", "mechanism", "outcome", "score", "contrast", "expected", "level",
-    "n_context", "n_comparison", "n_sites", "n_by_site", "estimate", "std_error", "df",
-    "ci_low", "ci_high", "p_value", "p_holm", "reading", "reading_holm", "mde", "precision",
-    "model", "note",
+    "id",
+    "context",
+    "mechanism",
+    "outcome",
+    "score",
+    "contrast",
+    "expected",
+    "level",
+    "n_context",
+    "n_comparison",
+    "n_sites",
+    "n_by_site",
+    "estimate",
+    "std_error",
+    "df",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "p_holm",
+    "reading",
+    "reading_holm",
+    "mde",
+    "precision",
+    "model",
+    "note",
 ]
 
 
@@ -99,9 +121,12 @@ def describe_contrast(cmoc) -> str:
     return f"{name} {words} {shown} vs the rest"
 
 
-def context_frame(cmoc, tables: Mapping[str, pd.DataFrame],
-                  site_context: Mapping[str, Mapping[str, Any]] | None = None,
-                  lonely_threshold: float = 6) -> pd.DataFrame:
+def context_frame(
+    cmoc,
+    tables: Mapping[str, pd.DataFrame],
+    site_context: Mapping[str, Mapping[str, Any]] | None = None,
+    lonely_threshold: float = 6,
+) -> pd.DataFrame:
     """People with both scores for the CMOC's outcome, with ``in_context`` (True/False/NA).
 
     Parameters
@@ -155,12 +180,21 @@ def context_frame(cmoc, tables: Mapping[str, pd.DataFrame],
     for name in ("pairs", "referrals"):
         if name not in tables:
             raise ValueError(f"tables has no {name!r} table")
-    frame = analysis_frame(tables["pairs"], tables["referrals"], _get(cmoc, "score"),
-                           tables.get("referral_reasons"), lonely_threshold=lonely_threshold)
-    extra = [c for c in ("ethnicity", "referral_source", "n_contacts", "days_to_first_contact")
-             if c in tables["referrals"]]
-    frame = frame.merge(tables["referrals"][["site", "referral_id", *extra]],
-                        on=["site", "referral_id"], how="left")
+    frame = analysis_frame(
+        tables["pairs"],
+        tables["referrals"],
+        _get(cmoc, "score"),
+        tables.get("referral_reasons"),
+        lonely_threshold=lonely_threshold,
+    )
+    extra = [
+        c
+        for c in ("ethnicity", "referral_source", "n_contacts", "days_to_first_contact")
+        if c in tables["referrals"]
+    ]
+    frame = frame.merge(
+        tables["referrals"][["site", "referral_id", *extra]], on=["site", "referral_id"], how="left"
+    )
     values = _context_values(cmoc, tables, site_context, frame)
     frame["in_context"] = _apply(values, _get(cmoc, "condition"))
     return frame
@@ -174,7 +208,8 @@ def _context_values(cmoc, tables, site_context, frame: pd.DataFrame) -> pd.Serie
         return frame[column] if column in frame else pd.Series(False, index=frame.index)
     if kind == "baseline_band":
         bands = tables["pairs"][tables["pairs"]["instrument"] == arg][
-            ["site", "person_id", "baseline_band"]]
+            ["site", "person_id", "baseline_band"]
+        ]
         merged = frame[["site", "person_id"]].merge(bands, on=["site", "person_id"], how="left")
         return pd.Series(merged["baseline_band"].to_numpy(), index=frame.index)
     if kind == "site" and arg:
@@ -217,8 +252,15 @@ def _same(value, target) -> bool:
         return str(value).strip().lower() == str(target).strip().lower()
 
 
-def read(estimate: float, ci_low: float, ci_high: float, expected: str, n_context: int,
-         n_comparison: int, min_group: int = MIN_GROUP) -> str:
+def read(
+    estimate: float,
+    ci_low: float,
+    ci_high: float,
+    expected: str,
+    n_context: int,
+    n_comparison: int,
+    min_group: int = MIN_GROUP,
+) -> str:
     """consistent / not consistent / inconclusive (see the module docstring).
 
     Parameters
@@ -257,15 +299,22 @@ def _precision(mde: float, reading: str, level: str) -> str:
     more = "more sites" if level == "site" else "more people"
     text = f"80% power to detect a difference of {mde:.2g} points or more"
     if reading == "inconclusive":
-        text += (f"; a smaller true difference could be missed, so {more} would help if a "
-                 "difference that small matters")
+        text += (
+            f"; a smaller true difference could be missed, so {more} would help if a "
+            "difference that small matters"
+        )
     return text
 
 
-def assess_cmoc(cmoc, tables: Mapping[str, pd.DataFrame],
-                site_context: Mapping[str, Mapping[str, Any]] | None = None,
-                lonely_threshold: float = 6, min_group: int = MIN_GROUP,
-                confidence: float = 0.95, power: float = 0.8) -> dict:
+def assess_cmoc(
+    cmoc,
+    tables: Mapping[str, pd.DataFrame],
+    site_context: Mapping[str, Mapping[str, Any]] | None = None,
+    lonely_threshold: float = 6,
+    min_group: int = MIN_GROUP,
+    confidence: float = 0.95,
+    power: float = 0.8,
+) -> dict:
     """One CMOC's estimate, interval, p, precision, group sizes and reading.
 
     Parameters
@@ -319,21 +368,37 @@ def assess_cmoc(cmoc, tables: Mapping[str, pd.DataFrame],
     score = _get(cmoc, "score")
     expected = _get(cmoc, "expected")
     frame = context_frame(cmoc, tables, site_context, lonely_threshold).dropna(
-        subset=["in_context"])
+        subset=["in_context"]
+    )
     frame["in_context"] = frame["in_context"].astype(bool)
     n_context = int(frame["in_context"].sum())
     n_comparison = int((~frame["in_context"]).sum())
     per_site = frame.groupby("site")["in_context"].agg(["sum", "size"])
     n_by_site = "; ".join(f"{s}: {int(r['sum'])}/{int(r['size'])}" for s, r in per_site.iterrows())
     site_level = bool((frame.groupby("site")["in_context"].nunique() <= 1).all())
-    row = {"id": _get(cmoc, "id"), "context": _get(cmoc, "context"),
-           "mechanism": _get(cmoc, "mechanism"), "outcome": _get(cmoc, "outcome"),
-           "score": score, "contrast": describe_contrast(cmoc), "expected": expected,
-           "level": "site" if site_level else "person", "n_context": n_context,
-           "n_comparison": n_comparison, "n_sites": int(frame["site"].nunique()),
-           "n_by_site": n_by_site, "estimate": np.nan, "std_error": np.nan, "df": np.nan,
-           "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan, "mde": np.nan,
-           "model": "", "note": ""}
+    row = {
+        "id": _get(cmoc, "id"),
+        "context": _get(cmoc, "context"),
+        "mechanism": _get(cmoc, "mechanism"),
+        "outcome": _get(cmoc, "outcome"),
+        "score": score,
+        "contrast": describe_contrast(cmoc),
+        "expected": expected,
+        "level": "site" if site_level else "person",
+        "n_context": n_context,
+        "n_comparison": n_comparison,
+        "n_sites": int(frame["site"].nunique()),
+        "n_by_site": n_by_site,
+        "estimate": np.nan,
+        "std_error": np.nan,
+        "df": np.nan,
+        "ci_low": np.nan,
+        "ci_high": np.nan,
+        "p_value": np.nan,
+        "mde": np.nan,
+        "model": "",
+        "note": "",
+    }
     sign = direction(score)  # report as improvement, whatever the scale
     fit = None
     try:
@@ -341,27 +406,41 @@ def assess_cmoc(cmoc, tables: Mapping[str, pd.DataFrame],
             values = frame.groupby("site")["in_context"].first()
             fit = context_meta_regression(tables["pairs"], score, values, confidence)
         elif not site_level and n_context >= 2 and n_comparison >= 2:
-            m = moderator_analysis(frame, "in_context", confidence=confidence, reference="False",
-                                   power=power)
+            m = moderator_analysis(
+                frame, "in_context", confidence=confidence, reference="False", power=power
+            )
             fit = m[m["level"] == "True"].iloc[0].to_dict()
     except ValueError as err:
         row["note"] = f"not estimated: {err}"
     if fit is not None:
         low, high = sorted((sign * fit["ci_low"], sign * fit["ci_high"]))
-        row.update(estimate=sign * fit["estimate"], std_error=fit["std_error"], df=fit["df"],
-                   ci_low=low, ci_high=high, p_value=fit["p_value"],
-                   mde=float(minimum_detectable(fit["std_error"], fit["df"], confidence, power)),
-                   model=fit.get("model") or fit.get("method"), note=fit.get("note", ""))
-    row["reading"] = read(row["estimate"], row["ci_low"], row["ci_high"], expected,
-                          n_context, n_comparison, min_group)
+        row.update(
+            estimate=sign * fit["estimate"],
+            std_error=fit["std_error"],
+            df=fit["df"],
+            ci_low=low,
+            ci_high=high,
+            p_value=fit["p_value"],
+            mde=float(minimum_detectable(fit["std_error"], fit["df"], confidence, power)),
+            model=fit.get("model") or fit.get("method"),
+            note=fit.get("note", ""),
+        )
+    row["reading"] = read(
+        row["estimate"], row["ci_low"], row["ci_high"], expected, n_context, n_comparison, min_group
+    )
     row["precision"] = _precision(row["mde"], row["reading"], row["level"])
     return row
 
 
-def assess_programme_theory(cmocs: Sequence, tables: Mapping[str, pd.DataFrame],
-                            site_context: Mapping[str, Mapping[str, Any]] | None = None,
-                            lonely_threshold: float = 6, min_group: int = MIN_GROUP,
-                            confidence: float = 0.95, power: float = 0.8) -> pd.DataFrame:
+def assess_programme_theory(
+    cmocs: Sequence,
+    tables: Mapping[str, pd.DataFrame],
+    site_context: Mapping[str, Mapping[str, Any]] | None = None,
+    lonely_threshold: float = 6,
+    min_group: int = MIN_GROUP,
+    confidence: float = 0.95,
+    power: float = 0.8,
+) -> pd.DataFrame:
     """Every CMOC of a programme theory against the data, one row each.
 
     Parameters
@@ -447,8 +526,10 @@ def assess_programme_theory(cmocs: Sequence, tables: Mapping[str, pd.DataFrame],
     0  C1  person    consistent    consistent
     1  C2    site  inconclusive  inconclusive
     """
-    rows = [assess_cmoc(c, tables, site_context, lonely_threshold, min_group, confidence, power)
-            for c in cmocs]
+    rows = [
+        assess_cmoc(c, tables, site_context, lonely_threshold, min_group, confidence, power)
+        for c in cmocs
+    ]
     out = pd.DataFrame(rows, columns=RESULT_COLUMNS)
     p = out["p_value"].to_numpy(dtype=float)
     finite = np.isfinite(p)
@@ -456,15 +537,17 @@ def assess_programme_theory(cmocs: Sequence, tables: Mapping[str, pd.DataFrame],
     if finite.any():
         out.loc[finite, "p_holm"] = multipletests(p[finite], method="holm")[1]
     alpha = 1 - confidence
-    out["reading_holm"] = [
-        _read_p(r, alpha, min_group) for r in out.itertuples(index=False)]
+    out["reading_holm"] = [_read_p(r, alpha, min_group) for r in out.itertuples(index=False)]
     out.attrs["caveat"] = CAVEAT
     return out
 
 
 def _read_p(r, alpha: float, min_group: int) -> str:
-    if (min(r.n_context, r.n_comparison) < min_group or not np.isfinite(r.p_holm)
-            or r.p_holm >= alpha):
+    if (
+        min(r.n_context, r.n_comparison) < min_group
+        or not np.isfinite(r.p_holm)
+        or r.p_holm >= alpha
+    ):
         return "inconclusive"
     more = r.estimate > 0
     return "consistent" if more == (r.expected == "more_improvement") else "not consistent"

@@ -23,5 +23,11 @@ from linkeval.synthetic.defects import DEFECT_RATES
 from linkeval.synthetic.study import SyntheticStudy, config_text, generate_study
 from linkeval.synthetic.wellbeing import DEMO_CMOCS, TRUE_CHANGE
 
-__all__ = ["DEFECT_RATES", "DEMO_CMOCS", "TRUE_CHANGE", "SyntheticStudy", "config_text",
-           "generate_study"]
+__all__ = [
+    "DEFECT_RATES",
+    "DEMO_CMOCS",
+    "TRUE_CHANGE",
+    "SyntheticStudy",
+    "config_text",
+    "generate_study",
+]

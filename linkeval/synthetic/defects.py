@@ -20,16 +20,16 @@ from linkeval.synthetic.writers import date_text
 # defect is drawn from the rows no earlier defect took, at its rate of those rows.
 DEFECT_RATES: dict[str, dict[str, float]] = {
     "referrals": {
-        "duplicate_row": 0.02,             # extra exact copy directly after the original
-        "missing_required": 0.005,         # referral date blank
-        "unparseable_date": 0.005,         # 31 February
-        "impossible_date": 0.003,          # 01/01/1900 placeholder date
-        "future_date": 0.004,              # year typed 40 years ahead
-        "invalid_nhs_number": 0.01,        # check digit wrong (NHS-number sites only)
-        "placeholder_nhs_number": 0.004,   # 0000000000, 9999999999 or 1111111111
-        "under_18": 0.01,                  # aged 14-17 at referral
-        "unmapped_source": 0.02,           # flagged, kept as `other`
-        "unmapped_reason": 0.01,           # flagged, kept as `other`
+        "duplicate_row": 0.02,  # extra exact copy directly after the original
+        "missing_required": 0.005,  # referral date blank
+        "unparseable_date": 0.005,  # 31 February
+        "impossible_date": 0.003,  # 01/01/1900 placeholder date
+        "future_date": 0.004,  # year typed 40 years ahead
+        "invalid_nhs_number": 0.01,  # check digit wrong (NHS-number sites only)
+        "placeholder_nhs_number": 0.004,  # 0000000000, 9999999999 or 1111111111
+        "under_18": 0.01,  # aged 14-17 at referral
+        "unmapped_source": 0.02,  # flagged, kept as `other`
+        "unmapped_reason": 0.01,  # flagged, kept as `other`
     },
     "contacts": {
         "duplicate_row": 0.01,
@@ -57,17 +57,24 @@ UNMAPPED = {
 
 QUESTIONNAIRE_DEFECTS = {
     "duplicate_row": 0.01,
-    "missing_required": 0.005,       # no referral ID / person identifier
+    "missing_required": 0.005,  # no referral ID / person identifier
     "unknown_referral": 0.005,
-    "missing_timepoint": 0.005,      # label nobody mapped ("T9")
-    "missing_item": 0.03,            # one SWEMWBS item blank -> not scored (G: a local item)
-    "out_of_range_item": 0.01,       # a UCLA-3 answer of 7 -> flagged, not scored (G: local)
+    "missing_timepoint": 0.005,  # label nobody mapped ("T9")
+    "missing_item": 0.03,  # one SWEMWBS item blank -> not scored (G: a local item)
+    "out_of_range_item": 0.01,  # a UCLA-3 answer of 7 -> flagged, not scored (G: local)
     "followup_before_baseline": 0.01,
 }
 
 # Referral defects that make the cleaner reject the row, in the order rows are drawn for them.
-REJECTING = ("missing_required", "unparseable_date", "impossible_date", "future_date",
-             "invalid_nhs_number", "placeholder_nhs_number", "under_18")
+REJECTING = (
+    "missing_required",
+    "unparseable_date",
+    "impossible_date",
+    "future_date",
+    "invalid_nhs_number",
+    "placeholder_nhs_number",
+    "under_18",
+)
 PLACEHOLDER_NHS_NUMBERS = np.array(["0000000000", "9999999999", "1111111111"], dtype=object)
 
 
@@ -95,8 +102,7 @@ class ReferralDefects:
     rule: np.ndarray  # per referral: the rule the cleaner should reject it by, or None
 
 
-def choose_referral_defects(rng: np.random.Generator, style: SiteStyle, n: int
-                            ) -> ReferralDefects:
+def choose_referral_defects(rng: np.random.Generator, style: SiteStyle, n: int) -> ReferralDefects:
     """Disjoint random referrals for each defect; NHS-number defects only where there are any."""
     rates = DEFECT_RATES["referrals"]
     rule = np.full(n, None, dtype=object)
@@ -117,26 +123,31 @@ def make_under_18(rng: np.random.Generator, ref: pd.DataFrame, rows: np.ndarray)
     """Move these referrals' dates of birth so the people are 14-17 at referral."""
     young = rng.integers(14, 18, len(rows))
     at = ref.index[rows]
-    ref.loc[at, "date_of_birth"] = (ref["referral_date"].iloc[rows] - pd.to_timedelta(
-        young * 365.25 + 100, unit="D")).dt.normalize().to_numpy()
+    ref.loc[at, "date_of_birth"] = (
+        (ref["referral_date"].iloc[rows] - pd.to_timedelta(young * 365.25 + 100, unit="D"))
+        .dt.normalize()
+        .to_numpy()
+    )
     ref.loc[at, "age_at_referral"] = whole_years(
-        ref["date_of_birth"].iloc[rows], ref["referral_date"].iloc[rows]).to_numpy()
+        ref["date_of_birth"].iloc[rows], ref["referral_date"].iloc[rows]
+    ).to_numpy()
 
 
-def spoil_referral_dates(text: np.ndarray, dates: pd.Series, rows: dict[str, np.ndarray],
-                         fmt: str) -> np.ndarray:
+def spoil_referral_dates(
+    text: np.ndarray, dates: pd.Series, rows: dict[str, np.ndarray], fmt: str
+) -> np.ndarray:
     """Referral dates (as text in ``fmt``) blank, 31 February, 1900 or 40 years ahead."""
     text[rows["missing_required"]] = ""
-    text[rows["unparseable_date"]] = pd.Timestamp("2024-02-01").strftime(fmt) \
-        .replace("01", "31", 1)
+    text[rows["unparseable_date"]] = pd.Timestamp("2024-02-01").strftime(fmt).replace("01", "31", 1)
     text[rows["impossible_date"]] = pd.Timestamp("1900-01-01").strftime(fmt)
     future = rows["future_date"]
     text[future] = date_text(dates.iloc[future] + pd.DateOffset(years=40), fmt)
     return text
 
 
-def spoil_nhs_numbers(rng: np.random.Generator, numbers: np.ndarray,
-                      rows: dict[str, np.ndarray]) -> np.ndarray:
+def spoil_nhs_numbers(
+    rng: np.random.Generator, numbers: np.ndarray, rows: dict[str, np.ndarray]
+) -> np.ndarray:
     """NHS numbers with a wrong check digit or a placeholder in place of the number."""
     numbers = numbers.copy()
     bad = rows["invalid_nhs_number"]
@@ -169,8 +180,9 @@ def _copies_after(raw: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
 # Contacts and onward referrals
 
 
-def unmapped_events(rng: np.random.Generator, raw: pd.DataFrame, events: pd.DataFrame,
-                    field: str, rate: float) -> None:
+def unmapped_events(
+    rng: np.random.Generator, raw: pd.DataFrame, events: pd.DataFrame, field: str, rate: float
+) -> None:
     """Replace some labels of ``field`` by unmapped ones: flagged in ``raw``, other in ``events``."""
     rows, _ = take(rng.permutation(len(events)), rate)
     labels = raw[field].to_numpy(dtype=object)
@@ -181,8 +193,14 @@ def unmapped_events(rng: np.random.Generator, raw: pd.DataFrame, events: pd.Data
     raw.loc[rows, "_flag"] = True
 
 
-def inject_event_rows(rng: np.random.Generator, raw: pd.DataFrame, clean_refs: pd.DataFrame,
-                      table: str, date_col: str, style: SiteStyle) -> pd.DataFrame:
+def inject_event_rows(
+    rng: np.random.Generator,
+    raw: pd.DataFrame,
+    clean_refs: pd.DataFrame,
+    table: str,
+    date_col: str,
+    style: SiteStyle,
+) -> pd.DataFrame:
     """Contacts or onward referrals with injected rows the cleaner must reject.
 
     Duplicates follow their original; rows for an unknown referral, dated before their
@@ -204,8 +222,10 @@ def inject_event_rows(rng: np.random.Generator, raw: pd.DataFrame, clean_refs: p
         b = _copies_anywhere(rng, raw, plain, "before_referral", k("before_referral"))
         pick = clean_refs.sample(len(b), random_state=int(rng.integers(2**31)), replace=True)
         b["referral_id"] = pick["referral_id"].to_numpy()
-        b[date_col] = date_text(pick["referral_date"] - pd.to_timedelta(
-            rng.integers(3, 60, len(b)), unit="D"), style.date_format)
+        b[date_col] = date_text(
+            pick["referral_date"] - pd.to_timedelta(rng.integers(3, 60, len(b)), unit="D"),
+            style.date_format,
+        )
         extra.append(b)
         for rule, bad_date in (("unparseable_date", "99/99/9999"), ("missing_required", "")):
             if rule in rates:
@@ -215,8 +235,9 @@ def inject_event_rows(rng: np.random.Generator, raw: pd.DataFrame, clean_refs: p
     return pd.concat([raw, *extra]).sort_values("_pos", kind="stable").reset_index(drop=True)
 
 
-def _copies_anywhere(rng: np.random.Generator, raw: pd.DataFrame, plain: np.ndarray, rule: str,
-                     count: int) -> pd.DataFrame:
+def _copies_anywhere(
+    rng: np.random.Generator, raw: pd.DataFrame, plain: np.ndarray, rule: str, count: int
+) -> pd.DataFrame:
     """``count`` copies of random unflagged rows, to be altered, placed at random positions."""
     base = raw.iloc[rng.choice(plain, count)].copy() if len(plain) else raw.head(0)
     base["_pos"] = rng.uniform(0, max(len(raw), 1), count)
@@ -229,8 +250,9 @@ def _copies_anywhere(rng: np.random.Generator, raw: pd.DataFrame, plain: np.ndar
 # Questionnaires
 
 
-def spoil_answers(rng: np.random.Generator, rows: pd.DataFrame, has_timepoint: bool
-                  ) -> pd.DataFrame:
+def spoil_answers(
+    rng: np.random.Generator, rows: pd.DataFrame, has_timepoint: bool
+) -> pd.DataFrame:
     """Forms with a blank SWEMWBS item, an out-of-range UCLA-3 answer or a misdated follow-up.
 
     Adds ``_rule`` (all None: these rows are kept, though some cannot be scored) and ``_flag``
@@ -246,7 +268,7 @@ def spoil_answers(rng: np.random.Generator, rows: pd.DataFrame, has_timepoint: b
     n = len(rows)
     pool = rng.permutation(n)
     k_missing, k_out = int(rates["missing_item"] * n), int(rates["out_of_range_item"] * n)
-    missing_item, out_range = pool[:k_missing], pool[k_missing:k_missing + k_out]
+    missing_item, out_range = pool[:k_missing], pool[k_missing : k_missing + k_out]
     values = rows[item_cols].astype(object).to_numpy()
     # A blank SWEMWBS item and an out-of-range UCLA-3 answer; at a site collecting neither
     # (G), both in its local instrument (prorated when one item is missing).
@@ -271,12 +293,14 @@ def _early_followups(rng: np.random.Generator, rows: pd.DataFrame) -> list[pd.Da
     early = base.sample(k, random_state=int(rng.integers(2**31))).copy()
     early["timepoint"] = "followup"
     early["completed_date"] = early["completed_date"] - pd.to_timedelta(
-        rng.integers(20, 60, k), unit="D")
+        rng.integers(20, 60, k), unit="D"
+    )
     return [early]
 
 
-def inject_questionnaire_rows(rng: np.random.Generator, out: pd.DataFrame,
-                              style: QuestionnaireStyle, code: str) -> pd.DataFrame:
+def inject_questionnaire_rows(
+    rng: np.random.Generator, out: pd.DataFrame, style: QuestionnaireStyle, code: str
+) -> pd.DataFrame:
     """Exported forms plus duplicates and forms with no, an unknown or an unmapped identifier.
 
     ``out`` is the export (see writers.questionnaire_table), with ``_rule``, ``_flag`` and
@@ -306,8 +330,9 @@ def inject_questionnaire_rows(rng: np.random.Generator, out: pd.DataFrame,
     return pd.concat([out, *injected]).sort_values("_key", kind="stable").reset_index(drop=True)
 
 
-def _unknown_ids(rng: np.random.Generator, style: QuestionnaireStyle, code: str, k: int
-                 ) -> tuple[list[str] | np.ndarray, str]:
+def _unknown_ids(
+    rng: np.random.Generator, style: QuestionnaireStyle, code: str, k: int
+) -> tuple[list[str] | np.ndarray, str]:
     """Identifiers that match no referral, and the rule that rejects them.
 
     A referral ID matching nothing is an unknown referral; a person identifier matching nobody

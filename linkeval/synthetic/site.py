@@ -35,12 +35,19 @@ from linkeval.synthetic.writers import (
 )
 
 # Free text in the fictional exports, which the cleaner must drop.
-NOTES = np.array(["Lives alone; daughter visits weekly", "Keen on gardening",
-                  "Prefers phone calls", ""], dtype=object)
+NOTES = np.array(
+    ["Lives alone; daughter visits weekly", "Keen on gardening", "Prefers phone calls", ""],
+    dtype=object,
+)
 
 
-def render_site(rng: np.random.Generator, style: SiteStyle, core: dict[str, pd.DataFrame],
-                raw_dir: Path, large: bool) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
+def render_site(
+    rng: np.random.Generator,
+    style: SiteStyle,
+    core: dict[str, pd.DataFrame],
+    raw_dir: Path,
+    large: bool,
+) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
     """Write one site's exports; its config entry and its ground truth.
 
     ``core`` is the site's clean data (population.simulate_site); ``large`` means too many
@@ -52,8 +59,9 @@ def render_site(rng: np.random.Generator, style: SiteStyle, core: dict[str, pd.D
     if style.contacts:
         events["contacts"] = _events(rng, fmt, style, core["contacts"], referrals, "contacts")
     if style.onward:
-        events["onward_referrals"] = _events(rng, fmt, style, core["onward"], referrals,
-                                             "onward_referrals")
+        events["onward_referrals"] = _events(
+            rng, fmt, style, core["onward"], referrals, "onward_referrals"
+        )
     referrals.add_counts(fmt, style)
     raw = defects.duplicate_referrals(rng, referrals.for_export())
     episode_of = None  # site G: referral -> the episode (referral_id) its coded events make
@@ -61,16 +69,30 @@ def render_site(rng: np.random.Generator, style: SiteStyle, core: dict[str, pd.D
         site_cfg, truth, episode_of = _coded_events(rng, style, raw, referrals, raw_dir)
     else:
         raw_events = {table: rows for table, (rows, _) in events.items()}
-        site_cfg, files = write_site(style, raw, raw_events.get("contacts"),
-                                     raw_events.get("onward_referrals"), raw_dir, large)
-        truth = referral_truth(style, raw, referrals.ref, referrals.reasons, files,
-                               referrals.unmapped_source, referrals.unmapped_reason)
+        site_cfg, files = write_site(
+            style,
+            raw,
+            raw_events.get("contacts"),
+            raw_events.get("onward_referrals"),
+            raw_dir,
+            large,
+        )
+        truth = referral_truth(
+            style,
+            raw,
+            referrals.ref,
+            referrals.reasons,
+            files,
+            referrals.unmapped_source,
+            referrals.unmapped_reason,
+        )
     kept_ids = kept_referral_ids(raw)
     for table, (events_raw, events_clean) in events.items():
         truth.update(event_truth(style.code, table, events_raw, events_clean, files, kept_ids))
     q = simulate_questionnaires(rng, style, referrals.ref, core["reasons"], kept_ids)
-    q_source, q_truth = _questionnaires(rng, style, q, referrals.ref,
-                                        site_folder(raw_dir, style.code), large)
+    q_source, q_truth = _questionnaires(
+        rng, style, q, referrals.ref, site_folder(raw_dir, style.code), large
+    )
     site_cfg["sources"].append(q_source)
     if episode_of is not None:  # forms link by NHS number to the one episode of the person
         for name in ("scores", "pairs", "people"):
@@ -79,22 +101,32 @@ def render_site(rng: np.random.Generator, style: SiteStyle, core: dict[str, pd.D
     return site_cfg, truth
 
 
-def _coded_events(rng: np.random.Generator, style: SiteStyle, raw: pd.DataFrame,
-                  referrals: _Referrals, raw_dir: Path
-                  ) -> tuple[dict[str, Any], dict[str, pd.DataFrame], dict[str, str]]:
+def _coded_events(
+    rng: np.random.Generator,
+    style: SiteStyle,
+    raw: pd.DataFrame,
+    referrals: _Referrals,
+    raw_dir: Path,
+) -> tuple[dict[str, Any], dict[str, pd.DataFrame], dict[str, str]]:
     """Site G: the referrals written as a search's coded events; config, truth, episodes."""
     events = coded_event_rows(rng, style, raw, referrals.ref, referrals.reasons)
     site_cfg, path = write_coded_events(style, events, raw_dir)
-    truth, episode_of = coded_event_truth(style, events, path, referrals.ref,
-                                          referrals.unmapped_source)
+    truth, episode_of = coded_event_truth(
+        style, events, path, referrals.ref, referrals.unmapped_source
+    )
     return site_cfg, truth, episode_of
 
 
 class _Referrals:
     """A site's referrals as raw rows (text as exported) and as the clean values to expect."""
 
-    def __init__(self, rng: np.random.Generator, fmt: Formatter, style: SiteStyle,
-                 core: dict[str, pd.DataFrame]) -> None:
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        fmt: Formatter,
+        style: SiteStyle,
+        core: dict[str, pd.DataFrame],
+    ) -> None:
         # The canonical referrals, changed where a defect changes the clean value too (an
         # under-18's age, an unmapped source read as `other`).
         self.style = style
@@ -106,7 +138,8 @@ class _Referrals:
         # unmapped source or reason, which the cleaner should flag.
         self.reasons, self.unmapped_reason = self._reasons(rng, fmt, core["reasons"])
         self.unmapped_source = set(
-            self.ref["referral_id"].to_numpy()[self.chosen.rows["unmapped_source"]])
+            self.ref["referral_id"].to_numpy()[self.chosen.rows["unmapped_source"]]
+        )
         self._identifiers_to_drop(rng)
 
     def _rows(self, rng: np.random.Generator, fmt: Formatter, style: SiteStyle) -> pd.DataFrame:
@@ -114,10 +147,10 @@ class _Referrals:
         ref, rows = self.ref, self.chosen.rows
         raw = pd.DataFrame({"referral_id": ref["referral_id"]})
         raw["referral_date"] = defects.spoil_referral_dates(
-            fmt.date(ref["referral_date"]), ref["referral_date"], rows, style.date_format)
+            fmt.date(ref["referral_date"]), ref["referral_date"], rows, style.date_format
+        )
         if style.identity == "nhs":
-            numbers = defects.spoil_nhs_numbers(rng, ref["nhs_number"].to_numpy(dtype=object),
-                                                rows)
+            numbers = defects.spoil_nhs_numbers(rng, ref["nhs_number"].to_numpy(dtype=object), rows)
             raw["nhs_number"] = nhs_text(numbers, style.nhs_format)
         else:
             raw["local_id"] = ref["local_id"].to_numpy()
@@ -127,7 +160,8 @@ class _Referrals:
             raw["age"] = ref["age_at_referral"].astype(str).to_numpy()
         if style.coded_events:  # a GP search knows who recorded it, not who referred
             ref["referral_source"] = ref["referral_source"].where(
-                ref["referral_source"].isin(PRACTICE_SOURCES), "unknown")
+                ref["referral_source"].isin(PRACTICE_SOURCES), "unknown"
+            )
         raw["sex"] = fmt.label("sex", ref["sex"])
         raw["ethnicity"] = fmt.label("ethnicity", ref["ethnicity"])
         source = fmt.label("referral_source", ref["referral_source"])
@@ -140,17 +174,20 @@ class _Referrals:
         raw["discharge_date"] = fmt.date(ref["discharge_date"])
         return raw
 
-    def _reasons(self, rng: np.random.Generator, fmt: Formatter, reasons: pd.DataFrame
-                 ) -> tuple[pd.DataFrame, set[str]]:
+    def _reasons(
+        self, rng: np.random.Generator, fmt: Formatter, reasons: pd.DataFrame
+    ) -> tuple[pd.DataFrame, set[str]]:
         """Reasons with the site's labels, plus an unmapped extra reason on some referrals."""
         reasons = reasons.copy()
         reasons["label"] = fmt.label("reason", reasons["reason"])
         rows = self.chosen.rows["unmapped_reason"]
-        extra = pd.DataFrame({
-            "referral_id": self.ref["referral_id"].to_numpy()[rows],
-            "reason": "other",
-            "label": unmapped_labels(rng, "reason", len(rows)),
-        })
+        extra = pd.DataFrame(
+            {
+                "referral_id": self.ref["referral_id"].to_numpy()[rows],
+                "reason": "other",
+                "label": unmapped_labels(rng, "reason", len(rows)),
+            }
+        )
         return pd.concat([reasons, extra], ignore_index=True), set(extra["referral_id"])
 
     def _identifiers_to_drop(self, rng: np.random.Generator) -> None:
@@ -161,10 +198,14 @@ class _Referrals:
         self.raw["notes"] = NOTES[rng.integers(0, 4, n)]
         if self.style.coded_events:  # postcodes in the demo lookups; one PCN, two practices
             decile = self.ref["imd_decile"].astype("Float64")
-            self.raw["postcode"] = ("ZZ99 " + (decile % 10).astype("Int64").astype(str) + "AA") \
-                .where(decile.notna(), "").to_numpy(dtype=object)
+            self.raw["postcode"] = (
+                ("ZZ99 " + (decile % 10).astype("Int64").astype(str) + "AA")
+                .where(decile.notna(), "")
+                .to_numpy(dtype=object)
+            )
             practice = np.array(["Z00005", "Z00006"], dtype=object)[
-                rng.integers(0, 2, self.ref["person"].max() + 1)]
+                rng.integers(0, 2, self.ref["person"].max() + 1)
+            ]
             self.raw["practice_code"] = practice[self.ref["person"].to_numpy()]
 
     def add_counts(self, fmt: Formatter, style: SiteStyle) -> None:
@@ -182,12 +223,19 @@ class _Referrals:
         raw["_pos"] = np.arange(len(raw), dtype=float)
         raw["_rule"] = self.chosen.rule
         raw["_reasons"] = raw["referral_id"].map(
-            self.reasons.groupby("referral_id")["label"].agg(list))
+            self.reasons.groupby("referral_id")["label"].agg(list)
+        )
         return raw
 
 
-def _events(rng: np.random.Generator, fmt: Formatter, style: SiteStyle, events: pd.DataFrame,
-            referrals: _Referrals, table: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _events(
+    rng: np.random.Generator,
+    fmt: Formatter,
+    style: SiteStyle,
+    events: pd.DataFrame,
+    referrals: _Referrals,
+    table: str,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Contacts or onward referrals as raw rows with defects, and as the clean rows to expect."""
     date_col = "contact_date" if table == "contacts" else "onward_date"
     ev = events.copy().reset_index(drop=True)
@@ -195,8 +243,9 @@ def _events(rng: np.random.Generator, fmt: Formatter, style: SiteStyle, events: 
     raw = pd.DataFrame({"referral_id": ev["referral_id"], date_col: fmt.date(ev[date_col])})
     # Rows of a rejected referral are rejected with it.
     rule_of_ref = pd.Series(ref_rule, index=ref["referral_id"])
-    raw["_rule"] = ev["referral_id"].map(rule_of_ref).notna().map({True: "referral_rejected",
-                                                                   False: None})
+    raw["_rule"] = (
+        ev["referral_id"].map(rule_of_ref).notna().map({True: "referral_rejected", False: None})
+    )
     rates = DEFECT_RATES[table]
     if table == "contacts":
         raw["mode"] = fmt.label("mode", ev["mode"])
@@ -212,9 +261,14 @@ def _events(rng: np.random.Generator, fmt: Formatter, style: SiteStyle, events: 
     return raw, ev
 
 
-def _questionnaires(rng: np.random.Generator, style: SiteStyle, q: Questionnaires,
-                    ref: pd.DataFrame, folder: Path, large: bool
-                    ) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
+def _questionnaires(
+    rng: np.random.Generator,
+    style: SiteStyle,
+    q: Questionnaires,
+    ref: pd.DataFrame,
+    folder: Path,
+    large: bool,
+) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
     """Write the site's questionnaire file; its config ``sources`` entry and its truth."""
     q_style = QUESTIONNAIRE_STYLES[style.code]
     rows = q.rows.sort_values("completed_date", kind="stable").reset_index(drop=True)

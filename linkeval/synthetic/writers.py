@@ -77,8 +77,9 @@ def excel_dates(text: pd.Series, fmt: str) -> pd.Series:
     return parsed.astype(object).where(parsed.notna(), text)
 
 
-def write_csv(frame: pd.DataFrame, path: Path, encoding: str = "utf-8",
-              preamble: list[str] | None = None) -> None:
+def write_csv(
+    frame: pd.DataFrame, path: Path, encoding: str = "utf-8", preamble: list[str] | None = None
+) -> None:
     """CSV with Windows line endings, as the exporting systems write it."""
     with path.open("w", encoding=encoding, newline="") as fh:
         for line in preamble or []:
@@ -118,9 +119,14 @@ class _SiteTables:
         return {table: [(self.rel(name), np.arange(len(frame)))]}
 
 
-def write_site(style: SiteStyle, referrals: pd.DataFrame, contacts: pd.DataFrame | None,
-               onward: pd.DataFrame | None, raw_dir: Path, large: bool
-               ) -> tuple[dict[str, Any], FileRows]:
+def write_site(
+    style: SiteStyle,
+    referrals: pd.DataFrame,
+    contacts: pd.DataFrame | None,
+    onward: pd.DataFrame | None,
+    raw_dir: Path,
+    large: bool,
+) -> tuple[dict[str, Any], FileRows]:
     """Write one site's referral, contact and onward files; its config entry and file rows."""
     folder = site_folder(raw_dir, style.code)
     folder.mkdir(parents=True, exist_ok=True)
@@ -155,95 +161,177 @@ def _reasons_text(ref: pd.DataFrame, sep: str) -> pd.Series:
 def _reason_columns(ref: pd.DataFrame, k: int) -> pd.DataFrame:
     """A referral's reason labels in ``k`` columns reason_1..reason_k, blank when fewer."""
     lists = ref["_reasons"].map(lambda labels: labels if isinstance(labels, list) else [])
-    return pd.DataFrame({f"reason_{i + 1}": lists.map(lambda labels, i=i: labels[i] if len(labels) > i else "")
-                         for i in range(k)})
+    return pd.DataFrame(
+        {
+            f"reason_{i + 1}": lists.map(lambda labels, i=i: labels[i] if len(labels) > i else "")
+            for i in range(k)
+        }
+    )
 
 
-A_REF = {"referral_id": "Ref No", "nhs_number": "NHS Number", "patient_name": "Patient Name",
-         "date_of_birth": "DOB", "postcode": "Postcode", "sex": "Gender",
-         "ethnicity": "Ethnic Group", "referral_source": "Referred By",
-         "reasons": "Reason(s) for referral", "referral_date": "Date Referred",
-         "imd_decile": "IMD Decile", "outcome": "Outcome", "discharge_date": "Discharge Date",
-         "notes": "Notes"}
+A_REF = {
+    "referral_id": "Ref No",
+    "nhs_number": "NHS Number",
+    "patient_name": "Patient Name",
+    "date_of_birth": "DOB",
+    "postcode": "Postcode",
+    "sex": "Gender",
+    "ethnicity": "Ethnic Group",
+    "referral_source": "Referred By",
+    "reasons": "Reason(s) for referral",
+    "referral_date": "Date Referred",
+    "imd_decile": "IMD Decile",
+    "outcome": "Outcome",
+    "discharge_date": "Discharge Date",
+    "notes": "Notes",
+}
 
 
 def _site_a(t: _SiteTables) -> tuple[list[dict[str, Any]], FileRows]:
     """cp1252 clinical-system search export: three preamble lines above the header."""
-    pre = ["Search: Social prescribing referrals (link worker caseload)",
-           "Run by: Riverside PCN data team – report v2", ""]
+    pre = [
+        "Search: Social prescribing referrals (link worker caseload)",
+        "Run by: Riverside PCN data team – report v2",
+        "",
+    ]
     frame = t.referrals.assign(reasons=_reasons_text(t.referrals, "; "))
     write_csv(_export(frame, A_REF), t.folder / "referrals.csv", "cp1252", pre)
-    c_head = {"referral_id": "Ref No", "contact_date": "Contact Date", "mode": "Contact Type",
-              "duration_min": "Duration (mins)", "attended": "Attendance"}
+    c_head = {
+        "referral_id": "Ref No",
+        "contact_date": "Contact Date",
+        "mode": "Contact Type",
+        "duration_min": "Duration (mins)",
+        "attended": "Attendance",
+    }
     write_csv(_export(t.contacts, c_head), t.folder / "contacts.csv", "cp1252", pre)
     o = t.onward.assign(organisation="Café Connect")
-    o_head = {"referral_id": "Ref No", "onward_date": "Date Referred On",
-              "asset_type": "Service Type", "organisation": "Organisation"}
+    o_head = {
+        "referral_id": "Ref No",
+        "onward_date": "Date Referred On",
+        "asset_type": "Service Type",
+        "organisation": "Organisation",
+    }
     write_csv(_export(o, o_head), t.folder / "onward.csv", "cp1252", pre)
     common = {"encoding": "cp1252", "skip_rows": 3}
     sources = [
-        {"table": "referrals", "path": t.rel("referrals.csv"), **common,
-         "multi_value_separator": ";", "columns": _mapping(A_REF)},
+        {
+            "table": "referrals",
+            "path": t.rel("referrals.csv"),
+            **common,
+            "multi_value_separator": ";",
+            "columns": _mapping(A_REF),
+        },
         {"table": "contacts", "path": t.rel("contacts.csv"), **common, "columns": c_head},
-        {"table": "onward_referrals", "path": t.rel("onward.csv"), **common,
-         "columns": {k: v for k, v in o_head.items() if k != "organisation"}},
+        {
+            "table": "onward_referrals",
+            "path": t.rel("onward.csv"),
+            **common,
+            "columns": {k: v for k, v in o_head.items() if k != "organisation"},
+        },
     ]
-    return sources, {**t.whole("referrals", "referrals.csv", t.referrals),
-                     **t.whole("contacts", "contacts.csv", t.contacts),
-                     **t.whole("onward_referrals", "onward.csv", t.onward)}
+    return sources, {
+        **t.whole("referrals", "referrals.csv", t.referrals),
+        **t.whole("contacts", "contacts.csv", t.contacts),
+        **t.whole("onward_referrals", "onward.csv", t.onward),
+    }
 
 
 def _site_b(t: _SiteTables) -> tuple[list[dict[str, Any]], FileRows]:
     """UTF-8 with BOM, ISO dates, snake_case headers, reasons in up to four columns."""
-    heads = {"referral_id": "referral_ref", "nhs_number": "nhs_no", "date_of_birth": "dob",
-             "postcode": "postcode", "sex": "sex", "ethnicity": "ethnic_category",
-             "referral_source": "source", "referral_date": "referral_date",
-             "imd_decile": "imd_decile", "outcome": "status", "discharge_date": "closed_date"}
+    heads = {
+        "referral_id": "referral_ref",
+        "nhs_number": "nhs_no",
+        "date_of_birth": "dob",
+        "postcode": "postcode",
+        "sex": "sex",
+        "ethnicity": "ethnic_category",
+        "referral_source": "source",
+        "referral_date": "referral_date",
+        "imd_decile": "imd_decile",
+        "outcome": "status",
+        "discharge_date": "closed_date",
+    }
     ref = t.referrals.reset_index(drop=True)
     frame = pd.concat([ref, _reason_columns(ref, 4)], axis=1)
     out = _export(frame, {**heads, **{f"reason_{i}": f"reason_{i}" for i in range(1, 5)}})
     write_csv(out, t.folder / "referrals.csv", "utf-8-sig")
-    c_head = {"referral_id": "referral_ref", "contact_date": "appt_date", "mode": "appt_type",
-              "duration_min": "mins", "attended": "appt_status"}
+    c_head = {
+        "referral_id": "referral_ref",
+        "contact_date": "appt_date",
+        "mode": "appt_type",
+        "duration_min": "mins",
+        "attended": "appt_status",
+    }
     write_csv(_export(t.contacts, c_head), t.folder / "contacts.csv", "utf-8-sig")
-    o_head = {"referral_id": "referral_ref", "onward_date": "onward_referral_date",
-              "asset_type": "service_category"}
+    o_head = {
+        "referral_id": "referral_ref",
+        "onward_date": "onward_referral_date",
+        "asset_type": "service_category",
+    }
     write_csv(_export(t.onward, o_head), t.folder / "onward_referrals.csv", "utf-8-sig")
     common = {"encoding": "auto", "date_format": "%Y-%m-%d"}
     columns = _mapping(heads)
     columns["reasons"] = [f"reason_{i}" for i in range(1, 5)]
     sources = [
         {"table": "referrals", "path": t.rel("referrals.csv"), **common, "columns": columns},
-        {"table": "contacts", "path": t.rel("contacts.csv"), **common,
-         "columns": c_head, "values": {"attended": {"Cancelled": "false"}}},
-        {"table": "onward_referrals", "path": t.rel("onward_referrals.csv"), **common,
-         "columns": o_head},
+        {
+            "table": "contacts",
+            "path": t.rel("contacts.csv"),
+            **common,
+            "columns": c_head,
+            "values": {"attended": {"Cancelled": "false"}},
+        },
+        {
+            "table": "onward_referrals",
+            "path": t.rel("onward_referrals.csv"),
+            **common,
+            "columns": o_head,
+        },
     ]
-    return sources, {**t.whole("referrals", "referrals.csv", t.referrals),
-                     **t.whole("contacts", "contacts.csv", t.contacts),
-                     **t.whole("onward_referrals", "onward_referrals.csv", t.onward)}
+    return sources, {
+        **t.whole("referrals", "referrals.csv", t.referrals),
+        **t.whole("contacts", "contacts.csv", t.contacts),
+        **t.whole("onward_referrals", "onward_referrals.csv", t.onward),
+    }
 
 
-C_REF = {"referral_id": "Referral ID", "nhs_number": "NHS No.", "date_of_birth": "Date of Birth",
-         "sex": "Sex", "ethnicity": "Ethnicity", "referral_source": "Referral Source",
-         "reasons": "Reasons", "referral_date": "Referral Date", "imd_decile": "IMD",
-         "outcome": "Status", "discharge_date": "Discharged"}
+C_REF = {
+    "referral_id": "Referral ID",
+    "nhs_number": "NHS No.",
+    "date_of_birth": "Date of Birth",
+    "sex": "Sex",
+    "ethnicity": "Ethnicity",
+    "referral_source": "Referral Source",
+    "reasons": "Reasons",
+    "referral_date": "Referral Date",
+    "imd_decile": "IMD",
+    "outcome": "Status",
+    "discharge_date": "Discharged",
+}
 
 
 def _site_c(t: _SiteTables) -> tuple[list[dict[str, Any]], FileRows]:
     """One Excel workbook, a sheet per table, dates as Excel dates (CSV files at scale)."""
     frame = t.referrals.assign(reasons=_reasons_text(t.referrals, ", "))
     r_out = _export(frame, C_REF)
-    c_head = {"referral_id": "Referral ID", "contact_date": "Date", "mode": "Type",
-              "duration_min": "Minutes", "attended": "Attended"}
+    c_head = {
+        "referral_id": "Referral ID",
+        "contact_date": "Date",
+        "mode": "Type",
+        "duration_min": "Minutes",
+        "attended": "Attended",
+    }
     o_head = {"referral_id": "Referral ID", "onward_date": "Date", "asset_type": "Asset"}
     c_out, o_out = _export(t.contacts, c_head), _export(t.onward, o_head)
     if t.large:
         write_csv(r_out, t.folder / "referrals.csv")
         write_csv(c_out, t.folder / "contacts.csv")
         write_csv(o_out, t.folder / "onward.csv")
-        paths = {"referrals": ("referrals.csv", None), "contacts": ("contacts.csv", None),
-                 "onward_referrals": ("onward.csv", None)}
+        paths = {
+            "referrals": ("referrals.csv", None),
+            "contacts": ("contacts.csv", None),
+            "onward_referrals": ("onward.csv", None),
+        }
     else:
         fmt = t.style.date_format
         for col in ("Date of Birth", "Referral Date", "Discharged"):
@@ -254,9 +342,11 @@ def _site_c(t: _SiteTables) -> tuple[list[dict[str, Any]], FileRows]:
             r_out.to_excel(xl, sheet_name="Referrals", index=False)
             c_out.to_excel(xl, sheet_name="Contacts", index=False)
             o_out.to_excel(xl, sheet_name="Onward", index=False)
-        paths = {"referrals": ("northgate_export.xlsx", "Referrals"),
-                 "contacts": ("northgate_export.xlsx", "Contacts"),
-                 "onward_referrals": ("northgate_export.xlsx", "Onward")}
+        paths = {
+            "referrals": ("northgate_export.xlsx", "Referrals"),
+            "contacts": ("northgate_export.xlsx", "Contacts"),
+            "onward_referrals": ("northgate_export.xlsx", "Onward"),
+        }
     heads = {"referrals": C_REF, "contacts": c_head, "onward_referrals": o_head}
     sources = []
     for table, (name, sheet) in paths.items():
@@ -276,78 +366,145 @@ def _site_c(t: _SiteTables) -> tuple[list[dict[str, Any]], FileRows]:
 
 def _site_d(t: _SiteTables) -> tuple[list[dict[str, Any]], FileRows]:
     """Own client IDs and ages (no NHS numbers or dates of birth); reasons in one cell."""
-    heads = {"referral_id": "Referral No", "local_id": "Client ID", "age": "Age",
-             "sex": "Sex", "ethnicity": "Ethnicity", "referral_source": "Referrer",
-             "reasons": "Reasons", "referral_date": "Referral Date", "imd_decile": "IMD decile",
-             "outcome": "Outcome", "discharge_date": "End Date", "notes": "Notes"}
+    heads = {
+        "referral_id": "Referral No",
+        "local_id": "Client ID",
+        "age": "Age",
+        "sex": "Sex",
+        "ethnicity": "Ethnicity",
+        "referral_source": "Referrer",
+        "reasons": "Reasons",
+        "referral_date": "Referral Date",
+        "imd_decile": "IMD decile",
+        "outcome": "Outcome",
+        "discharge_date": "End Date",
+        "notes": "Notes",
+    }
     frame = t.referrals.assign(reasons=_reasons_text(t.referrals, " / "))
     write_csv(_export(frame, heads), t.folder / "referrals.csv")
-    c_head = {"referral_id": "Referral No", "contact_date": "Appointment Date",
-              "mode": "Method", "duration_min": "Length", "attended": "Attended?"}
+    c_head = {
+        "referral_id": "Referral No",
+        "contact_date": "Appointment Date",
+        "mode": "Method",
+        "duration_min": "Length",
+        "attended": "Attended?",
+    }
     write_csv(_export(t.contacts, c_head), t.folder / "appointments.csv")
-    o_head = {"referral_id": "Referral No", "onward_date": "Signposted On",
-              "asset_type": "Signposted To"}
+    o_head = {
+        "referral_id": "Referral No",
+        "onward_date": "Signposted On",
+        "asset_type": "Signposted To",
+    }
     write_csv(_export(t.onward, o_head), t.folder / "signposting.csv")
     sources = [
-        {"table": "referrals", "path": t.rel("referrals.csv"),
-         "multi_value_separator": "/", "columns": _mapping(heads)},
+        {
+            "table": "referrals",
+            "path": t.rel("referrals.csv"),
+            "multi_value_separator": "/",
+            "columns": _mapping(heads),
+        },
         {"table": "contacts", "path": t.rel("appointments.csv"), "columns": c_head},
         {"table": "onward_referrals", "path": t.rel("signposting.csv"), "columns": o_head},
     ]
-    return sources, {**t.whole("referrals", "referrals.csv", t.referrals),
-                     **t.whole("contacts", "appointments.csv", t.contacts),
-                     **t.whole("onward_referrals", "signposting.csv", t.onward)}
+    return sources, {
+        **t.whole("referrals", "referrals.csv", t.referrals),
+        **t.whole("contacts", "appointments.csv", t.contacts),
+        **t.whole("onward_referrals", "signposting.csv", t.onward),
+    }
 
 
 def _site_e(t: _SiteTables) -> tuple[list[dict[str, Any]], FileRows]:
     """No contacts table: counts and first-contact date as columns; '05-Mar-2024' dates."""
-    heads = {"referral_id": "Case ID", "nhs_number": "NHS", "date_of_birth": "Birth Date",
-             "sex": "Gender", "ethnicity": "Ethnicity", "referral_source": "Referred From",
-             "reasons": "Needs", "referral_date": "Received", "imd_decile": "IMD Decile",
-             "outcome": "Case Outcome", "discharge_date": "Closed", "n_contacts":
-             "No. of contacts", "n_attended": "No. attended", "first_contact_date":
-             "First contact", "n_onward_referrals": "No. onward referrals"}
+    heads = {
+        "referral_id": "Case ID",
+        "nhs_number": "NHS",
+        "date_of_birth": "Birth Date",
+        "sex": "Gender",
+        "ethnicity": "Ethnicity",
+        "referral_source": "Referred From",
+        "reasons": "Needs",
+        "referral_date": "Received",
+        "imd_decile": "IMD Decile",
+        "outcome": "Case Outcome",
+        "discharge_date": "Closed",
+        "n_contacts": "No. of contacts",
+        "n_attended": "No. attended",
+        "first_contact_date": "First contact",
+        "n_onward_referrals": "No. onward referrals",
+    }
     frame = t.referrals.assign(reasons=_reasons_text(t.referrals, " | "))
     write_csv(_export(frame, heads), t.folder / "valley_caseload.csv")
-    sources = [{"table": "referrals", "path": t.rel("valley_caseload.csv"),
-                "date_format": t.style.date_format, "multi_value_separator": "|",
-                "columns": heads}]
+    sources = [
+        {
+            "table": "referrals",
+            "path": t.rel("valley_caseload.csv"),
+            "date_format": t.style.date_format,
+            "multi_value_separator": "|",
+            "columns": heads,
+        }
+    ]
     return sources, t.whole("referrals", "valley_caseload.csv", t.referrals)
 
 
 def _site_f(t: _SiteTables) -> tuple[list[dict[str, Any]], FileRows]:
     """Exports split into one file per year (a glob path reads them all)."""
-    heads = {"referral_id": "ReferralID", "nhs_number": "NHSNumber", "date_of_birth": "DateOfBirth",
-             "postcode": "PostCode", "sex": "Gender", "ethnicity": "Ethnicity",
-             "referral_source": "ReferralSource", "reasons": "ReferralReasons",
-             "referral_date": "ReferralDate", "imd_decile": "IMDDecile", "outcome": "Outcome",
-             "discharge_date": "DischargeDate"}
+    heads = {
+        "referral_id": "ReferralID",
+        "nhs_number": "NHSNumber",
+        "date_of_birth": "DateOfBirth",
+        "postcode": "PostCode",
+        "sex": "Gender",
+        "ethnicity": "Ethnicity",
+        "referral_source": "ReferralSource",
+        "reasons": "ReferralReasons",
+        "referral_date": "ReferralDate",
+        "imd_decile": "IMDDecile",
+        "outcome": "Outcome",
+        "discharge_date": "DischargeDate",
+    }
     frame = t.referrals.assign(reasons=_reasons_text(t.referrals, ";"))
     year = pd.to_datetime(t.referrals["referral_date"], format="%d/%m/%Y", errors="coerce").dt.year
     # Rows with unreadable dates go with the row before them (the export is date-ordered).
     year = year.where(year.isin([2023, 2024])).ffill().fillna(2023).astype(int).to_numpy()
     files_ref = _yearly(_export(frame, heads), year, [2023, 2024], t.folder, "referrals")
-    c_head = {"referral_id": "ReferralID", "contact_date": "ContactDate", "mode": "ContactMode",
-              "duration_min": "DurationMinutes", "attended": "Outcome"}
+    c_head = {
+        "referral_id": "ReferralID",
+        "contact_date": "ContactDate",
+        "mode": "ContactMode",
+        "duration_min": "DurationMinutes",
+        "attended": "Outcome",
+    }
     c_year = pd.to_datetime(t.contacts["contact_date"], format="%d/%m/%Y", errors="coerce").dt.year
     c_year = c_year.where(c_year.notna()).ffill().fillna(2023).astype(int).clip(2023, 2025)
-    files_c = _yearly(_export(t.contacts, c_head), c_year.to_numpy(), sorted(c_year.unique()),
-                      t.folder, "contacts")
+    files_c = _yearly(
+        _export(t.contacts, c_head),
+        c_year.to_numpy(),
+        sorted(c_year.unique()),
+        t.folder,
+        "contacts",
+    )
     o_head = {"referral_id": "ReferralID", "onward_date": "OnwardDate", "asset_type": "AssetType"}
     write_csv(_export(t.onward, o_head), t.folder / "onward_referrals.csv")
     sources = [
-        {"table": "referrals", "path": t.rel("referrals_*.csv"),
-         "multi_value_separator": ";", "columns": _mapping(heads)},
+        {
+            "table": "referrals",
+            "path": t.rel("referrals_*.csv"),
+            "multi_value_separator": ";",
+            "columns": _mapping(heads),
+        },
         {"table": "contacts", "path": t.rel("contacts_*.csv"), "columns": c_head},
-        {"table": "onward_referrals", "path": t.rel("onward_referrals.csv"),
-         "columns": o_head},
+        {"table": "onward_referrals", "path": t.rel("onward_referrals.csv"), "columns": o_head},
     ]
-    return sources, {"referrals": files_ref, "contacts": files_c,
-                     **t.whole("onward_referrals", "onward_referrals.csv", t.onward)}
+    return sources, {
+        "referrals": files_ref,
+        "contacts": files_c,
+        **t.whole("onward_referrals", "onward_referrals.csv", t.onward),
+    }
 
 
-def _yearly(out: pd.DataFrame, year: np.ndarray, years: list[int], folder: Path,
-            stem: str) -> list[tuple[str, np.ndarray]]:
+def _yearly(
+    out: pd.DataFrame, year: np.ndarray, years: list[int], folder: Path, stem: str
+) -> list[tuple[str, np.ndarray]]:
     """Write ``<stem>_<year>.csv`` for each year; which rows went into which file."""
     files = []
     for y in years:
@@ -364,8 +521,9 @@ _SHAPES = {"A": _site_a, "B": _site_b, "C": _site_c, "D": _site_d, "E": _site_e,
 # Questionnaires
 
 
-def questionnaire_table(rows: pd.DataFrame, instruments: list[str], style: QuestionnaireStyle,
-                        ref: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+def questionnaire_table(
+    rows: pd.DataFrame, instruments: list[str], style: QuestionnaireStyle, ref: pd.DataFrame
+) -> tuple[pd.DataFrame, dict[str, list[str]]]:
     """Questionnaire rows as the site exports them, and each instrument's item headers.
 
     ``rows`` are canonical (referral_id, timepoint, completed_date, "<instrument>:<item>"
@@ -374,12 +532,16 @@ def questionnaire_table(rows: pd.DataFrame, instruments: list[str], style: Quest
     """
     item_cols = [c for c in rows.columns if ":" in c]
     out = pd.DataFrame()
-    ident = rows["referral_id"] if style.link == "referral_id" else rows["referral_id"].map(
-        ref.set_index("referral_id")[style.link])
+    ident = (
+        rows["referral_id"]
+        if style.link == "referral_id"
+        else rows["referral_id"].map(ref.set_index("referral_id")[style.link])
+    )
     out[style.id_header] = ident.to_numpy(dtype=object)
     if style.timepoint_header:
-        out[style.timepoint_header] = rows["timepoint"].map(style.timepoint_labels) \
-            .to_numpy(dtype=object)
+        out[style.timepoint_header] = (
+            rows["timepoint"].map(style.timepoint_labels).to_numpy(dtype=object)
+        )
     out[style.date_header] = date_text(rows["completed_date"], style.date_format)
     items_cfg: dict[str, list[str]] = {}
     for name in instruments:
@@ -397,9 +559,13 @@ def questionnaire_table(rows: pd.DataFrame, instruments: list[str], style: Quest
     return out, items_cfg
 
 
-def write_questionnaires(out: pd.DataFrame, style: QuestionnaireStyle,
-                         items_cfg: dict[str, list[str]], folder: Path, large: bool
-                         ) -> dict[str, Any]:
+def write_questionnaires(
+    out: pd.DataFrame,
+    style: QuestionnaireStyle,
+    items_cfg: dict[str, list[str]],
+    folder: Path,
+    large: bool,
+) -> dict[str, Any]:
     """Write the questionnaire file; the config ``sources`` entry that reads it."""
     name = style.file
     if name.endswith(".xlsx") and large:
@@ -442,31 +608,66 @@ OUTCOME_EVENTS = {
 }
 # reason term (LABELS["G"]["reason"]) -> code: SNOMED CT findings linkeval knows, else local.
 REASON_EVENTS = {
-    "Social isolation": "422650009", "Anxiety": "48694002", "Depressed mood": "366979004",
-    "Unemployed": "73438004", "Financial problem": "160932005",
-    "Physically inactive": "LWR01", "Support for long term condition": "LWR02",
-    "Housing problem": "LWR03", "Bereavement": "LWR04", "Carer strain": "LWR05",
-    "Alcohol misuse": "LWR06", "Food insecurity": "LWR07", "Domestic abuse": "LWR08",
+    "Social isolation": "422650009",
+    "Anxiety": "48694002",
+    "Depressed mood": "366979004",
+    "Unemployed": "73438004",
+    "Financial problem": "160932005",
+    "Physically inactive": "LWR01",
+    "Support for long term condition": "LWR02",
+    "Housing problem": "LWR03",
+    "Bereavement": "LWR04",
+    "Carer strain": "LWR05",
+    "Alcohol misuse": "LWR06",
+    "Food insecurity": "LWR07",
+    "Domestic abuse": "LWR08",
     "Other social need": "LWR09",
     # Needs nobody gave a code meaning (defects.UNMAPPED): rejected as unknown_code.
-    "Pet care": "LWU01", "Transport": "LWU02", "Digital skills": "LWU03",
+    "Pet care": "LWU01",
+    "Transport": "LWU02",
+    "Digital skills": "LWU03",
 }
 # Other codes the search returns that are not referrals, outcomes or reasons: unknown_code.
-OTHER_EVENTS = [("LWX01", "Social prescribing information leaflet given", ""),
-                ("LWX02", "Body weight", "72.5")]
-G_HEAD = {"nhs_number": "NHS Number", "patient_name": "Name", "date_of_birth": "Date of Birth",
-          "sex": "Gender", "ethnicity": "Ethnicity", "postcode": "Postcode",
-          "practice_code": "Practice Code", "event_date": "Event Date", "code": "Code",
-          "term": "Term", "value": "Value", "referral_source": "Recorded By"}
+OTHER_EVENTS = [
+    ("LWX01", "Social prescribing information leaflet given", ""),
+    ("LWX02", "Body weight", "72.5"),
+]
+G_HEAD = {
+    "nhs_number": "NHS Number",
+    "patient_name": "Name",
+    "date_of_birth": "Date of Birth",
+    "sex": "Gender",
+    "ethnicity": "Ethnicity",
+    "postcode": "Postcode",
+    "practice_code": "Practice Code",
+    "event_date": "Event Date",
+    "code": "Code",
+    "term": "Term",
+    "value": "Value",
+    "referral_source": "Recorded By",
+}
 P_OTHER_EVENT = 0.03  # referrals with an event of a code the config does not name
 P_EARLY_REASON = 0.01  # people with a need coded before any referral (no_referral)
 P_REPEATED_REFERRAL = 0.01  # referrals coded twice on the same day
-PERSON_COLUMNS = ["nhs_number", "patient_name", "date_of_birth", "sex", "ethnicity", "postcode",
-                  "practice_code", "referral_source"]
+PERSON_COLUMNS = [
+    "nhs_number",
+    "patient_name",
+    "date_of_birth",
+    "sex",
+    "ethnicity",
+    "postcode",
+    "practice_code",
+    "referral_source",
+]
 
 
-def coded_event_rows(rng: np.random.Generator, style: SiteStyle, raw: pd.DataFrame,
-                     ref: pd.DataFrame, reasons: pd.DataFrame) -> pd.DataFrame:
+def coded_event_rows(
+    rng: np.random.Generator,
+    style: SiteStyle,
+    raw: pd.DataFrame,
+    ref: pd.DataFrame,
+    reasons: pd.DataFrame,
+) -> pd.DataFrame:
     """The search's rows: each exported referral as a referral event, its reasons and outcome
     as events, and events of other codes; in date order. Bookkeeping columns: _kind,
     _meaning, _ref (the referral it was made from), _date (true date), _rule (for rows the
@@ -474,33 +675,61 @@ def coded_event_rows(rng: np.random.Generator, style: SiteStyle, raw: pd.DataFra
     by_id = ref.set_index("referral_id")
     fmt = style.date_format
     base = raw[PERSON_COLUMNS].assign(
-        _ref=raw["referral_id"].to_numpy(), _pos=raw["_pos"].to_numpy(),
+        _ref=raw["referral_id"].to_numpy(),
+        _pos=raw["_pos"].to_numpy(),
         _date=raw["referral_id"].map(by_id["referral_date"]).to_numpy(),
-        _person=raw["referral_id"].map(by_id["person"]).to_numpy())
+        _person=raw["referral_id"].map(by_id["person"]).to_numpy(),
+    )
     code, term = REFERRAL_EVENT
-    parts = [base.assign(event_date=raw["referral_date"].to_numpy(), code=code, term=term,
-                         value="", _kind="referral", _meaning=None, _sub=0,
-                         _rule=raw["_rule"].to_numpy())]
+    parts = [
+        base.assign(
+            event_date=raw["referral_date"].to_numpy(),
+            code=code,
+            term=term,
+            value="",
+            _kind="referral",
+            _meaning=None,
+            _sub=0,
+            _rule=raw["_rule"].to_numpy(),
+        )
+    ]
     # Reasons and outcome only for referrals read as episodes (not copies or bad rows).
     ok = (raw["_rule"].isna() | (raw["_rule"] == "under_18")).to_numpy()
     valid = base[ok].drop_duplicates("_ref")
     labels = reasons.merge(valid[["_ref"]], left_on="referral_id", right_on="_ref")
     r = valid.set_index("_ref").loc[labels["_ref"]].reset_index()
     unknown = labels["label"].map(REASON_EVENTS).str.startswith("LWU").to_numpy()
-    parts.append(r.assign(event_date=date_text(r["_date"], fmt),
-                          code=labels["label"].map(REASON_EVENTS).to_numpy(),
-                          term=labels["label"].to_numpy(), value="",
-                          _kind=np.where(unknown, "unknown", "reason"),
-                          _meaning=labels["reason"].to_numpy(), _sub=1,
-                          _rule=np.where(unknown, "unknown_code", None)))
+    parts.append(
+        r.assign(
+            event_date=date_text(r["_date"], fmt),
+            code=labels["label"].map(REASON_EVENTS).to_numpy(),
+            term=labels["label"].to_numpy(),
+            value="",
+            _kind=np.where(unknown, "unknown", "reason"),
+            _meaning=labels["reason"].to_numpy(),
+            _sub=1,
+            _rule=np.where(unknown, "unknown_code", None),
+        )
+    )
     outcome = valid["_ref"].map(by_id["outcome"])
-    when = valid["_ref"].map(by_id["discharge_date"]).where(
-        outcome != "ongoing", valid["_date"] + pd.Timedelta(days=7))
-    parts.append(valid.assign(
-        event_date=date_text(when, fmt), _date=when.to_numpy(),
-        code=outcome.map(lambda o: OUTCOME_EVENTS[o][0]).to_numpy(),
-        term=outcome.map(lambda o: OUTCOME_EVENTS[o][1]).to_numpy(), value="",
-        _kind="outcome", _meaning=outcome.to_numpy(), _sub=2, _rule=None))
+    when = (
+        valid["_ref"]
+        .map(by_id["discharge_date"])
+        .where(outcome != "ongoing", valid["_date"] + pd.Timedelta(days=7))
+    )
+    parts.append(
+        valid.assign(
+            event_date=date_text(when, fmt),
+            _date=when.to_numpy(),
+            code=outcome.map(lambda o: OUTCOME_EVENTS[o][0]).to_numpy(),
+            term=outcome.map(lambda o: OUTCOME_EVENTS[o][1]).to_numpy(),
+            value="",
+            _kind="outcome",
+            _meaning=outcome.to_numpy(),
+            _sub=2,
+            _rule=None,
+        )
+    )
     parts.extend(_other_events(rng, valid, fmt))
     events = pd.concat(parts, ignore_index=True)
     events["_unmapped_source"] = False
@@ -511,30 +740,48 @@ def coded_event_rows(rng: np.random.Generator, style: SiteStyle, raw: pd.DataFra
     return events
 
 
-def _other_events(rng: np.random.Generator, valid: pd.DataFrame, fmt: str
-                  ) -> list[pd.DataFrame]:
+def _other_events(rng: np.random.Generator, valid: pd.DataFrame, fmt: str) -> list[pd.DataFrame]:
     """Events of codes nobody named (after some referrals), and needs coded before a person's
     first referral (which no referral can take)."""
     kept = valid[valid["_rule"].isna().to_numpy()] if "_rule" in valid else valid
     pick = kept.iloc[np.flatnonzero(rng.random(len(kept)) < P_OTHER_EVENT)]
     which = rng.integers(0, len(OTHER_EVENTS), len(pick))
     when = pick["_date"] + pd.to_timedelta(rng.integers(0, 31, len(pick)), unit="D")
-    other = pick.assign(event_date=date_text(when, fmt), _date=when.to_numpy(),
-                        code=[OTHER_EVENTS[k][0] for k in which],
-                        term=[OTHER_EVENTS[k][1] for k in which],
-                        value=[OTHER_EVENTS[k][2] for k in which], _kind="unknown",
-                        _meaning=None, _sub=3, _rule="unknown_code")
+    other = pick.assign(
+        event_date=date_text(when, fmt),
+        _date=when.to_numpy(),
+        code=[OTHER_EVENTS[k][0] for k in which],
+        term=[OTHER_EVENTS[k][1] for k in which],
+        value=[OTHER_EVENTS[k][2] for k in which],
+        _kind="unknown",
+        _meaning=None,
+        _sub=3,
+        _rule="unknown_code",
+    )
     first = kept.sort_values("_date", kind="stable").drop_duplicates("_person")
     early = first.iloc[_some(rng, len(first), P_EARLY_REASON)]
     when = early["_date"] - pd.to_timedelta(rng.integers(10, 61, len(early)), unit="D")
-    early = early.assign(event_date=date_text(when, fmt), _date=when.to_numpy(),
-                         code=REASON_EVENTS["Social isolation"], term="Social isolation",
-                         value="", _kind="reason", _meaning="loneliness_isolation", _sub=1,
-                         _rule=None)
+    early = early.assign(
+        event_date=date_text(when, fmt),
+        _date=when.to_numpy(),
+        code=REASON_EVENTS["Social isolation"],
+        term="Social isolation",
+        value="",
+        _kind="reason",
+        _meaning="loneliness_isolation",
+        _sub=1,
+        _rule=None,
+    )
     # A referral coded twice on one day (another term): merged into the first.
     again = kept.iloc[_some(rng, len(kept), P_REPEATED_REFERRAL)].assign(
-        code=REFERRAL_EVENT[0], term="Referral to social prescribing service (re-entered)",
-        value="", _kind="referral", _meaning=None, _sub=0.5, _rule=None)
+        code=REFERRAL_EVENT[0],
+        term="Referral to social prescribing service (re-entered)",
+        value="",
+        _kind="referral",
+        _meaning=None,
+        _sub=0.5,
+        _rule=None,
+    )
     again["event_date"] = date_text(again["_date"], fmt)
     return [other, early, again]
 
@@ -546,22 +793,27 @@ def _some(rng: np.random.Generator, n: int, rate: float) -> np.ndarray:
     return np.sort(rng.choice(n, size=max(1, int(round(rate * n))), replace=False))
 
 
-def write_coded_events(style: SiteStyle, events: pd.DataFrame, raw_dir: Path
-                       ) -> tuple[dict[str, Any], str]:
+def write_coded_events(
+    style: SiteStyle, events: pd.DataFrame, raw_dir: Path
+) -> tuple[dict[str, Any], str]:
     """Write the search export; the site's config entry and the file's path."""
     folder = site_folder(raw_dir, style.code)
     folder.mkdir(parents=True, exist_ok=True)
     write_csv(_export(events, G_HEAD), folder / "sp_search.csv")
-    local = {"outcome_codes": {c: o for o, (c, _) in OUTCOME_EVENTS.items()
-                               if not c.isdigit()},
-             "reason_codes": {}}
+    local = {
+        "outcome_codes": {c: o for o, (c, _) in OUTCOME_EVENTS.items() if not c.isdigit()},
+        "reason_codes": {},
+    }
     for reason, terms in LABELS["G"]["reason"].items():
         for t in terms:
             if not REASON_EVENTS[t].isdigit():
                 local["reason_codes"][REASON_EVENTS[t]] = reason
-    source = {"table": "coded_events", "path": rel(folder, "sp_search.csv"),
-              "columns": _mapping(G_HEAD, drop=("patient_name", "term", "value")),
-              "values": {"referral_source": dict(SITE_VALUES["G"]["referral_source"])},
-              "events": {"referral_codes": [REFERRAL_EVENT[0]], **local}}
+    source = {
+        "table": "coded_events",
+        "path": rel(folder, "sp_search.csv"),
+        "columns": _mapping(G_HEAD, drop=("patient_name", "term", "value")),
+        "values": {"referral_source": dict(SITE_VALUES["G"]["referral_source"])},
+        "events": {"referral_codes": [REFERRAL_EVENT[0]], **local},
+    }
     context = {"host": style.host, "rural": style.rural}
     return {"name": style.name, "context": context, "sources": [source]}, source["path"]

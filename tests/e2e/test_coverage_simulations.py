@@ -14,9 +14,12 @@ def test_dz_interval_covers_in_simulation():
     covered = 0
     for _ in range(400):
         base = rng.normal(20, 4, 25)
-        r = paired_change(pd.DataFrame({"instrument": "swemwbs", "baseline": base,
-                                        "followup": base + rng.normal(1, 2, 25)}),
-                          n_boot=0).iloc[0]
+        r = paired_change(
+            pd.DataFrame(
+                {"instrument": "swemwbs", "baseline": base, "followup": base + rng.normal(1, 2, 25)}
+            ),
+            n_boot=0,
+        ).iloc[0]
         covered += r["d_z_ci_low"] <= 0.5 <= r["d_z_ci_high"]
     assert 0.92 <= covered / 400 <= 0.98
 
@@ -30,9 +33,11 @@ def test_confidence_interval_coverage_simulation():
     for _ in range(reps):
         base = rng.normal(20, 4, 30)
         follow = base + rng.normal(2, 5, 30)
-        r = paired_change(pd.DataFrame({"instrument": "swemwbs", "baseline": base,
-                                        "followup": follow, "in_window": True}),
-                          n_boot=0).iloc[0]
+        r = paired_change(
+            pd.DataFrame(
+                {"instrument": "swemwbs", "baseline": base, "followup": follow, "in_window": True}
+            ),
+            n_boot=0,
+        ).iloc[0]
         covered += r["ci_low"] <= 2 <= r["ci_high"]
     assert 0.93 <= covered / reps <= 0.97
-

@@ -25,8 +25,10 @@ from linkeval.io import load_processed
 from linkeval.report.disclosure import Rule
 from linkeval.stats.change import band_transitions
 
-CELL = re.compile(r'<td class="[a-z]+" data-kind="([a-z]+)"(?: data-denominator="([^"]*)")?>'
-                  r"([^<]*)</td>")
+CELL = re.compile(
+    r'<td class="[a-z]+" data-kind="([a-z]+)"(?: data-denominator="([^"]*)")?>'
+    r"([^<]*)</td>"
+)
 H3 = re.compile(r"<h3[^>]*>([^<]+)</h3>")
 BAND_TEST = re.compile(r"moved up as down between bands \([A-Za-z]+\): p = (\*|&lt;0\.001|[0-9.]+)")
 
@@ -76,8 +78,11 @@ def test_every_count_and_percentage_on_every_page_is_safe(runs, run, rule):
             text = html.unescape(text).strip()
             value = _number(text)
             if value is None:
-                assert text in ("*", "-", "") or (kind == "statistic" and text == "<0.001"), \
-                    (page.name, kind, text)
+                assert text in ("*", "-", "") or (kind == "statistic" and text == "<0.001"), (
+                    page.name,
+                    kind,
+                    text,
+                )
                 continue
             counted += 1
             if kind == "count":
@@ -125,7 +130,8 @@ def test_two_runs_give_the_same_numbers_on_every_page(runs):
 
 def test_output_checks_log_every_release(runs):
     checks = pd.read_csv(runs["nhs"] / "output_checks.csv")
-    assert {"page", "section", "item", "kind", "rule", "smallest_count",
-            "n_suppressed"} <= set(checks.columns)
+    assert {"page", "section", "item", "kind", "rule", "smallest_count", "n_suppressed"} <= set(
+        checks.columns
+    )
     assert checks["page"].nunique() >= 13
     assert set(checks["rule"].dropna()) == {"nhs_digital"}

@@ -45,9 +45,14 @@ def study(tmp_path_factory):
 
 
 def linkeval(kind: str, config: Path, env: dict, *extra) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "linkeval.cli", kind, "--config", str(config),
-                           *extra], env=env, cwd=ROOT, capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "linkeval.cli", kind, "--config", str(config), *extra],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def wait_for_no(marker: str, seconds: float = 15) -> list[str]:
@@ -67,8 +72,13 @@ def test_a_report_killed_at_each_step_leaves_a_whole_run(study, step):
     latest = folder / "reports" / "latest"
     assert linkeval("report", made.config_path, env, "--jobs", "2").returncode == 0
     marker = uuid.uuid4().hex
-    proc = linkeval("report", made.config_path, dict(env, LINKEVAL_FAULT_AT=step,
-                                                     **{MARKER: marker}), "--jobs", "2")
+    proc = linkeval(
+        "report",
+        made.config_path,
+        dict(env, LINKEVAL_FAULT_AT=step, **{MARKER: marker}),
+        "--jobs",
+        "2",
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert check_reports(latest) is None
     assert wait_for_no(marker) == []
@@ -88,9 +98,22 @@ def test_a_report_killed_mid_notebook_leaves_no_worker_or_kernel(study, tmp_path
         nbformat.write(nb, path)
     marker = uuid.uuid4().hex
     run_env = dict(env, LINKEVAL_NOTEBOOKS=str(slow), **{MARKER: marker})
-    proc = subprocess.Popen([sys.executable, "-m", "linkeval.cli", "report", "--config",
-                             str(made.config_path), "--jobs", "2"], env=run_env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "linkeval.cli",
+            "report",
+            "--config",
+            str(made.config_path),
+            "--jobs",
+            "2",
+        ],
+        env=run_env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 120
         while not any("ipykernel" in p for p in marked_processes(marker)):

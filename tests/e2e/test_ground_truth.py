@@ -10,8 +10,12 @@ import pytest
 from linkeval.pseudonymise import pseudonym
 from tests.conftest import TEST_KEY
 
-ROW_TRUTH = {"referrals": "referral_rows", "contacts": "contact_rows",
-             "onward_referrals": "onward_rows", "coded_events": "coded_event_rows"}
+ROW_TRUTH = {
+    "referrals": "referral_rows",
+    "contacts": "contact_rows",
+    "onward_referrals": "onward_rows",
+    "coded_events": "coded_event_rows",
+}
 KEY = ["site", "table", "source_file", "source_row"]
 
 
@@ -40,8 +44,9 @@ def test_every_injected_defect_is_rejected_by_the_right_rule(demo_study, demo_cl
 def test_unmapped_labels_are_flagged_exactly(demo_study, demo_clean, table):
     truth = demo_study.truth[ROW_TRUTH[table]]
     log = demo_clean.log
-    flagged = log[(log["action"] == "flagged") & (log["table"] == table)
-                  & (log["rule"] == "unmapped_label")]
+    flagged = log[
+        (log["action"] == "flagged") & (log["table"] == table) & (log["rule"] == "unmapped_label")
+    ]
     got = set(map(tuple, flagged[KEY].astype({"source_row": int}).itertuples(index=False)))
     if table == "referrals":
         want_rows = truth[truth["flag_source"] | truth["flag_reason"]]
@@ -67,22 +72,37 @@ def test_kept_referrals_have_the_true_values(demo_study, demo_clean):
     got = demo_clean.tables["referrals"].set_index(["site", "referral_id"]).sort_index()
     assert got.index.equals(truth.index)
     expected_pid = truth.apply(
-        lambda r: pseudonym(TEST_KEY, r["nhs_number"]) if isinstance(r["nhs_number"], str)
-        else pseudonym(TEST_KEY, f"{r.name[0]}:{r['local_id']}"), axis=1)
+        lambda r: (
+            pseudonym(TEST_KEY, r["nhs_number"])
+            if isinstance(r["nhs_number"], str)
+            else pseudonym(TEST_KEY, f"{r.name[0]}:{r['local_id']}")
+        ),
+        axis=1,
+    )
     assert (got["person_id"] == expected_pid).all()
     for col in ("referral_date", "discharge_date", "first_contact_date"):
-        pd.testing.assert_series_equal(got[col].astype("datetime64[ns]"),
-                                       truth[col].astype("datetime64[ns]"), check_names=False)
+        pd.testing.assert_series_equal(
+            got[col].astype("datetime64[ns]"),
+            truth[col].astype("datetime64[ns]"),
+            check_names=False,
+        )
     for col in ("referral_source", "sex", "ethnicity", "outcome", "rural_urban", "pcn_code"):
         # Missing (an episode without an outcome event; area fields outside site G) as "".
         want = truth[col].astype(object).where(truth[col].notna(), "").astype(str)
         assert (got[col].astype(object).where(got[col].notna(), "").astype(str) == want).all(), col
     g = got.loc["G"]
     assert g["rural_urban"].notna().any() and g["imd_decile"].notna().any()  # area lookups
-    for col in ("age_at_referral", "imd_decile", "n_contacts", "n_attended",
-                "n_onward_referrals", "days_to_first_contact"):
-        pd.testing.assert_series_equal(got[col].astype("Int64"), truth[col].astype("Int64"),
-                                       check_names=False)
+    for col in (
+        "age_at_referral",
+        "imd_decile",
+        "n_contacts",
+        "n_attended",
+        "n_onward_referrals",
+        "days_to_first_contact",
+    ):
+        pd.testing.assert_series_equal(
+            got[col].astype("Int64"), truth[col].astype("Int64"), check_names=False
+        )
 
 
 def test_reasons_contacts_and_onward_referrals_match_truth(demo_study, demo_clean):
@@ -90,8 +110,10 @@ def test_reasons_contacts_and_onward_referrals_match_truth(demo_study, demo_clea
         return frame[cols].astype(str).sort_values(cols).reset_index(drop=True)
 
     cols = ["site", "referral_id", "reason"]
-    pd.testing.assert_frame_equal(norm(demo_clean.tables["referral_reasons"], cols),
-                                  norm(demo_study.truth["referral_reasons"], cols))
+    pd.testing.assert_frame_equal(
+        norm(demo_clean.tables["referral_reasons"], cols),
+        norm(demo_study.truth["referral_reasons"], cols),
+    )
     got = demo_clean.tables["contacts"].copy()
     want = demo_study.truth["contacts"].copy()
     for frame in (got, want):
@@ -117,9 +139,13 @@ def test_questionnaire_rows_have_the_true_fate(demo_study, demo_clean):
     merged = expected.merge(got, on=KEY, how="outer", indicator=True)
     assert (merged["_merge"] == "both").all(), merged[merged["_merge"] != "both"].head(10)
     assert (merged["expected_rule"] == merged["rule"]).all()
-    assert set(expected["expected_rule"]) >= {"duplicate_row", "missing_required",
-                                              "unknown_referral", "no_referral",
-                                              "missing_timepoint"}
+    assert set(expected["expected_rule"]) >= {
+        "duplicate_row",
+        "missing_required",
+        "unknown_referral",
+        "no_referral",
+        "missing_timepoint",
+    }
     flagged = demo_clean.log[(demo_clean.log["rule"] == "invalid_item")]
     got_flags = set(map(tuple, flagged[KEY].astype({"source_row": int}).itertuples(index=False)))
     want_flags = set(map(tuple, truth[truth["flagged"]][KEY].itertuples(index=False)))
@@ -150,21 +176,30 @@ def test_pairs_match_truth(demo_study, demo_clean):
         a, b = merged[f"{col}_want"].astype(float), merged[f"{col}_got"].astype(float)
         assert ((a - b).abs().fillna(0) < 1e-9).all() and (a.isna() == b.isna()).all(), col
     assert (merged["in_window_want"] == merged["in_window_got"]).all()
-    assert merged["in_window_got"].any() and (~merged["in_window_got"] & merged["followup_got"]
-                                              .notna()).any()  # some out of window
+    assert (
+        merged["in_window_got"].any()
+        and (~merged["in_window_got"] & merged["followup_got"].notna()).any()
+    )  # some out of window
 
 
 def test_coded_events_merged_into_episodes_are_flagged_exactly(demo_study, demo_clean):
     truth = demo_study.truth["coded_event_rows"]
     log = demo_clean.log
-    for rule, column in (("repeated_referral_event", "flag_repeated"),
-                         ("superseded_outcome", "flag_superseded")):
+    for rule, column in (
+        ("repeated_referral_event", "flag_repeated"),
+        ("superseded_outcome", "flag_superseded"),
+    ):
         rows = log[(log["rule"] == rule) & (log["table"] == "coded_events")]
         assert set(rows["source_row"].astype(int)) == set(truth.loc[truth[column], "source_row"])
         assert len(rows) > 0, rule
     rejected = set(truth["expected_rule"].dropna())
-    assert rejected >= {"unknown_code", "no_referral", "referral_rejected", "duplicate_row",
-                        "under_18"}
+    assert rejected >= {
+        "unknown_code",
+        "no_referral",
+        "referral_rejected",
+        "duplicate_row",
+        "under_18",
+    }
 
 
 def test_duplicate_cases_are_flagged_exactly(demo_study, demo_clean):
@@ -173,22 +208,28 @@ def test_duplicate_cases_are_flagged_exactly(demo_study, demo_clean):
     ref["person"] = ref["nhs_number"].where(ref["nhs_number"].notna(), ref["local_id"])
     rows = demo_study.truth["referral_rows"]
     kept = rows[rows["expected_action"] == "kept"].drop_duplicates(["site", "referral_id"])
-    where = ref.merge(kept[["site", "referral_id", "table", "source_file", "source_row"]],
-                      on=["site", "referral_id"], how="left")
+    where = ref.merge(
+        kept[["site", "referral_id", "table", "source_file", "source_row"]],
+        on=["site", "referral_id"],
+        how="left",
+    )
     events = where["site"] == "G"  # referral_id is '<file>#<row>' of the referral event
     parts = where.loc[events, "referral_id"].str.rsplit("#", n=1, expand=True)
     where.loc[events, "table"] = "coded_events"
     where.loc[events, "source_file"] = parts[0]
     where.loc[events, "source_row"] = parts[1].astype(int)
-    where = where.sort_values(["site", "person", "referral_date", "source_file", "source_row"],
-                              kind="stable")
+    where = where.sort_values(
+        ["site", "person", "referral_date", "source_file", "source_row"], kind="stable"
+    )
     same = where["person"].eq(where["person"].shift()) & where["site"].eq(where["site"].shift())
     gap = (where["referral_date"] - where["referral_date"].shift()).dt.days
     want = where[same & (gap <= 28)]
     log = demo_clean.log
     got = log[log["rule"] == "duplicate_case"]
-    as_set = lambda f: set(map(tuple, f[KEY].astype({"source_row": int}).itertuples(  # noqa: E731
-        index=False)))
+
+    def as_set(frame):
+        return set(frame[KEY].astype({"source_row": int}).itertuples(index=False, name=None))
+
     assert as_set(got) == as_set(want)
     assert (want["site"] == "G").sum() >= 2  # the generator plants some at site G
 
@@ -201,7 +242,8 @@ def test_followups_before_baseline_are_logged_not_paired(demo_clean):
 
 
 def test_parallel_cleaning_gives_the_serial_result_and_leaves_no_temporary_files(
-        demo_config, demo_clean):
+    demo_config, demo_clean
+):
     from linkeval.cleaning import clean_study
     from tests.conftest import TODAY
 

@@ -15,8 +15,9 @@ from linkeval.synthetic import TRUE_CHANGE
 def large(large_study):
     """About 3,000 SWEMWBS pairs from the larger synthetic study (conftest.py)."""
     _, tables = large_study
-    frame = models.analysis_frame(tables["pairs"], tables["referrals"], "swemwbs",
-                                  tables["referral_reasons"])
+    frame = models.analysis_frame(
+        tables["pairs"], tables["referrals"], "swemwbs", tables["referral_reasons"]
+    )
     return tables, frame
 
 
@@ -73,9 +74,13 @@ def test_site_as_moderator_uses_fixed_effects(large):
 def test_covariates_given_as_one_string_are_one_covariate(large):
     _, frame = large
     table = models.multilevel_model(frame, covariates="sex")
-    assert set(table["term"]) == {"Intercept", "baseline", "C(sex)[T.male]",
-                                  "C(sex)[T.other or unknown]",
-                                  "site variance (random intercept)"}
+    assert set(table["term"]) == {
+        "Intercept",
+        "baseline",
+        "C(sex)[T.male]",
+        "C(sex)[T.other or unknown]",
+        "site variance (random intercept)",
+    }
 
 
 def test_regression_to_the_mean_check(large):
@@ -107,4 +112,3 @@ def test_sensitivity_analyses_side_by_side(large):
     assert tip < 0
     last = out.iloc[-1]
     assert last["analysis"].startswith("tipping point") and abs(last["ci_low"]) < 1e-6
-

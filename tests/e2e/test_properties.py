@@ -11,10 +11,27 @@ from linkeval.config import load_config
 from tests.helpers import write_study
 
 IDS = ["R1", "R2", "R3", "R4", "", "  ", "R1 "]
-NHS = ["943 476 5919", "401-023-2137", "9434765918", "0000000000", "", "94347659", "abc",
-       "4010232137"]
-DATES = ["05/03/2024", "2024-03-06", "31/02/2024", "", "01/01/2064", "01/01/1900", "soon",
-         "07-Mar-2024", "08/03/2024 10:30"]
+NHS = [
+    "943 476 5919",
+    "401-023-2137",
+    "9434765918",
+    "0000000000",
+    "",
+    "94347659",
+    "abc",
+    "4010232137",
+]
+DATES = [
+    "05/03/2024",
+    "2024-03-06",
+    "31/02/2024",
+    "",
+    "01/01/2064",
+    "01/01/1900",
+    "soon",
+    "07-Mar-2024",
+    "08/03/2024 10:30",
+]
 DOBS = ["01/02/1950", "01/02/2012", "", "1950-13-01", "01/02/2030", "15/06/1985"]
 LABELS = ["GP", "Dentist", "", "Self referral", "Café", "Nurse"]
 REASONS = ["Loneliness;Debt", "", "Pet care", ";;", "Anxiety; anxiety"]
@@ -29,11 +46,14 @@ def _csv(rows, header):
     return pd.DataFrame(rows, columns=header).to_csv(index=False)
 
 
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(refs=st.lists(referral_row, min_size=0, max_size=25),
-       contacts=st.lists(contact_row, min_size=0, max_size=25),
-       blank_lines=st.integers(0, 2))
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    refs=st.lists(referral_row, min_size=0, max_size=25),
+    contacts=st.lists(contact_row, min_size=0, max_size=25),
+    blank_lines=st.integers(0, 2),
+)
 def test_rows_read_equal_kept_plus_rejected(tmp_path_factory, refs, contacts, blank_lines):
     tmp = tmp_path_factory.mktemp("prop")
     # pandas writes a bare header for an empty frame, so header-only exports are covered too
@@ -55,8 +75,11 @@ def test_rows_read_equal_kept_plus_rejected(tmp_path_factory, refs, contacts, bl
         assert rejected["source_row"].between(1, n_read).all()
 
     # The rows not rejected are exactly the rows kept.
-    rej_rows = set(log.loc[(log["table"] == "referrals") & (log["action"] == "rejected"),
-                           "source_row"].astype(int))
+    rej_rows = set(
+        log.loc[(log["table"] == "referrals") & (log["action"] == "rejected"), "source_row"].astype(
+            int
+        )
+    )
     survivors = [refs[i][0].strip() for i in range(len(refs)) if i + 1 not in rej_rows]
     assert sorted(survivors) == sorted(result.tables["referrals"]["referral_id"])
     kept_ids = set(result.tables["referrals"]["referral_id"])

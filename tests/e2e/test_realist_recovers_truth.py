@@ -13,9 +13,12 @@ from linkeval.synthetic import DEMO_CMOCS, TRUE_CHANGE
 def _assess(cfg, tables, **kw):
     """The plain-argument call a report makes from a config."""
     return assess_programme_theory(
-        cfg.programme_theory, tables,
+        cfg.programme_theory,
+        tables,
         site_context={code: site.context for code, site in cfg.sites.items()},
-        lonely_threshold=cfg.instrument_settings("ucla3").lonely_threshold, **kw)
+        lonely_threshold=cfg.instrument_settings("ucla3").lonely_threshold,
+        **kw,
+    )
 
 
 def test_readings_match_the_synthetic_truth(large_study):
@@ -65,13 +68,18 @@ def test_holm_and_precision_on_a_small_theory(large_study):
 
 def test_direction_is_respected_for_lower_is_better_scores(large_study):
     cfg, tables = large_study
-    loneliness = dict(DEMO_CMOCS[0], id="ucla", test={
-        "outcome": "ucla3", "context": {"variable": "n_attended", "at_least": 6},
-        "expected": "more_improvement"})
+    loneliness = dict(
+        DEMO_CMOCS[0],
+        id="ucla",
+        test={
+            "outcome": "ucla3",
+            "context": {"variable": "n_attended", "at_least": 6},
+            "expected": "more_improvement",
+        },
+    )
     raw = yaml.safe_load(cfg.path.read_text())
     raw["programme_theory"] = [loneliness]
     cfg.path.with_name("ucla.yaml").write_text(yaml.safe_dump(raw))
     out = _assess(load_config(cfg.path.with_name("ucla.yaml")), tables)
     # More attended contacts -> loneliness falls further -> a positive improvement difference.
     assert out["estimate"].item() > 0
-

@@ -43,21 +43,32 @@ def test_index_and_every_linked_page(small_run):
     index = (folder / "index.html").read_text()
     assert "DEMO - SYNTHETIC DATA" in index
     links = {h.split("#")[0] for h in HREF.findall(index) if not h.startswith("#")}
-    pages = {f"sites/{s}/{nb}.html" for s in ("A", "B") for nb in ("site_descriptive",
-                                                                   "site_change")}
+    pages = {
+        f"sites/{s}/{nb}.html" for s in ("A", "B") for nb in ("site_descriptive", "site_change")
+    }
     assert pages | {"cross_site/cross_site.html", "methods.html"} <= links
     for link in pages | {"cross_site/cross_site.html"}:
         page = (folder / link).read_text()
         assert "DEMO - SYNTHETIC DATA" in page
         assert "Small numbers are hidden" in page
         # no code, no tracebacks, no parameters, no papermill metadata, no notebook chrome
-        for forbidden in ("Traceback", "from linkeval", "report = Report", "papermill",
-                          "injected-parameters", "Warning", '<div class="highlight', "jp-Cell",
-                          "Section(", "<script"):
+        for forbidden in (
+            "Traceback",
+            "from linkeval",
+            "report = Report",
+            "papermill",
+            "injected-parameters",
+            "Warning",
+            '<div class="highlight',
+            "jp-Cell",
+            "Section(",
+            "<script",
+        ):
             assert forbidden not in page, (link, forbidden)
         images = re.findall(r"<img [^>]*>", page)
-        assert images and all('src="data:image/png;base64,' in i and 'alt="' in i
-                              for i in images)  # figures embedded, with alt text
+        assert images and all(
+            'src="data:image/png;base64,' in i and 'alt="' in i for i in images
+        )  # figures embedded, with alt text
         assert "No description has been provided" not in page
         assert "Period covered" in page and "Data extracted" in page
 
@@ -66,8 +77,7 @@ def test_pages_are_self_contained_and_every_link_resolves(small_run):
     _, folder, _ = small_run
     pages = sorted(folder.rglob("*.html"))
     assert len(pages) == 2 * 2 + 1 + 2  # site pages, cross-site, index, methods
-    ids = {p.resolve(): set(re.findall(r"""\bid=["']([^"']+)["']""", p.read_text()))
-           for p in pages}
+    ids = {p.resolve(): set(re.findall(r"""\bid=["']([^"']+)["']""", p.read_text())) for p in pages}
     for page in pages:
         text = page.read_text()
         name = page.relative_to(folder).as_posix()
@@ -83,8 +93,11 @@ def test_pages_are_self_contained_and_every_link_resolves(small_run):
             if anchor:
                 assert anchor in ids[resolved], (name, href)
         # every page leads back to the index, the cross-site page and the methods note
-        hrefs = {(page.parent / h.split("#")[0]).resolve() for h in HREF.findall(text)
-                 if not h.startswith("#")}
+        hrefs = {
+            (page.parent / h.split("#")[0]).resolve()
+            for h in HREF.findall(text)
+            if not h.startswith("#")
+        }
         for target in ("index.html", "cross_site/cross_site.html", "methods.html"):
             assert (folder / target).resolve() in hrefs | {page.resolve()}, (name, target)
         if name.startswith("sites/"):
@@ -138,8 +151,12 @@ def test_a_failing_site_is_reported_and_the_others_finish(tmp_path, small_run, m
     broken = tmp_path / "notebooks"
     shutil.copytree(ROOT / "notebooks", broken)
     nb = nbformat.read(broken / "site_change.ipynb", as_version=4)
-    nb.cells.insert(2, nbformat.v4.new_code_cell(
-        'if site == "B":\n    raise ValueError("synthetic failure for the test")'))
+    nb.cells.insert(
+        2,
+        nbformat.v4.new_code_cell(
+            'if site == "B":\n    raise ValueError("synthetic failure for the test")'
+        ),
+    )
     nbformat.write(nb, broken / "site_change.ipynb")
     monkeypatch.setenv("LINKEVAL_NOTEBOOKS", str(broken))
     before = (study.config_path.parent / "reports" / "latest" / "index.html").read_text()
@@ -152,8 +169,9 @@ def test_a_failing_site_is_reported_and_the_others_finish(tmp_path, small_run, m
     monkeypatch.delenv("LINKEVAL_NOTEBOOKS")
     # Rebuild site B so the module's other tests see a healthy run.
     assert main(["report", "--config", str(study.config_path), "--site", "B", "--jobs", "2"]) == 0
-    assert isinstance(pd.read_json(study.config_path.parent / "reports" / "latest" / "run.json"),
-                      pd.DataFrame)
+    assert isinstance(
+        pd.read_json(study.config_path.parent / "reports" / "latest" / "run.json"), pd.DataFrame
+    )
 
 
 def test_explore_notebook_runs_unchanged_on_a_cleaned_study(small_run, tmp_path):
@@ -161,11 +179,17 @@ def test_explore_notebook_runs_unchanged_on_a_cleaned_study(small_run, tmp_path)
 
     study, _, _ = small_run
     out = tmp_path / "explore.ipynb"
-    pm.execute_notebook(ROOT / "notebooks" / "explore.ipynb", out, cwd=str(ROOT / "notebooks"),
-                        parameters={"config": str(study.config_path)}, progress_bar=False)
+    pm.execute_notebook(
+        ROOT / "notebooks" / "explore.ipynb",
+        out,
+        cwd=str(ROOT / "notebooks"),
+        parameters={"config": str(study.config_path)},
+        progress_bar=False,
+    )
     nb = nbformat.read(out, as_version=4)
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
-              if o.output_type == "error"]
+    errors = [
+        o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"
+    ]
     assert errors == []
     assert any(c.outputs for c in nb.cells if c.cell_type == "code")
 
@@ -173,9 +197,21 @@ def test_explore_notebook_runs_unchanged_on_a_cleaned_study(small_run, tmp_path)
 def test_sigterm_leaves_no_staging_folder_and_the_previous_reports(small_run):
     study, folder, _ = small_run
     before = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
-    proc = subprocess.Popen([sys.executable, "-m", "linkeval.cli", "report", "--config",
-                             str(study.config_path), "--jobs", "2"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "linkeval.cli",
+            "report",
+            "--config",
+            str(study.config_path),
+            "--jobs",
+            "2",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while not list(folder.parent.glob(".latest.staging-*")):
@@ -203,13 +239,15 @@ def test_a_dead_kernel_is_reported_as_died_and_not_retried(small_run, tmp_path, 
     source = tmp_path / "notebooks"
     shutil.copytree(ROOT / "notebooks", source)
     nb = nbformat.read(source / "site_change.ipynb", as_version=4)
-    nb.cells.insert(1, nbformat.v4.new_code_cell(
-        "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"))
+    nb.cells.insert(
+        1, nbformat.v4.new_code_cell("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)")
+    )
     nbformat.write(nb, source / "site_change.ipynb")
     calls = []
     real = papermill.execute_notebook
-    monkeypatch.setattr(papermill, "execute_notebook",
-                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(
+        papermill, "execute_notebook", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
     monkeypatch.setattr(batch, "_quiet", lambda log: None)
     stage = tmp_path / "stage"
     job = batch.Job("site_change", "A", "Change in wellbeing and loneliness")

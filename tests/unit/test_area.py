@@ -29,9 +29,17 @@ REFERRALS = (
     "R4,943 476 5919,08/03/2024,01/02/1950,GP,Debt,AB1 2CD,Z99999,4\n"  # not in the lookups
     "R5,943 476 5919,09/03/2024,01/02/1950,GP,Debt,,,\n"
 )
-COLUMNS = {"referral_id": "Ref", "nhs_number": "NHS", "referral_date": "Referred",
-           "date_of_birth": "DOB", "referral_source": "Source", "reasons": "Why",
-           "postcode": "Postcode", "practice_code": "Practice", "imd_decile": "IMD"}
+COLUMNS = {
+    "referral_id": "Ref",
+    "nhs_number": "NHS",
+    "referral_date": "Referred",
+    "date_of_birth": "DOB",
+    "referral_source": "Source",
+    "reasons": "Why",
+    "postcode": "Postcode",
+    "practice_code": "Practice",
+    "imd_decile": "IMD",
+}
 
 
 def vals(series: pd.Series) -> list:
@@ -41,8 +49,14 @@ def vals(series: pd.Series) -> list:
 def lookup_files(folder):
     folder.mkdir(exist_ok=True)
     data = resources.files("linkeval.data")
-    for name in ("postcodes", "imd2019", "iod2025", "lsoa_2011_2021", "rural_urban_2021",
-                 "practice_pcn"):
+    for name in (
+        "postcodes",
+        "imd2019",
+        "iod2025",
+        "lsoa_2011_2021",
+        "rural_urban_2021",
+        "practice_pcn",
+    ):
         with resources.as_file(data / f"demo_lookup_{name}.csv") as src:
             shutil.copy(src, folder / f"{name}.csv")
     return folder
@@ -50,8 +64,13 @@ def lookup_files(folder):
 
 def study(tmp_path, lookups):
     lookup_files(tmp_path / "lookups")
-    return write_study(tmp_path, referrals=REFERRALS, contacts=None, columns=COLUMNS,
-                       extra={"context_lookups": lookups})
+    return write_study(
+        tmp_path,
+        referrals=REFERRALS,
+        contacts=None,
+        columns=COLUMNS,
+        extra={"context_lookups": lookups},
+    )
 
 
 LOOKUPS_2019 = {
@@ -79,10 +98,15 @@ def test_lookups_add_imd_rurality_and_pcn(tmp_path):
 
 
 def test_iod_2025_on_lsoa_2021_needs_no_conversion(tmp_path):
-    lookups = {"postcodes": "lookups/postcodes.csv",
-               "imd": {"path": "lookups/iod2025.csv", "lsoa": "LSOA code (2021)",
-                       "decile": "Index of Multiple Deprivation (IMD) Decile",
-                       "lsoa_year": 2021}}
+    lookups = {
+        "postcodes": "lookups/postcodes.csv",
+        "imd": {
+            "path": "lookups/iod2025.csv",
+            "lsoa": "LSOA code (2021)",
+            "decile": "Index of Multiple Deprivation (IMD) Decile",
+            "lsoa_year": 2021,
+        },
+    }
     cfg = load_config(study(tmp_path, lookups))
     ref = clean_study(cfg, key=KEY, today=TODAY).tables["referrals"]
     assert vals(ref["imd_decile"]) == [1, 2, 10, 4, None]
@@ -116,8 +140,9 @@ def test_lookup_config_errors(tmp_path):
     with pytest.raises(LinkevalError, match='did you mean "postcodes"'):
         load_config(path)
     # IoD 2019 (LSOA 2011) from 2021 LSOAs without the ONS lookup: one clear line.
-    cfg = load_config(study(tmp_path, {"postcodes": "lookups/postcodes.csv",
-                                       "imd": "lookups/imd2019.csv"}))
+    cfg = load_config(
+        study(tmp_path, {"postcodes": "lookups/postcodes.csv", "imd": "lookups/imd2019.csv"})
+    )
     with pytest.raises(LinkevalError, match="add lsoa_2011_2021"):
         clean_study(cfg, key=KEY, today=TODAY)
 

@@ -15,8 +15,9 @@ DRUG2 = [1.9, 0.8, 1.1, 0.1, -0.1, 4.4, 5.5, 1.6, 4.6, 3.4]
 
 @pytest.fixture
 def sleep():
-    return pd.DataFrame({"instrument": "swemwbs", "baseline": DRUG1, "followup": DRUG2,
-                         "in_window": True})
+    return pd.DataFrame(
+        {"instrument": "swemwbs", "baseline": DRUG1, "followup": DRUG2, "in_window": True}
+    )
 
 
 def test_paired_t_test_matches_r(sleep):
@@ -67,8 +68,9 @@ def test_wilcoxon_exact_without_ties_matches_r():
     # (Hollander & Wolfe 1973, depression scale) -> V = 40, p-value = 0.03906 (exact).
     x = [1.83, 0.50, 1.62, 2.48, 1.68, 1.88, 1.55, 3.06, 1.30]
     y = [0.878, 0.647, 0.598, 2.05, 1.06, 1.29, 1.06, 3.14, 1.29]
-    r = paired_change(pd.DataFrame({"instrument": "phq9", "baseline": x, "followup": y,
-                                    "in_window": True})).iloc[0]
+    r = paired_change(
+        pd.DataFrame({"instrument": "phq9", "baseline": x, "followup": y, "in_window": True})
+    ).iloc[0]
     # Here the change is y - x, so R's V is that of wilcox.test(y, x, paired = TRUE): V = 5,
     # p-value = 0.0390625, (pseudo)median -0.46 (exact, so the Hodges-Lehmann estimate).
     assert r["wilcoxon_stat"] == 5
@@ -84,13 +86,18 @@ def test_bootstrap_is_seeded_and_sensible(sleep):
 
 
 def test_window_groups_and_percentages():
-    pairs = pd.DataFrame({
-        "site": ["A", "A", "A", "B", "B"], "instrument": "swemwbs",
-        "baseline": [20.0, 21.0, 22.0, 20.0, 20.0], "followup": [23.0, 22.0, 21.0, 25.0, 30.0],
-        "in_window": [True, True, True, True, False],
-        "improved_reliably": pd.array([True, False, False, True, True], dtype="boolean"),
-        "deteriorated_reliably": pd.array([False, False, True, False, False], dtype="boolean"),
-        "met_mid_improvement": pd.array([True, False, False, True, True], dtype="boolean")})
+    pairs = pd.DataFrame(
+        {
+            "site": ["A", "A", "A", "B", "B"],
+            "instrument": "swemwbs",
+            "baseline": [20.0, 21.0, 22.0, 20.0, 20.0],
+            "followup": [23.0, 22.0, 21.0, 25.0, 30.0],
+            "in_window": [True, True, True, True, False],
+            "improved_reliably": pd.array([True, False, False, True, True], dtype="boolean"),
+            "deteriorated_reliably": pd.array([False, False, True, False, False], dtype="boolean"),
+            "met_mid_improvement": pd.array([True, False, False, True, True], dtype="boolean"),
+        }
+    )
     by_site = paired_change(pairs, by="site", n_boot=0).set_index("site")
     assert by_site.loc["A", "n"] == 3 and by_site.loc["B", "n"] == 1
     assert by_site.loc["A", "pct_improved_reliably"] == pytest.approx(100 / 3)
@@ -101,10 +108,15 @@ def test_window_groups_and_percentages():
 def test_mcnemar_matches_r():
     # R: mcnemar.test(matrix(c(794, 86, 150, 570), nrow = 2)) (Agresti, presidential approval)
     # -> McNemar's chi-squared = 16.818, df = 1, p-value = 4.115e-05.
-    rows = ([("lonely", "lonely")] * 794 + [("not lonely", "lonely")] * 86
-            + [("lonely", "not lonely")] * 150 + [("not lonely", "not lonely")] * 570)
+    rows = (
+        [("lonely", "lonely")] * 794
+        + [("not lonely", "lonely")] * 86
+        + [("lonely", "not lonely")] * 150
+        + [("not lonely", "not lonely")] * 570
+    )
     pairs = pd.DataFrame(rows, columns=["baseline_band", "followup_band"]).assign(
-        instrument="ucla3", followup=1.0, in_window=True)
+        instrument="ucla3", followup=1.0, in_window=True
+    )
     table, test = band_transitions(pairs, "ucla3")
     assert test["test"].item() == "McNemar"
     assert test["statistic"].item() == pytest.approx(16.81780, abs=1e-5)
@@ -120,12 +132,19 @@ def test_bowker_counts_only_non_empty_pairs():
     # i <- upper.tri(x); s <- x[i] + t(x)[i]; st <- sum(((x[i] - t(x)[i])^2 / s)[s > 0]);
     # pchisq(st, sum(s > 0), lower.tail = FALSE) -> 2.285714, 2, 0.3189066.
 
-    cells = {("minimal", "minimal"): 10, ("minimal", "mild"): 5, ("mild", "minimal"): 2,
-             ("mild", "mild"): 8, ("mild", "moderate"): 3, ("moderate", "mild"): 1,
-             ("severe", "severe"): 4}
+    cells = {
+        ("minimal", "minimal"): 10,
+        ("minimal", "mild"): 5,
+        ("mild", "minimal"): 2,
+        ("mild", "mild"): 8,
+        ("mild", "moderate"): 3,
+        ("moderate", "mild"): 1,
+        ("severe", "severe"): 4,
+    }
     rows = [k for k, n in cells.items() for _ in range(n)]
     pairs = pd.DataFrame(rows, columns=["baseline_band", "followup_band"]).assign(
-        instrument="gad7", followup=1.0, in_window=True)
+        instrument="gad7", followup=1.0, in_window=True
+    )
     table, test = band_transitions(pairs, "gad7")
     assert test["test"].item() == "Bowker"
     assert test["statistic"].item() == pytest.approx(9 / 7 + 1, abs=1e-9)
@@ -136,8 +155,15 @@ def test_bowker_counts_only_non_empty_pairs():
 
 @pytest.mark.parametrize("instrument", ["gad7", "ucla3"])
 def test_symmetry_tests_without_data_are_nan(instrument):
-    empty = pd.DataFrame({"instrument": [], "followup": [], "baseline_band": [],
-                          "followup_band": [], "in_window": []})
+    empty = pd.DataFrame(
+        {
+            "instrument": [],
+            "followup": [],
+            "baseline_band": [],
+            "followup_band": [],
+            "in_window": [],
+        }
+    )
     table, test = band_transitions(empty, instrument)
     assert test["n"].item() == 0 and table["n"].sum() == 0
     assert np.isnan(test["statistic"].item()) and np.isnan(test["p_value"].item())
@@ -145,8 +171,15 @@ def test_symmetry_tests_without_data_are_nan(instrument):
 
 
 def test_bowker_with_nobody_changing_band_is_nan():
-    pairs = pd.DataFrame({"instrument": "gad7", "followup": 1.0, "in_window": True,
-                          "baseline_band": ["mild", "severe"], "followup_band": ["mild", "severe"]})
+    pairs = pd.DataFrame(
+        {
+            "instrument": "gad7",
+            "followup": 1.0,
+            "in_window": True,
+            "baseline_band": ["mild", "severe"],
+            "followup_band": ["mild", "severe"],
+        }
+    )
     _, test = band_transitions(pairs, "gad7")
     assert np.isnan(test["p_value"].item()) and "nobody changed band" in test["note"].item()
 
@@ -160,8 +193,9 @@ def test_unknown_instrument_and_missing_columns_are_named():
 
 def test_constant_change_gives_no_test_and_says_why():
     # R: t.test(c(3, 4, 5), c(1, 2, 3), paired = TRUE) stops: "data are essentially constant".
-    pairs = pd.DataFrame({"instrument": "swemwbs", "baseline": [1.0, 2.0, 3.0],
-                          "followup": [3.0, 4.0, 5.0]})
+    pairs = pd.DataFrame(
+        {"instrument": "swemwbs", "baseline": [1.0, 2.0, 3.0], "followup": [3.0, 4.0, 5.0]}
+    )
     r = paired_change(pairs).iloc[0]
     assert r["mean_change"] == 2 and r["n"] == 3
     assert np.isnan([r["t"], r["p_value"], r["ci_low"], r["ci_high"], r["d_z"]]).all()
@@ -169,10 +203,14 @@ def test_constant_change_gives_no_test_and_says_why():
 
 
 def test_recovered_needs_a_cutoff_and_reliable_improvement():
-    pairs = pd.DataFrame({
-        "instrument": "phq9", "baseline": [15.0, 12.0, 11.0, 4.0, 14.0],
-        "followup": [5.0, 9.0, 12.0, 3.0, 8.0],
-        "improved_reliably": pd.array([True, False, False, False, True], dtype="boolean")})
+    pairs = pd.DataFrame(
+        {
+            "instrument": "phq9",
+            "baseline": [15.0, 12.0, 11.0, 4.0, 14.0],
+            "followup": [5.0, 9.0, 12.0, 3.0, 8.0],
+            "improved_reliably": pd.array([True, False, False, False, True], dtype="boolean"),
+        }
+    )
     assert np.isnan(paired_change(pairs, n_boot=0).iloc[0]["pct_recovered"])
     r = paired_change(pairs, n_boot=0, cutoffs={"phq9": 10}).iloc[0]
     # Clinical at baseline (>= 10): 4 people; recovered (below 10 and reliably improved): 2.
@@ -183,11 +221,10 @@ def test_recovered_needs_a_cutoff_and_reliable_improvement():
 def test_cronbach_alpha_feldt_interval():
     # R: a <- 0.94335938 (alpha of the items below); 1 - (1 - a) * qf(c(0.975, 0.025), 5, 10)
     # -> 0.7600655 0.9914429 (Feldt 1965).
-    items = pd.DataFrame({"a": [1, 2, 3, 4, 5, 2], "b": [2, 2, 3, 5, 4, 1],
-                          "c": [1, 3, 3, 4, 5, 2]})
+    items = pd.DataFrame(
+        {"a": [1, 2, 3, 4, 5, 2], "b": [2, 2, 3, 5, 4, 1], "c": [1, 3, 3, 4, 5, 2]}
+    )
     r = cronbach_alpha_ci(items)
     assert r["alpha"] == pytest.approx(0.9433593750, abs=1e-9)
     assert r["ci_low"] == pytest.approx(0.7600654602, abs=1e-8)
     assert r["ci_high"] == pytest.approx(0.9914429212, abs=1e-8)
-
-

@@ -41,7 +41,10 @@ def test_referral_rules(tmp_path):
     assert ref.loc["R5", "referral_source"] == "other"
     reasons = result.tables["referral_reasons"]
     assert sorted(map(tuple, reasons[["referral_id", "reason"]].to_numpy())) == [
-        ("R1", "finance_debt_benefits"), ("R1", "loneliness_isolation"), ("R5", "other")]
+        ("R1", "finance_debt_benefits"),
+        ("R1", "loneliness_isolation"),
+        ("R5", "other"),
+    ]
 
 
 def test_duplicate_detail_names_the_original_row(tmp_path):
@@ -56,12 +59,16 @@ def test_a_duplicate_in_another_file_of_a_glob_names_that_file(tmp_path):
     # here, as the absent column is in the first file: still an exact copy.
     (tmp_path / "raw" / "x" / "referrals_2.csv").write_text(
         "Ref,NHS,Referred,DOB,Source,Why,Notes\n"
-        "R1,943 476 5919,05/03/2024,01/02/1950,GP,Loneliness;Debt,\n", encoding="utf-8")
+        "R1,943 476 5919,05/03/2024,01/02/1950,GP,Loneliness;Debt,\n",
+        encoding="utf-8",
+    )
     config.write_text(config.read_text().replace("x/referrals.csv", "x/referrals_*.csv"))
     log = clean_study(load_config(config), key=KEY, today=TODAY).log
     details = log.loc[log["rule"] == "duplicate_row"].set_index("source_file")["detail"]
-    assert details.to_dict() == {"x/referrals_1.csv": "exact copy of row 1",
-                                 "x/referrals_2.csv": "exact copy of x/referrals_1.csv row 1"}
+    assert details.to_dict() == {
+        "x/referrals_1.csv": "exact copy of row 1",
+        "x/referrals_2.csv": "exact copy of x/referrals_1.csv row 1",
+    }
 
 
 def test_contact_rules_and_derived_counts(tmp_path):
@@ -84,35 +91,46 @@ def test_contact_rules_and_derived_counts(tmp_path):
 
 def test_summary_reconciles(tmp_path):
     s = clean(tmp_path).summary.set_index("table")
-    assert s.loc["referrals", ["rows_read", "rows_kept", "rows_rejected", "rows_flagged"]].tolist() \
-        == [6, 2, 4, 1]
+    assert s.loc[
+        "referrals", ["rows_read", "rows_kept", "rows_rejected", "rows_flagged"]
+    ].tolist() == [6, 2, 4, 1]
     assert s.loc["contacts", ["rows_read", "rows_kept", "rows_rejected"]].tolist() == [5, 2, 3]
 
 
 def test_dates_missing_required_future_and_unparseable(tmp_path):
-    csv = ("Ref,NHS,Referred,DOB,Source,Why\n"
-           ",943 476 5919,05/03/2024,01/02/1950,GP,\n"
-           "R2,943 476 5919,,01/02/1950,GP,\n"
-           "R3,943 476 5919,31/02/2024,01/02/1950,GP,\n"
-           "R4,943 476 5919,05/03/2064,01/02/1950,GP,\n"
-           "R5,943 476 5919,01/01/1900,01/02/1950,GP,\n"
-           "R6,943 476 5919,05/03/2024,1950-02-30,GP,\n"
-           "R7,943 476 5919,05/03/2024,01/02/2025,GP,\n"
-           "R8,,05/03/2024,01/02/1950,GP,\n"
-           "\n"
-           "R9,943 476 5919,05/03/2024,01/02/1950,GP,\n")
+    csv = (
+        "Ref,NHS,Referred,DOB,Source,Why\n"
+        ",943 476 5919,05/03/2024,01/02/1950,GP,\n"
+        "R2,943 476 5919,,01/02/1950,GP,\n"
+        "R3,943 476 5919,31/02/2024,01/02/1950,GP,\n"
+        "R4,943 476 5919,05/03/2064,01/02/1950,GP,\n"
+        "R5,943 476 5919,01/01/1900,01/02/1950,GP,\n"
+        "R6,943 476 5919,05/03/2024,1950-02-30,GP,\n"
+        "R7,943 476 5919,05/03/2024,01/02/2025,GP,\n"
+        "R8,,05/03/2024,01/02/1950,GP,\n"
+        "\n"
+        "R9,943 476 5919,05/03/2024,01/02/1950,GP,\n"
+    )
     got = rules(clean(tmp_path, referrals=csv, contacts=None), "referrals")
-    assert got == {(1, "missing_required", "rejected"), (2, "missing_required", "rejected"),
-                   (3, "unparseable_date", "rejected"), (4, "future_date", "rejected"),
-                   (5, "impossible_date", "rejected"), (6, "unparseable_date", "rejected"),
-                   (7, "impossible_date", "rejected"), (8, "missing_required", "rejected"),
-                   (9, "blank_row", "rejected")}
+    assert got == {
+        (1, "missing_required", "rejected"),
+        (2, "missing_required", "rejected"),
+        (3, "unparseable_date", "rejected"),
+        (4, "future_date", "rejected"),
+        (5, "impossible_date", "rejected"),
+        (6, "unparseable_date", "rejected"),
+        (7, "impossible_date", "rejected"),
+        (8, "missing_required", "rejected"),
+        (9, "blank_row", "rejected"),
+    }
 
 
 def test_duplicate_referral_id_with_different_content(tmp_path):
-    csv = ("Ref,NHS,Referred,DOB,Source,Why\n"
-           "R1,943 476 5919,05/03/2024,01/02/1950,GP,\n"
-           "R1,943 476 5919,06/03/2024,01/02/1950,GP,\n")
+    csv = (
+        "Ref,NHS,Referred,DOB,Source,Why\n"
+        "R1,943 476 5919,05/03/2024,01/02/1950,GP,\n"
+        "R1,943 476 5919,06/03/2024,01/02/1950,GP,\n"
+    )
     result = clean(tmp_path, referrals=csv, contacts=None)
     assert rules(result, "referrals") == {(2, "duplicate_referral_id", "rejected")}
 
@@ -125,8 +143,13 @@ def test_under_18s_kept_when_the_config_allows(tmp_path):
 
 def test_local_ids_when_there_is_no_nhs_number(tmp_path):
     csv = "Ref,Client,Referred,Age,Source\nR1,C-7,05/03/2024,70,GP\nR2,,05/03/2024,70,GP\n"
-    cols = {"referral_id": "Ref", "local_id": "Client", "referral_date": "Referred",
-            "age": "Age", "referral_source": "Source"}
+    cols = {
+        "referral_id": "Ref",
+        "local_id": "Client",
+        "referral_date": "Referred",
+        "age": "Age",
+        "referral_source": "Source",
+    }
     result = clean(tmp_path, referrals=csv, contacts=None, columns=cols)
     ref = result.tables["referrals"]
     assert ref["person_id"].tolist() == [pseudonym(KEY, "X:C-7")]
@@ -141,22 +164,28 @@ def test_only_canonical_columns_survive(tmp_path):
 
 def test_cp1252_with_preamble(tmp_path):
     csv = "Search: referrals – run 1\n\n" + (
-        "Ref,NHS,Referred,DOB,Source,Why\nR1,943 476 5919,05/03/2024,01/02/1950,Café Club,\n")
+        "Ref,NHS,Referred,DOB,Source,Why\nR1,943 476 5919,05/03/2024,01/02/1950,Café Club,\n"
+    )
     path = write_study(tmp_path, referrals=csv, contacts=None, encoding="cp1252")
     import yaml
+
     cfg = yaml.safe_load(path.read_text())
-    cfg["sites"]["X"]["sources"][0].update(skip_rows=2, values={"referral_source": {
-        "Café Club": "vcse"}})
+    cfg["sites"]["X"]["sources"][0].update(
+        skip_rows=2, values={"referral_source": {"Café Club": "vcse"}}
+    )
     path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
     result = clean_study(load_config(path), key=KEY, today=TODAY)
     assert result.tables["referrals"]["referral_source"].tolist() == ["vcse"]
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    (b"", "file is empty"),
-    (b"\x00\x01\x02binary", "looks binary"),
-    (b"PK\x03\x04zip", "Excel workbook"),
-])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "file is empty"),
+        (b"\x00\x01\x02binary", "looks binary"),
+        (b"PK\x03\x04zip", "Excel workbook"),
+    ],
+)
 def test_unreadable_files(tmp_path, content, message):
     path = write_study(tmp_path, contacts=None)
     (tmp_path / "raw" / "x" / "referrals.csv").write_bytes(content)

@@ -51,8 +51,11 @@ def test_config_error_is_one_line_without_traceback(tmp_path, keyed):
     cfg = yaml.safe_load(path.read_text())
     cfg["sites"]["X"]["sources"][0]["columns"]["referal_date"] = "x"
     path.write_text(yaml.safe_dump(cfg))
-    proc = subprocess.run([sys.executable, "-m", "linkeval.cli", "clean", "--config", str(path)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "linkeval.cli", "clean", "--config", str(path)],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().count("\n") == 0
@@ -78,11 +81,15 @@ def test_clean_one_site_keeps_the_others(tmp_path, keyed, capsys):
     assert run(["clean", "--config", path], capsys)[0] == 0
     before = pd.read_parquet(tmp_path / "processed" / "referrals.parquet")
     (tmp_path / "raw" / "y" / "referrals.csv").write_text(
-        "Ref,NHS,Referred,DOB,Source,Why\nQ1,943 476 5919,05/03/2024,01/02/1950,GP,\n")
+        "Ref,NHS,Referred,DOB,Source,Why\nQ1,943 476 5919,05/03/2024,01/02/1950,GP,\n"
+    )
     assert run(["clean", "--config", path, "--site", "Y"], capsys)[0] == 0
     after = pd.read_parquet(tmp_path / "processed" / "referrals.parquet")
-    assert after[after["site"] == "X"].reset_index(drop=True).equals(
-        before[before["site"] == "X"].reset_index(drop=True))
+    assert (
+        after[after["site"] == "X"]
+        .reset_index(drop=True)
+        .equals(before[before["site"] == "X"].reset_index(drop=True))
+    )
     assert after.loc[after["site"] == "Y", "referral_id"].tolist() == ["Q1"]
     summary = pd.read_csv(tmp_path / "processed" / "qa" / "summary.csv")
     assert sorted(summary["site"].unique()) == ["X", "Y"]
@@ -109,7 +116,8 @@ def test_interrupted_write_leaves_previous_outputs_intact(tmp_path, keyed, capsy
 
     monkeypatch.setattr(pd.DataFrame, "to_parquet", failing)
     (tmp_path / "raw" / "x" / "referrals.csv").write_text(
-        "Ref,NHS,Referred,DOB,Source,Why\nNEW,943 476 5919,05/03/2024,01/02/1950,GP,\n")
+        "Ref,NHS,Referred,DOB,Source,Why\nNEW,943 476 5919,05/03/2024,01/02/1950,GP,\n"
+    )
     code, _, err = run(["clean", "--config", path], capsys)
     assert code == 130 and "unchanged" in err
     now = {p: p.read_bytes() for p in processed.rglob("*") if p.is_file()}
@@ -117,8 +125,10 @@ def test_interrupted_write_leaves_previous_outputs_intact(tmp_path, keyed, capsy
 
 
 def test_synth_writes_a_config_that_cleans(tmp_path, capsys):
-    code, out, _ = run(["synth", "--out", tmp_path / "s", "--referrals", "120", "--sites", "2",
-                        "--seed", "3"], capsys)
+    code, out, _ = run(
+        ["synth", "--out", tmp_path / "s", "--referrals", "120", "--sites", "2", "--seed", "3"],
+        capsys,
+    )
     assert code == 0 and "study.yaml" in out
     code, out, _ = run(["check", "--config", tmp_path / "s" / "study.yaml"], capsys)
     assert code == 0

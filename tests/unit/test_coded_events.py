@@ -38,13 +38,26 @@ EVENTS = [  # (row, line): row numbers are the data rows of the file
     (18, f"{P4},05/05/1955,M,C,02/03/2024,LW02,Open,"),
 ]
 EXPECTED_REJECTIONS = {
-    8: "no_referral", 10: "unknown_code", 11: "under_18", 12: "referral_rejected",
-    13: "blank_row", 14: "duplicate_row", 15: "invalid_nhs_number", 16: "unparseable_date",
+    8: "no_referral",
+    10: "unknown_code",
+    11: "under_18",
+    12: "referral_rejected",
+    13: "blank_row",
+    14: "duplicate_row",
+    15: "invalid_nhs_number",
+    16: "unparseable_date",
 }
 SOURCE = {
-    "table": "coded_events", "path": "g/search.csv",
-    "columns": {"nhs_number": "NHS Number", "date_of_birth": "Date of Birth", "sex": "Gender",
-                "ethnicity": "Ethnicity", "event_date": "Event Date", "code": "Code"},
+    "table": "coded_events",
+    "path": "g/search.csv",
+    "columns": {
+        "nhs_number": "NHS Number",
+        "date_of_birth": "Date of Birth",
+        "sex": "Gender",
+        "ethnicity": "Ethnicity",
+        "event_date": "Event Date",
+        "code": "Code",
+    },
     "events": {"outcome_codes": {"LW01": "completed", "LW02": "ongoing"}},
 }
 
@@ -52,17 +65,28 @@ SOURCE = {
 def write(tmp_path, events=EVENTS, source=None, extra=None, questionnaires=None):
     folder = tmp_path / "raw" / "g"
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "search.csv").write_text(HEADER + "\n".join(line for _, line in events) + "\n",
-                                       encoding="utf-8")
+    (folder / "search.csv").write_text(
+        HEADER + "\n".join(line for _, line in events) + "\n", encoding="utf-8"
+    )
     sources = [source or SOURCE]
     if questionnaires:
         (folder / "q.csv").write_text(questionnaires, encoding="utf-8")
-        sources.append({"table": "questionnaires", "path": "g/q.csv",
-                        "columns": {"nhs_number": "NHS", "completed_date": "Date",
-                                    "timepoint": "Stage"},
-                        "items": {"ons4": ["O1", "O2", "O3", "O4"]}})
-    cfg = {"study": "Coded events", "raw_dir": "raw", "processed_dir": "processed",
-           "reports_dir": "reports", "sites": {"G": {"sources": sources}}, **(extra or {})}
+        sources.append(
+            {
+                "table": "questionnaires",
+                "path": "g/q.csv",
+                "columns": {"nhs_number": "NHS", "completed_date": "Date", "timepoint": "Stage"},
+                "items": {"ons4": ["O1", "O2", "O3", "O4"]},
+            }
+        )
+    cfg = {
+        "study": "Coded events",
+        "raw_dir": "raw",
+        "processed_dir": "processed",
+        "reports_dir": "reports",
+        "sites": {"G": {"sources": sources}},
+        **(extra or {}),
+    }
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
     return load_config(path)
@@ -75,8 +99,12 @@ def result(tmp_path):
 
 def test_events_become_referral_episodes(result):
     ref = result.tables["referrals"].set_index("referral_id")
-    assert sorted(ref.index) == ["g/search.csv#17", "g/search.csv#2", "g/search.csv#5",
-                                 "g/search.csv#9"]
+    assert sorted(ref.index) == [
+        "g/search.csv#17",
+        "g/search.csv#2",
+        "g/search.csv#5",
+        "g/search.csv#9",
+    ]
     first = ref.loc["g/search.csv#2"]
     # The later outcome wins and its date is the discharge date; same-day reason attaches.
     assert first["outcome"] == "declined"
@@ -91,7 +119,9 @@ def test_events_become_referral_episodes(result):
     assert ref.loc["g/search.csv#9", "ethnicity"] == "asian"
     reasons = result.tables["referral_reasons"]
     assert sorted(map(tuple, reasons[["referral_id", "reason"]].to_numpy())) == [
-        ("g/search.csv#2", "loneliness_isolation"), ("g/search.csv#5", "finance_debt_benefits")]
+        ("g/search.csv#2", "loneliness_isolation"),
+        ("g/search.csv#5", "finance_debt_benefits"),
+    ]
 
 
 def test_every_event_row_is_kept_or_rejected_with_its_rule(result):
@@ -119,8 +149,10 @@ def test_merged_events_are_flagged_where_they_need_a_look(result):
 
 
 def test_duplicate_case_and_area_flags_name_the_coded_event_rows(tmp_path):
-    events = [(1, f"{P1},01/02/1950,F,A,05/03/2024,{REFERRAL},Referral,"),
-              (2, f"{P1},01/02/1950,F,A,12/03/2024,{REFERRAL},Referral again,")]
+    events = [
+        (1, f"{P1},01/02/1950,F,A,05/03/2024,{REFERRAL},Referral,"),
+        (2, f"{P1},01/02/1950,F,A,12/03/2024,{REFERRAL},Referral again,"),
+    ]
     res = clean_study(write(tmp_path, events), key=KEY, today=TODAY)
     dup = res.log[res.log["rule"] == "duplicate_case"]
     assert dup[["table", "source_row"]].values.tolist() == [["coded_events", 2]]
@@ -128,8 +160,10 @@ def test_duplicate_case_and_area_flags_name_the_coded_event_rows(tmp_path):
 
 
 def test_unknown_codes_that_are_not_snomed_ids_are_held_back(tmp_path):
-    events = [(1, f"{P1},01/02/1950,F,A,05/03/2024,{REFERRAL},Referral,"),
-              (2, f"{P1},01/02/1950,F,A,06/03/2024,{P2.replace(' ', '')},Typed in,")]
+    events = [
+        (1, f"{P1},01/02/1950,F,A,05/03/2024,{REFERRAL},Referral,"),
+        (2, f"{P1},01/02/1950,F,A,06/03/2024,{P2.replace(' ', '')},Typed in,"),
+    ]
     res = clean_study(write(tmp_path, events), key=KEY, today=TODAY)
     detail = res.log.loc[res.log["rule"] == "unknown_code", "detail"].iloc[0]
     assert P2 not in detail and "not shown" in detail
@@ -137,47 +171,71 @@ def test_unknown_codes_that_are_not_snomed_ids_are_held_back(tmp_path):
 
 def test_codes_and_snomed_ids():
     assert normalise_codes(pd.Series(["871731000000106.0", " LW01 "])).tolist() == [
-        REFERRAL, "LW01"]
+        REFERRAL,
+        "LW01",
+    ]
     assert is_snomed_id(REFERRAL) and is_snomed_id(DECLINED) and is_snomed_id("422650009")
     assert not is_snomed_id("9434765919")  # an NHS number
     assert not is_snomed_id("871731000000107")  # check digit wrong
 
 
 def test_questionnaires_link_by_nhs_number_and_pair_per_episode(tmp_path):
-    events = [(1, f"{P1},01/02/1950,F,A,05/01/2023,{REFERRAL},Referral,"),
-              (2, f"{P1},01/02/1950,F,A,01/03/2024,{REFERRAL},Referral,")]
-    forms = ("NHS,Date,Stage,O1,O2,O3,O4\n"
-             f"{P1},10/01/2023,Baseline,4,5,4,6\n"
-             f"{P1},20/10/2023,Follow-up,6,6,6,4\n"
-             f"{P1},05/03/2024,Baseline,3,4,3,7\n"
-             f"{P1},01/12/2024,Follow-up,7,7,7,3\n")
-    per_person = clean_study(write(tmp_path / "a", events, questionnaires=forms), key=KEY,
-                             today=TODAY).tables["pairs"]
-    per_episode = clean_study(write(tmp_path / "b", events, questionnaires=forms,
-                                    extra={"pairing": "per_episode"}), key=KEY,
-                              today=TODAY).tables["pairs"]
+    events = [
+        (1, f"{P1},01/02/1950,F,A,05/01/2023,{REFERRAL},Referral,"),
+        (2, f"{P1},01/02/1950,F,A,01/03/2024,{REFERRAL},Referral,"),
+    ]
+    forms = (
+        "NHS,Date,Stage,O1,O2,O3,O4\n"
+        f"{P1},10/01/2023,Baseline,4,5,4,6\n"
+        f"{P1},20/10/2023,Follow-up,6,6,6,4\n"
+        f"{P1},05/03/2024,Baseline,3,4,3,7\n"
+        f"{P1},01/12/2024,Follow-up,7,7,7,3\n"
+    )
+    per_person = clean_study(
+        write(tmp_path / "a", events, questionnaires=forms), key=KEY, today=TODAY
+    ).tables["pairs"]
+    per_episode = clean_study(
+        write(tmp_path / "b", events, questionnaires=forms, extra={"pairing": "per_episode"}),
+        key=KEY,
+        today=TODAY,
+    ).tables["pairs"]
     life = per_episode[per_episode["instrument"] == "ons4_life_satisfaction"]
     assert life[["referral_id", "baseline", "followup"]].values.tolist() == [
-        ["g/search.csv#1", 4.0, 6.0], ["g/search.csv#2", 3.0, 7.0]]
+        ["g/search.csv#1", 4.0, 6.0],
+        ["g/search.csv#2", 3.0, 7.0],
+    ]
     life = per_person[per_person["instrument"] == "ons4_life_satisfaction"]
     assert life[["referral_id", "baseline", "followup"]].values.tolist() == [
-        ["g/search.csv#1", 4.0, 6.0]]
+        ["g/search.csv#1", 4.0, 6.0]
+    ]
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"table": "referrals", "events": {"referral_codes": [REFERRAL]}},
-     "events belong to table: coded_events"),
-    ({"events": {"outcome_codes": {"LW01": "finished"}}}, "'finished' is not a outcome code"),
-    ({"events": {"referral_codes": ["LW01"], "outcome_codes": {"LW01": "completed"}}},
-     "code LW01 is under both referral_codes and outcome_codes"),
-    ({"events": {"referal_codes": [REFERRAL]}}, "unknown key 'referal_codes'"),
-    ({"columns": {"nhs_number": "NHS Number", "code": "Code"}},
-     "table coded_events needs the field 'event_date'"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"table": "referrals", "events": {"referral_codes": [REFERRAL]}},
+            "events belong to table: coded_events",
+        ),
+        ({"events": {"outcome_codes": {"LW01": "finished"}}}, "'finished' is not a outcome code"),
+        (
+            {"events": {"referral_codes": ["LW01"], "outcome_codes": {"LW01": "completed"}}},
+            "code LW01 is under both referral_codes and outcome_codes",
+        ),
+        ({"events": {"referal_codes": [REFERRAL]}}, "unknown key 'referal_codes'"),
+        (
+            {"columns": {"nhs_number": "NHS Number", "code": "Code"}},
+            "table coded_events needs the field 'event_date'",
+        ),
+    ],
+)
 def test_config_mistakes_are_one_line(tmp_path, change, message):
     source = {**SOURCE, **change}
     if source["table"] == "referrals":
-        source["columns"] = {"referral_id": "Code", "referral_date": "Event Date",
-                             "nhs_number": "NHS Number"}
+        source["columns"] = {
+            "referral_id": "Code",
+            "referral_date": "Event Date",
+            "nhs_number": "NHS Number",
+        }
     with pytest.raises(LinkevalError, match=message):
         write(tmp_path, source=source)

@@ -41,13 +41,14 @@ def test_valid_config_resolves_paths_against_its_folder(tmp_path):
 
 def test_unknown_top_level_key_suggests_the_nearest(tmp_path):
     path = edit(write_study(tmp_path), lambda c: c.update(procesed_dir="x"))
-    assert 'procesed_dir' in error_of(path) and 'did you mean "processed_dir"' in error_of(path)
+    assert "procesed_dir" in error_of(path) and 'did you mean "processed_dir"' in error_of(path)
 
 
 def test_misspelt_canonical_field_names_key_path(tmp_path):
     def change(c):
         cols = c["sites"]["X"]["sources"][0]["columns"]
         cols["referal_date"] = cols.pop("referral_date")
+
     message = error_of(edit(write_study(tmp_path), change))
     assert "sites.X.sources[0].columns.referal_date" in message
     assert 'did you mean "referral_date"' in message
@@ -56,6 +57,7 @@ def test_misspelt_canonical_field_names_key_path(tmp_path):
 def test_unknown_table(tmp_path):
     def change(c):
         c["sites"]["X"]["sources"][1]["table"] = "contact"
+
     message = error_of(edit(write_study(tmp_path), change))
     assert "sites.X.sources[1].table" in message and 'did you mean "contacts"' in message
 
@@ -63,16 +65,19 @@ def test_unknown_table(tmp_path):
 def test_required_field_and_identifier(tmp_path):
     def no_date(c):
         del c["sites"]["X"]["sources"][0]["columns"]["referral_date"]
+
     assert "needs the field 'referral_date'" in error_of(edit(write_study(tmp_path), no_date))
 
     def no_id(c):
         del c["sites"]["X"]["sources"][0]["columns"]["nhs_number"]
+
     assert "person identifier" in error_of(edit(write_study(tmp_path / "b"), no_id))
 
 
 def test_value_mapping_to_an_unknown_code(tmp_path):
     def change(c):
         c["sites"]["X"]["sources"][0]["values"] = {"referral_source": {"Dr": "gpp"}}
+
     message = error_of(edit(write_study(tmp_path), change))
     assert "values.referral_source.Dr" in message and 'did you mean "gp"' in message
 
@@ -101,10 +106,14 @@ def test_example_config_is_valid():
 
 
 def test_committed_demo_config_is_what_the_generator_writes(tmp_path):
-    study = generate_study(tmp_path, seed=0, raw_dir=tmp_path / "data" / "raw" / "demo",
-                           config_path=tmp_path / "config" / "demo.yaml",
-                           processed_dir=tmp_path / "data" / "processed" / "demo",
-                           reports_dir=tmp_path / "reports" / "demo")
+    study = generate_study(
+        tmp_path,
+        seed=0,
+        raw_dir=tmp_path / "data" / "raw" / "demo",
+        config_path=tmp_path / "config" / "demo.yaml",
+        processed_dir=tmp_path / "data" / "processed" / "demo",
+        reports_dir=tmp_path / "reports" / "demo",
+    )
     committed = (ROOT / "config" / "demo.yaml").read_text(encoding="utf-8")
     assert committed == config_text(study.config), "run `linkeval demo` and commit config/demo.yaml"
     assert load_config(ROOT / "config" / "demo.yaml").demo
@@ -112,23 +121,33 @@ def test_committed_demo_config_is_what_the_generator_writes(tmp_path):
 
 def _with_questionnaire(tmp_path, source_update):
     def change(c):
-        source = {"table": "questionnaires", "path": "x/q.csv",
-                  "columns": {"referral_id": "Ref", "timepoint": "Stage", "completed_date": "Done"},
-                  "items": {"swemwbs": [f"SW{i}" for i in range(1, 8)]}}
+        source = {
+            "table": "questionnaires",
+            "path": "x/q.csv",
+            "columns": {"referral_id": "Ref", "timepoint": "Stage", "completed_date": "Done"},
+            "items": {"swemwbs": [f"SW{i}" for i in range(1, 8)]},
+        }
         source_update(source)
         c["sites"]["X"]["sources"].append(source)
+
     return edit(write_study(tmp_path), change)
 
 
 def test_questionnaire_items_are_checked(tmp_path):
-    msg = error_of(_with_questionnaire(tmp_path / "a", lambda s: s["items"].update(
-        swemwbs=["SW1", "SW2"])))
+    msg = error_of(
+        _with_questionnaire(tmp_path / "a", lambda s: s["items"].update(swemwbs=["SW1", "SW2"]))
+    )
     assert "items.swemwbs" in msg and "7 items" in msg
-    msg = error_of(_with_questionnaire(tmp_path / "b", lambda s: s["items"].update(
-        swembws=["x"])))
+    msg = error_of(_with_questionnaire(tmp_path / "b", lambda s: s["items"].update(swembws=["x"])))
     assert 'did you mean "swemwbs"' in msg
-    msg = error_of(_with_questionnaire(tmp_path / "c", lambda s: s.update(
-        items={"ons4": {"life_satisfaction": "A", "worthwhile": "B", "happy": "C"}})))
+    msg = error_of(
+        _with_questionnaire(
+            tmp_path / "c",
+            lambda s: s.update(
+                items={"ons4": {"life_satisfaction": "A", "worthwhile": "B", "happy": "C"}}
+            ),
+        )
+    )
     assert "missing item(s) anxious" in msg
 
 
@@ -136,6 +155,7 @@ def test_questionnaire_timepoint_by_date_or_mapped(tmp_path):
     def by_date(s):
         del s["columns"]["timepoint"]
         s["timepoint"] = "by_date"
+
     cfg = load_config(_with_questionnaire(tmp_path / "a", by_date))
     assert cfg.sites["X"].sources[-1].timepoint == "by_date"
     msg = error_of(_with_questionnaire(tmp_path / "b", lambda s: s["columns"].pop("timepoint")))

@@ -23,7 +23,7 @@ def refused(path: Path) -> str:
         load_config(path)
     message = str(info.value)
     assert "\n" not in message and message.startswith(str(path)), message
-    return message[len(str(path)):]
+    return message[len(str(path)) :]
 
 
 def edited(tmp_path: Path, change) -> Path:
@@ -49,8 +49,11 @@ def test_a_duplicate_key_is_refused_not_silently_dropped(tmp_path):
 
 def test_a_duplicate_key_inside_a_source_is_refused(tmp_path):
     path = write_study(tmp_path)
-    path.write_text(path.read_text().replace("    - table: referrals\n",
-                                             "    - table: referrals\n      table: contacts\n"))
+    path.write_text(
+        path.read_text().replace(
+            "    - table: referrals\n", "    - table: referrals\n      table: contacts\n"
+        )
+    )
     assert "duplicate key 'table'" in refused(path)
 
 
@@ -59,14 +62,17 @@ def test_two_sites_with_one_code(tmp_path, codes):
     def change(cfg):
         site = cfg["sites"].pop("X")
         cfg["sites"] = {codes[0]: site, codes[1]: site}
+
     assert "two sites have the code" in refused(edited(tmp_path, change))
 
 
-@pytest.mark.parametrize("code", ["../../..", "a/b", "..", "North site", "Zürich", "-x", ".hidden",
-                                  "x" * 33])
+@pytest.mark.parametrize(
+    "code", ["../../..", "a/b", "..", "North site", "Zürich", "-x", ".hidden", "x" * 33]
+)
 def test_site_codes_that_would_name_folders_badly(tmp_path, code):
     def change(cfg):
         cfg["sites"] = {code: cfg["sites"]["X"]}
+
     assert "must be 1-32 letters, digits, - or _" in refused(edited(tmp_path, change))
 
 
@@ -85,12 +91,15 @@ def test_sheet_on_a_csv(tmp_path):
     assert "only Excel workbooks" in refused(edited(tmp_path, lambda c: source(c, sheet="S1")))
 
 
-@pytest.mark.parametrize(("key", "value", "other"), [
-    ("processed_dir", "raw/processed", "raw_dir"),
-    ("processed_dir", "raw", "raw_dir"),
-    ("reports_dir", "raw/reports", "raw_dir"),
-    ("processed_dir", "reports/data", "reports_dir"),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "other"),
+    [
+        ("processed_dir", "raw/processed", "raw_dir"),
+        ("processed_dir", "raw", "raw_dir"),
+        ("reports_dir", "raw/reports", "raw_dir"),
+        ("processed_dir", "reports/data", "reports_dir"),
+    ],
+)
 def test_folders_inside_each_other(tmp_path, key, value, other):
     message = refused(edited(tmp_path, lambda c: c.update({key: value})))
     assert message.startswith(f": {key}:") and f"inside {other}" in message
@@ -101,10 +110,15 @@ def test_the_key_file_inside_raw_dir(tmp_path):
     assert "keep the key apart from the data" in refused(path)
 
 
-@pytest.mark.parametrize(("fmt", "words"), [
-    ("%d/%m/%Q", "bad directive"), ("%d/%m/%Y %", "not a valid date format"),
-    ("dd/mm/yyyy", "not a date format"), (20240301, "not a date format"),
-])
+@pytest.mark.parametrize(
+    ("fmt", "words"),
+    [
+        ("%d/%m/%Q", "bad directive"),
+        ("%d/%m/%Y %", "not a valid date format"),
+        ("dd/mm/yyyy", "not a date format"),
+        (20240301, "not a date format"),
+    ],
+)
 def test_bad_date_formats(tmp_path, fmt, words):
     assert words in refused(edited(tmp_path, lambda c: source(c, date_format=fmt)))
 
@@ -130,26 +144,31 @@ def test_skip_rows_beyond_reason(tmp_path):
 
 def test_an_empty_multi_value_separator(tmp_path):
     assert "multi_value_separator" in refused(
-        edited(tmp_path, lambda c: source(c, multi_value_separator="")))
+        edited(tmp_path, lambda c: source(c, multi_value_separator=""))
+    )
 
 
-@pytest.mark.parametrize("raw_path", ["../study.yaml", "x/../../secret.csv", "/etc/passwd",
-                                      "~/exports/x.csv"])
+@pytest.mark.parametrize(
+    "raw_path", ["../study.yaml", "x/../../secret.csv", "/etc/passwd", "~/exports/x.csv"]
+)
 def test_raw_paths_stay_inside_raw_dir(tmp_path, raw_path):
     assert "must stay inside raw_dir" in refused(
-        edited(tmp_path, lambda c: source(c, path=raw_path)))
+        edited(tmp_path, lambda c: source(c, path=raw_path))
+    )
 
 
 def test_one_file_read_twice_for_a_table(tmp_path):
     def change(cfg):
         cfg["sites"]["X"]["sources"].append(dict(cfg["sites"]["X"]["sources"][0]))
+
     assert "reads the same file for table referrals" in refused(edited(tmp_path, change))
 
 
 def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path):
     path = write_study(tmp_path)
     bomb = "lol0: &l0 [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
-        f"lol{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]\n" for i in range(1, 10))
+        f"lol{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]\n" for i in range(1, 10)
+    )
     path.write_text(bomb + path.read_text())
     start = time.perf_counter()
     assert "anchors and aliases" in refused(path)

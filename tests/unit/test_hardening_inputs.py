@@ -44,10 +44,14 @@ def with_questionnaires(tmp_path: Path, text: str, **kwargs) -> Path:
     path = write_study(tmp_path, **kwargs)
     (tmp_path / "raw" / "x" / "q.csv").write_text(text, encoding="utf-8")
     cfg = yaml.safe_load(path.read_text())
-    cfg["sites"]["X"]["sources"].append({
-        "table": "questionnaires", "path": "x/q.csv",
-        "columns": {"referral_id": "Ref", "timepoint": "Stage", "completed_date": "Done"},
-        "items": {"swemwbs": ITEMS}})
+    cfg["sites"]["X"]["sources"].append(
+        {
+            "table": "questionnaires",
+            "path": "x/q.csv",
+            "columns": {"referral_id": "Ref", "timepoint": "Stage", "completed_date": "Done"},
+            "items": {"swemwbs": ITEMS},
+        }
+    )
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
 
@@ -58,15 +62,21 @@ def processed(tmp_path: Path, table: str) -> pd.DataFrame:
 
 # -- empty tables (item 11) ------------------------------------------------------------------
 
-@pytest.mark.parametrize(("questionnaires", "why"), [
-    (Q_HEADER, "no data rows"),
-    (Q_HEADER + "R9,T0,01/04/2024,1,2,3,4,5,1,2\nR2,T0,01/04/2024,1,2,3,4,5,1,2\n",
-     "all 2 rows were rejected"),
-])
-def test_questionnaires_with_no_rows_kept_clean_to_zero_rows(tmp_path, capsys, questionnaires,
-                                                             why):
-    code, out, err = run(["clean", "--config", with_questionnaires(tmp_path, questionnaires)],
-                         capsys)
+
+@pytest.mark.parametrize(
+    ("questionnaires", "why"),
+    [
+        (Q_HEADER, "no data rows"),
+        (
+            Q_HEADER + "R9,T0,01/04/2024,1,2,3,4,5,1,2\nR2,T0,01/04/2024,1,2,3,4,5,1,2\n",
+            "all 2 rows were rejected",
+        ),
+    ],
+)
+def test_questionnaires_with_no_rows_kept_clean_to_zero_rows(tmp_path, capsys, questionnaires, why):
+    code, out, err = run(
+        ["clean", "--config", with_questionnaires(tmp_path, questionnaires)], capsys
+    )
     assert code == 0, err
     assert "note: site X questionnaires: no rows kept" in out and why in out
     for table in ("responses", "scores", "pairs"):
@@ -74,14 +84,20 @@ def test_questionnaires_with_no_rows_kept_clean_to_zero_rows(tmp_path, capsys, q
     assert len(processed(tmp_path, "referrals")) == 2
 
 
-@pytest.mark.parametrize(("referrals", "why"), [
-    ("Ref,NHS,Referred,DOB,Source,Why\n", "no data rows"),
-    ("Ref,NHS,Referred,DOB,Source,Why\nR1,943 476 5918,05/03/2024,01/02/1950,GP,\n",
-     "all 1 rows were rejected"),
-])
+@pytest.mark.parametrize(
+    ("referrals", "why"),
+    [
+        ("Ref,NHS,Referred,DOB,Source,Why\n", "no data rows"),
+        (
+            "Ref,NHS,Referred,DOB,Source,Why\nR1,943 476 5918,05/03/2024,01/02/1950,GP,\n",
+            "all 1 rows were rejected",
+        ),
+    ],
+)
 def test_referrals_with_no_rows_kept_clean_to_zero_rows(tmp_path, capsys, referrals, why):
-    path = with_questionnaires(tmp_path, Q_HEADER + "R1,T0,01/04/2024,1,2,3,4,5,1,2\n",
-                               referrals=referrals)
+    path = with_questionnaires(
+        tmp_path, Q_HEADER + "R1,T0,01/04/2024,1,2,3,4,5,1,2\n", referrals=referrals
+    )
     code, out, err = run(["clean", "--config", path], capsys)
     assert code == 0, err
     assert "note: site X referrals: no rows kept" in out and why in out
@@ -91,13 +107,18 @@ def test_referrals_with_no_rows_kept_clean_to_zero_rows(tmp_path, capsys, referr
 
 # -- two sheets of one workbook (item 12) ----------------------------------------------------
 
+
 def test_two_sheets_of_one_workbook_feeding_one_table(tmp_path, capsys):
     path = write_study(tmp_path, contacts=None)
     columns = ["Ref", "NHS", "Referred", "DOB", "Source", "Why"]
-    jan = [["R1", "943 476 5919", "05/03/2024", "01/02/1950", "GP", ""],
-           ["R2", "943 476 5918", "06/03/2024", "01/02/1950", "GP", ""]]
-    feb = [["R3", "943 476 5919", "05/04/2024", "01/02/1950", "GP", ""],
-           ["R4", "943 476 5918", "06/04/2024", "01/02/1950", "GP", ""]]
+    jan = [
+        ["R1", "943 476 5919", "05/03/2024", "01/02/1950", "GP", ""],
+        ["R2", "943 476 5918", "06/03/2024", "01/02/1950", "GP", ""],
+    ]
+    feb = [
+        ["R3", "943 476 5919", "05/04/2024", "01/02/1950", "GP", ""],
+        ["R4", "943 476 5918", "06/04/2024", "01/02/1950", "GP", ""],
+    ]
     with pd.ExcelWriter(tmp_path / "raw" / "x" / "book.xlsx") as writer:
         pd.DataFrame(jan, columns=columns).to_excel(writer, sheet_name="Jan", index=False)
         pd.DataFrame(feb, columns=columns).to_excel(writer, sheet_name="Feb", index=False)
@@ -110,14 +131,14 @@ def test_two_sheets_of_one_workbook_feeding_one_table(tmp_path, capsys):
     assert code == 0, err
     log = pd.read_csv(tmp_path / "processed" / "qa" / "cleaning_log.csv")
     rejected = log[log["rule"] == "invalid_nhs_number"]
-    assert sorted(rejected["source_file"]) == ["x/book.xlsx (sheet Feb)",
-                                               "x/book.xlsx (sheet Jan)"]
+    assert sorted(rejected["source_file"]) == ["x/book.xlsx (sheet Feb)", "x/book.xlsx (sheet Jan)"]
     assert set(rejected["source_row"]) == {2}
     summary = pd.read_csv(tmp_path / "processed" / "qa" / "summary.csv").iloc[0]
     assert (summary["rows_read"], summary["rows_kept"], summary["rows_rejected"]) == (4, 2, 2)
 
 
 # -- unreadable files and folders (item 13) --------------------------------------------------
+
 
 def test_an_unreadable_raw_file(tmp_path, capsys, monkeypatch):
     path = write_study(tmp_path)
@@ -233,8 +254,9 @@ def test_a_corrupt_processed_table_stops_a_partial_clean_and_a_report(tmp_path, 
 
 def test_a_binary_key_file_is_one_line_that_never_quotes_it(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv(KEY_ENV)
-    path = write_study(tmp_path, extra={"pseudonymisation": {"key_env": KEY_ENV,
-                                                             "key_file": "study.key"}})
+    path = write_study(
+        tmp_path, extra={"pseudonymisation": {"key_env": KEY_ENV, "key_file": "study.key"}}
+    )
     secret = b"\xff\xfe\x00secret-binary-key-material\x9c"
     (tmp_path / "study.key").write_bytes(secret)
     code, _, err = run(["clean", "--config", path], capsys)
@@ -244,12 +266,15 @@ def test_a_binary_key_file_is_one_line_that_never_quotes_it(tmp_path, capsys, mo
 
 # -- delimiters and links (item 15) ----------------------------------------------------------
 
+
 @pytest.mark.parametrize(("sep", "shown"), [(";", '";"'), ("\t", '"\\t"'), ("|", '"|"')])
 def test_a_file_with_another_delimiter_says_how_to_set_it(tmp_path, capsys, sep, shown):
-    text = ("Ref,NHS,Referred,DOB,Source,Why\n"
-            "R1,943 476 5919,05/03/2024,01/02/1950,GP,Debt\n").replace(",", sep)
-    code, _, err = run(["clean", "--config", write_study(tmp_path, referrals=text,
-                                                          contacts=None)], capsys)
+    text = (
+        "Ref,NHS,Referred,DOB,Source,Why\nR1,943 476 5919,05/03/2024,01/02/1950,GP,Debt\n"
+    ).replace(",", sep)
+    code, _, err = run(
+        ["clean", "--config", write_study(tmp_path, referrals=text, contacts=None)], capsys
+    )
     assert code == 2
     line = one_line(err)
     assert f"separated by {sep!r}" in line and f"set delimiter: {shown}" in line
@@ -277,8 +302,9 @@ def test_a_broken_symlink_is_named_as_one(tmp_path, capsys):
 def test_a_link_out_of_raw_dir_to_the_key_is_refused_unread(tmp_path, capsys, monkeypatch):
     secret = "the-study-key-must-never-be-printed"
     monkeypatch.delenv(KEY_ENV)
-    path = write_study(tmp_path, extra={"pseudonymisation": {"key_env": KEY_ENV,
-                                                             "key_file": "secrets/study.key"}})
+    path = write_study(
+        tmp_path, extra={"pseudonymisation": {"key_env": KEY_ENV, "key_file": "secrets/study.key"}}
+    )
     (tmp_path / "secrets").mkdir()
     (tmp_path / "secrets" / "study.key").write_text(secret)
     target = tmp_path / "raw" / "x" / "referrals.csv"
@@ -290,6 +316,7 @@ def test_a_link_out_of_raw_dir_to_the_key_is_refused_unread(tmp_path, capsys, mo
 
 
 # -- one bad site does not block the others (item 5) -----------------------------------------
+
 
 def test_a_broken_site_is_named_and_the_good_one_written(tmp_path, capsys):
     path = write_study(tmp_path, sites=("X", "Y"))
@@ -311,8 +338,10 @@ def test_a_broken_site_keeps_its_previous_rows(tmp_path, capsys):
     code, _, err = run(["clean", "--config", path, "--jobs", "2"], capsys)
     assert code == 1 and "site Y: " in err and "its previous rows are kept" in err
     after = processed(tmp_path, "referrals")
-    pd.testing.assert_frame_equal(after[after["site"] == "Y"].reset_index(drop=True),
-                                  before[before["site"] == "Y"].reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        after[after["site"] == "Y"].reset_index(drop=True),
+        before[before["site"] == "Y"].reset_index(drop=True),
+    )
     summary = pd.read_csv(tmp_path / "processed" / "qa" / "summary.csv")
     assert sorted(summary["site"].unique()) == ["X", "Y"]
 
@@ -341,7 +370,11 @@ def test_no_traceback_in_a_subprocess_for_a_broken_site(tmp_path):
     path = write_study(tmp_path, sites=("X", "Y"))
     (tmp_path / "raw" / "y" / "referrals.csv").write_bytes(b"PK\x03\x04zip")
     env = dict(os.environ, **{KEY_ENV: "cli-test-key-0123456789"})
-    proc = subprocess.run([sys.executable, "-m", "linkeval.cli", "clean", "--config", str(path)],
-                          capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "linkeval.cli", "clean", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "site Y" in proc.stderr and "Excel workbook" in proc.stderr

@@ -55,9 +55,15 @@ def run(args, capsys):
 
 def cli(*args, env=None, **kwargs) -> subprocess.CompletedProcess:
     # A timeout, so that a bug that leaves workers holding the output pipes fails, not hangs.
-    return subprocess.run([sys.executable, "-m", "linkeval.cli", *map(str, args)],
-                          capture_output=True, text=True, env=env or ENV, cwd=ROOT, timeout=120,
-                          **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "linkeval.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env or ENV,
+        cwd=ROOT,
+        timeout=120,
+        **kwargs,
+    )
 
 
 def consistent_version(processed: Path) -> dict:
@@ -86,7 +92,8 @@ def study_with_new_export(tmp_path: Path, sites=("X", "Y")) -> Path:
     path = write_study(tmp_path, sites=sites)
     assert cli("clean", "--config", path).returncode == 0
     (tmp_path / "raw" / "x" / "referrals.csv").write_text(
-        REFERRALS_CSV + "R7,943 476 5919,10/03/2024,01/02/1950,GP,Debt\n")
+        REFERRALS_CSV + "R7,943 476 5919,10/03/2024,01/02/1950,GP,Debt\n"
+    )
     return path
 
 
@@ -115,8 +122,9 @@ def test_a_partial_clean_killed_before_the_switch_changes_nothing(tmp_path):
     path = study_with_new_export(tmp_path)
     folder = tmp_path / "processed"
     before = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
-    proc = cli("clean", "--config", path, "--site", "X",
-               env=dict(ENV, LINKEVAL_FAULT_AT="clean:staged"))
+    proc = cli(
+        "clean", "--config", path, "--site", "X", env=dict(ENV, LINKEVAL_FAULT_AT="clean:staged")
+    )
     assert proc.returncode == -signal.SIGKILL
     after = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
     assert after == before
@@ -131,11 +139,14 @@ def test_a_report_build_killed_at_any_step_leaves_a_whole_run(tmp_path):
             for i in range(20):
                 (stage / f"page{{i}}.html").write_text("run {{run}}")
     """)
-    for run_no, step in enumerate(["", "report:written", "report:staged", "report:switched",
-                                   ""]):
+    for run_no, step in enumerate(["", "report:written", "report:staged", "report:switched", ""]):
         env = dict(ENV, LINKEVAL_FAULT_AT=step)
-        proc = subprocess.run([sys.executable, "-c", script.replace("{run}", str(run_no))],
-                              env=env, capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-c", script.replace("{run}", str(run_no))],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         assert proc.returncode == (-signal.SIGKILL if step else 0), proc.stderr
         pages = {p.read_text() for p in final.glob("page*.html")}
         assert len(list(final.glob("page*.html"))) == 20 and len(pages) == 1  # one whole run
@@ -214,6 +225,7 @@ def test_write_version_cleans_up_after_an_error(tmp_path):
 
 # -- leftovers and orphan workers (item 2) ---------------------------------------------------
 
+
 def processes_with(marker: str) -> list[int]:
     """Live processes whose environment holds ``marker``."""
     found = []
@@ -258,8 +270,13 @@ def test_die_with_parent_kills_an_orphan(tmp_path):
         print(pid, flush=True)
         sys.stdin.readline()
     """)
-    proc = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     child = int(proc.stdout.readline())
     assert proc.stdout.readline().strip() == "ready"
     proc.kill()
@@ -290,9 +307,13 @@ class Holder:
     """Another process holding a folder's lock until the test lets go."""
 
     def __init__(self, folder: Path, command: str, exclusive: bool = True) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-c", HOLD, str(folder), command,
-                                      "x" if exclusive else "s"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", HOLD, str(folder), command, "x" if exclusive else "s"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
         assert self.proc.stdout.readline().strip() == "held"
 
     def __enter__(self) -> Holder:
@@ -317,8 +338,10 @@ def test_a_second_clean_exits_2_naming_the_first(tmp_path, capsys):
 def test_a_clean_is_refused_while_reports_read_the_data(tmp_path, capsys):
     path = write_study(tmp_path)
     assert run(["clean", "--config", path], capsys)[0] == 0
-    with Holder(tmp_path / "processed", "report (latest)", exclusive=False), \
-            Holder(tmp_path / "processed", "report (other)", exclusive=False):
+    with (
+        Holder(tmp_path / "processed", "report (latest)", exclusive=False),
+        Holder(tmp_path / "processed", "report (other)", exclusive=False),
+    ):
         code, _, err = run(["clean", "--config", path], capsys)
     assert code == 2 and "in use by linkeval report (latest)" in err and "report (other)" in err
 
@@ -340,11 +363,17 @@ def test_a_killed_holder_leaves_no_lock(tmp_path, capsys):
 
 
 def test_locks_are_reentrant_within_a_process(tmp_path):
-    with folder_lock(tmp_path / "p", "clean"), folder_lock(tmp_path / "p", "clean"), \
-            folder_lock(tmp_path / "p", "report", exclusive=False):
+    with (
+        folder_lock(tmp_path / "p", "clean"),
+        folder_lock(tmp_path / "p", "clean"),
+        folder_lock(tmp_path / "p", "report", exclusive=False),
+    ):
         pass
-    with folder_lock(tmp_path / "p", "report", exclusive=False), \
-            pytest.raises(LinkevalError, match="in use by"), folder_lock(tmp_path / "p", "clean"):
+    with (
+        folder_lock(tmp_path / "p", "report", exclusive=False),
+        pytest.raises(LinkevalError, match="in use by"),
+        folder_lock(tmp_path / "p", "clean"),
+    ):
         pass
 
 
@@ -353,11 +382,19 @@ def test_concurrent_partial_cleans_lose_no_update(tmp_path):
     assert cli("clean", "--config", path).returncode == 0
     for code in ("b", "d"):
         (tmp_path / "raw" / code / "referrals.csv").write_text(
-            REFERRALS_CSV + f"{code.upper()}9,943 476 5919,10/03/2024,01/02/1950,GP,\n")
-    procs = {code: subprocess.Popen([sys.executable, "-m", "linkeval.cli", "clean", "--config",
-                                     str(path), "--site", code], env=ENV, cwd=ROOT,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-             for code in ("B", "D")}
+            REFERRALS_CSV + f"{code.upper()}9,943 476 5919,10/03/2024,01/02/1950,GP,\n"
+        )
+    procs = {
+        code: subprocess.Popen(
+            [sys.executable, "-m", "linkeval.cli", "clean", "--config", str(path), "--site", code],
+            env=ENV,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for code in ("B", "D")
+    }
     results = {code: (p.wait(60), p.stderr.read()) for code, p in procs.items()}
     refs = pd.read_parquet(tmp_path / "processed" / "referrals.parquet")
     for code, (status, err) in results.items():
@@ -371,13 +408,19 @@ def test_concurrent_partial_cleans_lose_no_update(tmp_path):
 
 # -- reports from a read-only processed folder (item 13) -------------------------------------
 
+
 def test_kernel_logs_go_beside_the_data_or_else_to_a_private_place(tmp_path, monkeypatch):
     cfg = load_config(write_study(tmp_path))
     final = cfg.reports_dir / "latest"
     assert batch.log_folder(cfg, final) == state_dir(cfg.processed_dir) / "report_logs"
     real = os.access
-    monkeypatch.setattr(batch.os, "access", lambda p, mode: False if str(p).startswith(
-        str(state_dir(cfg.processed_dir))) else real(p, mode))
+    monkeypatch.setattr(
+        batch.os,
+        "access",
+        lambda p, mode: (
+            False if str(p).startswith(str(state_dir(cfg.processed_dir))) else real(p, mode)
+        ),
+    )
     logs = batch.log_folder(cfg, final)
     assert logs == state_dir(final) / "report_logs" and (logs.stat().st_mode & 0o077) == 0
     assert final not in logs.parents

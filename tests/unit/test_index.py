@@ -22,13 +22,29 @@ from linkeval.report.index import (
 
 
 def results(cfg, cross_ok=True, failed_site=None) -> list[JobResult]:
-    out = [JobResult("cross_site", None, cross_ok, 1.0, "" if cross_ok else "cell 9: Boom",
-                     "cross_site/cross_site.html" if cross_ok else "")]
+    out = [
+        JobResult(
+            "cross_site",
+            None,
+            cross_ok,
+            1.0,
+            "" if cross_ok else "cell 9: Boom",
+            "cross_site/cross_site.html" if cross_ok else "",
+        )
+    ]
     for code in cfg.sites:
         for nb in ("site_descriptive", "site_change"):
             ok = not (code == failed_site and nb == "site_change")
-            out.append(JobResult(nb, code, ok, 1.0, "" if ok else "cell 4: KeyError: 'x'",
-                                 f"sites/{code}/{nb}.html" if ok else ""))
+            out.append(
+                JobResult(
+                    nb,
+                    code,
+                    ok,
+                    1.0,
+                    "" if ok else "cell 4: KeyError: 'x'",
+                    f"sites/{code}/{nb}.html" if ok else "",
+                )
+            )
     return out
 
 
@@ -56,8 +72,9 @@ def test_run_facts(cfg, facts):
 
 def test_index_links_every_site_page_cross_site_and_methods(cfg, index):
     links = set(re.findall(r"href=['\"]([^'\"#]+)['\"]", index))
-    wanted = {f"sites/{c}/{nb}.html" for c in cfg.sites
-              for nb in ("site_descriptive", "site_change")}
+    wanted = {
+        f"sites/{c}/{nb}.html" for c in cfg.sites for nb in ("site_descriptive", "site_change")
+    }
     assert wanted | {"cross_site/cross_site.html", "methods.html"} <= links
     assert all(not re.match(r"(https?:)?//", u) for u in links)
     assert "<script src" not in index
@@ -78,8 +95,12 @@ def test_every_number_on_the_index_is_disclosure_controlled(cfg, index):
     table = re.search(r'<table class="le-table" id="le-sites">.*?</table>', index, re.S).group(0)
     rows = re.findall(r"<tr[^>]*>(.*?)</tr>", table.split("<tbody>")[1], re.S)
     assert len(rows) == len(cfg.sites)
-    counts = [c for row in rows for c in re.findall(r"<td class='num'[^>]*>([^<]*)</td>", row)
-              if "(" not in c]
+    counts = [
+        c
+        for row in rows
+        for c in re.findall(r"<td class='num'[^>]*>([^<]*)</td>", row)
+        if "(" not in c
+    ]
     assert counts and all(c == "*" or int(c.replace(",", "")) % 5 == 0 for c in counts)
     heads = headline_figures(cfg, change=True).set_index("site")
     for code in cfg.sites:
@@ -133,10 +154,19 @@ def test_page_context_navigation(cfg, facts):
 
 def test_methods_page(cfg, facts):
     page = methods_page(cfg, facts)
-    for term in ("p-value", "95% confidence interval", "Standardised change", "Reliable change",
-                 "Minimal important difference", "Multilevel model", "Reference category",
-                 "Disclosure control", "before-and-after comparison",
-                 "Regression to the mean", "Small numbers are hidden"):
+    for term in (
+        "p-value",
+        "95% confidence interval",
+        "Standardised change",
+        "Reliable change",
+        "Minimal important difference",
+        "Multilevel model",
+        "Reference category",
+        "Disclosure control",
+        "before-and-after comparison",
+        "Regression to the mean",
+        "Small numbers are hidden",
+    ):
         assert term in page, term
     assert "<script" not in page and 'href="index.html"' in page
     assert 'id="design"' in page  # the index links here
@@ -165,14 +195,18 @@ def test_sigterm_guard_raises_then_restores_the_previous_handler():
 
     before = signal.signal(signal.SIGTERM, previous)
     try:
-        with pytest.raises(batch.Stopped, match="previous reports are unchanged"), \
-                batch._SigtermGuard():
+        with (
+            pytest.raises(batch.Stopped, match="previous reports are unchanged"),
+            batch._SigtermGuard(),
+        ):
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(2)
         assert signal.getsignal(signal.SIGTERM) is previous
         # While the new folder is swapped in, a SIGTERM waits until the swap is done.
-        with pytest.raises(batch.Stopped, match="after the new reports were written"), \
-                batch._SigtermGuard() as guard:
+        with (
+            pytest.raises(batch.Stopped, match="after the new reports were written"),
+            batch._SigtermGuard() as guard,
+        ):
             guard.disarm()
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(0.2)

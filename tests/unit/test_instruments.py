@@ -22,10 +22,35 @@ from linkeval.instruments import (
 # SWEMWBS raw total -> metric score, as published by Warwick Medical School (Stewart-Brown et
 # al. 2009) and reproduced in Ng Fat et al. 2017; typed in here from the published table.
 SWEMWBS_PUBLISHED = {
-    7: 7.00, 8: 9.51, 9: 11.25, 10: 12.40, 11: 13.33, 12: 14.08, 13: 14.75, 14: 15.32,
-    15: 15.84, 16: 16.36, 17: 16.88, 18: 17.43, 19: 17.98, 20: 18.59, 21: 19.25, 22: 19.98,
-    23: 20.73, 24: 21.54, 25: 22.35, 26: 23.21, 27: 24.11, 28: 25.03, 29: 26.02, 30: 27.03,
-    31: 28.13, 32: 29.31, 33: 30.70, 34: 32.55, 35: 35.00,
+    7: 7.00,
+    8: 9.51,
+    9: 11.25,
+    10: 12.40,
+    11: 13.33,
+    12: 14.08,
+    13: 14.75,
+    14: 15.32,
+    15: 15.84,
+    16: 16.36,
+    17: 16.88,
+    18: 17.43,
+    19: 17.98,
+    20: 18.59,
+    21: 19.25,
+    22: 19.98,
+    23: 20.73,
+    24: 21.54,
+    25: 22.35,
+    26: 23.21,
+    27: 24.11,
+    28: 25.03,
+    29: 26.02,
+    30: 27.03,
+    31: 28.13,
+    32: 29.31,
+    33: 30.70,
+    34: 32.55,
+    35: 35.00,
 }
 
 
@@ -54,22 +79,83 @@ def test_swemwbs_german_norm_examples():
     assert score_one("swemwbs", [5, 5, 5, 5, 4, 4, 4])["score"].iloc[0] == pytest.approx(29.31)
 
 
-@pytest.mark.parametrize(("name", "score_name", "boundaries"), [
-    ("phq9", "phq9", {0: "minimal", 4: "minimal", 5: "mild", 9: "mild", 10: "moderate",
-                      14: "moderate", 15: "moderately severe", 19: "moderately severe",
-                      20: "severe", 27: "severe"}),
-    ("gad7", "gad7", {0: "minimal", 4: "minimal", 5: "mild", 9: "mild", 10: "moderate",
-                      14: "moderate", 15: "severe", 21: "severe"}),
-    ("ons4", "ons4_life_satisfaction", {0: "low", 4: "low", 5: "medium", 6: "medium",
-                                        7: "high", 8: "high", 9: "very high", 10: "very high"}),
-    ("ons4", "ons4_worthwhile", {4: "low", 5: "medium", 8: "high", 9: "very high"}),
-    ("ons4", "ons4_happy", {4: "low", 5: "medium", 8: "high", 9: "very high"}),
-    ("ons4", "ons4_anxious", {0: "very low", 1: "very low", 2: "low", 3: "low", 4: "medium",
-                              5: "medium", 6: "high", 10: "high"}),
-    ("ucla3", "ucla3", {3: "not lonely", 5: "not lonely", 6: "lonely", 9: "lonely"}),
-    ("ons_loneliness", "ons_loneliness", {1: "never", 2: "hardly ever", 3: "occasionally",
-                                          4: "some of the time", 5: "often/always"}),
-])
+@pytest.mark.parametrize(
+    ("name", "score_name", "boundaries"),
+    [
+        (
+            "phq9",
+            "phq9",
+            {
+                0: "minimal",
+                4: "minimal",
+                5: "mild",
+                9: "mild",
+                10: "moderate",
+                14: "moderate",
+                15: "moderately severe",
+                19: "moderately severe",
+                20: "severe",
+                27: "severe",
+            },
+        ),
+        (
+            "gad7",
+            "gad7",
+            {
+                0: "minimal",
+                4: "minimal",
+                5: "mild",
+                9: "mild",
+                10: "moderate",
+                14: "moderate",
+                15: "severe",
+                21: "severe",
+            },
+        ),
+        (
+            "ons4",
+            "ons4_life_satisfaction",
+            {
+                0: "low",
+                4: "low",
+                5: "medium",
+                6: "medium",
+                7: "high",
+                8: "high",
+                9: "very high",
+                10: "very high",
+            },
+        ),
+        ("ons4", "ons4_worthwhile", {4: "low", 5: "medium", 8: "high", 9: "very high"}),
+        ("ons4", "ons4_happy", {4: "low", 5: "medium", 8: "high", 9: "very high"}),
+        (
+            "ons4",
+            "ons4_anxious",
+            {
+                0: "very low",
+                1: "very low",
+                2: "low",
+                3: "low",
+                4: "medium",
+                5: "medium",
+                6: "high",
+                10: "high",
+            },
+        ),
+        ("ucla3", "ucla3", {3: "not lonely", 5: "not lonely", 6: "lonely", 9: "lonely"}),
+        (
+            "ons_loneliness",
+            "ons_loneliness",
+            {
+                1: "never",
+                2: "hardly ever",
+                3: "occasionally",
+                4: "some of the time",
+                5: "often/always",
+            },
+        ),
+    ],
+)
 def test_every_band_boundary(name, score_name, boundaries):
     spec = INSTRUMENTS[name].score(score_name)
     values = pd.Series(list(boundaries), dtype="Float64")
@@ -78,7 +164,9 @@ def test_every_band_boundary(name, score_name, boundaries):
 
 def test_ucla3_threshold_is_configurable():
     spec = INSTRUMENTS["ucla3"].score("ucla3")
-    bands = assign_bands(pd.Series([6.0, 7.0]), spec, settings_for("ucla3", {"lonely_threshold": 7}))
+    bands = assign_bands(
+        pd.Series([6.0, 7.0]), spec, settings_for("ucla3", {"lonely_threshold": 7})
+    )
     assert bands.tolist() == ["not lonely", "lonely"]
 
 
@@ -88,23 +176,53 @@ def test_sums_and_directions():
     assert score_one("wemwbs", [5] * 14)["score"].iloc[0] == 70
     assert score_one("ucla3", [1, 2, 3])["score"].iloc[0] == 6
     out = score_one("ons4", [7, 8, 6, 2]).set_index("score_name")["score"]
-    assert out.to_dict() == {"ons4_life_satisfaction": 7, "ons4_worthwhile": 8,
-                             "ons4_happy": 6, "ons4_anxious": 2}
+    assert out.to_dict() == {
+        "ons4_life_satisfaction": 7,
+        "ons4_worthwhile": 8,
+        "ons4_happy": 6,
+        "ons4_anxious": 2,
+    }
     directions = {s.name: s.higher_is_better for i in INSTRUMENTS.values() for s in i.scores}
     assert not directions["phq9"] and not directions["gad7"] and not directions["ucla3"]
     assert not directions["ons4_anxious"] and directions["ons4_happy"] and directions["swemwbs"]
 
 
-@pytest.mark.parametrize(("name", "labels"), [
-    ("swemwbs", {"None of the time": 1, "Rarely": 2, "Some of the time": 3, "Often": 4,
-                 "All of the time": 5}),
-    ("ucla3", {"Hardly ever or never": 1, "Hardly ever": 1, "Some of the time": 2, "Often": 3}),
-    ("phq9", {"Not at all": 0, "Several days": 1, "More than half the days": 2,
-              "Nearly every day": 3}),
-    ("gad7", {"not at all": 0, "NEARLY EVERY DAY": 3}),
-    ("ons_loneliness", {"Never": 1, "Hardly ever": 2, "Occasionally": 3, "Some of the time": 4,
-                        "Often/always": 5}),
-])
+@pytest.mark.parametrize(
+    ("name", "labels"),
+    [
+        (
+            "swemwbs",
+            {
+                "None of the time": 1,
+                "Rarely": 2,
+                "Some of the time": 3,
+                "Often": 4,
+                "All of the time": 5,
+            },
+        ),
+        ("ucla3", {"Hardly ever or never": 1, "Hardly ever": 1, "Some of the time": 2, "Often": 3}),
+        (
+            "phq9",
+            {
+                "Not at all": 0,
+                "Several days": 1,
+                "More than half the days": 2,
+                "Nearly every day": 3,
+            },
+        ),
+        ("gad7", {"not at all": 0, "NEARLY EVERY DAY": 3}),
+        (
+            "ons_loneliness",
+            {
+                "Never": 1,
+                "Hardly ever": 2,
+                "Occasionally": 3,
+                "Some of the time": 4,
+                "Often/always": 5,
+            },
+        ),
+    ],
+)
 def test_response_label_maps(name, labels):
     values, invalid = item_values(pd.Series(list(labels)), INSTRUMENTS[name])
     assert values.tolist() == list(labels.values())
@@ -112,8 +230,9 @@ def test_response_label_maps(name, labels):
 
 
 def test_out_of_range_and_unreadable_answers_are_invalid_not_coerced():
-    values, invalid = item_values(pd.Series(["0", "6", "2.5", "sometimes", "", "3"]),
-                                  INSTRUMENTS["swemwbs"])
+    values, invalid = item_values(
+        pd.Series(["0", "6", "2.5", "sometimes", "", "3"]), INSTRUMENTS["swemwbs"]
+    )
     assert invalid.tolist() == [True, True, True, True, False, False]
     assert values.isna().tolist() == [True, True, True, True, True, False]
 
@@ -139,7 +258,9 @@ def test_wemwbs_person_mean_prorating_when_configured():
     assert not strict["scored"].iloc[0]
     lenient = score_one("wemwbs", answers, settings_for("wemwbs", {"max_missing": 2}))
     assert lenient["score"].iloc[0] == pytest.approx(50 / 13 * 14)
-    too_many = score_one("wemwbs", [4] * 11 + [None] * 3, settings_for("wemwbs", {"max_missing": 2}))
+    too_many = score_one(
+        "wemwbs", [4] * 11 + [None] * 3, settings_for("wemwbs", {"max_missing": 2})
+    )
     assert not too_many["scored"].iloc[0]
 
 

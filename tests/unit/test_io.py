@@ -17,25 +17,37 @@ def source(**kwargs) -> Source:
 
 def pandas_reading(path, encoding, skip_rows=0) -> pd.DataFrame:
     """What pandas makes of the file, every cell text and blanks ''."""
-    frame = pd.read_csv(path, dtype=object, keep_default_na=False, na_filter=False,
-                        encoding=encoding, skiprows=skip_rows, skip_blank_lines=False)
+    frame = pd.read_csv(
+        path,
+        dtype=object,
+        keep_default_na=False,
+        na_filter=False,
+        encoding=encoding,
+        skiprows=skip_rows,
+        skip_blank_lines=False,
+    )
     frame.columns = [c.strip() for c in frame.columns]
     return frame.fillna("").astype(object)
 
 
 def as_frame(table) -> pd.DataFrame:
-    return pd.DataFrame({name: table.column(name).to_pylist() for name in table.column_names},
-                        dtype=object)
+    return pd.DataFrame(
+        {name: table.column(name).to_pylist() for name in table.column_names}, dtype=object
+    )
 
 
 WELL_FORMED = [
     # quoted separators, quoted newlines, doubled quotes, blanks, spaces kept, header spaces
-    ('Ref , Name,Notes\nR1,"Smith, J","line one\nline two"\nR2,,"she said ""hi"""\n'
-     'R3, padded ,\n', "utf-8", 0),
+    (
+        'Ref , Name,Notes\nR1,"Smith, J","line one\nline two"\nR2,,"she said ""hi"""\n'
+        "R3, padded ,\n",
+        "utf-8",
+        0,
+    ),
     ("Ref,Reason\nR1,Café – connect\nR2,Débt\n", "utf-8-sig", 0),  # written with a BOM
     ("Search: caseload\nRun by: team\n\nRef,Reason\nR1,Café – connect\n", "cp1252", 3),
     ("Ref,Reason\nR1,a\n\nR2,b\n", "utf-8", 0),  # a blank line is a blank row, as in pandas
-    ("Ref,Reason\r\nR1,a\r\nR2,\"b\r\nc\"\r\nR3,d", "cp1252", 0),  # Windows line ends, no last
+    ('Ref,Reason\r\nR1,a\r\nR2,"b\r\nc"\r\nR3,d', "cp1252", 0),  # Windows line ends, no last
 ]
 
 
@@ -49,11 +61,14 @@ def test_arrow_reader_matches_pandas_on_well_formed_files(tmp_path, text, encodi
     pd.testing.assert_frame_equal(got, pandas_reading(path, encoding, skip_rows))
 
 
-@pytest.mark.parametrize("text", [
-    "Ref,Reason,Extra\nR1,a\nR2,b,c\n",    # a short row: its missing cells are blank
-    "Ref,Ref,Reason\nR1,R1,a\n",           # a repeated header: pandas names it Ref.1
-    "Ref,,Reason\nR1,x,a\n",               # an unnamed column
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Ref,Reason,Extra\nR1,a\nR2,b,c\n",  # a short row: its missing cells are blank
+        "Ref,Ref,Reason\nR1,R1,a\n",  # a repeated header: pandas names it Ref.1
+        "Ref,,Reason\nR1,x,a\n",  # an unnamed column
+    ],
+)
 def test_files_arrow_cannot_read_alike_fall_back_to_pandas(tmp_path, text):
     path = tmp_path / "x.csv"
     path.write_text(text, encoding="utf-8")

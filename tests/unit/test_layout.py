@@ -31,8 +31,10 @@ def _target(node: ast.AST, modules: dict) -> list[str]:
 
 def test_the_import_graph_has_no_cycle():
     modules = _modules()
-    graph = {name: {t for node in tree.body for t in _target(node, modules) if t != name}
-             for name, tree in modules.items()}
+    graph = {
+        name: {t for node in tree.body for t in _target(node, modules) if t != name}
+        for name, tree in modules.items()
+    }
     state: dict[str, int] = {}
 
     def visit(name: str, path: list[str]) -> None:
@@ -61,8 +63,11 @@ def test_no_linkeval_import_is_hidden_inside_a_function():
 
 
 def test_no_function_or_class_is_over_300_lines():
-    long = [f"{name}.{node.name}: {node.end_lineno - node.lineno + 1} lines"
-            for name, tree in _modules().items() for node in ast.walk(tree)
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
-            and node.end_lineno - node.lineno + 1 > MAX_LINES]
+    long = [
+        f"{name}.{node.name}: {node.end_lineno - node.lineno + 1} lines"
+        for name, tree in _modules().items()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+        and node.end_lineno - node.lineno + 1 > MAX_LINES
+    ]
     assert long == []

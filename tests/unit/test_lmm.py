@@ -22,14 +22,107 @@ from linkeval.stats.lmm import fit_random_intercept
 #   lonely = c(1, 0, 1, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
 #              0, 0, 0))
 # d$vcse <- as.integer(d$site %in% c("A", "D", "E")); d$change <- d$followup - d$baseline
-D1 = pd.DataFrame({
-    "site": list("AAAABBBBBCCCCCCDDDDDEEEEEEFFFF"),
-    "baseline": [17, 15, 20, 24, 20, 22, 12, 21, 16, 27, 24, 24, 20, 22, 23, 19, 18, 20, 18, 18,
-                 19, 17, 23, 14, 23, 17, 18, 15, 19, 19],
-    "followup": [19, 17, 18, 19, 21, 23, 16, 23, 21, 27, 25, 22, 19, 23, 24, 23, 22, 22, 21, 16,
-                 20, 21, 25, 15, 27, 19, 17, 15, 19, 15],
-    "lonely": [1, 0, 1, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
-               0, 0, 0]})
+D1 = pd.DataFrame(
+    {
+        "site": list("AAAABBBBBCCCCCCDDDDDEEEEEEFFFF"),
+        "baseline": [
+            17,
+            15,
+            20,
+            24,
+            20,
+            22,
+            12,
+            21,
+            16,
+            27,
+            24,
+            24,
+            20,
+            22,
+            23,
+            19,
+            18,
+            20,
+            18,
+            18,
+            19,
+            17,
+            23,
+            14,
+            23,
+            17,
+            18,
+            15,
+            19,
+            19,
+        ],
+        "followup": [
+            19,
+            17,
+            18,
+            19,
+            21,
+            23,
+            16,
+            23,
+            21,
+            27,
+            25,
+            22,
+            19,
+            23,
+            24,
+            23,
+            22,
+            22,
+            21,
+            16,
+            20,
+            21,
+            25,
+            15,
+            27,
+            19,
+            17,
+            15,
+            19,
+            15,
+        ],
+        "lonely": [
+            1,
+            0,
+            1,
+            0,
+            0,
+            1,
+            1,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            1,
+            1,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            1,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+        ],
+    }
+)
 D1["vcse"] = D1["site"].isin(list("ADE")).astype(int)
 D1["change"] = D1["followup"] - D1["baseline"]
 
@@ -39,38 +132,123 @@ D1["change"] = D1["followup"] - D1["baseline"]
 #         -0.1, -1.2, -0.6, -0.5, -0.7, 0.6, -0.1, -0.6, 0.4, 0.8, -1.6),
 #   y = c(1.3, 0.4, 1.7, 0.9, 2.6, 2.0, 1.4, 0.6, 2.0, 1.7, 0.8, 1.6, 0.4, 4.0, 2.8, -0.8, 2.2,
 #         0.3, 1.7, 1.8, -0.3, 2.1, 1.7, 2.7, 1.0, 3.1, 0.1))
-D2 = pd.DataFrame({
-    "site": list("PPPPPQQQQQQRRRRRSSSSSSTTTTT"),
-    "x": [-0.8, -1.3, -0.2, 0.4, 1.1, 0.1, -0.6, -0.8, 0.7, 1.6, 0.3, -1.2, -1.0, 1.6, 0.2, -1.7,
-          -0.1, -1.2, -0.6, -0.5, -0.7, 0.6, -0.1, -0.6, 0.4, 0.8, -1.6],
-    "y": [1.3, 0.4, 1.7, 0.9, 2.6, 2.0, 1.4, 0.6, 2.0, 1.7, 0.8, 1.6, 0.4, 4.0, 2.8, -0.8, 2.2,
-          0.3, 1.7, 1.8, -0.3, 2.1, 1.7, 2.7, 1.0, 3.1, 0.1]})
+D2 = pd.DataFrame(
+    {
+        "site": list("PPPPPQQQQQQRRRRRSSSSSSTTTTT"),
+        "x": [
+            -0.8,
+            -1.3,
+            -0.2,
+            0.4,
+            1.1,
+            0.1,
+            -0.6,
+            -0.8,
+            0.7,
+            1.6,
+            0.3,
+            -1.2,
+            -1.0,
+            1.6,
+            0.2,
+            -1.7,
+            -0.1,
+            -1.2,
+            -0.6,
+            -0.5,
+            -0.7,
+            0.6,
+            -0.1,
+            -0.6,
+            0.4,
+            0.8,
+            -1.6,
+        ],
+        "y": [
+            1.3,
+            0.4,
+            1.7,
+            0.9,
+            2.6,
+            2.0,
+            1.4,
+            0.6,
+            2.0,
+            1.7,
+            0.8,
+            1.6,
+            0.4,
+            4.0,
+            2.8,
+            -0.8,
+            2.2,
+            0.3,
+            1.7,
+            1.8,
+            -0.3,
+            2.1,
+            1.7,
+            2.7,
+            1.0,
+            3.1,
+            0.1,
+        ],
+    }
+)
 
 # Each case: formula, data, R's summary(m)$coefficients (estimate, SE, df, p) per term,
 # VarCorr (site, residual), isSingular.
 CASES = {
     # m1 <- lmer(followup ~ baseline + lonely + (1 | site), data = d); summary(m1)
-    "person-level ANCOVA": ("followup ~ baseline + lonely", D1, {
-        "Intercept": (5.2052378696, 2.6766227524, 26.96002045, 6.231111966e-02),
-        "baseline": (0.7712335762, 0.1299526298, 26.27165195, 2.797134867e-06),
-        "lonely": (0.4994325849, 0.9640995276, 24.63693623, 6.090583769e-01)},
-        (1.938255392, 3.887213213), False, -64.92342282),
+    "person-level ANCOVA": (
+        "followup ~ baseline + lonely",
+        D1,
+        {
+            "Intercept": (5.2052378696, 2.6766227524, 26.96002045, 6.231111966e-02),
+            "baseline": (0.7712335762, 0.1299526298, 26.27165195, 2.797134867e-06),
+            "lonely": (0.4994325849, 0.9640995276, 24.63693623, 6.090583769e-01),
+        },
+        (1.938255392, 3.887213213),
+        False,
+        -64.92342282,
+    ),
     # m2 <- lmer(change ~ vcse + (1 | site), data = d); summary(m2)
-    "site-level change score": ("change ~ vcse", D1, {
-        "Intercept": (0.4775912397, 1.049538762, 3.815949216, 0.6737541730),
-        "vcse": (0.8401705509, 1.484271951, 3.815949216, 0.6029815467)},
-        (2.444227485, 4.215910998), False, None),
+    "site-level change score": (
+        "change ~ vcse",
+        D1,
+        {
+            "Intercept": (0.4775912397, 1.049538762, 3.815949216, 0.6737541730),
+            "vcse": (0.8401705509, 1.484271951, 3.815949216, 0.6029815467),
+        },
+        (2.444227485, 4.215910998),
+        False,
+        None,
+    ),
     # m3 <- lmer(followup ~ baseline + vcse + (1 | site), data = d); summary(m3)
-    "site-level ANCOVA": ("followup ~ baseline + vcse", D1, {
-        "Intercept": (5.3557788754, 2.684200903, 25.548186532, 5.677845019e-02),
-        "baseline": (0.7539823718, 0.124223866, 26.368822799, 1.941935679e-06),
-        "vcse": (0.5816944528, 1.508224129, 3.829089856, 7.201958378e-01)},
-        (2.622405258, 3.744689016), False, None),
+    "site-level ANCOVA": (
+        "followup ~ baseline + vcse",
+        D1,
+        {
+            "Intercept": (5.3557788754, 2.684200903, 25.548186532, 5.677845019e-02),
+            "baseline": (0.7539823718, 0.124223866, 26.368822799, 1.941935679e-06),
+            "vcse": (0.5816944528, 1.508224129, 3.829089856, 7.201958378e-01),
+        },
+        (2.622405258, 3.744689016),
+        False,
+        None,
+    ),
     # m4 <- lmer(y ~ x + (1 | site), data = d2); summary(m4)  # boundary (singular) fit
-    "singular": ("y ~ x", D2, {
-        "Intercept": (1.6367496289, 0.1562377246, 25, 1.244104347e-10),
-        "x": (0.8446615347, 0.1713021885, 25, 4.457876598e-05)},
-        (0.0, 0.6296882046), True, None),
+    "singular": (
+        "y ~ x",
+        D2,
+        {
+            "Intercept": (1.6367496289, 0.1562377246, 25, 1.244104347e-10),
+            "x": (0.8446615347, 0.1713021885, 25, 4.457876598e-05),
+        },
+        (0.0, 0.6296882046),
+        True,
+        None,
+    ),
 }
 
 
@@ -121,26 +299,37 @@ def test_exact_derivatives_agree_with_finite_differences():
 
     def deviance(theta, sigma):
         st = lmm._state(sums, theta)
-        return ((sums.n - sums.p) * np.log(2 * np.pi * sigma**2)
-                + np.sum(np.log1p(sums.nj * theta**2)) + st.logdet_m + st.rss / sigma**2)
+        return (
+            (sums.n - sums.p) * np.log(2 * np.pi * sigma**2)
+            + np.sum(np.log1p(sums.nj * theta**2))
+            + st.logdet_m
+            + st.rss / sigma**2
+        )
 
     x0, h = np.array([fit.theta, fit.sigma]), 1e-4
     numeric = np.zeros((2, 2))
     for i in range(2):
         for j in range(2):
             ei, ej = np.eye(2)[i] * h, np.eye(2)[j] * h
-            numeric[i, j] = (deviance(*(x0 + ei + ej)) - deviance(*(x0 + ei - ej))
-                             - deviance(*(x0 - ei + ej)) + deviance(*(x0 - ei - ej))) / (4 * h * h)
+            numeric[i, j] = (
+                deviance(*(x0 + ei + ej))
+                - deviance(*(x0 + ei - ej))
+                - deviance(*(x0 - ei + ej))
+                + deviance(*(x0 - ei - ej))
+            ) / (4 * h * h)
     exact = lmm._hessian_varpar(sums, lmm._state(sums, fit.theta), fit.sigma)
     np.testing.assert_allclose(exact, numeric, rtol=1e-5)
     # The profiled criterion is at its minimum: zero derivative.
     assert abs(lmm._profiled_derivatives(sums, fit.theta)[0]) < 1e-6
 
 
-@pytest.mark.parametrize(("data", "message"), [
-    (D1.assign(k=1.0), "'k'"),  # constant: collinear with the intercept
-    (D1.assign(k=D1["baseline"] * 2), "'k'"),  # a copy of another term
-])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (D1.assign(k=1.0), "'k'"),  # constant: collinear with the intercept
+        (D1.assign(k=D1["baseline"] * 2), "'k'"),  # a copy of another term
+    ],
+)
 def test_collinear_terms_are_refused_by_name(data, message):
     with pytest.raises(ValueError, match=message):
         fit_random_intercept("followup ~ baseline + k", data)

@@ -41,8 +41,12 @@ def scores_of(name: str, rows: list[list], settings: Settings | None = None) -> 
 
 
 def one(out: pd.DataFrame, score: str) -> list:
-    return out[out["score_name"] == score]["score"].astype(object).where(
-        out[out["score_name"] == score]["scored"], None).tolist()
+    return (
+        out[out["score_name"] == score]["score"]
+        .astype(object)
+        .where(out[out["score_name"] == score]["scored"], None)
+        .tolist()
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -60,24 +64,36 @@ def test_mycaw_concerns_wellbeing_and_profile_score():
 
 
 def test_mycaw_scale_is_0_to_6_with_labelled_ends():
-    values, invalid = item_values(pd.Series(["0", "6", "7", "-1", "Bothers me greatly",
-                                             "Not bothering me at all", "3.5"]),
-                                  INSTRUMENTS["mycaw"])
+    values, invalid = item_values(
+        pd.Series(["0", "6", "7", "-1", "Bothers me greatly", "Not bothering me at all", "3.5"]),
+        INSTRUMENTS["mycaw"],
+    )
     assert values.tolist()[:2] == [0, 6] and values.tolist()[4:6] == [6, 0]
     assert invalid.tolist() == [False, False, True, True, False, False, True]
 
 
 def test_mycaw_concerns_pair_at_concern_level():
     from linkeval.stats.pairing import pair_scores
+
     base = {"site": "A", "person_id": "p" * 64, "referral_id": "R1"}
     rows = []
-    for tp, date, answers in (("baseline", "2024-01-10", [5, 3, 4]),
-                              ("followup", "2024-10-20", [2, 3, 2])):
+    for tp, date, answers in (
+        ("baseline", "2024-01-10", [5, 3, 4]),
+        ("followup", "2024-10-20", [2, 3, 2]),
+    ):
         scored = scores_of("mycaw", [answers])
         for r in scored.itertuples():
-            rows.append({**base, "timepoint": tp, "completed_date": pd.Timestamp(date),
-                         "instrument": r.score_name, "score": r.score, "band": r.band,
-                         "scored": r.scored})
+            rows.append(
+                {
+                    **base,
+                    "timepoint": tp,
+                    "completed_date": pd.Timestamp(date),
+                    "instrument": r.score_name,
+                    "score": r.score,
+                    "band": r.band,
+                    "scored": r.scored,
+                }
+            )
     frame = pd.DataFrame(rows)
     frame["score"] = frame["score"].astype("Float64")
     pairs, _ = pair_scores(frame, (270, 365))
@@ -106,8 +122,9 @@ def test_cel_scoring_from_labels_and_numbers():
 
 
 def test_reqol10_total_and_missing_items():
-    out = scores_of("reqol10", [[4] * 10, [0] * 10, [0, 1, 2, 3, 4, 4, 3, 2, 1, 0],
-                                [4] * 9 + [None]])
+    out = scores_of(
+        "reqol10", [[4] * 10, [0] * 10, [0, 1, 2, 3, 4, 4, 3, 2, 1, 0], [4] * 9 + [None]]
+    )
     assert one(out, "reqol10") == [40, 0, 20, None]
     assert direction("reqol10") == 1
     assert "Oxford University Innovation" in INSTRUMENTS["reqol10"].licence
@@ -116,12 +133,24 @@ def test_reqol10_total_and_missing_items():
 def test_reqol_negatively_worded_items_reversed_in_a_local_definition():
     # A site exporting raw response positions (0 = none of the time ... 4 = most or all of
     # the time) declares the negatively worded items of its licensed form as reversed.
-    inst = define("reqol10_raw", {
-        "title": "ReQoL-10 raw positions", "source": "Keetharuth 2018; licensed form",
-        "items": [f"q{i}" for i in range(1, 11)], "range": [0, 4], "higher_is_better": True,
-        "reversed": ["q1", "q3"],
-        "labels": {"None of the time": 0, "Only occasionally": 1, "Sometimes": 2,
-                   "Often": 3, "Most or all of the time": 4}})
+    inst = define(
+        "reqol10_raw",
+        {
+            "title": "ReQoL-10 raw positions",
+            "source": "Keetharuth 2018; licensed form",
+            "items": [f"q{i}" for i in range(1, 11)],
+            "range": [0, 4],
+            "higher_is_better": True,
+            "reversed": ["q1", "q3"],
+            "labels": {
+                "None of the time": 0,
+                "Only occasionally": 1,
+                "Sometimes": 2,
+                "Often": 3,
+                "Most or all of the time": 4,
+            },
+        },
+    )
     items = pd.DataFrame([[4] * 10], columns=list(inst.items), dtype="Float64")
     assert score_items(items, inst, Settings())["score"].iloc[0] == 32  # 8 x 4 + 2 x 0
 
@@ -149,19 +178,27 @@ def test_wellbeing_star_prescored_total():
 # The declarative definition (the same mechanism for built-in and local instruments)
 
 SPEC = {
-    "title": "Community connection scale", "source": "in-house (Riverside PCN, 2024)",
-    "items": ["belong", "trust", "alone", "help"], "range": [1, 5],
+    "title": "Community connection scale",
+    "source": "in-house (Riverside PCN, 2024)",
+    "items": ["belong", "trust", "alone", "help"],
+    "range": [1, 5],
     "labels": {"Never": 1, "Rarely": 2, "Sometimes": 3, "Often": 4, "Always": 5},
-    "reversed": ["alone"], "higher_is_better": True, "scoring": "sum",
+    "reversed": ["alone"],
+    "higher_is_better": True,
+    "scoring": "sum",
     "bands": {"low": [4, 9], "medium": [10, 15], "high": [16, 20]},
-    "mid": 2, "max_missing": 1,
+    "mid": 2,
+    "max_missing": 1,
 }
 
 
 def test_local_definition_reversed_items_bands_mid_and_prorating():
     inst = define("connect", SPEC)
-    items = pd.DataFrame([[5, 5, 1, 5], [1, 1, 5, 1], [3, 3, 3, None], [3, None, None, 3]],
-                         columns=list(inst.items), dtype="Float64")
+    items = pd.DataFrame(
+        [[5, 5, 1, 5], [1, 1, 5, 1], [3, 3, 3, None], [3, None, None, 3]],
+        columns=list(inst.items),
+        dtype="Float64",
+    )
     out = score_items(items, inst, Settings(max_missing=inst.max_missing))
     assert out["score"].tolist()[:3] == [20, 4, 12]  # alone reversed: 6 - value
     assert out["band"].tolist()[:3] == ["high", "low", "medium"]
@@ -171,30 +208,61 @@ def test_local_definition_reversed_items_bands_mid_and_prorating():
 
 
 def test_local_definition_mean_scoring_and_conversion_table(tmp_path):
-    inst = define("mood", {"title": "Mood", "source": "in-house", "items": ["a", "b", "c"],
-                           "range": [0, 2], "higher_is_better": False, "scoring": "mean"})
+    inst = define(
+        "mood",
+        {
+            "title": "Mood",
+            "source": "in-house",
+            "items": ["a", "b", "c"],
+            "range": [0, 2],
+            "higher_is_better": False,
+            "scoring": "mean",
+        },
+    )
     items = pd.DataFrame([[0, 1, 2]], columns=["a", "b", "c"], dtype="Float64")
     assert score_items(items, inst, Settings())["score"].iloc[0] == 1
     (tmp_path / "table.csv").write_text("raw_score,score\n0,0\n1,10\n2,25\n")
-    conv = define("conv", {"title": "C", "source": "x", "items": ["a", "b"], "range": [0, 1],
-                           "higher_is_better": True, "conversion": "table.csv"}, tmp_path)
+    conv = define(
+        "conv",
+        {
+            "title": "C",
+            "source": "x",
+            "items": ["a", "b"],
+            "range": [0, 1],
+            "higher_is_better": True,
+            "conversion": "table.csv",
+        },
+        tmp_path,
+    )
     items = pd.DataFrame([[1, 1], [0, 1]], columns=["a", "b"], dtype="Float64")
     assert score_items(items, conv, Settings())["score"].tolist() == [25, 10]
-    inline = define("conv2", {"title": "C", "source": "x", "items": ["a"], "range": [0, 1],
-                              "higher_is_better": True, "conversion": {0: 5, 1: 7}})
+    inline = define(
+        "conv2",
+        {
+            "title": "C",
+            "source": "x",
+            "items": ["a"],
+            "range": [0, 1],
+            "higher_is_better": True,
+            "conversion": {0: 5, 1: 7},
+        },
+    )
     assert score_items(items[["a"]], inline, Settings())["score"].tolist() == [7, 5]
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"range": [5, 1]}, "instruments.bad.range"),
-    ({"reversed": ["nope"]}, "instruments.bad.reversed"),
-    ({"scoring": "median"}, "instruments.bad.scoring"),
-    ({"higher_is_better": None}, "instruments.bad.higher_is_better"),
-    ({"bands": {"low": [3, 1]}}, "instruments.bad.bands.low"),
-    ({"max_missing": 4}, "instruments.bad.max_missing"),
-    ({"labels": {"Always": 9}}, "instruments.bad.labels.Always"),
-    ({"item": ["x"]}, 'did you mean "items"'),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"range": [5, 1]}, "instruments.bad.range"),
+        ({"reversed": ["nope"]}, "instruments.bad.reversed"),
+        ({"scoring": "median"}, "instruments.bad.scoring"),
+        ({"higher_is_better": None}, "instruments.bad.higher_is_better"),
+        ({"bands": {"low": [3, 1]}}, "instruments.bad.bands.low"),
+        ({"max_missing": 4}, "instruments.bad.max_missing"),
+        ({"labels": {"Always": 9}}, "instruments.bad.labels.Always"),
+        ({"item": ["x"]}, 'did you mean "items"'),
+    ],
+)
 def test_definition_errors_name_the_key(change, message):
     with pytest.raises(LinkevalError, match=message.replace(".", r"\.")):
         define("bad", {**SPEC, **change})
@@ -222,15 +290,17 @@ QUESTIONNAIRES = (
 
 
 def study_with_local(tmp_path, spec=SPEC):
-    path = write_study(tmp_path, extra={"instruments": {"connect": spec,
-                                                        "mycaw": {"mid": 1}}})
+    path = write_study(tmp_path, extra={"instruments": {"connect": spec, "mycaw": {"mid": 1}}})
     cfg = yaml.safe_load(path.read_text())
     (tmp_path / "raw" / "x" / "q.csv").write_text(QUESTIONNAIRES)
-    cfg["sites"]["X"]["sources"].append({
-        "table": "questionnaires", "path": "x/q.csv",
-        "columns": {"referral_id": "Ref", "completed_date": "Date", "timepoint": "Stage"},
-        "items": {"connect": ["Belong", "Trust", "Alone", "Help"],
-                  "mycaw": ["C1", "C2", "WB"]}})
+    cfg["sites"]["X"]["sources"].append(
+        {
+            "table": "questionnaires",
+            "path": "x/q.csv",
+            "columns": {"referral_id": "Ref", "completed_date": "Date", "timepoint": "Stage"},
+            "items": {"connect": ["Belong", "Trust", "Alone", "Help"], "mycaw": ["C1", "C2", "WB"]},
+        }
+    )
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
 
@@ -239,7 +309,9 @@ def test_config_local_instrument_is_scored_and_paired(tmp_path):
     cfg = load_config(study_with_local(tmp_path))
     assert [i.name for i in cfg.local_instruments] == ["connect"]
     assert cfg.instruments["mycaw"] == {"mid": 1} and cfg.instruments["connect"] == {
-        "mid": 2, "max_missing": 1}
+        "mid": 2,
+        "max_missing": 1,
+    }
     result = clean_study(cfg, key=KEY, today=pd.Timestamp("2026-01-01"))
     scores = result.tables["scores"].set_index(["instrument", "timepoint"])["score"]
     assert scores[("connect", "baseline")] == 1 + 2 + 1 + 1  # alone "Always" reversed -> 1
@@ -253,8 +325,9 @@ def test_config_local_instrument_is_scored_and_paired(tmp_path):
 
 def test_config_refuses_unknown_instrument_and_builtin_redefinition(tmp_path):
     path = write_study(tmp_path, extra={"instruments": {"swembws": {"mid": 3}}})
-    with pytest.raises(LinkevalError, match='instruments.swembws: unknown instrument.*did you '
-                                            'mean "swemwbs"'):
+    with pytest.raises(
+        LinkevalError, match='instruments.swembws: unknown instrument.*did you mean "swemwbs"'
+    ):
         load_config(path)
     path = write_study(tmp_path, extra={"instruments": {"ucla3": SPEC}})
     with pytest.raises(LinkevalError, match="built-in instrument"):
@@ -268,9 +341,10 @@ def test_local_instrument_survives_pickling_into_a_fresh_process(tmp_path):
     cfg = load_config(study_with_local(tmp_path))
     blob = tmp_path / "cfg.pickle"
     blob.write_bytes(pickle.dumps(cfg))
-    code = ("import pickle, sys; from linkeval.instruments import INSTRUMENTS, direction; "
-            f"pickle.load(open({str(blob)!r}, 'rb')); "
-            "print(INSTRUMENTS['connect'].title, direction('connect'))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    code = (
+        "import pickle, sys; from linkeval.instruments import INSTRUMENTS, direction; "
+        f"pickle.load(open({str(blob)!r}, 'rb')); "
+        "print(INSTRUMENTS['connect'].title, direction('connect'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "Community connection scale 1"

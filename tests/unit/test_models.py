@@ -15,8 +15,9 @@ from linkeval.stats import models
 @pytest.fixture(scope="module")
 def demo(demo_clean):
     tables = demo_clean.tables
-    frame = models.analysis_frame(tables["pairs"], tables["referrals"], "swemwbs",
-                                  tables["referral_reasons"])
+    frame = models.analysis_frame(
+        tables["pairs"], tables["referrals"], "swemwbs", tables["referral_reasons"]
+    )
     return tables, frame
 
 
@@ -38,8 +39,7 @@ def test_a_site_level_moderator_is_estimated_not_degenerate(demo):
 def test_singular_fits_are_reported_in_words():
     # Sites with identical true means: REML puts the site variance at zero.
     rng = np.random.default_rng(8)
-    frame = pd.DataFrame({"site": np.repeat(list("ABCD"), 15),
-                          "baseline": rng.normal(20, 3, 60)})
+    frame = pd.DataFrame({"site": np.repeat(list("ABCD"), 15), "baseline": rng.normal(20, 3, 60)})
     frame["followup"] = frame["baseline"] + rng.normal(1, 2, 60)
     frame["x"] = rng.random(60) < 0.5
     found = False
@@ -55,15 +55,25 @@ def test_singular_fits_are_reported_in_words():
     assert table.set_index("term").loc["site variance (random intercept)", "estimate"] == 0
 
 
-@pytest.mark.parametrize(("call", "message"), [
-    (lambda f: models.multilevel_model(f, covariates=["sexx"]), "'sexx'.*did you mean \"sex\""),
-    (lambda f: models.multilevel_model(f.assign(one=1.0), covariates=["one"]),
-     "covariate 'one' takes one value"),
-    (lambda f: models.moderator_analysis(f, "lonely_baselin"), "'lonely_baselin'"),
-    (lambda f: models.moderator_analysis(f.assign(k=True), "k"), "moderator 'k' takes one value"),
-    (lambda f: models.moderator_analysis(f, "lonely_baseline", reference="maybe"),
-     "reference 'maybe'"),
-])
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda f: models.multilevel_model(f, covariates=["sexx"]), "'sexx'.*did you mean \"sex\""),
+        (
+            lambda f: models.multilevel_model(f.assign(one=1.0), covariates=["one"]),
+            "covariate 'one' takes one value",
+        ),
+        (lambda f: models.moderator_analysis(f, "lonely_baselin"), "'lonely_baselin'"),
+        (
+            lambda f: models.moderator_analysis(f.assign(k=True), "k"),
+            "moderator 'k' takes one value",
+        ),
+        (
+            lambda f: models.moderator_analysis(f, "lonely_baseline", reference="maybe"),
+            "reference 'maybe'",
+        ),
+    ],
+)
 def test_clear_errors_name_the_column(demo, call, message):
     _, frame = demo
     with pytest.raises(ValueError, match=message):
@@ -72,16 +82,16 @@ def test_clear_errors_name_the_column(demo, call, message):
 
 def test_unknown_instrument_is_named(demo):
     tables, _ = demo
-    with pytest.raises(ValueError, match='unknown instrument score \'swembws\'.*"swemwbs"'):
+    with pytest.raises(ValueError, match="unknown instrument score 'swembws'.*\"swemwbs\""):
         models.analysis_frame(tables["pairs"], tables["referrals"], "swembws")
 
 
 def test_lonely_threshold_is_a_plain_argument(demo):
     tables, _ = demo
-    low = models.analysis_frame(tables["pairs"], tables["referrals"], "swemwbs",
-                                lonely_threshold=4)
-    high = models.analysis_frame(tables["pairs"], tables["referrals"], "swemwbs",
-                                 lonely_threshold=9)
+    low = models.analysis_frame(tables["pairs"], tables["referrals"], "swemwbs", lonely_threshold=4)
+    high = models.analysis_frame(
+        tables["pairs"], tables["referrals"], "swemwbs", lonely_threshold=9
+    )
     assert low["lonely_baseline"].sum() > high["lonely_baseline"].sum()
 
 

@@ -13,8 +13,12 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.i
 
 
 def test_the_four_notebooks_exist():
-    assert {p.stem for p in NOTEBOOKS} == {"site_descriptive", "site_change", "cross_site",
-                                           "explore"}
+    assert {p.stem for p in NOTEBOOKS} == {
+        "site_descriptive",
+        "site_change",
+        "cross_site",
+        "explore",
+    }
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -18,8 +18,10 @@ from linkeval.stats.pairing import (
 
 def scores(rows):
     """rows: (person, timepoint, date, score[, scored]) for SWEMWBS at site S."""
-    out = pd.DataFrame(rows, columns=["person_id", "timepoint", "completed_date", "score",
-                                      "scored"][: len(rows[0])])
+    out = pd.DataFrame(
+        rows,
+        columns=["person_id", "timepoint", "completed_date", "score", "scored"][: len(rows[0])],
+    )
     if "scored" not in out:
         out["scored"] = True
     out["site"], out["instrument"], out["referral_id"], out["band"] = "S", "swemwbs", "R", None
@@ -29,13 +31,17 @@ def scores(rows):
 
 
 def test_earliest_baseline_and_first_in_window_followup():
-    pairs, excluded = pair_scores(scores([
-        ("p", "baseline", "2024-01-10", 20.0),
-        ("p", "baseline", "2024-01-03", 18.0),      # several baselines: earliest wins
-        ("p", "followup", "2024-08-01", 30.0),      # 211 days: too early
-        ("p", "followup", "2024-10-30", 24.0),      # 301 days: first in window
-        ("p", "followup", "2024-12-01", 26.0),      # 333 days: in window but later
-    ]))
+    pairs, excluded = pair_scores(
+        scores(
+            [
+                ("p", "baseline", "2024-01-10", 20.0),
+                ("p", "baseline", "2024-01-03", 18.0),  # several baselines: earliest wins
+                ("p", "followup", "2024-08-01", 30.0),  # 211 days: too early
+                ("p", "followup", "2024-10-30", 24.0),  # 301 days: first in window
+                ("p", "followup", "2024-12-01", 26.0),  # 333 days: in window but later
+            ]
+        )
+    )
     row = pairs.iloc[0]
     assert (row["baseline"], row["followup"], row["change"]) == (18.0, 24.0, 6.0)
     assert row["days_between"] == 301 and row["in_window"]
@@ -43,30 +49,38 @@ def test_earliest_baseline_and_first_in_window_followup():
 
 
 def test_out_of_window_followup_is_kept_and_marked():
-    pairs, _ = pair_scores(scores([("p", "baseline", "2024-01-01", 20.0),
-                                   ("p", "followup", "2025-03-01", 25.0)]))  # 425 days
+    pairs, _ = pair_scores(
+        scores([("p", "baseline", "2024-01-01", 20.0), ("p", "followup", "2025-03-01", 25.0)])
+    )  # 425 days
     assert pairs["followup"].iloc[0] == 25.0 and not pairs["in_window"].iloc[0]
 
 
 def test_window_is_configurable():
-    pairs, _ = pair_scores(scores([("p", "baseline", "2024-01-01", 20.0),
-                                   ("p", "followup", "2025-03-01", 25.0)]), window=(180, 450))
+    pairs, _ = pair_scores(
+        scores([("p", "baseline", "2024-01-01", 20.0), ("p", "followup", "2025-03-01", 25.0)]),
+        window=(180, 450),
+    )
     assert pairs["in_window"].iloc[0]
 
 
 def test_followup_first_is_excluded_and_reported():
-    pairs, excluded = pair_scores(scores([("p", "followup", "2023-12-01", 30.0),
-                                          ("p", "baseline", "2024-01-01", 20.0)]))
+    pairs, excluded = pair_scores(
+        scores([("p", "followup", "2023-12-01", 30.0), ("p", "baseline", "2024-01-01", 20.0)])
+    )
     assert pd.isna(pairs["followup"].iloc[0]) and not pairs["in_window"].iloc[0]
     assert excluded["reason"].tolist() == ["followup_before_baseline"]
 
 
 def test_followup_without_baseline_and_unscored_baseline():
-    pairs, excluded = pair_scores(scores([
-        ("q", "followup", "2024-12-01", 30.0, True),
-        ("r", "baseline", "2024-01-01", None, False),
-        ("r", "followup", "2024-11-01", 22.0, True),
-    ]))
+    pairs, excluded = pair_scores(
+        scores(
+            [
+                ("q", "followup", "2024-12-01", 30.0, True),
+                ("r", "baseline", "2024-01-01", None, False),
+                ("r", "followup", "2024-11-01", 22.0, True),
+            ]
+        )
+    )
     assert pairs.empty
     assert sorted(excluded["reason"]) == ["no_baseline", "no_baseline"]
 
@@ -80,12 +94,19 @@ def test_reliable_change_index_by_hand():
 def _pairs(instrument, baseline, change):
     b = np.asarray(baseline, dtype=float)
     c = np.asarray(change, dtype=float)
-    return pd.DataFrame({"site": "S", "person_id": [f"p{i}" for i in range(len(b))],
-                         "instrument": instrument, "baseline": pd.array(b, dtype="Float64"),
-                         "followup": pd.array(b + c, dtype="Float64"),
-                         "change": pd.array(c, dtype="Float64"),
-                         "improved_reliably": pd.NA, "deteriorated_reliably": pd.NA,
-                         "met_mid_improvement": pd.NA})
+    return pd.DataFrame(
+        {
+            "site": "S",
+            "person_id": [f"p{i}" for i in range(len(b))],
+            "instrument": instrument,
+            "baseline": pd.array(b, dtype="Float64"),
+            "followup": pd.array(b + c, dtype="Float64"),
+            "change": pd.array(c, dtype="Float64"),
+            "improved_reliably": pd.NA,
+            "deteriorated_reliably": pd.NA,
+            "met_mid_improvement": pd.NA,
+        }
+    )
 
 
 def test_reliable_change_respects_direction_and_mid():
@@ -100,8 +121,11 @@ def test_reliable_change_respects_direction_and_mid():
 
 
 def test_configured_reliability_and_mid_win():
-    p = add_change_indicators(_pairs("swemwbs", [10, 20], [2, 1]), {"swemwbs": 0.92},
-                              {"swemwbs": Settings(reliability=0.999, mid=1.5)})
+    p = add_change_indicators(
+        _pairs("swemwbs", [10, 20], [2, 1]),
+        {"swemwbs": 0.92},
+        {"swemwbs": Settings(reliability=0.999, mid=1.5)},
+    )
     assert p["improved_reliably"].tolist() == [True, True]
     assert p["met_mid_improvement"].tolist() == [True, False]
 
@@ -112,16 +136,32 @@ def test_single_item_scores_have_no_reliable_change_without_configured_reliabili
 
 
 def test_attrition_table_and_followup_rates():
-    pairs = pd.DataFrame({
-        "site": "S", "person_id": ["a", "b", "c", "d"], "referral_id": ["1", "2", "3", "4"],
-        "instrument": "swemwbs", "baseline": [20.0, 22.0, 18.0, 24.0],
-        "followup": [21.0, None, 19.0, None], "in_window": [True, False, True, False]})
-    referrals = pd.DataFrame({"site": "S", "referral_id": ["1", "2", "3", "4"],
-                              "age_band": ["65-74", "65-74", "25-34", "25-34"],
-                              "sex": ["female", "male", "female", "female"],
-                              "imd_decile": [1, 2, 9, 10]})
+    pairs = pd.DataFrame(
+        {
+            "site": "S",
+            "person_id": ["a", "b", "c", "d"],
+            "referral_id": ["1", "2", "3", "4"],
+            "instrument": "swemwbs",
+            "baseline": [20.0, 22.0, 18.0, 24.0],
+            "followup": [21.0, None, 19.0, None],
+            "in_window": [True, False, True, False],
+        }
+    )
+    referrals = pd.DataFrame(
+        {
+            "site": "S",
+            "referral_id": ["1", "2", "3", "4"],
+            "age_band": ["65-74", "65-74", "25-34", "25-34"],
+            "sex": ["female", "male", "female", "female"],
+            "imd_decile": [1, 2, 9, 10],
+        }
+    )
     rates = followup_rates(pairs)
-    assert rates[["n_baseline", "n_followed_up", "pct_followed_up"]].iloc[0].tolist() == [4, 2, 50.0]
+    assert rates[["n_baseline", "n_followed_up", "pct_followed_up"]].iloc[0].tolist() == [
+        4,
+        2,
+        50.0,
+    ]
     table = attrition_table(pairs, referrals, instrument="swemwbs").set_index(["variable", "level"])
     female = table.loc[("sex", "female")]
     # followed up: 2 of 2 female; not followed up: 1 of 2 -> p1 = 1, p0 = 0.5
@@ -138,15 +178,21 @@ def test_reliabilities_from_long_baseline_responses():
     # variance 19/3; alpha = 3/2 * (1 - (8/3) / (19/3)) = 3/2 * 11/19 = 33/38.
     items = ("lack_companionship", "left_out", "isolated")
     wide = {"p1": (1, 2, 3), "p2": (2, 3, 3), "p3": (1, 1, 1)}
-    rows = [("S", p, "2024-01-01", "baseline", item, v)
-            for p, values in wide.items() for item, v in zip(items, values, strict=True)]
-    rows += [("S", "p1", "2024-01-01", "baseline", items[0], 3),   # a repeat: the first wins
-             ("S", "p4", "2024-01-01", "baseline", items[0], 2),   # incomplete: left out
-             ("S", "p4", "2024-01-01", "baseline", items[1], None),
-             ("S", "p4", "2024-01-01", "baseline", items[2], 2),
-             ("S", "p1", "2024-12-01", "followup", items[0], 3)]   # follow-ups are not used
-    responses = pd.DataFrame(rows, columns=["site", "person_id", "completed_date", "timepoint",
-                                            "item", "value"]).assign(instrument="ucla3")
+    rows = [
+        ("S", p, "2024-01-01", "baseline", item, v)
+        for p, values in wide.items()
+        for item, v in zip(items, values, strict=True)
+    ]
+    rows += [
+        ("S", "p1", "2024-01-01", "baseline", items[0], 3),  # a repeat: the first wins
+        ("S", "p4", "2024-01-01", "baseline", items[0], 2),  # incomplete: left out
+        ("S", "p4", "2024-01-01", "baseline", items[1], None),
+        ("S", "p4", "2024-01-01", "baseline", items[2], 2),
+        ("S", "p1", "2024-12-01", "followup", items[0], 3),
+    ]  # follow-ups are not used
+    responses = pd.DataFrame(
+        rows, columns=["site", "person_id", "completed_date", "timepoint", "item", "value"]
+    ).assign(instrument="ucla3")
     responses["value"] = responses["value"].astype("Float64")
     responses["completed_date"] = pd.to_datetime(responses["completed_date"])
     assert reliabilities(responses) == {"ucla3": pytest.approx(33 / 38)}
@@ -157,9 +203,15 @@ def test_reliabilities_from_long_baseline_responses():
 
 def two_episodes():
     """One person referred twice: a baseline and follow-up in each referral."""
-    s = scores([("p", "baseline", "2023-01-10", 18.0), ("p", "followup", "2023-11-01", 22.0),
-                ("p", "baseline", "2024-03-01", 16.0), ("p", "followup", "2024-12-20", 25.0),
-                ("q", "followup", "2024-12-01", 30.0)])
+    s = scores(
+        [
+            ("p", "baseline", "2023-01-10", 18.0),
+            ("p", "followup", "2023-11-01", 22.0),
+            ("p", "baseline", "2024-03-01", 16.0),
+            ("p", "followup", "2024-12-20", 25.0),
+            ("q", "followup", "2024-12-01", 30.0),
+        ]
+    )
     s["referral_id"] = ["R1", "R1", "R2", "R2", "R3"]
     return s
 
@@ -175,7 +227,9 @@ def test_per_person_pairs_the_earliest_baseline_whatever_the_referral():
 def test_per_episode_pairs_each_referral_with_its_own_forms():
     pairs, excluded = pair_scores(two_episodes(), pairing="per_episode")
     assert pairs[["referral_id", "baseline", "followup", "days_between"]].values.tolist() == [
-        ["R1", 18.0, 22.0, 295], ["R2", 16.0, 25.0, 294]]
+        ["R1", 18.0, 22.0, 295],
+        ["R2", 16.0, 25.0, 294],
+    ]
     assert pairs["in_window"].all()
     assert excluded["reason"].tolist() == ["no_baseline"]
 
@@ -193,8 +247,13 @@ def test_per_episode_does_not_pair_a_followup_with_another_referrals_baseline():
 
 
 def test_one_person_one_episode_pairs_the_same_either_way():
-    s = scores([("p", "baseline", "2024-01-03", 18.0), ("p", "followup", "2024-10-30", 24.0),
-                ("r", "baseline", "2024-02-01", 20.0)])
+    s = scores(
+        [
+            ("p", "baseline", "2024-01-03", 18.0),
+            ("p", "followup", "2024-10-30", 24.0),
+            ("r", "baseline", "2024-02-01", 20.0),
+        ]
+    )
     a, _ = pair_scores(s)
     b, _ = pair_scores(s, pairing="per_episode")
     pd.testing.assert_frame_equal(a, b)
@@ -209,11 +268,31 @@ def test_config_pairing_defaults_to_per_person_and_refuses_others(tmp_path):
     from linkeval.config import parse_config
     from linkeval.errors import LinkevalError
 
-    raw = {"study": "S", "raw_dir": "raw", "processed_dir": "out", "reports_dir": "rep",
-           "sites": {"X": {"sources": [{"table": "referrals", "path": "x/r.csv", "columns": {
-               "referral_id": "Ref", "referral_date": "Date", "nhs_number": "NHS"}}]}}}
+    raw = {
+        "study": "S",
+        "raw_dir": "raw",
+        "processed_dir": "out",
+        "reports_dir": "rep",
+        "sites": {
+            "X": {
+                "sources": [
+                    {
+                        "table": "referrals",
+                        "path": "x/r.csv",
+                        "columns": {
+                            "referral_id": "Ref",
+                            "referral_date": "Date",
+                            "nhs_number": "NHS",
+                        },
+                    }
+                ]
+            }
+        },
+    }
     assert parse_config(raw, tmp_path / "s.yaml").pairing == "per_person"
-    assert parse_config({**raw, "pairing": "per_episode"}, tmp_path / "s.yaml").pairing \
+    assert (
+        parse_config({**raw, "pairing": "per_episode"}, tmp_path / "s.yaml").pairing
         == "per_episode"
+    )
     with pytest.raises(LinkevalError, match='pairing: .*did you mean "per_episode"'):
         parse_config({**raw, "pairing": "per_epsiode"}, tmp_path / "s.yaml")

@@ -29,10 +29,36 @@ VCSE = [1, 0, 1, 1, 0, 1]
 # Dataset 2: BCG vaccine trials (metafor's dat.bcg), log risk ratios rounded to 6 decimals:
 # dat <- escalc(measure = "RR", ai = tpos, bi = tneg, ci = cpos, di = cneg, data = dat.bcg)
 # yi <- round(dat$yi, 6); vi <- round(dat$vi, 6)
-BCG_YI = [-0.889311, -1.585389, -1.348073, -1.441551, -0.217547, -0.786116, -1.620898,
-          0.011952, -0.469418, -1.371345, -0.339359, 0.445913, -0.017314]
-BCG_VI = [0.325585, 0.194581, 0.415368, 0.020010, 0.051210, 0.006906, 0.223017, 0.003962,
-          0.056434, 0.073025, 0.012412, 0.532506, 0.071405]
+BCG_YI = [
+    -0.889311,
+    -1.585389,
+    -1.348073,
+    -1.441551,
+    -0.217547,
+    -0.786116,
+    -1.620898,
+    0.011952,
+    -0.469418,
+    -1.371345,
+    -0.339359,
+    0.445913,
+    -0.017314,
+]
+BCG_VI = [
+    0.325585,
+    0.194581,
+    0.415368,
+    0.020010,
+    0.051210,
+    0.006906,
+    0.223017,
+    0.003962,
+    0.056434,
+    0.073025,
+    0.012412,
+    0.532506,
+    0.071405,
+]
 BCG_ABLAT = [44, 55, 42, 52, 13, 44, 19, 13, 27, 42, 18, 33, 33]
 
 # Dataset 3: homogeneous estimates (tau^2 = 0 and a Q-profile interval of [0, 0]).
@@ -50,12 +76,26 @@ def test_meta_analysis_matches_metafor_six_sites():
     # I^2 73.51505294 (CI 32.32910747 95.59397821); H^2 3.77572965;
     # Q(df = 5) = 20.5, p 0.00100653; pi -0.24387221 2.76464672
     m = meta_analysis(Y6, V6)
-    expected = {"estimate": 1.26038725, "std_error": 0.25224276, "statistic": 4.99672323,
-                "df": 5, "p_value": 0.00411625, "ci_low": 0.61197660, "ci_high": 1.90879791,
-                "tau2": 0.27881213, "tau2_ci_low": 0.04798730, "tau2_ci_high": 2.17930690,
-                "i2": 73.51505294, "i2_ci_low": 32.32910747, "i2_ci_high": 95.59397821,
-                "h2": 3.77572965, "q": 20.5, "q_p_value": 0.00100653, "pi_low": -0.24387221,
-                "pi_high": 2.76464672}
+    expected = {
+        "estimate": 1.26038725,
+        "std_error": 0.25224276,
+        "statistic": 4.99672323,
+        "df": 5,
+        "p_value": 0.00411625,
+        "ci_low": 0.61197660,
+        "ci_high": 1.90879791,
+        "tau2": 0.27881213,
+        "tau2_ci_low": 0.04798730,
+        "tau2_ci_high": 2.17930690,
+        "i2": 73.51505294,
+        "i2_ci_low": 32.32910747,
+        "i2_ci_high": 95.59397821,
+        "h2": 3.77572965,
+        "q": 20.5,
+        "q_p_value": 0.00100653,
+        "pi_low": -0.24387221,
+        "pi_high": 2.76464672,
+    }
     for key, value in expected.items():
         assert getattr(m, key) == pytest.approx(value, abs=TOL), key
     assert m.k == 6 and "Hartung-Knapp-Sidik-Jonkman t on 5 df" in m.method
@@ -69,13 +109,24 @@ def test_meta_analysis_matches_metafor_bcg():
     # 97.6779933244); H^2 12.855327690387; QE 152.22676645, p 2.00260087876e-26;
     # pi -1.996016608621 0.566951561225
     m = meta_analysis(BCG_YI, BCG_VI)
-    expected = {"estimate": -0.714532523698, "std_error": 0.180791718701,
-                "statistic": -3.95224144575, "p_value": 0.00192000969457,
-                "ci_low": -1.1084438399, "ci_high": -0.320621207495, "tau2": 0.313243047521,
-                "tau2_ci_low": 0.119718203879, "tau2_ci_high": 1.11147869588,
-                "i2": 92.221124003336, "i2_ci_low": 81.92002718826, "i2_ci_high": 97.6779933244,
-                "h2": 12.855327690387, "q": 152.22676645, "pi_low": -1.996016608621,
-                "pi_high": 0.566951561225}
+    expected = {
+        "estimate": -0.714532523698,
+        "std_error": 0.180791718701,
+        "statistic": -3.95224144575,
+        "p_value": 0.00192000969457,
+        "ci_low": -1.1084438399,
+        "ci_high": -0.320621207495,
+        "tau2": 0.313243047521,
+        "tau2_ci_low": 0.119718203879,
+        "tau2_ci_high": 1.11147869588,
+        "i2": 92.221124003336,
+        "i2_ci_low": 81.92002718826,
+        "i2_ci_high": 97.6779933244,
+        "h2": 12.855327690387,
+        "q": 152.22676645,
+        "pi_low": -1.996016608621,
+        "pi_high": 0.566951561225,
+    }
     for key, value in expected.items():
         assert getattr(m, key) == pytest.approx(value, abs=TOL), key
     assert m.q_p_value == pytest.approx(2.002600879e-26, rel=1e-4)
@@ -109,13 +160,28 @@ def test_meta_regression_matches_metafor_site_level_context():
     # F(1, 4) 12.7678253111 p 0.0233087268999
     r = meta_regression(Y6, V6, pd.DataFrame({"vcse": VCSE}))
     c = r.coefficients.set_index("term")
-    expected = {"intercept": (0.560885809439, 0.211533006801, 2.65152856248, 0.0568909261519,
-                              -0.0264239718806, 1.14819559076),
-                "vcse": (1.005014341444, 0.281263769647, 3.57320938529, 0.0233087268999,
-                         0.2241009249388, 1.78592775795)}
+    expected = {
+        "intercept": (
+            0.560885809439,
+            0.211533006801,
+            2.65152856248,
+            0.0568909261519,
+            -0.0264239718806,
+            1.14819559076,
+        ),
+        "vcse": (
+            1.005014341444,
+            0.281263769647,
+            3.57320938529,
+            0.0233087268999,
+            0.2241009249388,
+            1.78592775795,
+        ),
+    }
     for term, values in expected.items():
-        got = c.loc[term, ["estimate", "std_error", "statistic", "p_value", "ci_low",
-                           "ci_high"]].to_numpy(dtype=float)
+        got = c.loc[
+            term, ["estimate", "std_error", "statistic", "p_value", "ci_low", "ci_high"]
+        ].to_numpy(dtype=float)
         np.testing.assert_allclose(got, values, atol=TOL)
         assert c.loc[term, "df"] == 4
     assert r.tau2 == pytest.approx(0.0131886268053, abs=TOL)
@@ -141,19 +207,38 @@ def test_meta_regression_matches_metafor_bcg_latitude():
     r = meta_regression(BCG_YI, BCG_VI, pd.DataFrame({"ablat": BCG_ABLAT}))
     c = r.coefficients.set_index("term")
     np.testing.assert_allclose(
-        c.loc["intercept", ["estimate", "std_error", "statistic", "p_value", "ci_low",
-                            "ci_high"]].to_numpy(dtype=float),
-        [0.2514678377744, 0.28392490102289, 0.885684337191, 0.39473713289001,
-         -0.3734466559575, 0.876382331506], atol=TOL)
+        c.loc[
+            "intercept", ["estimate", "std_error", "statistic", "p_value", "ci_low", "ci_high"]
+        ].to_numpy(dtype=float),
+        [
+            0.2514678377744,
+            0.28392490102289,
+            0.885684337191,
+            0.39473713289001,
+            -0.3734466559575,
+            0.876382331506,
+        ],
+        atol=TOL,
+    )
     np.testing.assert_allclose(
-        c.loc["ablat", ["estimate", "std_error", "statistic", "p_value", "ci_low",
-                        "ci_high"]].to_numpy(dtype=float),
-        [-0.0291017257924, 0.00820140781808, -3.548381745911, 0.00456501750819,
-         -0.0471529026919, -0.011050548893], atol=TOL)
+        c.loc[
+            "ablat", ["estimate", "std_error", "statistic", "p_value", "ci_low", "ci_high"]
+        ].to_numpy(dtype=float),
+        [
+            -0.0291017257924,
+            0.00820140781808,
+            -3.548381745911,
+            0.00456501750819,
+            -0.0471529026919,
+            -0.011050548893,
+        ],
+        atol=TOL,
+    )
     assert c.loc["ablat", "df"] == 11
     assert r.tau2 == pytest.approx(0.07634745429804, abs=TOL)
-    assert (r.tau2_ci_low, r.tau2_ci_high) == pytest.approx((0.0166798193524, 0.784834792645),
-                                                            abs=TOL)
+    assert (r.tau2_ci_low, r.tau2_ci_high) == pytest.approx(
+        (0.0166798193524, 0.784834792645), abs=TOL
+    )
     assert r.i2 == pytest.approx(68.39083316739, abs=TOL)
     assert r.h2 == pytest.approx(3.16363922306, abs=TOL)
     assert r.r2 == pytest.approx(75.6267681271, abs=TOL)
@@ -167,12 +252,15 @@ def test_wald_z_option_is_narrower_with_few_sites():
     assert z.df == np.inf and z.estimate == pytest.approx(knha.estimate)
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (([1.0], [0.1]), "at least 2"),
-    (([1.0, 2.0], [0.1, 0.0]), "vi must be > 0"),
-    (([1.0, np.nan], [0.1, 0.1]), "finite"),
-    (([1.0, 2.0, 3.0], [0.1, 0.1]), "differ in length"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (([1.0], [0.1]), "at least 2"),
+        (([1.0, 2.0], [0.1, 0.0]), "vi must be > 0"),
+        (([1.0, np.nan], [0.1, 0.1]), "finite"),
+        (([1.0, 2.0, 3.0], [0.1, 0.1]), "differ in length"),
+    ],
+)
 def test_meta_analysis_errors(args, message):
     with pytest.raises(ValueError, match=message):
         meta_analysis(*args)
@@ -189,9 +277,17 @@ def _pairs(rng, sizes, site_means, sd=3.0):
     rows = []
     for site, (n, mu) in zip("ABCDEF", zip(sizes, site_means, strict=True), strict=False):
         base = rng.normal(20, 4, n).round()
-        rows.append(pd.DataFrame({"site": site, "instrument": "swemwbs", "baseline": base,
-                                  "followup": (base + rng.normal(mu, sd, n)).round(),
-                                  "in_window": True}))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "site": site,
+                    "instrument": "swemwbs",
+                    "baseline": base,
+                    "followup": (base + rng.normal(mu, sd, n)).round(),
+                    "in_window": True,
+                }
+            )
+        )
     return pd.concat(rows, ignore_index=True)
 
 
@@ -208,17 +304,27 @@ def test_pooled_change_is_the_meta_analysis_of_site_means():
     # The person-level mean is given beside it, clearly labelled, with a narrower interval.
     everyone = (pairs["followup"] - pairs["baseline"]).mean()
     assert row["person_level_estimate"] == pytest.approx(everyone)
-    assert (row["person_level_ci_high"] - row["person_level_ci_low"]
-            < row["ci_high"] - row["ci_low"])
+    assert row["person_level_ci_high"] - row["person_level_ci_low"] < row["ci_high"] - row["ci_low"]
     assert "REML" in row["method"] and row["note"] == ""
 
 
 def test_pooled_change_leaves_out_sites_without_a_variance_and_says_so():
     rng = np.random.default_rng(2)
     pairs = _pairs(rng, [30, 40, 50, 60], [1.0, 1.2, 0.8, 1.1])
-    pairs = pd.concat([pairs, pd.DataFrame({"site": "Z", "instrument": "swemwbs",
-                                            "baseline": [20.0], "followup": [22.0],
-                                            "in_window": True})])
+    pairs = pd.concat(
+        [
+            pairs,
+            pd.DataFrame(
+                {
+                    "site": "Z",
+                    "instrument": "swemwbs",
+                    "baseline": [20.0],
+                    "followup": [22.0],
+                    "in_window": True,
+                }
+            ),
+        ]
+    )
     row = pooled_change(pairs).iloc[0]
     assert row["k"] == 4 and "left out" in row["note"] and "Z" in row["note"]
     one = pooled_change(pairs[pairs["site"].isin(["A", "Z"])]).iloc[0]

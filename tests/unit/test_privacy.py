@@ -34,8 +34,7 @@ def test_no_identifiers_in_any_processed_file(demo_study, demo_processed):
     assert leaked == []
     for placeholder in ("0000000000", "9999999999", "1111111111"):
         assert not re.search(rf"(?<![\d.]){placeholder}(?!\d)", text), placeholder
-    tokens = set(re.findall(r"\d{2}/\d{2}/\d{4}|\d{4}-\d{2}-\d{2}|\d{2}-[A-Z][a-z]{2}-\d{4}",
-                            text))
+    tokens = set(re.findall(r"\d{2}/\d{2}/\d{4}|\d{4}-\d{2}-\d{2}|\d{2}-[A-Z][a-z]{2}-\d{4}", text))
     events = set()
     for col in ("referral_date", "discharge_date", "first_contact_date"):
         events |= set(pd.to_datetime(truth[col].dropna()).dt.strftime("%Y-%m-%d"))

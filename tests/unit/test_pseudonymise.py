@@ -29,8 +29,7 @@ def test_published_valid_nhs_number():
 
 
 def test_wrong_check_digit_is_invalid():
-    assert status([f"943476591{d}" for d in range(10)]) == (
-        ["invalid"] * 9 + ["valid"])
+    assert status([f"943476591{d}" for d in range(10)]) == (["invalid"] * 9 + ["valid"])
 
 
 def test_check_digit_ten_is_never_valid():
@@ -55,14 +54,20 @@ def test_blank_is_missing_not_invalid():
 def test_hmac_sha256_rfc4231_vectors():
     # RFC 4231 test case 2 and test case 1.
     assert pseudonym(b"Jefe", "what do ya want for nothing?") == (
-        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+    )
     assert pseudonym(b"\x0b" * 20, "Hi There") == (
-        "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7")
+        "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"
+    )
 
 
 def test_pseudonymise_is_per_value_and_keeps_missing():
-    out = pseudonymise(b"Jefe", pd.Series(["what do ya want for nothing?", None,
-                                           "what do ya want for nothing?"], dtype=object))
+    out = pseudonymise(
+        b"Jefe",
+        pd.Series(
+            ["what do ya want for nothing?", None, "what do ya want for nothing?"], dtype=object
+        ),
+    )
     assert out[0] == out[2] == pseudonym(b"Jefe", "what do ya want for nothing?")
     assert pd.isna(out[1])
 

@@ -12,13 +12,16 @@ from linkeval.stats.realist import describe_contrast, read
 from tests.helpers import write_study
 
 
-@pytest.mark.parametrize(("estimate", "low", "high", "expected", "n", "reading"), [
-    (1.0, 0.5, 1.5, "more_improvement", 100, "consistent"),
-    (1.0, 0.5, 1.5, "less_improvement", 100, "not consistent"),
-    (-1.0, -1.5, -0.5, "less_improvement", 100, "consistent"),
-    (0.3, -0.2, 0.8, "more_improvement", 100, "inconclusive"),
-    (1.0, 0.5, 1.5, "more_improvement", 10, "inconclusive"),  # a group too small
-])
+@pytest.mark.parametrize(
+    ("estimate", "low", "high", "expected", "n", "reading"),
+    [
+        (1.0, 0.5, 1.5, "more_improvement", 100, "consistent"),
+        (1.0, 0.5, 1.5, "less_improvement", 100, "not consistent"),
+        (-1.0, -1.5, -0.5, "less_improvement", 100, "consistent"),
+        (0.3, -0.2, 0.8, "more_improvement", 100, "inconclusive"),
+        (1.0, 0.5, 1.5, "more_improvement", 10, "inconclusive"),  # a group too small
+    ],
+)
 def test_reading_rule(estimate, low, high, expected, n, reading):
     assert read(estimate, low, high, expected, n, 100) == reading
 
@@ -29,19 +32,31 @@ def _with_theory(tmp_path, theory):
 
 
 def _cmoc(**test):
-    return {"id": "C1", "context": "c", "mechanism": "m", "outcome": "o",
-            "test": {"outcome": "swemwbs", "context": {"variable": "lonely_baseline"},
-                     "expected": "more_improvement", **test}}
+    return {
+        "id": "C1",
+        "context": "c",
+        "mechanism": "m",
+        "outcome": "o",
+        "test": {
+            "outcome": "swemwbs",
+            "context": {"variable": "lonely_baseline"},
+            "expected": "more_improvement",
+            **test,
+        },
+    }
 
 
-@pytest.mark.parametrize(("test", "message"), [
-    ({"outcome": "swembws"}, 'did you mean "swemwbs"'),
-    ({"context": {"variable": "lonely_basline"}}, 'did you mean "lonely_baseline"'),
-    ({"context": {"variable": "reason:housng"}}, 'did you mean "housing"'),
-    ({"context": {"variable": "site:hots", "equals": "vcse"}}, "no site declares"),
-    ({"context": {"variable": "imd_decile"}}, "needs a condition"),
-    ({"expected": "more"}, 'did you mean "more_improvement"'),
-])
+@pytest.mark.parametrize(
+    ("test", "message"),
+    [
+        ({"outcome": "swembws"}, 'did you mean "swemwbs"'),
+        ({"context": {"variable": "lonely_basline"}}, 'did you mean "lonely_baseline"'),
+        ({"context": {"variable": "reason:housng"}}, 'did you mean "housing"'),
+        ({"context": {"variable": "site:hots", "equals": "vcse"}}, "no site declares"),
+        ({"context": {"variable": "imd_decile"}}, "needs a condition"),
+        ({"expected": "more"}, 'did you mean "more_improvement"'),
+    ],
+)
 def test_cmoc_config_errors(tmp_path, test, message):
     path = _with_theory(tmp_path, [_cmoc(**test)])
     with pytest.raises(LinkevalError, match=message) as info:
@@ -50,8 +65,10 @@ def test_cmoc_config_errors(tmp_path, test, message):
 
 
 def test_site_attributes_and_contrast_words(tmp_path):
-    path = write_study(tmp_path, extra={"programme_theory": [_cmoc(context={
-        "variable": "site:host", "equals": "vcse"})]})
+    path = write_study(
+        tmp_path,
+        extra={"programme_theory": [_cmoc(context={"variable": "site:host", "equals": "vcse"})]},
+    )
     raw = yaml.safe_load(path.read_text())
     raw["sites"]["X"]["context"] = {"host": "vcse"}
     path.write_text(yaml.safe_dump(raw))

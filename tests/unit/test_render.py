@@ -20,9 +20,12 @@ from linkeval.report.render import (
     render_html,
 )
 
-PNG = base64.b64encode(bytes.fromhex(
-    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")).decode()
+PNG = base64.b64encode(
+    bytes.fromhex(
+        "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+        "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+    )
+).decode()
 
 
 def executed_notebook(path, header: bool = False):
@@ -33,58 +36,120 @@ def executed_notebook(path, header: bool = False):
     injected = v4.new_code_cell('# Parameters\nconfig = "/data/study.yaml"\nsite = "B"')
     injected.metadata["tags"] = ["injected-parameters"]
     injected.metadata["papermill"] = {"status": "completed"}
-    first = v4.new_code_cell("from linkeval.report.notebook import Report\nreport = Report(config)",
-                             execution_count=3)
+    first = v4.new_code_cell(
+        "from linkeval.report.notebook import Report\nreport = Report(config)", execution_count=3
+    )
     if header:
-        first.outputs = [v4.new_output("display_data", data={"text/html": (
-            f'{STYLE}<div class="le-demo">DEMO</div><div class="le-header"><div class="le-study">'
-            'Study</div><h1>Notebook title</h1><div class="le-meta"></div></div>')})]
-    table = v4.new_code_cell("report.headline()", execution_count=4, outputs=[
-        v4.new_output("display_data", data={
-            "text/html": '<table class="le-table"><tr><td class="num">405</td></tr></table>',
-            "text/plain": "<IPython.core.display.HTML object>"}),
-        v4.new_output("display_data", data={
-            "text/markdown": "This report covers **405** referrals & <script>alert(1)</script>",
-            "text/plain": "<IPython.core.display.Markdown object>"}),
-        v4.new_output("display_data", data={"application/vnd.linkeval.output-checks+json": []}),
-        v4.new_output("stream", name="stderr", text="UserWarning: something noisy\n"),
-        v4.new_output("execute_result", data={"text/plain": "Section(name='headline', ...)"},
-                      execution_count=4),
-    ])
-    figure = v4.new_code_cell("report.figure()", outputs=[
-        v4.new_output("display_data", data={"image/png": PNG, "text/plain": "<Figure>"}),
-        v4.new_output("display_data", data={"text/html": (
-            '<img class="le-figure" alt="Referrals per month" '
-            f'src="data:image/png;base64,{PNG}"><script src="https://cdn.example/x.js"></script>')}),
-    ])
-    broken = v4.new_code_cell("1/0", outputs=[v4.new_output(
-        "error", ename="ZeroDivisionError", evalue="division by zero",
-        traceback=["Traceback (most recent call last)", "ZeroDivisionError"])])
-    printed = v4.new_code_cell("print('hello')", outputs=[
-        v4.new_output("stream", name="stdout", text="hello from stdout\n")])
-    nb = v4.new_notebook(cells=[
-        v4.new_markdown_cell("A note with *emphasis*."),
-        params, injected, first,
-        v4.new_markdown_cell("## Headline figures"), table,
-        v4.new_markdown_cell("## Referrals over time\n\nSome | table\n--- | ---\n1 | 2"), figure,
-        v4.new_markdown_cell("## Data quality"), broken, printed,
-    ])
+        first.outputs = [
+            v4.new_output(
+                "display_data",
+                data={
+                    "text/html": (
+                        f'{STYLE}<div class="le-demo">DEMO</div><div class="le-header"><div class="le-study">'
+                        'Study</div><h1>Notebook title</h1><div class="le-meta"></div></div>'
+                    )
+                },
+            )
+        ]
+    table = v4.new_code_cell(
+        "report.headline()",
+        execution_count=4,
+        outputs=[
+            v4.new_output(
+                "display_data",
+                data={
+                    "text/html": '<table class="le-table"><tr><td class="num">405</td></tr></table>',
+                    "text/plain": "<IPython.core.display.HTML object>",
+                },
+            ),
+            v4.new_output(
+                "display_data",
+                data={
+                    "text/markdown": "This report covers **405** referrals & <script>alert(1)</script>",
+                    "text/plain": "<IPython.core.display.Markdown object>",
+                },
+            ),
+            v4.new_output("display_data", data={"application/vnd.linkeval.output-checks+json": []}),
+            v4.new_output("stream", name="stderr", text="UserWarning: something noisy\n"),
+            v4.new_output(
+                "execute_result",
+                data={"text/plain": "Section(name='headline', ...)"},
+                execution_count=4,
+            ),
+        ],
+    )
+    figure = v4.new_code_cell(
+        "report.figure()",
+        outputs=[
+            v4.new_output("display_data", data={"image/png": PNG, "text/plain": "<Figure>"}),
+            v4.new_output(
+                "display_data",
+                data={
+                    "text/html": (
+                        '<img class="le-figure" alt="Referrals per month" '
+                        f'src="data:image/png;base64,{PNG}"><script src="https://cdn.example/x.js"></script>'
+                    )
+                },
+            ),
+        ],
+    )
+    broken = v4.new_code_cell(
+        "1/0",
+        outputs=[
+            v4.new_output(
+                "error",
+                ename="ZeroDivisionError",
+                evalue="division by zero",
+                traceback=["Traceback (most recent call last)", "ZeroDivisionError"],
+            )
+        ],
+    )
+    printed = v4.new_code_cell(
+        "print('hello')",
+        outputs=[v4.new_output("stream", name="stdout", text="hello from stdout\n")],
+    )
+    nb = v4.new_notebook(
+        cells=[
+            v4.new_markdown_cell("A note with *emphasis*."),
+            params,
+            injected,
+            first,
+            v4.new_markdown_cell("## Headline figures"),
+            table,
+            v4.new_markdown_cell("## Referrals over time\n\nSome | table\n--- | ---\n1 | 2"),
+            figure,
+            v4.new_markdown_cell("## Data quality"),
+            broken,
+            printed,
+        ]
+    )
     nb.metadata["papermill"] = {"parameters": {"config": "/data/study.yaml"}}
     nbformat.write(nb, path)
     return path
 
 
 def context(**kw) -> PageContext:
-    nav = [("Reports index", "../../index.html", False), ("Riverside PCN (A):", "", False),
-           ("Who is referred", "site_descriptive.html", True),
-           ("Change in wellbeing", "site_change.html", False),
-           ("All sites compared", "../../cross_site/cross_site.html", False),
-           ("Methods and glossary", "../../methods.html", False)]
-    values = dict(study="Link worker evaluation", site="Riverside PCN (A)",
-                  period="January 2023 to December 2024", extracted="25 November 2026",
-                  report_date="26 November 2026", config_hash="a" * 64, data_hash="b" * 64,
-                  rule="Small numbers are hidden.", demo=True, nav=nav,
-                  methods_href="../../methods.html")
+    nav = [
+        ("Reports index", "../../index.html", False),
+        ("Riverside PCN (A):", "", False),
+        ("Who is referred", "site_descriptive.html", True),
+        ("Change in wellbeing", "site_change.html", False),
+        ("All sites compared", "../../cross_site/cross_site.html", False),
+        ("Methods and glossary", "../../methods.html", False),
+    ]
+    values = dict(
+        study="Link worker evaluation",
+        site="Riverside PCN (A)",
+        period="January 2023 to December 2024",
+        extracted="25 November 2026",
+        report_date="26 November 2026",
+        config_hash="a" * 64,
+        data_hash="b" * 64,
+        rule="Small numbers are hidden.",
+        demo=True,
+        nav=nav,
+        methods_href="../../methods.html",
+    )
     return PageContext(**(values | kw))
 
 
@@ -94,8 +159,11 @@ def page(tmp_path):
 
 
 def external_urls(page: str) -> list[str]:
-    return [u for u in re.findall(r"""(?:src|href)\s*=\s*["']?([^"'\s>]+)""", page, re.I)
-            if re.match(r"(https?:)?//", u)]
+    return [
+        u
+        for u in re.findall(r"""(?:src|href)\s*=\s*["']?([^"'\s>]+)""", page, re.I)
+        if re.match(r"(https?:)?//", u)
+    ]
 
 
 def test_page_is_self_contained(page):
@@ -106,10 +174,22 @@ def test_page_is_self_contained(page):
 
 
 def test_no_code_parameters_tracebacks_or_metadata(page):
-    for forbidden in ("from linkeval", "report.headline", "Report(config)", "secret/path.yaml",
-                      "/data/study.yaml", "Parameters", "papermill", "Traceback",
-                      "ZeroDivisionError", "UserWarning", "Section(name=", "execution_count",
-                      "IPython.core.display", "output-checks"):
+    for forbidden in (
+        "from linkeval",
+        "report.headline",
+        "Report(config)",
+        "secret/path.yaml",
+        "/data/study.yaml",
+        "Parameters",
+        "papermill",
+        "Traceback",
+        "ZeroDivisionError",
+        "UserWarning",
+        "Section(name=",
+        "execution_count",
+        "IPython.core.display",
+        "output-checks",
+    ):
         assert forbidden not in page, forbidden
 
 
@@ -127,8 +207,13 @@ def test_outputs_and_markdown_rendered(page):
 
 def test_navigation_links(page):
     nav = re.search(r'<nav class="le-nav".*?</nav>', page, re.S).group(0)
-    for href in ("../../index.html", "site_descriptive.html", "site_change.html",
-                 "../../cross_site/cross_site.html", "../../methods.html"):
+    for href in (
+        "../../index.html",
+        "site_descriptive.html",
+        "site_change.html",
+        "../../cross_site/cross_site.html",
+        "../../methods.html",
+    ):
         assert f'href="{href}"' in nav
     assert 'aria-current="page">Who is referred<' in nav
     assert 'href="#headline-figures"' in page  # on-this-page contents
@@ -136,13 +221,25 @@ def test_navigation_links(page):
 
 def test_standard_header_and_footer_when_the_notebook_has_none(page):
     header = re.search(r'<header class="le-header">.*?</header>', page, re.S).group(0)
-    for text in ("Link worker evaluation", "<h1>Who is referred</h1>", "Riverside PCN (A)",
-                 "January 2023 to December 2024", "25 November 2026", "26 November 2026",
-                 "Small numbers are hidden."):
+    for text in (
+        "Link worker evaluation",
+        "<h1>Who is referred</h1>",
+        "Riverside PCN (A)",
+        "January 2023 to December 2024",
+        "25 November 2026",
+        "26 November 2026",
+        "Small numbers are hidden.",
+    ):
         assert text in header
     footer = re.search(r'<footer class="le-footer">.*?</footer>', page, re.S).group(0)
-    for text in ("January 2023 to December 2024", "Data extracted:", "linkeval version:",
-                 "a" * 12, "b" * 12, 'href="../../methods.html"'):
+    for text in (
+        "January 2023 to December 2024",
+        "Data extracted:",
+        "linkeval version:",
+        "a" * 12,
+        "b" * 12,
+        'href="../../methods.html"',
+    ):
         assert text in footer
     assert "a" * 13 not in footer
     assert page.count('class="le-demo"') == 1
@@ -160,7 +257,7 @@ def test_notebook_header_is_kept_not_doubled(tmp_path):
 
 
 def test_print_rules(page):
-    css = page[page.index("<style>"):page.index("</style>")]
+    css = page[page.index("<style>") : page.index("</style>")]
     assert "@media print" in css and "size:A4" in css
     assert re.search(r"h1,h2,h3[^{]*\{[^}]*break-after:avoid", css)
     assert re.search(r"table,img[^{]*\{[^}]*break-inside:avoid", css)
@@ -176,12 +273,25 @@ def test_render_without_context_still_makes_a_page(tmp_path):
     assert "DEMO" not in page
 
 
-@pytest.mark.parametrize("value, decimals, shown", [
-    (-0.04, 1, "0.0"), (-0.0, 1, "0.0"), (np.float64(-0.0), 1, "0.0"), (-0.4, 0, "0"),
-    (-1e-9, 2, "0.00"), (-0.0, 0, "0"), (-0.06, 1, "-0.1"), (-1.5, 1, "-1.5"),
-    (1234.5, 1, "1,234.5"), (-1234.0, 0, "-1,234"), ("*", 1, "*"), (np.nan, 1, "-"),
-    (12, 1, "12"), (True, 1, "yes"),
-])
+@pytest.mark.parametrize(
+    "value, decimals, shown",
+    [
+        (-0.04, 1, "0.0"),
+        (-0.0, 1, "0.0"),
+        (np.float64(-0.0), 1, "0.0"),
+        (-0.4, 0, "0"),
+        (-1e-9, 2, "0.00"),
+        (-0.0, 0, "0"),
+        (-0.06, 1, "-0.1"),
+        (-1.5, 1, "-1.5"),
+        (1234.5, 1, "1,234.5"),
+        (-1234.0, 0, "-1,234"),
+        ("*", 1, "*"),
+        (np.nan, 1, "-"),
+        (12, 1, "12"),
+        (True, 1, "yes"),
+    ],
+)
 def test_fmt(value, decimals, shown):
     assert fmt(value, decimals) == shown
 

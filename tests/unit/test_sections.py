@@ -19,8 +19,19 @@ from linkeval.report.blocks import Figure, Table, Text
 from linkeval.report.disclosure import SUPPRESSED, Rule
 from linkeval.stats.change import band_transitions
 
-SITE_SECTIONS = (S.headline, S.referrals_over_time, S.sources, S.reasons, S.outcomes, S.who,
-                 S.funnel, S.contacts, S.onward, S.change_summary, S.attrition)
+SITE_SECTIONS = (
+    S.headline,
+    S.referrals_over_time,
+    S.sources,
+    S.reasons,
+    S.outcomes,
+    S.who,
+    S.funnel,
+    S.contacts,
+    S.onward,
+    S.change_summary,
+    S.attrition,
+)
 RULES = (Rule(), Rule("threshold", 10))
 
 
@@ -38,8 +49,11 @@ def check_counts_and_percentages(frame: pd.DataFrame, rule: Rule) -> None:
         if col not in frame:
             continue
         for index, value in frame[col].items():
-            if value == SUPPRESSED or value is None or (isinstance(value, float)
-                                                         and math.isnan(value)):
+            if (
+                value == SUPPRESSED
+                or value is None
+                or (isinstance(value, float) and math.isnan(value))
+            ):
                 continue
             if kind == "count":
                 if rule.rounds:
@@ -52,8 +66,11 @@ def check_counts_and_percentages(frame: pd.DataFrame, rule: Rule) -> None:
                 if rule.rounds:
                     assert float(den) % 5 == 0
                     count = value * float(den) / 100
-                    assert abs(count - round(count)) < 1e-6 and round(count) % 5 == 0, \
-                        (col, value, den)
+                    assert abs(count - round(count)) < 1e-6 and round(count) % 5 == 0, (
+                        col,
+                        value,
+                        den,
+                    )
 
 
 @pytest.fixture(autouse=True)
@@ -84,8 +101,11 @@ def test_band_tests_are_shown_only_when_no_cell_of_the_table_is_small(site_table
     for tables in site_tables.values():
         for name in S.scores_present(tables["pairs"]):
             result = S.instrument(tables, rule, name)
-            texts = [b.markdown for b in result.blocks if isinstance(b, Text)
-                     and b.markdown.startswith("Test that")]
+            texts = [
+                b.markdown
+                for b in result.blocks
+                if isinstance(b, Text) and b.markdown.startswith("Test that")
+            ]
             if not texts:
                 continue
             bands, _ = band_transitions(tables["pairs"], name)
@@ -120,15 +140,21 @@ def test_sections_read_no_files_and_say_which_rule(site_tables):
 
 
 def test_months_are_grouped_into_quarters_when_most_would_be_hidden():
-    dates = pd.to_datetime(["2024-01-15", "2024-02-10", "2024-03-03", "2024-04-20",
-                            "2024-05-05", "2024-06-07"] * 3)
+    dates = pd.to_datetime(
+        ["2024-01-15", "2024-02-10", "2024-03-03", "2024-04-20", "2024-05-05", "2024-06-07"] * 3
+    )
     referrals = pd.DataFrame({"referral_date": dates})
     safe, label = S.per_period(referrals, Rule())
     assert label == "Quarter"
     assert safe["referrals"].tolist() == [10, 10]  # 9 a quarter, rounded; months of 3 hidden
     # With enough referrals every month is shown, and a hidden month is never averaged away.
-    many = pd.DataFrame({"referral_date": pd.to_datetime(
-        [f"2024-{m:02d}-01" for m in range(1, 13) for _ in range(20 if m != 5 else 3)])})
+    many = pd.DataFrame(
+        {
+            "referral_date": pd.to_datetime(
+                [f"2024-{m:02d}-01" for m in range(1, 13) for _ in range(20 if m != 5 else 3)]
+            )
+        }
+    )
     safe, label = S.per_period(many, Rule())
     assert label == "Month"
     assert safe.loc[4, "referrals"] == "*"
@@ -137,10 +163,10 @@ def test_months_are_grouped_into_quarters_when_most_would_be_hidden():
 
 
 def test_small_age_bands_are_merged_with_a_neighbour():
-    frame = pd.DataFrame({"age_band": ["18-24"] * 3 + ["25-34"] * 20 + ["85+"] * 2
-                          + ["75-84"] * 30})
-    out, merged = S.collapse_small_levels(frame, "age_band", 8,
-                                          ["18-24", "25-34", "75-84", "85+"])
+    frame = pd.DataFrame(
+        {"age_band": ["18-24"] * 3 + ["25-34"] * 20 + ["85+"] * 2 + ["75-84"] * 30}
+    )
+    out, merged = S.collapse_small_levels(frame, "age_band", 8, ["18-24", "25-34", "75-84", "85+"])
     assert out["age_band"].value_counts().min() >= 8
     assert set(out["age_band"]) == {"18-24 to 25-34", "75-84 to 85+"}
     assert merged == ["18-24 with 25-34", "85+ with 75-84"]

@@ -24,12 +24,27 @@ from linkeval.io import read_raw
 HEADERS = ["Ref No", "NHS Number", "Date Referred", "Visits", "Notes"]
 # (type, value): how the cell is stored; the text is what every reader should give back.
 ROWS = [
-    [("string", "R001"), ("string", "9434765919"), ("date", dt.date(2024, 1, 5)),
-     ("float", 3), ("string", "Lives alone")],
-    [("string", "R002"), ("string", "0123"), ("date", dt.date(2024, 2, 29)),
-     ("float", 2.5), ("string", "")],
-    [("string", "R003"), ("string", ""), ("string", "31/02/2024"), ("string", ""),
-     ("string", "Café – Connect")],
+    [
+        ("string", "R001"),
+        ("string", "9434765919"),
+        ("date", dt.date(2024, 1, 5)),
+        ("float", 3),
+        ("string", "Lives alone"),
+    ],
+    [
+        ("string", "R002"),
+        ("string", "0123"),
+        ("date", dt.date(2024, 2, 29)),
+        ("float", 2.5),
+        ("string", ""),
+    ],
+    [
+        ("string", "R003"),
+        ("string", ""),
+        ("string", "31/02/2024"),
+        ("string", ""),
+        ("string", "Café – Connect"),
+    ],
 ]
 EXPECTED = [
     ["R001", "9434765919", "2024-01-05 00:00:00", "3", "Lives alone"],
@@ -39,8 +54,13 @@ EXPECTED = [
 
 
 def source(path: str, sheet: str | None = None) -> Source:
-    return Source(table="referrals", path=path, columns={"referral_id": "Ref No"}, sheet=sheet,
-                  key_path="sites.X.sources[0]")
+    return Source(
+        table="referrals",
+        path=path,
+        columns={"referral_id": "Ref No"},
+        sheet=sheet,
+        key_path="sites.X.sources[0]",
+    )
 
 
 def as_rows(table) -> list[list[str]]:
@@ -49,32 +69,41 @@ def as_rows(table) -> list[list[str]]:
 
 def _ods_cell(kind: str, value) -> str:
     if kind == "date":
-        return (f'<table:table-cell office:value-type="date" office:date-value='
-                f'"{value.isoformat()}"><text:p>{value:%d/%m/%Y}</text:p></table:table-cell>')
+        return (
+            f'<table:table-cell office:value-type="date" office:date-value='
+            f'"{value.isoformat()}"><text:p>{value:%d/%m/%Y}</text:p></table:table-cell>'
+        )
     if kind == "float":
-        return (f'<table:table-cell office:value-type="float" office:value="{value}">'
-                f"<text:p>{value}</text:p></table:table-cell>")
+        return (
+            f'<table:table-cell office:value-type="float" office:value="{value}">'
+            f"<text:p>{value}</text:p></table:table-cell>"
+        )
     if value == "":
         return "<table:table-cell/>"
-    return (f'<table:table-cell office:value-type="string"><text:p>{escape(value)}</text:p>'
-            "</table:table-cell>")
+    return (
+        f'<table:table-cell office:value-type="string"><text:p>{escape(value)}</text:p>'
+        "</table:table-cell>"
+    )
 
 
 def write_ods(path: Path, sheets: dict[str, list[list[tuple[str, object]]]]) -> None:
     """A minimal OpenDocument spreadsheet: one table per sheet, the first row the header."""
     tables = []
     for name, rows in sheets.items():
-        body = "".join("<table:table-row>" + "".join(_ods_cell(k, v) for k, v in row)
-                       + "</table:table-row>" for row in rows)
+        body = "".join(
+            "<table:table-row>" + "".join(_ods_cell(k, v) for k, v in row) + "</table:table-row>"
+            for row in rows
+        )
         tables.append(f'<table:table table:name="{name}">{body}</table:table>')
     content = (
         '<?xml version="1.0" encoding="UTF-8"?>'
-        '<office:document-content '
+        "<office:document-content "
         'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
         'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
         'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" office:version="1.2">'
-        f'<office:body><office:spreadsheet>{"".join(tables)}</office:spreadsheet></office:body>'
-        "</office:document-content>")
+        f"<office:body><office:spreadsheet>{''.join(tables)}</office:spreadsheet></office:body>"
+        "</office:document-content>"
+    )
     manifest = (
         '<?xml version="1.0" encoding="UTF-8"?>'
         '<manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0"'
@@ -82,11 +111,15 @@ def write_ods(path: Path, sheets: dict[str, list[list[tuple[str, object]]]]) -> 
         '<manifest:file-entry manifest:full-path="/" manifest:media-type='
         '"application/vnd.oasis.opendocument.spreadsheet"/>'
         '<manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/>'
-        "</manifest:manifest>")
+        "</manifest:manifest>"
+    )
     with zipfile.ZipFile(path, "w") as z:
         # The mimetype comes first and uncompressed (OpenDocument 1.2, part 3, 3.3).
-        z.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet",
-                   compress_type=zipfile.ZIP_STORED)
+        z.writestr(
+            "mimetype",
+            "application/vnd.oasis.opendocument.spreadsheet",
+            compress_type=zipfile.ZIP_STORED,
+        )
         z.writestr("content.xml", content, compress_type=zipfile.ZIP_DEFLATED)
         z.writestr("META-INF/manifest.xml", manifest, compress_type=zipfile.ZIP_DEFLATED)
 
@@ -125,8 +158,16 @@ def test_the_first_sheet_is_read_when_none_is_named(tmp_path):
 
 
 def test_legacy_xls_is_read():
-    path = (Path(statsmodels.__file__).parent / "tsa" / "statespace" / "tests" / "results"
-            / "frbny_nowcast" / "Nowcasting" / "test_spec.xls")
+    path = (
+        Path(statsmodels.__file__).parent
+        / "tsa"
+        / "statespace"
+        / "tests"
+        / "results"
+        / "frbny_nowcast"
+        / "Nowcasting"
+        / "test_spec.xls"
+    )
     if not path.is_file():
         pytest.skip("this statsmodels install has no test workbooks")
     table = read_raw(path, source(path.name))
@@ -139,7 +180,8 @@ def test_a_missing_sheet_is_named_with_the_sheets_there(tmp_path, suffix):
     path = tmp_path / f"export{suffix}"
     header = [("string", h) for h in HEADERS]
     (write_ods if suffix == ".ods" else write_excel)(
-        path, {"Referrals": [header, *ROWS] if suffix == ".ods" else ROWS})
+        path, {"Referrals": [header, *ROWS] if suffix == ".ods" else ROWS}
+    )
     with pytest.raises(LinkevalError) as err:
         read_raw(path, source(path.name, sheet="Referals"))
     message = str(err.value)
@@ -166,11 +208,28 @@ def test_a_damaged_workbook_is_one_clear_error(tmp_path):
 def test_config_accepts_a_sheet_on_ods_and_xls(tmp_path):
     from linkeval.config import parse_config
 
-    raw = {"study": "S", "raw_dir": "raw", "processed_dir": "out", "reports_dir": "rep",
-           "sites": {"X": {"sources": [
-               {"table": "referrals", "path": "x/book.ods", "sheet": "Referrals",
-                "columns": {"referral_id": "Ref", "referral_date": "Date",
-                            "nhs_number": "NHS"}}]}}}
+    raw = {
+        "study": "S",
+        "raw_dir": "raw",
+        "processed_dir": "out",
+        "reports_dir": "rep",
+        "sites": {
+            "X": {
+                "sources": [
+                    {
+                        "table": "referrals",
+                        "path": "x/book.ods",
+                        "sheet": "Referrals",
+                        "columns": {
+                            "referral_id": "Ref",
+                            "referral_date": "Date",
+                            "nhs_number": "NHS",
+                        },
+                    }
+                ]
+            }
+        },
+    }
     for suffix in (".ods", ".xls"):
         raw["sites"]["X"]["sources"][0]["path"] = f"x/book{suffix}"
         cfg = parse_config(raw, tmp_path / "study.yaml")

@@ -9,19 +9,22 @@ from linkeval.parse import parse_dates, parse_whole_numbers, whole_years_between
 from linkeval.vocab import VOCABULARIES, age_band, label_map, map_labels
 
 
-@pytest.mark.parametrize(("field", "label", "code"), [
-    # The examples docs/design.md ('Vocabularies') promises work without configuration.
-    ("referral_source", "GP", "gp"),
-    ("referral_source", "General Practitioner", "gp"),
-    ("referral_source", "  self REFERRAL ", "self"),
-    ("mode", "Telephone", "telephone"),
-    ("mode", "Phone", "telephone"),
-    ("attended", "DNA", "false"),
-    ("ethnicity", "Z", "unknown"),          # NHS ethnic category Z = not stated
-    ("ethnicity", "R", "asian"),            # Chinese is in the Asian group in ONS 2021
-    ("ethnicity", "White – British", "white"),
-    ("timepoint", "T0", "baseline"),
-])
+@pytest.mark.parametrize(
+    ("field", "label", "code"),
+    [
+        # The examples docs/design.md ('Vocabularies') promises work without configuration.
+        ("referral_source", "GP", "gp"),
+        ("referral_source", "General Practitioner", "gp"),
+        ("referral_source", "  self REFERRAL ", "self"),
+        ("mode", "Telephone", "telephone"),
+        ("mode", "Phone", "telephone"),
+        ("attended", "DNA", "false"),
+        ("ethnicity", "Z", "unknown"),  # NHS ethnic category Z = not stated
+        ("ethnicity", "R", "asian"),  # Chinese is in the Asian group in ONS 2021
+        ("ethnicity", "White – British", "white"),
+        ("timepoint", "T0", "baseline"),
+    ],
+)
 def test_builtin_synonyms(field, label, code):
     codes, unmapped = map_labels(pd.Series([label]), field)
     assert codes.tolist() == [code]
@@ -35,8 +38,9 @@ def test_every_synonym_maps_to_a_code_of_its_vocabulary():
 
 def test_site_override_wins_and_unmapped_becomes_other():
     raw = pd.Series(["Dr", "Café Connect", "Lunch club organiser", ""])
-    codes, unmapped = map_labels(raw, "referral_source", {"Dr": "other_practice_staff",
-                                                          "cafe connect": "vcse"})
+    codes, unmapped = map_labels(
+        raw, "referral_source", {"Dr": "other_practice_staff", "cafe connect": "vcse"}
+    )
     assert codes.tolist() == ["other_practice_staff", "vcse", "other", "unknown"]
     assert unmapped.tolist() == [False, False, True, False]
 
@@ -50,14 +54,27 @@ def test_unmapped_label_in_a_vocabulary_without_other_is_missing():
 def test_age_band_boundaries():
     ages = pd.Series([17, 18, 24, 25, 34, 35, 64, 65, 74, 75, 84, 85, 104, None], dtype="Int64")
     assert age_band(ages).tolist()[:13] == [
-        "<18", "18-24", "18-24", "25-34", "25-34", "35-44", "55-64", "65-74", "65-74",
-        "75-84", "75-84", "85+", "85+"]
+        "<18",
+        "18-24",
+        "18-24",
+        "25-34",
+        "25-34",
+        "35-44",
+        "55-64",
+        "65-74",
+        "65-74",
+        "75-84",
+        "75-84",
+        "85+",
+        "85+",
+    ]
     assert pd.isna(age_band(ages).iloc[13])
 
 
 def test_dates_are_day_first_and_impossible_dates_are_bad():
-    dates, bad = parse_dates(pd.Series(["03/05/2024", "2024-05-03 00:00:00", "31/02/2024",
-                                        "", "05-Mar-2024", "soon"]))
+    dates, bad = parse_dates(
+        pd.Series(["03/05/2024", "2024-05-03 00:00:00", "31/02/2024", "", "05-Mar-2024", "soon"])
+    )
     assert dates[0] == pd.Timestamp("2024-05-03") == dates[1]
     assert dates[4] == pd.Timestamp("2024-03-05")
     assert bad.tolist() == [False, False, True, False, False, True]
@@ -81,13 +98,16 @@ def test_age_in_completed_years():
     assert whole_years_between(dob, on).tolist() == [64, 63, 17]
 
 
-@pytest.mark.parametrize(("field", "label", "code"), [
-    ("outcome", "871711000000103", "declined"),  # Social prescribing declined (situation)
-    ("outcome", "Social prescribing declined", "declined"),
-    ("reasons", "422650009", "loneliness_isolation"),  # Social isolation (finding)
-    ("reasons", "366979004", "mental_wellbeing"),  # Depressed mood (finding)
-    ("reasons", "Financial problem", "finance_debt_benefits"),
-])
+@pytest.mark.parametrize(
+    ("field", "label", "code"),
+    [
+        ("outcome", "871711000000103", "declined"),  # Social prescribing declined (situation)
+        ("outcome", "Social prescribing declined", "declined"),
+        ("reasons", "422650009", "loneliness_isolation"),  # Social isolation (finding)
+        ("reasons", "366979004", "mental_wellbeing"),  # Depressed mood (finding)
+        ("reasons", "Financial problem", "finance_debt_benefits"),
+    ],
+)
 def test_snomed_concept_ids_and_terms_are_labels(field, label, code):
     codes, unmapped = map_labels(pd.Series([label]), field)
     assert codes.tolist() == [code] and not unmapped.any()
@@ -95,6 +115,7 @@ def test_snomed_concept_ids_and_terms_are_labels(field, label, code):
 
 def test_snomed_referral_code_is_an_event_not_a_label():
     from linkeval.vocab import SNOMED_EVENTS, SNOMED_LABELS
+
     assert SNOMED_EVENTS == {"871731000000106": "referral"}
     assert SNOMED_LABELS["concept_id"].is_unique
     assert SNOMED_LABELS["source"].str.len().gt(0).all()
