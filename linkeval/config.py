@@ -81,7 +81,7 @@ INPUT_FIELDS: dict[str, tuple[str, ...]] = {
 REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "referrals": ("referral_id", "referral_date"),
     "contacts": ("referral_id", "contact_date"),
-    "onward_referrals": ("referral_id", "onward_date"),
+    "onward_referrals": ("referral_id", "onward_date", "asset_type"),
     "questionnaires": ("completed_date",),
     "coded_events": ("event_date", "code"),
 }

@@ -374,6 +374,17 @@ def events_from(ctx: Context, source: Source, date_field: str) -> pd.DataFrame:
         frame = numbers(ctx, frame, t, "duration_min", whole=False, low=0, high=24 * 60)
     else:
         frame = labels(ctx, frame, t, "asset_type", source)
+        # An onward referral with no asset type still happened: keep it as `other` and say so.
+        if "asset_type" in frame:
+            missing = frame["asset_type"].isna()
+            ctx.log.flag(
+                frame[missing],
+                t,
+                "asset_type",
+                "missing_asset_type",
+                "asset_type blank; recorded as other",
+            )
+            frame.loc[missing, "asset_type"] = "other"
     return frame
 
 

@@ -1,4 +1,4 @@
-"""Batch reports: every site's notebooks run by papermill, rendered to HTML (DESIGN section 10).
+"""Batch reports: every site's notebooks run by papermill, rendered to HTML (docs/design.md, 'Reports').
 
 ``run_reports`` runs ``site_descriptive`` and ``site_change`` for each site and ``cross_site``
 once, in parallel worker processes, then renders each executed notebook to one self-contained

@@ -1,4 +1,4 @@
-"""Change from baseline to follow-up (DESIGN section 8).
+"""Change from baseline to follow-up (docs/design.md, 'Analyses').
 
 Statistics only: DataFrames in, tidy DataFrames out, no file I/O. Tests are SciPy's and
 statsmodels' own where they agree with R (``scipy.stats.ttest_rel``, ``wilcoxon``,

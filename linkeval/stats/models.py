@@ -1,4 +1,4 @@
-"""Cross-site models: multilevel ANCOVA, moderators and sensitivity analyses (DESIGN section 8).
+"""Cross-site models: multilevel ANCOVA, moderators and sensitivity analyses (docs/design.md, 'Analyses').
 
 Statistics only (DataFrames and plain arguments in, DataFrames out). With at least 3 sites the
 models have a random intercept for site, fitted by REML with t intervals on Satterthwaite df

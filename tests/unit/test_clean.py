@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+import yaml
 
 from linkeval.cleaning import clean_study
 from linkeval.config import load_config
@@ -208,3 +209,24 @@ def test_no_file_matches(tmp_path):
     (tmp_path / "raw" / "x" / "referrals.csv").unlink()
     with pytest.raises(LinkevalError, match="no file matches"):
         clean_study(load_config(path), key=KEY)
+
+
+def test_an_onward_referral_with_a_blank_asset_type_is_kept_as_other_and_flagged(tmp_path):
+    path = write_study(tmp_path, contacts=None)
+    (tmp_path / "raw" / "x" / "onward.csv").write_text(
+        "Ref,Date,Asset\nR1,12/03/2024,Walking group\nR1,13/03/2024,\n", encoding="utf-8"
+    )
+    raw = yaml.safe_load(path.read_text())
+    raw["sites"]["X"]["sources"].append(
+        {
+            "table": "onward_referrals",
+            "path": "x/onward.csv",
+            "columns": {"referral_id": "Ref", "onward_date": "Date", "asset_type": "Asset"},
+        }
+    )
+    path.write_text(yaml.safe_dump(raw))
+    result = clean_study(load_config(path), key=b"k" * 32, today=pd.Timestamp("2026-11-24"))
+    onward = result.tables["onward_referrals"]
+    assert sorted(onward["asset_type"]) == ["other", "physical_activity"]
+    flagged = result.log[result.log["rule"] == "missing_asset_type"]
+    assert flagged["source_row"].tolist() == [2] and (flagged["action"] == "flagged").all()
