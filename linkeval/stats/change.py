@@ -16,6 +16,7 @@ from statsmodels.stats.contingency_tables import mcnemar
 
 from linkeval.errors import did_you_mean
 from linkeval.instruments import INSTRUMENTS, band_labels, cronbach_alpha, direction, score_names
+from linkeval.stats.describe import group_keys
 from linkeval.stats.effects import (
     bowker_test,
     cronbach_alpha_ci,
@@ -202,7 +203,7 @@ def paired_change(
     >>> float(round(row["t"], 4)), float(round(row["p_value"], 4))
     (3.5, 0.0728)
     """
-    keys = [] if by is None else [by] if isinstance(by, str) else list(by)
+    keys = group_keys(by)
     missing = [c for c in ("instrument", "baseline", "followup", *keys) if c not in pairs]
     if missing:
         raise ValueError(f"pairs has no column {', '.join(map(repr, missing))}")

@@ -22,11 +22,19 @@ def group_keys(by: By) -> list[str]:
 
 
 def reason_flags(referral_reasons: pd.DataFrame) -> pd.DataFrame:
-    """One row per referral (index site, referral_id), one True/False column per reason."""
+    """One row per referral with any reason (index site, referral_id), one True/False column
+    per reason.
+
+    >>> r = pd.DataFrame({"site": "A", "referral_id": ["1", "1", "2"],
+    ...                   "reason": ["housing", "bereavement", "housing"]})
+    >>> reason_flags(r).to_dict(orient="list")
+    {'bereavement': [True, False], 'housing': [True, True]}
+    """
+    # A reason a referral lacks is an empty cell of the pivot: notna() is "has the reason".
     return (
         referral_reasons.assign(v=True)
         .pivot_table(index=["site", "referral_id"], columns="reason", values="v", aggfunc="max")
-        .astype(bool)
+        .notna()
     )
 
 

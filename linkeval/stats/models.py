@@ -30,9 +30,11 @@ import statsmodels.formula.api as smf
 from scipy import stats
 
 from linkeval.errors import did_you_mean
-from linkeval.instruments import INSTRUMENTS, direction, score_names
+from linkeval.instruments import direction, score_names, score_spec
+from linkeval.stats.describe import reason_flags
 from linkeval.stats.imputation import chained_imputations, rubin_pool
 from linkeval.stats.lmm import MixedFit, fit_random_intercept
+from linkeval.vocab import imd_quintile
 
 __all__ = [
     "analysis_frame",
@@ -214,7 +216,7 @@ def analysis_frame(
     frame = frame.rename(columns={"age_at_referral": "age"})
     frame["sex"] = frame["sex"].where(frame["sex"].isin(["female", "male"]), "other or unknown")
     frame["imd_decile"] = frame["imd_decile"].astype("Float64")
-    frame["imd_quintile"] = (frame["imd_decile"] + 1) // 2
+    frame["imd_quintile"] = imd_quintile(frame["imd_decile"])
     frame["most_deprived"] = (frame["imd_decile"] == 1).astype("boolean")
     ucla = pairs[pairs["instrument"] == "ucla3"][["site", "person_id", "baseline"]]
     ucla = ucla.rename(columns={"baseline": "ucla3_baseline"})
@@ -222,11 +224,7 @@ def analysis_frame(
     frame["lonely_baseline"] = (frame["ucla3_baseline"] >= lonely_threshold).astype("boolean")
     if referral_reasons is not None:
         _require(referral_reasons, ("site", "referral_id", "reason"), "referral_reasons")
-        flags = (
-            referral_reasons.assign(v=True)
-            .pivot_table(index=["site", "referral_id"], columns="reason", values="v", aggfunc="max")
-            .add_prefix("reason_")
-        )
+        flags = reason_flags(referral_reasons).add_prefix("reason_")
         frame = frame.merge(flags, left_on=["site", "referral_id"], right_index=True, how="left")
         for col in flags.columns:
             frame[col] = frame[col].astype("boolean").fillna(False)
@@ -801,7 +799,7 @@ def sensitivity_analyses(
         )
         sign = direction(instrument)
         if deltas is None:
-            spec = INSTRUMENTS[score_names()[instrument]].score(instrument)
+            spec = score_spec(instrument)
             unit = spec.mid if spec.mid else float(np.std(changes[observed_mask, 0], ddof=1))
             deltas = [-sign * 0.5 * unit, -sign * unit]
         for d in deltas:

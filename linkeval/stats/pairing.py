@@ -19,6 +19,7 @@ from linkeval.instruments import (
     INSTRUMENTS,
     Settings,
     cronbach_alpha,
+    direction,
     score_names,
 )
 
@@ -212,7 +213,7 @@ def add_change_indicators(
         instrument = INSTRUMENTS[names[score_name]]
         spec = instrument.score(score_name)
         cfg = settings.get(instrument.name, Settings())
-        sign = 1 if spec.higher_is_better else -1
+        sign = direction(score_name)
         rows = out.loc[idx]
         change = rows["change"]
         r = cfg.reliability if cfg.reliability is not None else reliability.get(score_name)
