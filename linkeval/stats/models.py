@@ -34,6 +34,7 @@ from linkeval.instruments import direction, score_names, score_spec
 from linkeval.stats.describe import reason_flags
 from linkeval.stats.imputation import chained_imputations, rubin_pool
 from linkeval.stats.lmm import MixedFit, fit_random_intercept
+from linkeval.stats.pairing import pair_keys
 from linkeval.vocab import imd_quintile
 
 __all__ = [
@@ -218,9 +219,10 @@ def analysis_frame(
     frame["imd_decile"] = frame["imd_decile"].astype("Float64")
     frame["imd_quintile"] = imd_quintile(frame["imd_decile"])
     frame["most_deprived"] = (frame["imd_decile"] == 1).astype("boolean")
-    ucla = pairs[pairs["instrument"] == "ucla3"][["site", "person_id", "baseline"]]
+    keys = pair_keys(pairs)
+    ucla = pairs[pairs["instrument"] == "ucla3"][[*keys, "baseline"]]
     ucla = ucla.rename(columns={"baseline": "ucla3_baseline"})
-    frame = frame.merge(ucla, on=["site", "person_id"], how="left")
+    frame = frame.merge(ucla, on=keys, how="left")
     frame["lonely_baseline"] = (frame["ucla3_baseline"] >= lonely_threshold).astype("boolean")
     if referral_reasons is not None:
         _require(referral_reasons, ("site", "referral_id", "reason"), "referral_reasons")

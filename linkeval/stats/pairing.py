@@ -226,3 +226,19 @@ def add_change_indicators(
         if mid is not None:
             out.loc[idx, "met_mid_improvement"] = (change * sign >= mid).astype("boolean")
     return out
+
+
+def pair_keys(pairs: pd.DataFrame) -> list[str]:
+    """The columns that identify one pair's person (or episode) across scores.
+
+    Per-person pairs (the default) have one pair per person and score, so site and person_id
+    join one score's pair to another's; per-episode pairs may have several per person, so the
+    referral_id is needed too, or a join would repeat people.
+
+    >>> pairs = pd.DataFrame({"site": "A", "person_id": ["p", "p"], "referral_id": ["1", "2"],
+    ...                       "instrument": "swemwbs"})
+    >>> pair_keys(pairs), pair_keys(pairs.iloc[:1])
+    (['site', 'person_id', 'referral_id'], ['site', 'person_id'])
+    """
+    several = pairs.duplicated(["site", "person_id", "instrument"]).any()
+    return ["site", "person_id", "referral_id"] if several else ["site", "person_id"]

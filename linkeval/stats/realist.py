@@ -44,6 +44,7 @@ from statsmodels.stats.multitest import multipletests
 
 from linkeval.instruments import direction
 from linkeval.stats.models import analysis_frame, minimum_detectable, moderator_analysis
+from linkeval.stats.pairing import pair_keys
 from linkeval.stats.pooling import context_meta_regression
 
 __all__ = ["assess_cmoc", "assess_programme_theory", "context_frame", "describe_contrast", "read"]
@@ -207,10 +208,9 @@ def _context_values(cmoc, tables, site_context, frame: pd.DataFrame) -> pd.Serie
         column = f"reason_{arg}"
         return frame[column] if column in frame else pd.Series(False, index=frame.index)
     if kind == "baseline_band":
-        bands = tables["pairs"][tables["pairs"]["instrument"] == arg][
-            ["site", "person_id", "baseline_band"]
-        ]
-        merged = frame[["site", "person_id"]].merge(bands, on=["site", "person_id"], how="left")
+        keys = pair_keys(tables["pairs"])
+        bands = tables["pairs"][tables["pairs"]["instrument"] == arg][[*keys, "baseline_band"]]
+        merged = frame[keys].merge(bands, on=keys, how="left")
         return pd.Series(merged["baseline_band"].to_numpy(), index=frame.index)
     if kind == "site" and arg:
         if site_context is None:

@@ -110,3 +110,38 @@ def test_minimum_detectable_difference():
     # With df = inf and 80% power: (1.959964 + 0.841621) SE.
     assert models.minimum_detectable(1.0) == pytest.approx(2.801585, abs=1e-6)
     assert models.minimum_detectable(1.0, df=4) > models.minimum_detectable(1.0, df=400)
+
+
+def test_per_episode_pairs_are_not_repeated_by_the_loneliness_join():
+    # One person referred twice (two episodes, each paired on both scores) and one referred once.
+    pairs = pd.DataFrame(
+        {
+            "site": "A",
+            "person_id": ["p", "p", "q"] * 2,
+            "referral_id": ["1", "2", "3"] * 2,
+            "instrument": ["swemwbs"] * 3 + ["ucla3"] * 3,
+            "baseline": [20.0, 21, 22, 5, 8, 7],
+            "followup": [22.0, 23, 24, 4, 5, 6],
+            "change": [2.0, 2, 2, -1, -3, -1],
+            "in_window": True,
+        }
+    )
+    referrals = pd.DataFrame(
+        {
+            "site": "A",
+            "referral_id": ["1", "2", "3"],
+            "age_band": "25-34",
+            "age_at_referral": 30,
+            "sex": "female",
+            "imd_decile": 3,
+            "n_attended": 2,
+        }
+    )
+    frame = models.analysis_frame(pairs, referrals, "swemwbs")
+    assert len(frame) == 3
+    # Each episode carries its own loneliness at the start: 5 (not lonely), 8 (lonely).
+    assert frame.set_index("referral_id")["lonely_baseline"].to_dict() == {
+        "1": False,
+        "2": True,
+        "3": True,
+    }
