@@ -255,7 +255,56 @@ class StudyConfig:
 
 
 def load_config(path: str | os.PathLike) -> StudyConfig:
-    """Read and validate a study config file; raise :class:`LinkevalError` on any problem."""
+    """Read and validate a study config file; raise :class:`LinkevalError` on any problem.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The study config, a UTF-8 YAML file (a few KB) with at least ``study`` and ``sites``.
+
+    Returns
+    -------
+    StudyConfig
+        The validated config (frozen): ``study`` (title), ``raw_dir``, ``processed_dir`` and
+        ``reports_dir`` (absolute paths), ``sites`` (site code -> :class:`Site` with its
+        sources), ``demo``, ``key_env`` and ``key_file`` (where the pseudonymisation key is),
+        ``followup_window_days``, ``pairing``, ``disclosure``, ``instruments``,
+        ``programme_theory``, ``context_lookups``, ``seed``, ``allow_under_18``, ``path``
+        and ``sha256`` (of the file's bytes, for the manifest).
+
+    Raises
+    ------
+    LinkevalError
+        When the file is missing, too large, not UTF-8, not valid YAML, or fails validation
+        (unknown or missing keys, bad values); the message names the file, the key and the fix.
+
+    Notes
+    -----
+    Relative paths are resolved against the config file's folder, not the working directory.
+    Instruments the config defines itself are registered when it is loaded.
+
+    References
+    ----------
+    docs/design.md, 'Study config'.
+
+    Examples
+    --------
+    >>> import shutil, tempfile
+    >>> from pathlib import Path
+    >>> from linkeval.synthetic import generate_study
+    >>> folder = tempfile.mkdtemp()
+    >>> study = generate_study(folder, n_referrals=200, n_sites=2, seed=1)
+    >>> cfg = load_config(study.config_path)
+    >>> cfg.study, sorted(cfg.sites), cfg.demo, cfg.followup_window_days
+    ('Link worker evaluation (synthetic demo)', ['A', 'B'], True, (270, 365))
+    >>> cfg.processed_dir == Path(folder).resolve() / "processed"
+    True
+    >>> load_config(Path(folder) / "missing.yaml")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    linkeval.errors.LinkevalError: ...missing.yaml: config file not found; check the --config path
+    >>> shutil.rmtree(folder)
+    """
     path = Path(path).resolve()
     if not path.is_file():
         raise LinkevalError(f"{path}: config file not found; check the --config path")

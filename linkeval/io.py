@@ -775,6 +775,52 @@ def load_processed(
     With ``site``, only that site's rows are read (a parquet filter, applied while reading);
     with ``tables``, only those tables. Every table comes from one version, even if a clean
     finishes while they are read.
+
+    Parameters
+    ----------
+    processed_dir : Path or str
+        The processed folder (the config's ``processed_dir``, as written by
+        :func:`linkeval.cleaning.write_outputs`).
+    site : str, optional
+        A site code: read only that site's rows.
+    tables : list of str, optional
+        Canonical table names to read; None (default): all seven and the cleaning log.
+
+    Returns
+    -------
+    dict of str to DataFrame
+        Table name -> table: ``referrals``, ``referral_reasons``, ``contacts``,
+        ``onward_referrals``, ``responses``, ``scores`` and ``pairs`` (or those in
+        ``tables``) and, when ``tables`` is None, ``cleaning_log`` (from ``qa/``).
+
+    Raises
+    ------
+    LinkevalError
+        When a table is missing (the message says to run ``linkeval clean``) or a file is
+        damaged.
+
+    References
+    ----------
+    docs/design.md, 'Canonical tables' and 'Runs and atomic writes'.
+
+    Examples
+    --------
+    >>> import shutil, tempfile
+    >>> from linkeval.cleaning import clean_study, write_outputs
+    >>> from linkeval.config import load_config
+    >>> from linkeval.pseudonymise import DEMO_KEY
+    >>> from linkeval.synthetic import generate_study
+    >>> folder = tempfile.mkdtemp()
+    >>> cfg = load_config(generate_study(folder, n_referrals=200, n_sites=2, seed=1).config_path)
+    >>> _ = write_outputs(cfg, clean_study(cfg, DEMO_KEY, today=pd.Timestamp("2025-01-01")))
+    >>> data = load_processed(cfg.processed_dir)
+    >>> sorted(data)  # doctest: +NORMALIZE_WHITESPACE
+    ['cleaning_log', 'contacts', 'onward_referrals', 'pairs', 'referral_reasons', 'referrals',
+     'responses', 'scores']
+    >>> only_a = load_processed(cfg.processed_dir, site="A", tables=["referrals"])
+    >>> sorted(only_a), only_a["referrals"]["site"].unique().tolist()
+    (['referrals'], ['A'])
+    >>> shutil.rmtree(folder)
     """
     for attempt in (1, 2):
         folder = current_version(Path(processed_dir))

@@ -90,7 +90,53 @@ def pseudonymise(key: bytes, messages: pd.Series) -> pd.Series:
 def load_key(key_env: str, key_file: Path | None, demo: bool = False) -> bytes:
     """The study key from ``$key_env`` or ``key_file`` (first found); the demo key for demos.
 
-    Raises :class:`LinkevalError` with instructions when there is none or it is too short.
+    Parameters
+    ----------
+    key_env : str
+        Name of the environment variable holding the key (the config's
+        ``pseudonymisation.key_env``, default ``LINKEVAL_KEY``); read first.
+    key_file : Path or None
+        A git-ignored file holding the key as one line of text (the config's
+        ``pseudonymisation.key_file``); read when the variable is unset or empty.
+    demo : bool, default False
+        The config says ``demo: true``: without a key, use the published :data:`DEMO_KEY`.
+
+    Returns
+    -------
+    bytes
+        The key, UTF-8 encoded (surrounding whitespace of a key file removed).
+
+    Raises
+    ------
+    LinkevalError
+        With instructions, when there is no key (and not ``demo``), when it is shorter than
+        16 bytes, holds control characters, or is the demo key in a real (non-demo) study.
+        The message never quotes the key.
+
+    Notes
+    -----
+    ``person_id`` = HMAC-SHA256(key, normalised NHS number), so the same key must be used for
+    the whole study; :func:`key_fingerprint` tells keys apart without revealing them.
+
+    References
+    ----------
+    Krawczyk H, Bellare M, Canetti R (1997) HMAC: keyed-hashing for message authentication.
+    RFC 2104. docs/design.md, 'Identity and pseudonymisation'.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> key_file = Path(tempfile.mkdtemp()) / "study.key"
+    >>> _ = key_file.write_text("0123456789abcdef0123456789abcdef")
+    >>> load_key("LINKEVAL_DOCTEST_UNSET_KEY", key_file)
+    b'0123456789abcdef0123456789abcdef'
+    >>> load_key("LINKEVAL_DOCTEST_UNSET_KEY", None, demo=True) == DEMO_KEY
+    True
+    >>> load_key("LINKEVAL_DOCTEST_UNSET_KEY", None)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    linkeval.errors.LinkevalError: no pseudonymisation key: set the environment variable ...
+    >>> key_file.unlink(); key_file.parent.rmdir()
     """
     value = os.environ.get(key_env, "")
     source = f"environment variable {key_env}"

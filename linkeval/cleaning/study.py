@@ -73,6 +73,67 @@ def clean_study(
     A site whose config or files are wrong (a :class:`LinkevalError`) is left out and named,
     with the error, in ``failed``; the others are cleaned. When every site fails, the error
     is raised (:class:`SitesFailed` for several).
+
+    Parameters
+    ----------
+    cfg : StudyConfig
+        The study config (:func:`linkeval.config.load_config`).
+    key : bytes
+        The pseudonymisation key (:func:`linkeval.pseudonymise.load_key`).
+    sites : list of str, optional
+        Site codes to clean; None (default) or empty: every site in the config.
+    today : Timestamp, optional
+        The date the data are judged against (e.g. dates in the future are rejected);
+        default today. Pass one for a reproducible clean.
+    jobs : int or None, default 1
+        Worker processes; None chooses (see above).
+
+    Returns
+    -------
+    CleanResult
+        ``tables`` (canonical table name -> DataFrame: ``referrals``, ``referral_reasons``,
+        ``contacts``, ``onward_referrals``, ``responses``, ``scores``, ``pairs``, the last
+        with reliable change and MID flags), ``log`` (the cleaning log: one row per rejected
+        or flagged row and rule), ``summary`` (rows read, kept, rejected and flagged per site
+        and source table), ``unmapped`` (labels no vocabulary mapping covers), ``files`` (raw
+        files read, with rows and SHA-256), ``failed`` (site -> error) and
+        ``key_fingerprint``.
+
+    Raises
+    ------
+    LinkevalError
+        When a named site is not in the config, or every site fails (:class:`SitesFailed`
+        when several do); also when the row accounting does not balance.
+
+    Notes
+    -----
+    Row accounting: for every site and source, rows_read = rows_kept + rows_rejected; it is
+    checked before returning. Reliable change uses the whole study's baseline SD and
+    Cronbach's alpha, so it is added after the sites are combined.
+
+    References
+    ----------
+    docs/design.md, 'Canonical tables', 'Cleaning log and row accounting', 'Identity and
+    pseudonymisation' and 'Pairing and change'.
+
+    Examples
+    --------
+    >>> import shutil, tempfile
+    >>> from linkeval.config import load_config
+    >>> from linkeval.pseudonymise import DEMO_KEY
+    >>> from linkeval.synthetic import generate_study
+    >>> folder = tempfile.mkdtemp()
+    >>> cfg = load_config(generate_study(folder, n_referrals=200, n_sites=2, seed=1).config_path)
+    >>> result = clean_study(cfg, DEMO_KEY, today=pd.Timestamp("2025-01-01"))
+    >>> sorted(result.tables), result.failed  # doctest: +NORMALIZE_WHITESPACE
+    (['contacts', 'onward_referrals', 'pairs', 'referral_reasons', 'referrals', 'responses',
+      'scores'], {})
+    >>> s = result.summary
+    >>> s.columns.tolist()
+    ['site', 'table', 'rows_read', 'rows_kept', 'rows_rejected', 'rows_flagged']
+    >>> bool((s["rows_read"] == s["rows_kept"] + s["rows_rejected"]).all())
+    True
+    >>> shutil.rmtree(folder)
     """
     today = pd.Timestamp(today or pd.Timestamp.today()).normalize()
     codes = sites if sites else list(cfg.sites)
@@ -223,6 +284,61 @@ def write_outputs(cfg: StudyConfig, result: CleanResult, sites: list[str] | None
     with the same key. All tables are computed and validated first; then the whole processed
     folder is written as a new version and made current in one step (io.write_version), under
     the processed folder's lock. A partial re-clean under another key is refused.
+
+    Parameters
+    ----------
+    cfg : StudyConfig
+        The study config; the tables go to ``cfg.processed_dir``.
+    result : CleanResult
+        What :func:`clean_study` returned. Its ``kept_previous`` is set to the failed sites
+        whose previous rows were kept.
+    sites : list of str, optional
+        The sites that were cleaned (a partial re-clean); None (default): the whole study.
+
+    Returns
+    -------
+    Path
+        ``cfg.processed_dir``, which now holds the canonical tables as parquet files
+        (``referrals.parquet``, ..., ``pairs.parquet``), ``qa/`` (``cleaning_log``,
+        ``summary`` and ``unmapped_labels``, each as parquet and CSV) and ``manifest.json``
+        (package version, config
+        SHA-256, key fingerprint, sites, raw files with rows and SHA-256, data hash).
+
+    Raises
+    ------
+    LinkevalError
+        When another run holds the folder's lock, or a partial re-clean uses another key than
+        the processed data's.
+    pandera.errors.SchemaErrors
+        When a table fails its schema (a cleaner bug, not a data problem).
+
+    Notes
+    -----
+    Readers (:func:`linkeval.io.load_processed`) see either the old version or the new one,
+    never a mix: the new version is written beside the old one and then made current.
+
+    References
+    ----------
+    docs/design.md, 'Runs and atomic writes' and 'Cleaning log and row accounting'.
+
+    Examples
+    --------
+    >>> import os, shutil, tempfile
+    >>> from linkeval.config import load_config
+    >>> from linkeval.pseudonymise import DEMO_KEY
+    >>> from linkeval.synthetic import generate_study
+    >>> folder = tempfile.mkdtemp()
+    >>> cfg = load_config(generate_study(folder, n_referrals=200, n_sites=2, seed=1).config_path)
+    >>> out = write_outputs(cfg, clean_study(cfg, DEMO_KEY, today=pd.Timestamp("2025-01-01")))
+    >>> out == cfg.processed_dir
+    True
+    >>> sorted(os.listdir(out))  # doctest: +NORMALIZE_WHITESPACE
+    ['contacts.parquet', 'manifest.json', 'onward_referrals.parquet', 'pairs.parquet', 'qa',
+     'referral_reasons.parquet', 'referrals.parquet', 'responses.parquet', 'scores.parquet']
+    >>> sorted(os.listdir(out / "qa"))  # doctest: +NORMALIZE_WHITESPACE
+    ['cleaning_log.csv', 'cleaning_log.parquet', 'summary.csv', 'summary.parquet',
+     'unmapped_labels.csv', 'unmapped_labels.parquet']
+    >>> shutil.rmtree(folder)
     """
     out = cfg.processed_dir
     with folder_lock(out, "clean"):

@@ -19,6 +19,45 @@ def followup_rates(
 
     A person counts as followed up when the pair has a follow-up (inside the window when
     ``window_only``).
+
+    Parameters
+    ----------
+    pairs : DataFrame
+        Canonical ``pairs`` table: one row per person (or episode) and score with a scored
+        baseline; ``instrument``, ``person_id``, ``followup`` (missing without one),
+        ``in_window`` and the ``by`` columns.
+    by : str or list of str, default "site"
+        Grouping columns; None for the whole study.
+    window_only : bool, default True
+        Count a follow-up only when it is inside the follow-up window (``in_window``).
+
+    Returns
+    -------
+    DataFrame
+        One row per group and score. Columns (after the ``by`` columns):
+
+        instrument : str, the score (e.g. ``swemwbs``, ``ons4_anxious``).
+        n_baseline : int, pairs rows, i.e. people (episodes with ``per_episode`` pairing)
+            with a scored baseline on the score.
+        n_followed_up : int, of those, people with a (window) follow-up.
+        pct_followed_up : float, 100 * n_followed_up / n_baseline.
+
+    References
+    ----------
+    docs/design.md, 'Analyses' (Attrition) and 'Pairing and change'.
+
+    Examples
+    --------
+    >>> pairs = pd.DataFrame({"site": ["A", "A", "A", "B"],
+    ...     "person_id": ["p1", "p2", "p3", "p4"], "instrument": "swemwbs",
+    ...     "followup": [24.0, None, 21.0, 19.0], "in_window": [True, False, False, True]})
+    >>> followup_rates(pairs).round(1)
+      site instrument  n_baseline  n_followed_up  pct_followed_up
+    0    A    swemwbs           3              1             33.3
+    1    B    swemwbs           1              1            100.0
+    >>> followup_rates(pairs, by=None, window_only=False)
+      instrument  n_baseline  n_followed_up  pct_followed_up
+    0    swemwbs           4              3             75.0
     """
     by = group_keys(by)
     p = pairs.assign(followed_up=_followed(pairs, window_only))
@@ -45,13 +84,86 @@ def attrition_table(
 ) -> pd.DataFrame:
     """Baseline characteristics of people with vs without follow-up, with SMDs.
 
-    One row per characteristic level (age band, sex, IMD quintile, referral reasons, and the
-    baseline score of ``instrument``). Columns: ``variable``, ``level``, ``statistic`` ("n (%)"
-    or "mean (SD)"), ``followed_up`` and ``not_followed_up`` (counts or means), their
-    ``pct_``/``sd_`` companions, and ``smd``, the standardised mean difference
-    (followed up minus not): for a mean, (m1 - m0) / sqrt((s1^2 + s0^2) / 2); for a
-    proportion, (p1 - p0) / sqrt((p1(1 - p1) + p0(1 - p0)) / 2) (Austin 2009, Stat Med 28:3083).
-    |SMD| above 0.1 is conventionally taken as a meaningful imbalance.
+    Parameters
+    ----------
+    pairs : DataFrame
+        Canonical ``pairs`` table: ``site``, ``person_id``, ``referral_id``, ``instrument``,
+        ``baseline``, ``followup`` (missing without one) and ``in_window``.
+    referrals : DataFrame
+        Canonical ``referrals`` table: ``site``, ``referral_id``, ``age_band``, ``sex`` and
+        ``imd_decile``; joined to ``pairs`` on (site, referral_id).
+    referral_reasons : DataFrame, optional
+        Canonical ``referral_reasons`` table (``site``, ``referral_id``, ``reason``): adds one
+        row per reason present (a person without it counts as not having it).
+    instrument : str, optional
+        A score (e.g. ``"swemwbs"``): compare the people with a baseline on that score,
+        followed up on it or not, and add a row for its baseline score. None (default): one
+        row per person, followed up when they have a follow-up on any score.
+    window_only : bool, default True
+        Count a follow-up only when it is inside the follow-up window (``in_window``).
+
+    Returns
+    -------
+    DataFrame
+        One row per characteristic level: age band, sex and IMD quintile levels present
+        (sorted), then each referral reason, then (with ``instrument``) the baseline score.
+        Columns:
+
+        variable : str, ``age_band``, ``sex``, ``imd_quintile``, ``referral reason`` or
+            ``baseline <instrument>``.
+        level : str, the level (the reason for a referral reason; ``""`` for the baseline).
+        statistic : str, ``"n (%)"`` for a level, ``"mean (SD)"`` for the baseline score.
+        followed_up : number, people followed up who have the level (n (%) rows) or their
+            mean baseline score (mean (SD) row).
+        pct_followed_up : float, 100 * followed_up / people followed up (n (%) rows only).
+        not_followed_up : number, the same for people not followed up.
+        pct_not_followed_up : float, 100 * not_followed_up / people not followed up.
+        smd : float, standardised mean difference, followed up minus not (see Notes).
+        sd_followed_up, sd_not_followed_up : float, SD (ddof=1) of the baseline score in
+            each group (mean (SD) row only; present only with ``instrument``).
+
+    Notes
+    -----
+    For a mean, SMD = (m1 - m0) / sqrt((s1^2 + s0^2) / 2); for a proportion,
+    SMD = (p1 - p0) / sqrt((p1(1 - p1) + p0(1 - p0)) / 2), with 1 = followed up and
+    0 = not. A level held by everyone or nobody in both groups has SMD 0, one held by
+    everyone in one group and nobody in the other NaN. |SMD| above 0.1 is
+    conventionally taken as a meaningful imbalance. People whose level is missing count as not
+    having any level, so the n (%) rows of a variable may not add up to the group size.
+
+    References
+    ----------
+    Austin PC (2009) Balance diagnostics for comparing the distribution of baseline covariates
+    between treatment groups in propensity-score matched samples. Stat Med 28:3083-3107.
+    docs/design.md, 'Analyses' (Attrition).
+
+    Examples
+    --------
+    >>> pairs = pd.DataFrame({"site": "A", "person_id": ["p1", "p2", "p3", "p4", "p5"],
+    ...     "referral_id": ["r1", "r2", "r3", "r4", "r5"], "instrument": "swemwbs",
+    ...     "baseline": [20.0, 22.0, 18.0, 25.0, 19.0],
+    ...     "followup": [24.0, 23.0, None, None, 20.0], "in_window": True})
+    >>> referrals = pd.DataFrame({"site": "A", "referral_id": ["r1", "r2", "r3", "r4", "r5"],
+    ...     "age_band": ["25-34", "65-74", "25-34", "65-74", "65-74"],
+    ...     "sex": ["female", "female", "male", "female", "male"],
+    ...     "imd_decile": [1, 2, 3, 9, 10]})
+    >>> t = attrition_table(pairs, referrals, instrument="swemwbs")
+    >>> t[["variable", "level", "followed_up", "not_followed_up", "smd"]].round(3)
+               variable   level  followed_up  not_followed_up    smd
+    0          age_band   25-34        1.000              1.0 -0.343
+    1          age_band   65-74        2.000              1.0  0.343
+    2               sex  female        2.000              1.0  0.343
+    3               sex    male        1.000              1.0 -0.343
+    4      imd_quintile       1        2.000              0.0  2.000
+    5      imd_quintile       2        0.000              1.0 -1.414
+    6      imd_quintile       5        1.000              1.0 -0.343
+    7  baseline swemwbs               20.333             21.5 -0.319
+
+    The SMD of ``sex == "female"`` by hand (2 of 3 followed up, 1 of 2 not):
+
+    >>> p1, p0 = 2 / 3, 1 / 2
+    >>> round(float((p1 - p0) / np.sqrt((p1 * (1 - p1) + p0 * (1 - p0)) / 2)), 3)
+    0.343
     """
     p = pairs if instrument is None else pairs[pairs["instrument"] == instrument]
     if instrument is None:  # one row per person: followed up on any score

@@ -108,8 +108,54 @@ def _numeric(frame: pd.DataFrame, column: str, by: By, label: str) -> pd.DataFra
 def referrals_per_month(referrals: pd.DataFrame, by: By = None, rolling: int = 3) -> pd.DataFrame:
     """Referrals per calendar month (months with none included) and a rolling mean.
 
-    Columns: [by], ``month`` (first day), ``referrals``, ``rolling_mean`` (mean of this and the
-    previous ``rolling - 1`` months).
+    Parameters
+    ----------
+    referrals : DataFrame
+        Canonical ``referrals`` table: one row per referral with ``referral_date`` and the
+        ``by`` columns.
+    by : str or list of str, optional
+        Grouping columns (e.g. ``"site"``); None (default) counts all referrals together.
+    rolling : int, default 3
+        Width, in months, of the rolling mean.
+
+    Returns
+    -------
+    DataFrame
+        One row per group and month. Columns (after the ``by`` columns):
+
+        month : Timestamp, the first day of the calendar month.
+        referrals : int, referrals dated in that month (0 for a month with none).
+        rolling_mean : float, mean of ``referrals`` over this month and the previous
+            ``rolling - 1`` months (fewer at the start of the series).
+
+        An empty ``referrals`` gives an empty frame with these columns.
+
+    Notes
+    -----
+    The months run from the earliest to the latest referral month of the whole table, so every
+    group has the same months and a group's quiet months count as 0. For month m,
+    rolling_mean(m) = mean(referrals(m - k) for k = 0, ..., rolling - 1), over the months that
+    exist (``Series.rolling(rolling, min_periods=1).mean()``).
+
+    References
+    ----------
+    docs/design.md, 'Analyses' (Descriptive).
+
+    Examples
+    --------
+    >>> referrals = pd.DataFrame({
+    ...     "site": ["A", "A", "A", "B", "B"],
+    ...     "referral_date": pd.to_datetime(
+    ...         ["2024-01-05", "2024-01-20", "2024-03-02", "2024-01-10", "2024-02-14"]),
+    ... })
+    >>> referrals_per_month(referrals, by="site").round({"rolling_mean": 3})
+      site      month  referrals  rolling_mean
+    0    A 2024-01-01          2         2.000
+    1    A 2024-02-01          0         1.000
+    2    A 2024-03-01          1         1.000
+    3    B 2024-01-01          1         1.000
+    4    B 2024-02-01          1         1.000
+    5    B 2024-03-01          0         0.667
     """
     frame = referrals.assign(
         month=pd.to_datetime(referrals["referral_date"]).dt.to_period("M").dt.to_timestamp()
@@ -134,15 +180,97 @@ def referrals_per_month(referrals: pd.DataFrame, by: By = None, rolling: int = 3
 
 
 def referral_sources(referrals: pd.DataFrame, by: By = None) -> pd.DataFrame:
-    """Referrals by source: ``referral_source``, ``n``, ``denominator``, ``pct``."""
+    """Referrals by referral source (every source in the vocabulary, and missing), n and %.
+
+    Parameters
+    ----------
+    referrals : DataFrame
+        Canonical ``referrals`` table with ``referral_source`` and the ``by`` columns.
+    by : str or list of str, optional
+        Grouping columns (e.g. ``"site"``); None (default) summarises all referrals together.
+
+    Returns
+    -------
+    DataFrame
+        One row per group and source. Columns (after the ``by`` columns):
+
+        referral_source : str, a level of the ``referral_source`` vocabulary (gp,
+            practice_nurse, ..., unknown; zeros included) and ``"missing"`` when any referral
+            has none.
+        n : int, referrals from that source.
+        denominator : int, referrals in the group (missing included).
+        pct : float, 100 * n / denominator.
+
+    Notes
+    -----
+    Counts are raw; pass them through :func:`linkeval.report.disclosure.suppress` before they
+    leave the analysis.
+
+    References
+    ----------
+    docs/design.md, 'Analyses' (Descriptive) and 'Vocabularies'.
+
+    Examples
+    --------
+    >>> referrals = pd.DataFrame({"site": ["A", "A", "A", "B"],
+    ...                           "referral_source": ["gp", "gp", "self", None]})
+    >>> out = referral_sources(referrals)
+    >>> out[out["n"] > 0]
+       referral_source  n  denominator   pct
+    0               gp  2            4  50.0
+    3             self  1            4  25.0
+    12         missing  1            4  25.0
+    """
     return _counts(referrals, "referral_source", by, order=VOCABULARIES["referral_source"])
 
 
 def referral_reasons(referrals: pd.DataFrame, reasons: pd.DataFrame, by: By = None) -> pd.DataFrame:
     """Reasons for referral, multi-response: % of referrals with each reason.
 
-    Columns: [by], ``reason``, ``n`` (referrals with the reason), ``denominator`` (referrals),
-    ``pct``. Percentages add up to more than 100 because a referral can have several reasons.
+    Parameters
+    ----------
+    referrals : DataFrame
+        Canonical ``referrals`` table: ``site``, ``referral_id`` and the ``by`` columns. Its
+        rows are the denominator.
+    reasons : DataFrame
+        Canonical ``referral_reasons`` table: one row per (``site``, ``referral_id``,
+        ``reason``). Reasons of referrals not in ``referrals`` are ignored; a reason repeated
+        for a referral counts once.
+    by : str or list of str, optional
+        Grouping columns of ``referrals`` (e.g. ``"site"``); None (default) for all together.
+
+    Returns
+    -------
+    DataFrame
+        One row per group and reason of the ``reason`` vocabulary (zeros included). Columns
+        (after the ``by`` columns):
+
+        reason : str, the reason (loneliness_isolation, mental_wellbeing, ..., other).
+        n : int, referrals with that reason.
+        denominator : int, referrals in the group (with or without any reason).
+        pct : float, 100 * n / denominator.
+
+    Notes
+    -----
+    Multi-response: a referral can have several reasons, so the percentages of a group add up
+    to more than 100, and a referral with no reason recorded counts in every denominator.
+
+    References
+    ----------
+    docs/design.md, 'Analyses' (Descriptive).
+
+    Examples
+    --------
+    >>> referrals = pd.DataFrame({"site": "A", "referral_id": ["r1", "r2", "r3", "r4"]})
+    >>> reasons = pd.DataFrame({"site": "A", "referral_id": ["r1", "r1", "r2", "r3"],
+    ...     "reason": ["loneliness_isolation", "mental_wellbeing", "loneliness_isolation",
+    ...                "housing"]})
+    >>> out = referral_reasons(referrals, reasons)
+    >>> out[out["n"] > 0]
+                     reason  n  denominator   pct
+    0  loneliness_isolation  2            4  50.0
+    1      mental_wellbeing  1            4  25.0
+    5               housing  1            4  25.0
     """
     keys = group_keys(by)
     rows = []
@@ -175,9 +303,69 @@ def table_one(referrals: pd.DataFrame, by: By = None) -> pd.DataFrame:
     """Who is referred: Table 1 of age, sex, ethnicity, deprivation and, where the study
     derives it from postcodes, rural or urban area; missing shown.
 
-    Long format: [by], ``variable``, ``level``, ``statistic`` ("n (%)", "mean (SD)" or
-    "median (IQR)"), ``n``, ``pct`` and for numbers ``mean``, ``sd``, ``median``, ``q1``,
-    ``q3``, ``missing``.
+    Parameters
+    ----------
+    referrals : DataFrame
+        Canonical ``referrals`` table: ``age_at_referral``, ``age_band``, ``sex``,
+        ``ethnicity``, ``imd_decile`` (1 = most deprived), optionally ``rural_urban``, and the
+        ``by`` columns.
+    by : str or list of str, optional
+        Grouping columns (e.g. ``"site"``); None (default) for all referrals together.
+
+    Returns
+    -------
+    DataFrame
+        Long format, one row per group, variable and level. Columns (after the ``by``
+        columns):
+
+        variable : str, ``age``, ``age_band``, ``sex``, ``ethnicity``, ``imd_quintile`` or
+            (when any referral has it) ``rural_urban``.
+        level : str, the level (every vocabulary level, zeros included, and ``"missing"``
+            when any value is missing); ``""`` for the two age rows.
+        statistic : str, ``"n (%)"`` for a level, ``"mean (SD)"`` or ``"median (IQR)"`` for
+            age.
+        n : int, referrals at the level; for age, referrals with an age.
+        pct : float, 100 * n / referrals in the group (missing included); NaN for age.
+        mean, sd : float, mean and SD (ddof=1) of age; NaN for levels.
+        median, q1, q3 : float, median and quartiles of age (linear interpolation, as
+            ``numpy.percentile``); NaN for levels.
+        missing : float, referrals without an age (a count); NaN for levels.
+
+    Notes
+    -----
+    IMD quintile = (decile + 1) // 2, so deciles 1-2 are quintile 1 (most deprived) and 9-10
+    quintile 5 (:func:`linkeval.vocab.imd_quintile`). Both age rows carry every age statistic;
+    the ``statistic`` column says which pair a table shows.
+
+    References
+    ----------
+    docs/design.md, 'Analyses' (Descriptive) and 'Vocabularies'. Ministry of Housing,
+    Communities and Local Government (2019) The English Indices of Deprivation 2019.
+
+    Examples
+    --------
+    >>> referrals = pd.DataFrame({
+    ...     "age_at_referral": [30, 42, 67, None],
+    ...     "age_band": ["25-34", "35-44", "65-74", None],
+    ...     "sex": ["female", "female", "male", "female"],
+    ...     "ethnicity": ["white", "asian", "white", "unknown"],
+    ...     "imd_decile": [1, 4, 10, 2],
+    ... })
+    >>> t1 = table_one(referrals)
+    >>> t1.loc[t1["variable"] == "age", ["statistic", "n", "mean", "sd", "median", "missing"]]
+          statistic  n       mean         sd  median  missing
+    0     mean (SD)  3  46.333333  18.876794    42.0      1.0
+    1  median (IQR)  3  46.333333  18.876794    42.0      1.0
+    >>> t1.loc[(t1["variable"] == "sex") & (t1["n"] > 0), ["level", "n", "pct"]]
+         level  n   pct
+    11  female  3  75.0
+    12    male  1  25.0
+
+    The age statistics are NumPy's:
+
+    >>> age = referrals["age_at_referral"].dropna()
+    >>> float(np.std(age, ddof=1)), float(np.percentile(age, 25))
+    (18.876793513023692, 36.0)
     """
     frame = referrals.assign(imd_quintile=imd_quintile(referrals["imd_decile"]))
     parts = []
@@ -244,7 +432,57 @@ def engagement_funnel(
     baseline on any instrument; paired follow-up: a follow-up (in the window when
     ``window_only``). Sites that export no contact or onward tables count from their columns;
     where a stage is unknown for a referral it counts as not reached.
-    Columns: [by], ``stage``, ``n``, ``pct_of_referred``, ``pct_of_previous``.
+
+    Parameters
+    ----------
+    referrals : DataFrame
+        Canonical ``referrals`` table: ``site``, ``referral_id``, ``n_contacts``,
+        ``n_attended``, ``n_onward_referrals`` and the ``by`` columns.
+    pairs : DataFrame, optional
+        Canonical ``pairs`` table (``site``, ``referral_id``, ``followup``, ``in_window``).
+        None or empty: nobody reaches the two questionnaire stages.
+    by : str or list of str, optional
+        Grouping columns of ``referrals`` (e.g. ``"site"``); None (default) for all together.
+    window_only : bool, default True
+        Count a follow-up only when it is inside the follow-up window (``in_window``).
+
+    Returns
+    -------
+    DataFrame
+        Six rows per group, one per stage in funnel order. Columns (after the ``by`` columns):
+
+        stage : str, ``referred``, ``contacted``, ``engaged``, ``onward referral``,
+            ``baseline questionnaire`` or ``paired follow-up``.
+        n : int, referrals that reached the stage.
+        pct_of_referred : float, 100 * n / referrals in the group.
+        pct_of_previous : float, 100 * n / n of the previous stage (100 for ``referred``).
+
+    Notes
+    -----
+    Each stage is judged on its own (an onward referral without a recorded contact still
+    counts), so n need not fall from stage to stage and ``pct_of_previous`` can exceed 100.
+    A referral reaches ``baseline questionnaire`` when it has a ``pairs`` row (a scored
+    baseline on any score) and ``paired follow-up`` when one of its pairs has a follow-up.
+
+    References
+    ----------
+    docs/design.md, 'Analyses' (Descriptive).
+
+    Examples
+    --------
+    >>> referrals = pd.DataFrame({"site": "A", "referral_id": ["r1", "r2", "r3", "r4"],
+    ...     "n_contacts": [3, 1, 0, None], "n_attended": [2, 0, 0, None],
+    ...     "n_onward_referrals": [1, 0, 0, None]})
+    >>> pairs = pd.DataFrame({"site": "A", "referral_id": ["r1", "r2"],
+    ...     "followup": [25.0, None], "in_window": [True, False]})
+    >>> engagement_funnel(referrals, pairs)
+                        stage  n  pct_of_referred  pct_of_previous
+    0                referred  4            100.0            100.0
+    1               contacted  2             50.0             50.0
+    2                 engaged  1             25.0             50.0
+    3         onward referral  1             25.0            100.0
+    4  baseline questionnaire  2             50.0            200.0
+    5        paired follow-up  1             25.0             50.0
     """
     r = referrals.copy()
     flags = {
@@ -284,22 +522,176 @@ def engagement_funnel(
 
 
 def contacts_per_referral(referrals: pd.DataFrame, by: By = None) -> pd.DataFrame:
-    """Summary of contacts per referral (n, missing, mean, SD, median, IQR, range)."""
+    """Summary of contacts per referral (n, missing, mean, SD, median, IQR, range).
+
+    Parameters
+    ----------
+    referrals : DataFrame
+        Canonical ``referrals`` table with ``n_contacts`` (contacts recorded for the referral,
+        attended or not; missing when the site does not say) and the ``by`` columns.
+    by : str or list of str, optional
+        Grouping columns (e.g. ``"site"``); None (default) for all referrals together.
+
+    Returns
+    -------
+    DataFrame
+        One row per group. Columns (after the ``by`` columns):
+
+        measure : str, ``"contacts per referral"``.
+        n : int, referrals with a count.
+        missing : int, referrals without one.
+        mean, sd : float, mean and SD (ddof=1) of the counts.
+        median, q1, q3 : float, median and quartiles (linear interpolation, as
+            ``numpy.percentile``).
+        min, max : float, smallest and largest count.
+
+    References
+    ----------
+    docs/design.md, 'Analyses' (Descriptive).
+
+    Examples
+    --------
+    >>> referrals = pd.DataFrame({"site": ["A", "A", "A", "B", "B"],
+    ...                           "n_contacts": [1, 2, 6, 0, None]})
+    >>> out = contacts_per_referral(referrals, by="site")
+    >>> out[["site", "n", "missing", "mean", "median", "q1", "q3", "min", "max"]]
+      site  n  missing  mean  median   q1   q3  min  max
+    0    A  3        0   3.0     2.0  1.5  4.0  1.0  6.0
+    1    B  1        1   0.0     0.0  0.0  0.0  0.0  0.0
+    >>> round(float(out["sd"].iloc[0]), 3)
+    2.646
+
+    The mean and variance are SciPy's:
+
+    >>> from scipy import stats
+    >>> d = stats.describe([1, 2, 6])
+    >>> float(d.mean), round(float(np.sqrt(d.variance)), 3)
+    (3.0, 2.646)
+    """
     return _numeric(referrals, "n_contacts", by, "contacts per referral")
 
 
 def days_to_first_contact(referrals: pd.DataFrame, by: By = None) -> pd.DataFrame:
-    """Summary of days from referral to the first attended contact."""
+    """Summary of days from referral to the first attended contact.
+
+    Parameters
+    ----------
+    referrals : DataFrame
+        Canonical ``referrals`` table with ``days_to_first_contact`` (missing when the
+        referral has no attended contact or the date is unknown) and the ``by`` columns.
+    by : str or list of str, optional
+        Grouping columns (e.g. ``"site"``); None (default) for all referrals together.
+
+    Returns
+    -------
+    DataFrame
+        One row per group. Columns (after the ``by`` columns):
+
+        measure : str, ``"days to first contact"``.
+        n : int, referrals with a value.
+        missing : int, referrals without one (no attended contact, or unknown).
+        mean, sd : float, mean and SD (ddof=1) of the days.
+        median, q1, q3 : float, median and quartiles (linear interpolation, as
+            ``numpy.percentile``).
+        min, max : float, fewest and most days.
+
+    References
+    ----------
+    docs/design.md, 'Analyses' (Descriptive).
+
+    Examples
+    --------
+    >>> referrals = pd.DataFrame({"days_to_first_contact": [3, 7, 10, 30, None]})
+    >>> out = days_to_first_contact(referrals)
+    >>> out[["n", "missing", "median", "q1", "q3", "min", "max"]]
+       n  missing  median   q1    q3  min   max
+    0  4        1     8.5  6.0  15.0  3.0  30.0
+
+    The quartiles are NumPy's:
+
+    >>> float(np.percentile([3, 7, 10, 30], 25)), float(np.percentile([3, 7, 10, 30], 75))
+    (6.0, 15.0)
+    """
     return _numeric(referrals, "days_to_first_contact", by, "days to first contact")
 
 
 def contact_modes(contacts: pd.DataFrame, by: By = None) -> pd.DataFrame:
-    """Contacts by mode: ``mode``, ``n``, ``denominator``, ``pct``."""
+    """Contacts by mode (every mode in the vocabulary, and missing), n and %.
+
+    Parameters
+    ----------
+    contacts : DataFrame
+        Canonical ``contacts`` table: one row per contact with ``mode`` and the ``by``
+        columns.
+    by : str or list of str, optional
+        Grouping columns (e.g. ``"site"``); None (default) for all contacts together.
+
+    Returns
+    -------
+    DataFrame
+        One row per group and mode. Columns (after the ``by`` columns):
+
+        mode : str, a level of the ``mode`` vocabulary (face_to_face, telephone, video,
+            home_visit, group, message, other; zeros included) and ``"missing"`` when any
+            contact has none.
+        n : int, contacts in that mode.
+        denominator : int, contacts in the group (missing included).
+        pct : float, 100 * n / denominator.
+
+    References
+    ----------
+    docs/design.md, 'Analyses' (Descriptive) and 'Vocabularies'.
+
+    Examples
+    --------
+    >>> contacts = pd.DataFrame({"mode": ["telephone", "telephone", "face_to_face", None]})
+    >>> out = contact_modes(contacts)
+    >>> out[out["n"] > 0]
+               mode  n  denominator   pct
+    0  face_to_face  1            4  25.0
+    1     telephone  2            4  50.0
+    7       missing  1            4  25.0
+    """
     return _counts(contacts, "mode", by, order=VOCABULARIES["mode"])
 
 
 def dna_rate(contacts: pd.DataFrame, by: By = None) -> pd.DataFrame:
-    """Did-not-attend rate: ``contacts`` (with attendance recorded), ``dna``, ``pct_dna``."""
+    """Did-not-attend (DNA) rate of contacts whose attendance is recorded.
+
+    Parameters
+    ----------
+    contacts : DataFrame
+        Canonical ``contacts`` table with ``attended`` (True, False or missing) and the
+        ``by`` columns.
+    by : str or list of str, optional
+        Grouping columns (e.g. ``"site"``); None (default) for all contacts together.
+
+    Returns
+    -------
+    DataFrame
+        One row per group. Columns (after the ``by`` columns):
+
+        contacts : int, contacts with attendance recorded.
+        dna : int, of those, contacts not attended.
+        pct_dna : float, 100 * dna / contacts (NaN when no contact has attendance recorded).
+
+    Notes
+    -----
+    Contacts with ``attended`` missing are left out of both numerator and denominator.
+
+    References
+    ----------
+    docs/design.md, 'Analyses' (Descriptive).
+
+    Examples
+    --------
+    >>> contacts = pd.DataFrame({"site": ["A", "A", "A", "A", "B"],
+    ...     "attended": pd.array([True, False, True, None, True], dtype="boolean")})
+    >>> dna_rate(contacts, by="site").round(2)
+      site  contacts  dna  pct_dna
+    0    A         3    1    33.33
+    1    B         1    0     0.00
+    """
     rows = []
     for keys, part in _groups(contacts, by):
         known = part["attended"].dropna().astype(bool)
@@ -316,10 +708,83 @@ def dna_rate(contacts: pd.DataFrame, by: By = None) -> pd.DataFrame:
 
 
 def onward_by_asset(onward: pd.DataFrame, by: By = None) -> pd.DataFrame:
-    """Onward referrals by community asset type: ``asset_type``, ``n``, ``pct``."""
+    """Onward referrals by community asset type (every type, and missing), n and %.
+
+    Parameters
+    ----------
+    onward : DataFrame
+        Canonical ``onward_referrals`` table: one row per onward referral with
+        ``asset_type`` and the ``by`` columns.
+    by : str or list of str, optional
+        Grouping columns (e.g. ``"site"``); None (default) for all onward referrals together.
+
+    Returns
+    -------
+    DataFrame
+        One row per group and asset type. Columns (after the ``by`` columns):
+
+        asset_type : str, a level of the ``asset_type`` vocabulary (physical_activity,
+            arts_culture, ..., other; zeros included) and ``"missing"`` when any onward
+            referral has none.
+        n : int, onward referrals to that type of asset.
+        denominator : int, onward referrals in the group (missing included).
+        pct : float, 100 * n / denominator.
+
+    References
+    ----------
+    docs/design.md, 'Analyses' (Descriptive) and 'Vocabularies'.
+
+    Examples
+    --------
+    >>> onward = pd.DataFrame({"asset_type": ["social_groups_befriending", "physical_activity",
+    ...                                       "social_groups_befriending", "other"]})
+    >>> out = onward_by_asset(onward)
+    >>> out[out["n"] > 0]
+                       asset_type  n  denominator   pct
+    0           physical_activity  1            4  25.0
+    2   social_groups_befriending  2            4  50.0
+    11                      other  1            4  25.0
+    """
     return _counts(onward, "asset_type", by, order=VOCABULARIES["asset_type"])
 
 
 def outcomes(referrals: pd.DataFrame, by: By = None) -> pd.DataFrame:
-    """Referral outcomes (completed, declined, ...), missing shown."""
+    """Referral outcomes (completed, declined, ...), missing shown.
+
+    Parameters
+    ----------
+    referrals : DataFrame
+        Canonical ``referrals`` table with ``outcome`` and the ``by`` columns.
+    by : str or list of str, optional
+        Grouping columns (e.g. ``"site"``); None (default) for all referrals together.
+
+    Returns
+    -------
+    DataFrame
+        One row per group and outcome. Columns (after the ``by`` columns):
+
+        outcome : str, a level of the ``outcome`` vocabulary (completed, ongoing, declined,
+            not_contactable, inappropriate, other; zeros included) and ``"missing"`` when any
+            referral has none.
+        n : int, referrals with that outcome.
+        denominator : int, referrals in the group (missing included).
+        pct : float, 100 * n / denominator.
+
+    References
+    ----------
+    docs/design.md, 'Analyses' (Descriptive) and 'Vocabularies'.
+
+    Examples
+    --------
+    >>> referrals = pd.DataFrame({"outcome": ["completed", "completed", "declined", None]})
+    >>> outcomes(referrals)
+               outcome  n  denominator   pct
+    0        completed  2            4  50.0
+    1          ongoing  0            4   0.0
+    2         declined  1            4  25.0
+    3  not_contactable  0            4   0.0
+    4    inappropriate  0            4   0.0
+    5            other  0            4   0.0
+    6          missing  1            4  25.0
+    """
     return _counts(referrals, "outcome", by, order=VOCABULARIES["outcome"])

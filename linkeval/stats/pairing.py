@@ -57,24 +57,80 @@ def pair_scores(
 
     Parameters
     ----------
-    scores : canonical ``scores`` table (site, person_id, referral_id, timepoint,
-        completed_date, instrument, score, band, scored, ...). Extra columns are carried to
-        ``excluded`` so callers can trace rows back to their source.
-    window : earliest and latest follow-up, in days after the baseline.
-    pairing : ``"per_person"`` (default): one pair per person and score, whichever referral
+    scores : DataFrame
+        Canonical ``scores`` table (site, person_id, referral_id, timepoint,
+        completed_date, instrument, score, band, scored, ...). Only rows with ``scored``
+        True are used. Extra columns are carried to ``excluded`` so callers can trace rows
+        back to their source.
+    window : tuple of (int, int), default (270, 365)
+        Earliest and latest follow-up, in days after the baseline (inclusive).
+    pairing : {"per_person", "per_episode"}, default "per_person"
+        ``"per_person"``: one pair per person and score, whichever referral
         the forms belong to; ``referral_id`` is the baseline's. ``"per_episode"``: one pair per
         person, referral (``referral_id``) and score, so a person referred twice can have two
         pairs, and a follow-up pairs only with a baseline of the same referral.
 
     Returns
     -------
-    pairs : one row per (site, person_id, instrument), or per (site, person_id, referral_id,
-        instrument) with ``per_episode``, with a scored baseline: baseline,
-        followup (missing when there is none), change = followup - baseline,
-        baseline_date, followup_date, days_between, in_window, baseline_band, followup_band.
-        Reliable-change and MID columns are added by :func:`add_change_indicators`.
-    excluded : follow-up rows not used, with ``reason`` ``followup_before_baseline`` or
-        ``no_baseline``.
+    pairs : DataFrame
+        One row per (site, person_id, instrument), or per (site, person_id, referral_id,
+        instrument) with ``per_episode``, with a scored baseline. Columns:
+
+        site, person_id, referral_id, instrument : the keys (``referral_id`` is the
+            baseline's; ``instrument`` is the score name).
+        baseline, followup : Float64, the two scores (followup missing when there is none).
+        change : Float64, followup - baseline, rounded to 6 decimals.
+        baseline_date, followup_date : datetime, the completion dates.
+        days_between : Int64, followup_date - baseline_date in days.
+        in_window : bool, ``days_between`` inside ``window`` (False without a follow-up).
+        improved_reliably, deteriorated_reliably, met_mid_improvement : boolean, all
+            missing here; filled by :func:`add_change_indicators`.
+        baseline_band, followup_band : the score's band at each time (e.g. ``mild``).
+    excluded : DataFrame
+        Follow-up rows not used, with their columns plus ``baseline_date``,
+        ``days_between`` and ``reason``: ``no_baseline`` (no scored baseline for the key) or
+        ``followup_before_baseline``.
+
+    Raises
+    ------
+    ValueError
+        When ``pairing`` is not one of the two modes.
+
+    Notes
+    -----
+    The baseline is the earliest scored baseline (ties: first in the table). The follow-up is
+    the earliest one with ``window[0] <= days_between <= window[1]``; without one, the earliest
+    later follow-up outside the window, kept with ``in_window`` False for sensitivity
+    analyses. A person with a baseline and no follow-up keeps a row (attrition needs it).
+
+    References
+    ----------
+    docs/design.md, 'Pairing and change'.
+
+    Examples
+    --------
+    >>> scores = pd.DataFrame({
+    ...     "site": "A", "person_id": ["p1", "p1", "p1", "p2", "p3", "p4", "p4"],
+    ...     "referral_id": ["r1", "r1", "r1", "r2", "r3", "r4", "r4"],
+    ...     "timepoint": ["baseline", "followup", "followup", "baseline", "followup",
+    ...                   "baseline", "followup"],
+    ...     "completed_date": pd.to_datetime(["2024-01-01", "2024-03-01", "2024-10-15",
+    ...         "2024-02-01", "2024-05-01", "2024-06-01", "2024-04-01"]),
+    ...     "instrument": "swemwbs", "score": [20.5, 21.0, 24.0, 18.0, 22.0, 19.0, 23.0],
+    ...     "band": None, "scored": True})
+    >>> pairs, excluded = pair_scores(scores)
+    >>> pairs[["person_id", "baseline", "followup", "change", "days_between", "in_window"]]
+      person_id  baseline  followup  change  days_between  in_window
+    0        p1      20.5      24.0     3.5           288       True
+    1        p2      18.0      <NA>    <NA>          <NA>      False
+    2        p4      19.0      <NA>    <NA>          <NA>      False
+    >>> excluded[["person_id", "reason"]]
+      person_id                    reason
+    0        p3               no_baseline
+    1        p4  followup_before_baseline
+
+    The follow-up at 60 days lies outside the 270-365 day window, so person p1 is paired with
+    the one at 288 days.
     """
     if pairing not in PAIRING_KEYS:
         raise ValueError(f"pairing must be one of {', '.join(PAIRING_KEYS)}, not {pairing!r}")
@@ -148,8 +204,52 @@ def _key_codes(frame: pd.DataFrame, columns: list[str], sort: bool = False) -> n
 def reliabilities(responses: pd.DataFrame) -> dict[str, float]:
     """Cronbach's alpha of each multi-item score, from the study's baseline item responses.
 
-    ``responses`` is the canonical long table; one completion is one
-    (site, person_id, completed_date, instrument) at the baseline timepoint.
+    Parameters
+    ----------
+    responses : DataFrame
+        Canonical ``responses`` table, long: one row per item answer with ``site``,
+        ``person_id``, ``completed_date``, ``timepoint``, ``instrument``, ``item`` and
+        ``value``. One completion is one (site, person_id, completed_date, instrument) at the
+        baseline timepoint; follow-ups are ignored.
+
+    Returns
+    -------
+    dict of str to float
+        Score name -> Cronbach's alpha, for each multi-item score (e.g. ``swemwbs``,
+        ``phq9``, ``ucla3``) whose items all appear in the baseline responses. Single-item
+        scores are left out; a score with fewer than two complete completions gets NaN.
+
+    Notes
+    -----
+    alpha = k / (k - 1) * (1 - sum of item variances / variance of the total), over the
+    completions that answered every item of the score, variances with ddof = 1
+    (:func:`linkeval.instruments.cronbach_alpha`). Where a completion answers an item twice,
+    the first non-missing answer is used. The alphas are the default reliabilities of the
+    reliable change index (:func:`reliable_change_index`).
+
+    References
+    ----------
+    Cronbach LJ (1951) Coefficient alpha and the internal structure of tests. Psychometrika
+    16:297-334. docs/design.md, 'Pairing and change'.
+
+    Examples
+    --------
+    >>> answers = {"p1": [1, 1, 2], "p2": [2, 3, 3], "p3": [3, 3, 2], "p4": [1, 2, 1]}
+    >>> responses = pd.DataFrame([
+    ...     {"site": "A", "person_id": person, "completed_date": pd.Timestamp("2024-01-10"),
+    ...      "timepoint": "baseline", "instrument": "ucla3", "item": item, "value": value}
+    ...     for person, values in answers.items()
+    ...     for item, value in zip(["lack_companionship", "left_out", "isolated"], values)])
+    >>> {name: round(alpha, 4) for name, alpha in reliabilities(responses).items()}
+    {'ucla3': 0.7969}
+
+    The same by the formula, with NumPy:
+
+    >>> x = np.array(list(answers.values()), dtype=float)
+    >>> k = x.shape[1]
+    >>> alpha = k / (k - 1) * (1 - x.var(axis=0, ddof=1).sum() / x.sum(axis=1).var(ddof=1))
+    >>> round(float(alpha), 4)
+    0.7969
     """
     # Integer codes instead of copies of the (large) table: one per completion and per item.
     baseline = (responses["timepoint"] == "baseline").to_numpy(dtype=bool, na_value=False)
@@ -183,10 +283,47 @@ def _completions_wide(
 
 
 def reliable_change_index(change: pd.Series, baseline_sd: float, reliability: float) -> pd.Series:
-    """Jacobson & Truax (1991) reliable change index.
+    """Jacobson & Truax (1991) reliable change index of each change.
 
+    Parameters
+    ----------
+    change : Series
+        Follow-up minus baseline, one value per pair (missing stays missing).
+    baseline_sd : float
+        s1, the SD of the baseline scores (study-wide, ddof=1, in the pipeline).
+    reliability : float
+        r, the score's reliability (0 < r < 1): the configured one or Cronbach's alpha.
+
+    Returns
+    -------
+    Series
+        Float64, the reliable change index RC of each change, same index as ``change``.
+        Its sign is that of the change, so for a lower-is-better score a negative RC is an
+        improvement.
+
+    Notes
+    -----
     RC = (x2 - x1) / S_diff, with S_diff = sqrt(2 * SE^2) and SE = s1 * sqrt(1 - r), where s1
-    is the SD of baseline scores and r the reliability. |RC| > 1.96 is reliable change.
+    is the SD of baseline scores and r the reliability. |RC| > 1.96 is reliable change
+    (two-sided 5%).
+
+    References
+    ----------
+    Jacobson NS, Truax P (1991) Clinical significance: a statistical approach to defining
+    meaningful change in psychotherapy research. J Consult Clin Psychol 59:12-19.
+    docs/design.md, 'Pairing and change'.
+
+    Examples
+    --------
+    >>> rc = reliable_change_index(pd.Series([4.0, -1.0, None]), baseline_sd=4.0,
+    ...                            reliability=0.84)
+    >>> rc.round(3).tolist()
+    [1.768, -0.442, <NA>]
+
+    By hand: SE = 4 * sqrt(1 - 0.84) = 1.6 and S_diff = sqrt(2) * 1.6, so
+
+    >>> round(float(4.0 / (np.sqrt(2) * 1.6)), 3)
+    1.768
     """
     se = baseline_sd * np.sqrt(1 - reliability)
     s_diff = np.sqrt(2 * se**2)

@@ -54,10 +54,68 @@ def generate_study(
 ) -> SyntheticStudy:
     """Write synthetic raw exports for ``n_sites`` sites plus a matching study config.
 
-    By default everything goes under ``out``: ``raw/``, ``study.yaml``, ``truth/``, and the
-    config points its processed and reports folders at ``out/processed`` and ``out/reports``.
+    By default everything goes under ``out``: ``raw/`` (with the ground truth in
+    ``raw/truth/``) and ``study.yaml``, and the config points its processed and reports
+    folders at ``out/processed`` and ``out/reports``.
     ``n_referrals`` (clean referrals in total) defaults to the demo sizes (150-700 per site);
     otherwise it is split across sites in the demo proportions. Deterministic for a seed.
+
+    Parameters
+    ----------
+    out : str or Path
+        Folder the study is written under (created when missing).
+    n_referrals : int, optional
+        Referrals in total across the sites, before injected defects; None: the demo sizes.
+    n_sites : int, default 7
+        Number of sites, 1-7: the first ``n_sites`` of the site styles A-G (each exports in
+        its own shape; G is a GP search of coded events).
+    seed : int, default 0
+        Seeds every random step; each site has its own stream, so a site's data does not
+        depend on the sites before it.
+    raw_dir, config_path, processed_dir, reports_dir : str or Path, optional
+        Override the default locations (``out/raw``, ``out/study.yaml``, ``out/processed``,
+        ``out/reports``); the config refers to them relative to its own folder.
+    study : str, default "Link worker evaluation (synthetic demo)"
+        The study title written to the config.
+
+    Returns
+    -------
+    SyntheticStudy
+        ``config_path`` (the study config written), ``config`` (the same config as a dict:
+        ``study``, ``demo`` (True), folders, ``pseudonymisation``, ``followup_window_days``,
+        ``disclosure``, ``programme_theory``, ``sites`` and, when used, ``instruments`` and
+        ``context_lookups``) and ``truth`` (table name -> DataFrame: what a correct clean
+        must produce, e.g. ``referrals``, ``scores``, ``pairs``, and every raw row's fate).
+
+    Raises
+    ------
+    ValueError
+        When ``n_sites`` is not 1-7.
+
+    Notes
+    -----
+    Defects (bad dates, invalid NHS numbers, unmapped labels, duplicates, ...) are injected at
+    the documented rates of :data:`linkeval.synthetic.defects.DEFECT_RATES`, so cleaning
+    keeps fewer rows than were written. The config has ``demo: true``, so cleaning may use the
+    published demo key.
+
+    References
+    ----------
+    docs/design.md, 'The flow' (Package layout, ``synthetic/``) and 'CLI' (``linkeval synth``).
+
+    Examples
+    --------
+    >>> import os, shutil, tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> study = generate_study(folder, n_referrals=200, n_sites=2, seed=1)
+    >>> sorted(os.listdir(folder)), study.config_path.name, sorted(study.config["sites"])
+    (['raw', 'study.yaml'], 'study.yaml', ['A', 'B'])
+    >>> sorted(study.truth)[:4]
+    ['contact_rows', 'contacts', 'onward_referrals', 'onward_rows']
+    >>> again = generate_study(os.path.join(folder, "again"), n_referrals=200, n_sites=2, seed=1)
+    >>> again.truth["referrals"].equals(study.truth["referrals"])
+    True
+    >>> shutil.rmtree(folder)
     """
     if not 1 <= n_sites <= len(SITE_STYLES):
         raise ValueError(f"n_sites must be 1-{len(SITE_STYLES)}")
