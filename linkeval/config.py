@@ -39,6 +39,18 @@ TABLES = ("referrals", "contacts", "onward_referrals", "questionnaires", "coded_
 IDENTITY_FIELDS = ("nhs_number", "person_id", "local_id")
 
 # Canonical input fields a source may map, per table (docs/design.md, 'Study config').
+# A coded-event row's person fields: a referral event's become its referral's (cleaning/events.py).
+EVENT_PERSON_FIELDS = (
+    *IDENTITY_FIELDS,
+    "date_of_birth",
+    "age",
+    "sex",
+    "ethnicity",
+    "imd_decile",
+    "referral_source",
+    "postcode",
+    "practice_code",
+)
 INPUT_FIELDS: dict[str, tuple[str, ...]] = {
     "referrals": (
         "referral_id",
@@ -63,19 +75,7 @@ INPUT_FIELDS: dict[str, tuple[str, ...]] = {
     "contacts": ("referral_id", "contact_date", "mode", "duration_min", "attended"),
     "onward_referrals": ("referral_id", "onward_date", "asset_type"),
     "questionnaires": ("referral_id", *IDENTITY_FIELDS, "timepoint", "completed_date"),
-    "coded_events": (
-        *IDENTITY_FIELDS,
-        "event_date",
-        "code",
-        "date_of_birth",
-        "age",
-        "sex",
-        "ethnicity",
-        "imd_decile",
-        "referral_source",
-        "postcode",
-        "practice_code",
-    ),
+    "coded_events": ("event_date", "code", *EVENT_PERSON_FIELDS),
 }
 
 REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {

@@ -39,7 +39,7 @@ from linkeval.cleaning.log import TABLE as TABLE_COLUMN
 from linkeval.cleaning.lookup import large_text, positions
 from linkeval.cleaning.read import REASON_SEP, SRC
 from linkeval.cleaning.routine import check_nhs_numbers, event_date, person_ids, require
-from linkeval.config import IDENTITY_FIELDS, Source
+from linkeval.config import EVENT_PERSON_FIELDS, IDENTITY_FIELDS, Source
 from linkeval.parse import blank
 from linkeval.pseudonymise import nhs_number_status
 from linkeval.vocab import SNOMED_EVENTS, SNOMED_LABELS
@@ -48,18 +48,6 @@ TABLE = "coded_events"
 # Referral rows made here carry their raw table (TABLE_COLUMN): the referral rules then log an
 # episode's referral event under coded_events, where its row is accounted for (cleaning/log.py).
 REFERRAL, OUTCOME, REASON = "referral", "outcome", "reason"
-# Fields of the referral event row that become the referral's (the rest are made here).
-PERSON_FIELDS = (
-    *IDENTITY_FIELDS,
-    "date_of_birth",
-    "age",
-    "sex",
-    "ethnicity",
-    "imd_decile",
-    "referral_source",
-    "postcode",
-    "practice_code",
-)
 
 
 def code_meanings(source: Source) -> dict[str, tuple[str, str | None]]:
@@ -242,7 +230,7 @@ def _referral_rows(frame: pd.DataFrame, opening: np.ndarray) -> pd.DataFrame:
             "referral_date": ref["__event_text__"].to_numpy(dtype=object),
         }
     )
-    for fld in PERSON_FIELDS:
+    for fld in EVENT_PERSON_FIELDS:
         if fld in ref:
             out[fld] = ref[fld].to_numpy(dtype=object)
     reasons = frame[(frame["__kind__"] == REASON).to_numpy()]

@@ -18,7 +18,13 @@ from linkeval.cleaning.context import Context
 from linkeval.cleaning.log import FILE, ROW, quoted
 from linkeval.cleaning.lookup import positions
 from linkeval.cleaning.read import ITEM_SEP, SRC
-from linkeval.cleaning.routine import check_nhs_numbers, event_date, person_ids, require
+from linkeval.cleaning.routine import (
+    check_nhs_numbers,
+    event_date,
+    person_ids,
+    reject_unlinked,
+    require,
+)
 from linkeval.config import IDENTITY_FIELDS, Source
 from linkeval.instruments import INSTRUMENTS, item_values, score_items
 from linkeval.parse import as_text, blank
@@ -135,22 +141,8 @@ def _given_referral(
     frame["__pos__"] = positions(frame["referral_id"], referrals["referral_id"])
     given = ~blank(frame["referral_id"])
     known = positions(frame["referral_id"], exported) >= 0
-    frame = ctx.log.reject(
-        frame,
-        given & ~known,
-        TABLE,
-        "referral_id",
-        "unknown_referral",
-        lambda r: "referral_id " + quoted(r["referral_id"]) + " is not in any referrals export",
-    )
-    frame = ctx.log.reject(
-        frame,
-        ~blank(frame["referral_id"]) & (frame["__pos__"] < 0),
-        TABLE,
-        "referral_id",
-        "referral_rejected",
-        "its referral was rejected (see the referrals rows)",
-    )
+    rejected = given & (frame["__pos__"] < 0)
+    frame = reject_unlinked(ctx, frame, given & ~known, rejected, TABLE)
     return frame, frame.pop("__pos__").to_numpy()
 
 

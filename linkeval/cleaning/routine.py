@@ -388,6 +388,29 @@ def events_from(ctx: Context, source: Source, date_field: str) -> pd.DataFrame:
     return frame
 
 
+def reject_unlinked(
+    ctx: Context, frame: pd.DataFrame, unknown: pd.Series, rejected: pd.Series, table: str
+) -> pd.DataFrame:
+    """Reject rows whose referral_id no referrals export has (``unknown``), then rows whose
+    referral was itself rejected (``rejected``), each with its own logged rule."""
+    frame = ctx.log.reject(
+        frame,
+        unknown,
+        table,
+        "referral_id",
+        "unknown_referral",
+        lambda r: "referral_id " + quoted(r["referral_id"]) + " is not in any referrals export",
+    )
+    return ctx.log.reject(
+        frame,
+        rejected.reindex(frame.index),
+        table,
+        "referral_id",
+        "referral_rejected",
+        "its referral was rejected (see the referrals rows)",
+    )
+
+
 def link(
     ctx: Context,
     frame: pd.DataFrame,
@@ -411,22 +434,7 @@ def link(
         ref_dates[np.where(kept, position, 0)] if len(ref_dates) else np.full(len(frame), nat)
     )
     frame = frame.assign(__referral_date__=np.where(kept, ref_date, nat))
-    frame = ctx.log.reject(
-        frame,
-        ~known,
-        table,
-        "referral_id",
-        "unknown_referral",
-        lambda r: "referral_id " + quoted(r["referral_id"]) + " is not in any referrals export",
-    )
-    frame = ctx.log.reject(
-        frame,
-        ~kept.reindex(frame.index),
-        table,
-        "referral_id",
-        "referral_rejected",
-        "its referral was rejected (see the referrals rows)",
-    )
+    frame = reject_unlinked(ctx, frame, ~known, ~kept, table)
     before = frame[date_field] < frame["__referral_date__"]
     frame = ctx.log.reject(
         frame,
