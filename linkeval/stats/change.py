@@ -274,22 +274,10 @@ def _change_row(
         "change_sd": diff.std(ddof=1) if n > 1 else np.nan,
         "note": "",
     }
-    nan_keys = (
-        "ci_low",
-        "ci_high",
-        "t",
-        "df",
-        "p_value",
-        "wilcoxon_stat",
-        "wilcoxon_p",
-        "hodges_lehmann",
-        "d_z",
-        "d_z_ci_low",
-        "d_z_ci_high",
-        "g_av",
-        "boot_ci_low",
-        "boot_ci_high",
-    )
+    # Every inference column: from the mean change's interval to the bootstrap interval.
+    nan_keys = CHANGE_COLUMNS[
+        CHANGE_COLUMNS.index("ci_low") : CHANGE_COLUMNS.index("boot_ci_high") + 1
+    ]
     row.update(dict.fromkeys(nan_keys, np.nan))
     if n:
         row["hodges_lehmann"] = hodges_lehmann(diff)
