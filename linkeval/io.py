@@ -29,11 +29,12 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -330,7 +331,90 @@ def _write_one(path: Path, suffix: str, content: pd.DataFrame | str) -> None:
             fh.write(codecs.BOM_UTF8)
             pacsv.write_csv(table, fh, pacsv.WriteOptions(quoting_style="needed"))
     else:
-        content.to_parquet(path, index=False)
+        write_parquet(content, path)
+
+
+# The processed store's row order: rows of a person sit together, so that the repeated
+# pseudonyms, dates and labels compress to almost nothing (zstd, parquet dictionary pages).
+STORE_ORDER = ("site", "person_id", "referral_id", "timepoint", "instrument", "item")
+ROW_GROUP = 1_000_000
+
+
+def _plain_text(schema: pa.Schema) -> pa.Schema:
+    """The schema with dictionary (categorical) columns as their values, so they read back
+    as text; pandas' own metadata (nullable types, units) is kept for the other columns."""
+    pandas_meta = json.loads(schema.metadata[b"pandas"]) if schema.metadata else None
+    for column in (pandas_meta or {}).get("columns", []):
+        if column["pandas_type"] == "categorical":
+            column.update(pandas_type="unicode", numpy_type="str", metadata=None)
+    fields = [
+        f.with_type(f.type.value_type) if pa.types.is_dictionary(f.type) else f for f in schema
+    ]
+    return pa.schema(fields, metadata={b"pandas": json.dumps(pandas_meta)} if pandas_meta else None)
+
+
+def _dictionary(column: pa.ChunkedArray) -> pa.Array:
+    """A column as one dictionary array (text is dictionary-encoded; others as they are)."""
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        column = pc.dictionary_encode(column)
+    return column.combine_chunks()
+
+
+def _ranks(array: pa.Array) -> tuple[np.ndarray, int]:
+    """Each row's rank among the column's distinct values (0 for missing), and how many
+    ranks there can be: text is sorted by its value, not by its dictionary code."""
+    if pa.types.is_dictionary(array.type):
+        ranks = pc.rank(array.dictionary, sort_keys="ascending", tiebreaker="dense")
+        array, size = pc.take(ranks, array.indices), len(array.dictionary) + 1
+    else:
+        array = pc.rank(array, sort_keys="ascending", null_placement="at_start", tiebreaker="dense")
+        size = len(array) + 1
+    return pc.fill_null(array, 0).to_numpy().astype(np.int64), size
+
+
+def _stable_order(keys: list[tuple[np.ndarray, int]]) -> np.ndarray:
+    """Row order sorting by several rank keys, first key first; keys are folded into as few
+    64-bit keys as fit, which is much faster to sort than one key after another."""
+    folded, (current, size) = [], (keys[0][0].copy(), keys[0][1])
+    for ranks, n in keys[1:]:
+        if size * n < 2**62:
+            current, size = current * n + ranks, size * n
+        else:
+            folded.append(current)
+            current, size = ranks.copy(), n
+    folded.append(current)
+    return np.lexsort(folded[::-1]) if len(folded) > 1 else np.argsort(current, kind="stable")
+
+
+def write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    """A table as a lean parquet file: rows sorted by :data:`STORE_ORDER`, zstd compressed.
+
+    Sorting is stable, so rows equal on those columns keep their order. Repeated text is
+    stored in parquet dictionary pages and, with a person's rows together, compresses to
+    almost nothing; pandas categorical columns are written as their values. Every column
+    reads back with its type, text as text with the same values.
+
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "t.parquet"
+    >>> frame = pd.DataFrame({"site": ["B", "A", "A"], "n": [1, 2, 3]})
+    >>> write_parquet(frame.astype({"site": "category"}), path)
+    >>> back = pd.read_parquet(path)
+    >>> back["site"].tolist(), back["n"].tolist(), back["site"].dtype == frame["site"].dtype
+    (['A', 'A', 'B'], [2, 3, 1], True)
+    """
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    schema = _plain_text(table.schema)
+    keys = [k for k in STORE_ORDER if k in table.column_names]
+    if keys and table.num_rows > 1:
+        # Sort keys as dictionary codes: the take below then moves integers, not strings.
+        coded = {k: _dictionary(table[k]) for k in keys}
+        order = _stable_order([_ranks(coded[k]) for k in keys])
+        table = pa.table(
+            {n: (coded[n] if n in coded else table[n]).take(order) for n in table.column_names}
+        )
+    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+        for start in range(0, max(table.num_rows, 1), ROW_GROUP):
+            writer.write_table(table.slice(start, ROW_GROUP).cast(schema))
 
 
 def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
@@ -361,6 +445,7 @@ STATE = ".linkeval"  # beside an output folder: its versions, its lock and its l
 LOCK = "lock"
 READER = "reader-"
 FAULT_ENV = "LINKEVAL_FAULT_AT"
+LOG_FILE = "qa/cleaning_log.parquet"  # inside a processed version
 
 
 def state_dir(final: Path) -> Path:
@@ -836,16 +921,75 @@ def load_processed(
 def _load_version(
     folder: Path, shown: Path, site: str | None, tables: list[str] | None
 ) -> dict[str, pd.DataFrame]:
-    names = list(tables or SCHEMAS)
-    missing = [n for n in names if not (folder / f"{n}.parquet").is_file()]
-    if missing:
-        raise LinkevalError(f"{shown}: no processed {', '.join(missing)}; run linkeval clean first")
-    filters = [("site", "==", site)] if site is not None else None
-    out = {n: read_parquet(folder / f"{n}.parquet", filters=filters) for n in names}
-    log_path = folder / "qa" / "cleaning_log.parquet"
-    if tables is None and log_path.is_file():
-        out["cleaning_log"] = read_parquet(log_path, filters=filters)
-    return out
+    lazy = ProcessedTables(folder, site=site, shown=shown, tables=tables)
+    return {name: lazy[name] for name in lazy}
+
+
+class ProcessedTables(Mapping):
+    """The processed tables of one version, each read when first asked for (then kept).
+
+    A report page asks only for the tables its sections use, so item-level ``responses`` and
+    ``scores``, which no page shows, are never read for it; with ``site``, every table is
+    filtered to that site while it is read. The version is fixed when this is made: a clean
+    that finishes meanwhile does not mix two versions (a report run holds a shared lock on
+    the processed folder, so no clean can replace the version it reads).
+
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> pd.DataFrame({"site": ["A", "B"], "n": [1, 2]}).to_parquet(folder / "pairs.parquet")
+    >>> tables = ProcessedTables(folder, site="B", tables=["pairs"])
+    >>> list(tables), tables.read
+    (['pairs'], [])
+    >>> tables["pairs"]["n"].tolist(), tables.read
+    ([2], ['pairs'])
+    """
+
+    def __init__(
+        self,
+        processed_dir: Path | str,
+        site: str | None = None,
+        *,
+        shown: Path | None = None,
+        tables: list[str] | None = None,
+    ) -> None:
+        self.folder = current_version(Path(processed_dir))
+        self.shown = Path(shown or processed_dir)
+        self.site = site
+        self.names = list(tables or SCHEMAS)
+        missing = [n for n in self.names if not (self.folder / f"{n}.parquet").is_file()]
+        if missing:
+            raise LinkevalError(
+                f"{self.shown}: no processed {', '.join(missing)}; run linkeval clean first"
+            )
+        if tables is None and (self.folder / LOG_FILE).is_file():
+            self.names.append("cleaning_log")
+        self._read: dict[str, pd.DataFrame] = {}
+
+    @property
+    def read(self) -> list[str]:
+        """The tables read so far (the others have not been touched)."""
+        return list(self._read)
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        if name not in self.names:
+            raise KeyError(name)
+        if name not in self._read:
+            path = self.folder / (LOG_FILE if name == "cleaning_log" else f"{name}.parquet")
+            filters = [("site", "==", self.site)] if self.site is not None else None
+            try:
+                self._read[name] = read_parquet(path, filters=filters)
+            except FileNotFoundError:
+                raise LinkevalError(
+                    f"{self.shown}: the processed data was replaced by a new clean while it "
+                    "was being read; load it again"
+                ) from None
+        return self._read[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
 
 
 def check_processed(processed_dir: Path) -> None:

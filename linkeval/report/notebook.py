@@ -1,7 +1,8 @@
 """What a report notebook holds: the config, its site's tables, the rule, and what it released.
 
 The notebooks are thin: a heading, then ``report.show(...)`` of one section. :class:`Report`
-loads only the page's site (parquet filters at read time), passes the config's disclosure
+reads only the tables its sections ask for, and only the page's site (parquet filters at read
+time), passes the config's disclosure
 rule to every section, displays the released blocks, and keeps the output-check rows, which
 it also emits as a machine-readable output of the notebook for the batch to collect into
 ``output_checks.csv``.
@@ -21,7 +22,7 @@ from IPython.display import HTML, Markdown, display
 
 from linkeval._version import __version__
 from linkeval.config import load_config
-from linkeval.io import load_processed
+from linkeval.io import ProcessedTables, read_parquet
 from linkeval.report import sections
 from linkeval.report.blocks import (
     CHECK_COLUMNS,
@@ -47,7 +48,8 @@ class Report:
         if site is not None:
             self.cfg.site(site)
         self.page = page or ("cross_site" if site is None else f"site {site}")
-        self.tables = load_processed(self.cfg.processed_dir, site=site)
+        # Each table is read (for this site only) when a section first asks for it.
+        self.tables = ProcessedTables(self.cfg.processed_dir, site=site)
         manifest_path = self.cfg.processed_dir / "manifest.json"
         self.manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
         self.rule = Rule.from_config(self.cfg.disclosure)
@@ -149,7 +151,7 @@ class Report:
         self.show(sections.onward(self.tables, self.rule))
 
     def data_quality(self) -> None:
-        summary = pd.read_parquet(self.cfg.processed_dir / "qa" / "summary.parquet")
+        summary = read_parquet(self.tables.folder / "qa" / "summary.parquet")
         if self.site_code:
             summary = summary[summary["site"] == self.site_code]
         log = self.tables.get("cleaning_log", pd.DataFrame())
