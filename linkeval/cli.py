@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="synthetic 7-site data -> clean -> reports")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    demo.add_argument("--jobs", type=int, default=None, help="parallel report jobs")
+    _workers(demo, "parallel report jobs")
     demo.add_argument(
         "--root",
         type=Path,
@@ -74,23 +74,18 @@ def _parser() -> argparse.ArgumentParser:
     clean = sub.add_parser("clean", help="raw exports -> processed tables + cleaning log")
     clean.add_argument("--config", type=Path, required=True)
     clean.add_argument("--site", action="append", help="only this site (repeatable)")
-    clean.add_argument(
-        "--jobs",
-        type=int,
-        default=None,
-        help="sites cleaned in parallel (default: CPU count for large data)",
-    )
+    _workers(clean, "sites cleaned in parallel (default: CPU count for large data)")
     clean.set_defaults(func=cmd_clean)
 
     report = sub.add_parser("report", help="run the report notebooks -> HTML + index.html")
     report.add_argument("--config", type=Path, required=True)
     report.add_argument("--site", action="append", help="only this site (repeatable)")
-    report.add_argument("--jobs", type=int, default=None, help="parallel notebooks (default: CPUs)")
+    _workers(report, "parallel notebooks (default: CPUs)")
     report.set_defaults(func=cmd_report)
 
     run = sub.add_parser("run", help="clean + report")
     run.add_argument("--config", type=Path, required=True)
-    run.add_argument("--jobs", type=int, default=None, help="parallel notebooks (default: CPUs)")
+    _workers(run, "parallel sites and notebooks (default: as clean and report)")
     run.set_defaults(func=cmd_run)
 
     synth = sub.add_parser("synth", help="synthetic raw exports (and study.yaml) at any scale")
@@ -110,6 +105,19 @@ def _parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0)
     synth.set_defaults(func=cmd_synth)
     return p
+
+
+def _workers(command: argparse.ArgumentParser, jobs_help: str) -> None:
+    """``--jobs N`` (local worker processes) or ``--scheduler ADDRESS`` (a Dask cluster)."""
+    where = command.add_mutually_exclusive_group()
+    where.add_argument("--jobs", type=int, default=None, help=jobs_help)
+    where.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        default=None,
+        help="run on the Dask cluster at this scheduler address (tcp://host:8786) instead of "
+        "local processes; its workers need linkeval and this machine's file system",
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -156,11 +164,16 @@ def cmd_clean(args: argparse.Namespace) -> int:
     for code in args.site or []:
         cfg.site(code)
     key = load_key(cfg.key_env, cfg.key_file, demo=cfg.demo)
-    return _clean(cfg, key, args.site, args.jobs, _command(args))
+    return _clean(cfg, key, args.site, args.jobs, _command(args), args.scheduler)
 
 
 def _clean(
-    cfg: StudyConfig, key: bytes, sites: list[str] | None, jobs: int | None, command: str
+    cfg: StudyConfig,
+    key: bytes,
+    sites: list[str] | None,
+    jobs: int | None,
+    command: str,
+    scheduler: str | None = None,
 ) -> int:
     """Clean and write under the processed folder's lock; 1 when some site failed."""
     start = time.perf_counter()
@@ -168,7 +181,7 @@ def _clean(
         _remove_leftovers(cfg)
         check_key(cfg, key_fingerprint(key), sites)
         old_key = previous_manifest(cfg).get("key_fingerprint")
-        result = clean_study(cfg, key=key, sites=sites, jobs=jobs)
+        result = clean_study(cfg, key=key, sites=sites, jobs=jobs, scheduler=scheduler)
         out = write_outputs(cfg, result, sites=sites)
     _print_summary(result)
     if old_key and old_key != result.key_fingerprint:
@@ -212,7 +225,7 @@ def _command(args: argparse.Namespace) -> str:
 
 def cmd_report(args: argparse.Namespace) -> int:
 
-    return _report(load_config(args.config), args.site, args.jobs)
+    return _report(load_config(args.config), args.site, args.jobs, args.scheduler)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -221,9 +234,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     return max(cleaned, cmd_report(args))
 
 
-def _report(cfg, sites, jobs) -> int:
+def _report(cfg, sites, jobs, scheduler=None) -> int:
 
-    outcome = run_reports(cfg, sites=sites, jobs=jobs)
+    outcome = run_reports(cfg, sites=sites, jobs=jobs, scheduler=scheduler)
     index = outcome.folder / "index.html"
     if outcome.failed:
         print(f"\n{len(outcome.failed)} report(s) failed; see {index}", file=sys.stderr)
@@ -246,9 +259,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     print(f"raw exports:  {root / 'data' / 'raw' / 'demo'}")
     cfg = load_config(study.config_path)
-    cleaned = _clean(cfg, DEMO_KEY, None, None, "demo")
+    cleaned = _clean(cfg, DEMO_KEY, None, None, "demo", args.scheduler)
     print(f"\nconfig:       {cfg.path}\n")
-    return max(cleaned, _report(cfg, None, args.jobs))
+    return max(cleaned, _report(cfg, None, args.jobs, args.scheduler))
 
 
 def _print_summary(result) -> None:

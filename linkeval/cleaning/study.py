@@ -19,7 +19,7 @@ import os
 import pickle
 import shutil
 import tempfile
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -41,6 +41,7 @@ from linkeval.io import (
     state_dir,
     write_version,
 )
+from linkeval.parallel import Cluster, Hidden, NotShared, check_shared, finished
 from linkeval.pseudonymise import key_fingerprint
 from linkeval.stats.pairing import add_change_indicators, reliabilities
 
@@ -63,12 +64,15 @@ def clean_study(
     sites: list[str] | None = None,
     today: pd.Timestamp | None = None,
     jobs: int | None = 1,
+    scheduler: str | None = None,
 ) -> CleanResult:
     """Clean every site (or the named ones) in memory. Nothing is written.
 
     Sites are independent, so with ``jobs`` > 1 they are cleaned in parallel worker processes.
     ``jobs=None`` chooses: one process per CPU when the raw files are large enough (over
-    50 MB) for that to pay for starting the workers, else one (the CLI's default).
+    50 MB) for that to pay for starting the workers, else one (the CLI's default). With
+    ``scheduler``, each site is cleaned as a task on that Dask cluster instead (``jobs`` is
+    not used).
 
     A site whose config or files are wrong (a :class:`LinkevalError`) is left out and named,
     with the error, in ``failed``; the others are cleaned. When every site fails, the error
@@ -87,6 +91,9 @@ def clean_study(
         default today. Pass one for a reproducible clean.
     jobs : int or None, default 1
         Worker processes; None chooses (see above).
+    scheduler : str, optional
+        A Dask scheduler's address (``tcp://host:8786``), whose workers have linkeval and
+        share this machine's file system (the same paths).
 
     Returns
     -------
@@ -103,7 +110,8 @@ def clean_study(
     ------
     LinkevalError
         When a named site is not in the config, or every site fails (:class:`SitesFailed`
-        when several do); also when the row accounting does not balance.
+        when several do); also when the row accounting does not balance, or ``scheduler``
+        cannot be reached or its workers do not share the processed folder.
 
     Notes
     -----
@@ -143,7 +151,9 @@ def clean_study(
         large = _raw_bytes(cfg, codes) > PARALLEL_MIN_BYTES
         jobs = (os.cpu_count() or 1) if large else 1
     jobs = max(1, min(jobs, len(codes)))
-    if jobs == 1:
+    if scheduler:
+        results, failed = _clean_in_parallel(cfg, codes, key, today, jobs, scheduler)
+    elif jobs == 1:
         results, failed = _clean_serially(cfg, codes, key, today)
     else:
         results, failed = _clean_in_parallel(cfg, codes, key, today, jobs)
@@ -172,11 +182,17 @@ def _clean_serially(
 
 
 def _clean_in_parallel(
-    cfg: StudyConfig, codes: list[str], key: bytes, today: pd.Timestamp, jobs: int
+    cfg: StudyConfig,
+    codes: list[str],
+    key: bytes,
+    today: pd.Timestamp,
+    jobs: int,
+    scheduler: str | None = None,
 ) -> tuple[list[CleanResult], dict[str, str]]:
-    """Each site in a worker process; results in the order of ``codes``, and failed sites.
+    """Each site in a worker process, or a task on the Dask cluster at ``scheduler``; results
+    in the order of ``codes``, and failed sites (a lost Dask worker fails its site).
 
-    Workers die with this process (``die_with_parent``): a killed run leaves none behind.
+    Local workers die with this process (``die_with_parent``): a killed run leaves none behind.
     """
     # Largest sites first, so that the workers finish together.
     order = sorted(codes, key=lambda c: -_raw_bytes(cfg, [c]))
@@ -188,26 +204,32 @@ def _clean_in_parallel(
     parts = Path(tempfile.mkdtemp(prefix=f"parts-{os.getpid()}-", dir=_parts_parent(cfg)))
     files, failed = {}, {}
     try:
-        with ProcessPoolExecutor(
-            max_workers=jobs,
-            mp_context=context,
-            initializer=die_with_parent,
-            initargs=(os.getpid(),),
-        ) as pool:
-            futures = {
-                pool.submit(_clean_site_to_file, cfg, code, key, today, parts): code
-                for code in order
-            }
-            for future in as_completed(futures):
+        with _pool(jobs, context, scheduler) as pool:
+            if scheduler:  # the key as a task argument no log shows, never in a file
+                task, secret = _clean_site_on_worker, Hidden(key)
+            else:
+                task, secret = _clean_site_to_file, key
+            futures = {pool.submit(task, cfg, code, secret, today, parts): code for code in order}
+            for code, future in finished(pool, futures):
                 try:
-                    files[futures[future]] = future.result()
+                    files[code] = future.result()
+                except NotShared:
+                    raise
                 except LinkevalError as exc:
-                    failed[futures[future]] = str(exc)
+                    failed[code] = str(exc)
                 fault_point("clean:workers")
         results = [_load_part(files[code]) for code in codes if code in files]
         return results, {code: failed[code] for code in codes if code in failed}
     finally:
         shutil.rmtree(parts, ignore_errors=True)
+
+
+def _pool(jobs: int, context, scheduler: str | None) -> ProcessPoolExecutor | Cluster:
+    if scheduler:
+        return Cluster(scheduler)
+    return ProcessPoolExecutor(
+        max_workers=jobs, mp_context=context, initializer=die_with_parent, initargs=(os.getpid(),)
+    )
 
 
 def _combine(results: list[CleanResult]) -> CleanResult:
@@ -239,6 +261,15 @@ def _clean_site_to_file(
     with path.open("wb") as fh:
         pickle.dump(clean_site(cfg, code, key, today), fh, protocol=pickle.HIGHEST_PROTOCOL)
     return path
+
+
+def _clean_site_on_worker(
+    cfg: StudyConfig, code: str, key: Hidden, today: pd.Timestamp, folder: Path
+) -> Path:
+    """:func:`_clean_site_to_file` as a task on a Dask worker: the part file goes to the shared
+    file system (a worker that cannot see ``folder`` says so), the key arrives hidden."""
+    check_shared(folder)
+    return _clean_site_to_file(cfg, code, key.value, today, folder)
 
 
 def _load_part(path: Path) -> CleanResult:

@@ -12,7 +12,8 @@ run left. A run holds the reports folder's lock, and a shared lock on the proces
 clean waits for the reports to finish); the processed folder may be read-only. Worker processes
 never receive the pseudonymisation key and die with the run. A failing notebook does not stop
 the others: its row in the index shows the cell and the error, its page says it could not be
-made, and the run reports failure.
+made, and the run reports failure. With a scheduler address the notebooks run as tasks on a
+Dask cluster instead of local processes (linkeval.parallel); everything else is the same.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ import shutil
 import signal
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from linkeval.config import StudyConfig
@@ -39,6 +41,7 @@ from linkeval.io import (
     state_dir,
     write_files_atomic,
 )
+from linkeval.parallel import Cluster, JobLost, check_shared, finished
 from linkeval.report.index import (
     CROSS_SITE_PAGE,
     CROSS_SITE_TITLE,
@@ -129,8 +132,14 @@ def run_reports(
     jobs: int | None = None,
     run: str = "latest",
     progress=print,
+    scheduler: str | None = None,
 ) -> ReportRun:
-    """Run and render every report; returns what happened to each notebook."""
+    """Run and render every report; returns what happened to each notebook.
+
+    The notebooks run in ``jobs`` local worker processes (default: one per CPU), or, with
+    ``scheduler`` (a Dask scheduler's address, such as ``tcp://host:8786``), as tasks on that
+    cluster, whose workers share this machine's file system; ``jobs`` is then not used.
+    """
     source = notebooks_dir()
     check_parameters(source)
     codes = sites or list(cfg.sites)
@@ -145,11 +154,17 @@ def run_reports(
         folder_lock(cfg.processed_dir, f"report ({run})", exclusive=False),
     ):
         remove_leftovers(final, keep=(LOGS,))
-        return _run(cfg, codes, jobs, final, source, progress)
+        return _run(cfg, codes, jobs, final, source, progress, scheduler)
 
 
 def _run(
-    cfg: StudyConfig, codes: list[str], jobs: int | None, final: Path, source: Path, progress
+    cfg: StudyConfig,
+    codes: list[str],
+    jobs: int | None,
+    final: Path,
+    source: Path,
+    progress,
+    scheduler: str | None = None,
 ) -> ReportRun:
     """The run itself, holding the locks."""
     # Longest first (the cross-site models), so no worker idles at the end of the run.
@@ -161,30 +176,20 @@ def _run(
     facts = run_facts(cfg)
     with _SigtermGuard() as guard, staged_directory(final) as stage:
         _keep_other_sites(final, stage, codes)
-        context = multiprocessing.get_context("spawn")
         started = time.perf_counter()
         logs = log_folder(cfg, final)
-        pool = ProcessPoolExecutor(
-            max_workers=jobs,
-            mp_context=context,
-            initializer=_worker_init,
-            initargs=(cfg.key_env, os.getpid()),
-        )
+        pool, task = _pool(cfg, jobs, scheduler)
         try:
+            contexts = [page_context(cfg, facts, job.page, job.site) for job in todo]
             futures = {
-                pool.submit(
-                    _run_job,
-                    source,
-                    stage,
-                    job,
-                    str(cfg.path),
-                    logs,
-                    page_context(cfg, facts, job.page, job.site),
-                ): job
-                for job in todo
+                pool.submit(task, source, stage, job, str(cfg.path), logs, context): (job, context)
+                for job, context in zip(todo, contexts, strict=True)
             }
-            for i, future in enumerate(as_completed(futures), 1):
-                result = future.result()
+            for i, ((job, context), future) in enumerate(finished(pool, futures), 1):
+                try:
+                    result = future.result()
+                except JobLost as exc:  # on a Dask cluster only
+                    result = _lost(stage, job, context, str(exc), time.perf_counter() - started)
                 outcome.results.append(result)
                 status = "done" if result.ok else f"FAILED ({result.error})"
                 progress(
@@ -241,6 +246,20 @@ class _SigtermGuard:
             raise Stopped("stopped by SIGTERM after the new reports were written")
 
 
+def _pool(cfg: StudyConfig, jobs: int, scheduler: str | None):
+    """Where the notebooks run, and the function each job calls there: local worker processes
+    that never see the key (the default), or a Dask cluster (see :func:`_run_job_on_worker`)."""
+    if scheduler:
+        return Cluster(scheduler), partial(_run_job_on_worker, cfg.key_env)
+    pool = ProcessPoolExecutor(
+        max_workers=jobs,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_worker_init,
+        initargs=(cfg.key_env, os.getpid()),
+    )
+    return pool, _run_job
+
+
 LOGS = "report_logs"
 
 
@@ -266,18 +285,51 @@ def _worker_init(key_env: str = "LINKEVAL_KEY", main_pid: int | None = None) -> 
     """A worker (and every kernel it starts) runs without the pseudonymisation key, dies with
     the run (so no orphan starts kernels), and stops on SIGTERM through an exception, so that
     papermill shuts its kernel down."""
-    for name in {key_env, "LINKEVAL_KEY"}:
-        os.environ.pop(name, None)
+    _drop_key(key_env)
     die_with_parent(main_pid)
     signal.signal(signal.SIGTERM, _worker_stop)
+
+
+def _drop_key(key_env: str) -> None:
+    """No kernel started from here on sees the pseudonymisation key."""
+    for name in {key_env, "LINKEVAL_KEY"}:
+        os.environ.pop(name, None)
 
 
 def _worker_stop(signum, frame) -> None:
     raise SystemExit(143)
 
 
-def _stop_workers(pool: ProcessPoolExecutor, grace: float = 15.0) -> None:
-    """Stop the worker processes (and so their kernels) of an interrupted run, and wait."""
+def _run_job_on_worker(
+    key_env: str,
+    source: Path,
+    stage: Path,
+    job: Job,
+    config: str,
+    logs: Path,
+    context: PageContext | None = None,
+) -> JobResult:
+    """:func:`_run_job` as a task on a Dask worker, which is not this run's: it had no
+    :func:`_worker_init`. So the key leaves the worker's environment first (a worker started
+    from a shell that holds it would pass it to the kernels), the folders must be there (a
+    shared file system; a run that has ended has removed its staging folder), and the worker's
+    stderr, which :func:`_quiet` sends to the job's log, is given back afterwards. Workers
+    should run one task at a time (``--nthreads 1``): stderr belongs to the whole process."""
+    _drop_key(key_env)
+    check_shared(stage, logs, source)
+    saved = os.dup(2)
+    try:
+        return _run_job(source, stage, job, config, logs, context)
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _stop_workers(pool: ProcessPoolExecutor | Cluster, grace: float = 15.0) -> None:
+    """Stop the worker processes (and so their kernels) of an interrupted run, and wait.
+
+    A Dask cluster's workers are not ours to stop: its shutdown cancels the jobs not started.
+    """
     processes = list((getattr(pool, "_processes", None) or {}).values())
     for p in processes:
         if p.is_alive():
@@ -380,6 +432,14 @@ def _run_job(
             time.sleep(attempt)
     page.write_text(render_html(executed, job.title, context), encoding="utf-8")
     return JobResult(job.notebook, job.site, True, time.perf_counter() - started, html=job.page)
+
+
+def _lost(stage: Path, job: Job, context: PageContext, message: str, seconds: float) -> JobResult:
+    """A notebook whose Dask worker was lost: its page says it could not be made."""
+    out_dir = stage / job.folder
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{job.notebook}.html").write_text(_failed_page(job, context), encoding="utf-8")
+    return JobResult(job.notebook, job.site, False, seconds, error=message[:200])
 
 
 def _cells_started(executed: Path) -> bool:
