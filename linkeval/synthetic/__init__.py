@@ -1,7 +1,8 @@
 """Synthetic link-worker exports for the demo, tests and benchmarks.
 
-Six fictional sites export the same kind of routine data in the different shapes real systems
-produce. The people are made up: NHS numbers start with 9 (outside the ranges issued to patients
+Seven fictional sites (A-G) export the same kind of routine data in the different shapes real
+systems produce; a study of more sites repeats those shapes, each later site (S008, S009, ...)
+with its own name, size and context. The people are made up: NHS numbers start with 9 (outside the ranges issued to patients
 in England), names read "TEST PATIENT n" and postcodes use the ZZ99 pseudo-postcode area.
 Defects are injected at documented rates and every one is recorded in the ground truth that
 :func:`generate_study` returns (and writes to ``<raw>/truth/``), so the cleaner can be checked

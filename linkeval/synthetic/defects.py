@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from linkeval.synthetic.population import valid_nhs_numbers, whole_years
-from linkeval.synthetic.styles import SITE_ORDER, QuestionnaireStyle, SiteStyle
+from linkeval.synthetic.styles import QuestionnaireStyle, SiteStyle
 from linkeval.synthetic.writers import date_text
 
 # Rates are per clean row of the table named; injected rows are extra rows. Each referral
@@ -185,7 +185,7 @@ def unmapped_events(
 ) -> None:
     """Replace some labels of ``field`` by unmapped ones: flagged in ``raw``, other in ``events``."""
     rows, _ = take(rng.permutation(len(events)), rate)
-    labels = raw[field].to_numpy(dtype=object)
+    labels = raw[field].to_numpy(dtype=object, copy=True)  # an empty column is a read-only view
     labels[rows] = unmapped_labels(rng, field, len(rows))
     raw[field] = labels
     events.loc[rows, field] = "other"
@@ -217,7 +217,7 @@ def inject_event_rows(
     if len(clean_refs):
         plain = np.flatnonzero(~raw["_flag"].to_numpy()) if n else np.array([], dtype=int)
         u = _copies_anywhere(rng, raw, plain, "unknown_referral", k("unknown_referral"))
-        u["referral_id"] = [f"{style.code}9{i:05d}X" for i in range(len(u))]
+        u["referral_id"] = [f"{style.id_prefix}9{i:05d}X" for i in range(len(u))]
         extra.append(u)
         b = _copies_anywhere(rng, raw, plain, "before_referral", k("before_referral"))
         pick = clean_refs.sample(len(b), random_state=int(rng.integers(2**31)), replace=True)
@@ -299,12 +299,17 @@ def _early_followups(rng: np.random.Generator, rows: pd.DataFrame) -> list[pd.Da
 
 
 def inject_questionnaire_rows(
-    rng: np.random.Generator, out: pd.DataFrame, style: QuestionnaireStyle, code: str
+    rng: np.random.Generator,
+    out: pd.DataFrame,
+    style: QuestionnaireStyle,
+    site: SiteStyle,
+    site_index: int,
 ) -> pd.DataFrame:
     """Exported forms plus duplicates and forms with no, an unknown or an unmapped identifier.
 
     ``out`` is the export (see writers.questionnaire_table), with ``_rule``, ``_flag`` and
-    ``_key`` (its order); the result is in export order.
+    ``_key`` (its order); the result is in export order. ``site_index`` is the site's position
+    in the study (its block of NHS numbers, population.valid_nhs_numbers).
     """
     n = len(out)
     k = lambda rule: int(round(QUESTIONNAIRE_DEFECTS[rule] * n))  # noqa: E731
@@ -317,7 +322,7 @@ def inject_questionnaire_rows(
     m["_key"] = rng.uniform(0, n, len(m))
     injected.append(m)
     u = out.iloc[rng.choice(clean, k("unknown_referral"))].copy()
-    u[style.id_header], u["_rule"] = _unknown_ids(rng, style, code, len(u))
+    u[style.id_header], u["_rule"] = _unknown_ids(rng, style, site.id_prefix, site_index, len(u))
     u["_key"] = rng.uniform(0, n, len(u))
     injected.append(u)
     if style.timepoint_header:
@@ -331,7 +336,7 @@ def inject_questionnaire_rows(
 
 
 def _unknown_ids(
-    rng: np.random.Generator, style: QuestionnaireStyle, code: str, k: int
+    rng: np.random.Generator, style: QuestionnaireStyle, prefix: str, site_index: int, k: int
 ) -> tuple[list[str] | np.ndarray, str]:
     """Identifiers that match no referral, and the rule that rejects them.
 
@@ -339,8 +344,9 @@ def _unknown_ids(
     is a form with no referral to link it to.
     """
     if style.link == "referral_id":
-        return [f"{code}8{i:05d}Q" for i in range(k)], "unknown_referral"
+        return [f"{prefix}8{i:05d}Q" for i in range(k)], "unknown_referral"
     if style.link == "local_id":
         return [f"CC-9{i:05d}" for i in range(k)], "no_referral"
-    # A block no person at this site is drawn from: 9 - position never equals the position.
-    return valid_nhs_numbers(rng, k, 9 - SITE_ORDER.index(code)), "no_referral"
+    # A block no person at this site is drawn from: 9 - position never equals the position
+    # (mod 10, as valid_nhs_numbers takes it).
+    return valid_nhs_numbers(rng, k, 9 - site_index % 10), "no_referral"

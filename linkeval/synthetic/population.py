@@ -157,7 +157,7 @@ def _referrals(rng: np.random.Generator, style: SiteStyle, n: int, site_index: i
     people = _people(rng, style, n_people, site_index, first_date.fillna(START).to_numpy())
     ref = pd.DataFrame(
         {
-            "referral_id": [f"{style.code}{i:06d}" for i in range(1, n + 1)],
+            "referral_id": [f"{style.id_prefix}{i:06d}" for i in range(1, n + 1)],
             "person": person,
             "nhs_number": people["nhs_number"][person],
             "local_id": people["local_id"][person],

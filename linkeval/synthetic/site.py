@@ -47,11 +47,12 @@ def render_site(
     core: dict[str, pd.DataFrame],
     raw_dir: Path,
     large: bool,
+    site_index: int = 0,
 ) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
     """Write one site's exports; its config entry and its ground truth.
 
     ``core`` is the site's clean data (population.simulate_site); ``large`` means too many
-    rows for an Excel workbook.
+    rows for an Excel workbook; ``site_index`` is the site's position in the study.
     """
     fmt = Formatter(rng, style)
     referrals = _Referrals(rng, fmt, style, core)
@@ -91,7 +92,7 @@ def render_site(
         truth.update(event_truth(style.code, table, events_raw, events_clean, files, kept_ids))
     q = simulate_questionnaires(rng, style, referrals.ref, core["reasons"], kept_ids)
     q_source, q_truth = _questionnaires(
-        rng, style, q, referrals.ref, site_folder(raw_dir, style.code), large
+        rng, style, q, referrals.ref, site_folder(raw_dir, style.code), large, site_index
     )
     site_cfg["sources"].append(q_source)
     if episode_of is not None:  # forms link by NHS number to the one episode of the person
@@ -196,15 +197,16 @@ class _Referrals:
         self.raw["patient_name"] = "TEST PATIENT " + pd.Series(np.arange(1, n + 1)).astype(str)
         self.raw["postcode"] = "ZZ99 " + pd.Series(rng.integers(1, 10, n)).astype(str) + "AA"
         self.raw["notes"] = NOTES[rng.integers(0, 4, n)]
-        if self.style.coded_events:  # postcodes in the demo lookups; one PCN, two practices
+        if self.style.coded_events:  # postcodes and practices in the demo lookups
             decile = self.ref["imd_decile"].astype("Float64")
             self.raw["postcode"] = (
                 ("ZZ99 " + (decile % 10).astype("Int64").astype(str) + "AA")
                 .where(decile.notna(), "")
                 .to_numpy(dtype=object)
             )
-            practice = np.array(["Z00005", "Z00006"], dtype=object)[
-                rng.integers(0, 2, self.ref["person"].max() + 1)
+            practices = self.style.practices
+            practice = np.array(practices, dtype=object)[
+                rng.integers(0, len(practices), self.ref["person"].max() + 1)
             ]
             self.raw["practice_code"] = practice[self.ref["person"].to_numpy()]
 
@@ -258,7 +260,35 @@ def _events(
     raw["_pos"] = np.arange(len(ev), dtype=float)
     clean_refs = ref[pd.isna(ref_rule)]
     raw = defects.inject_event_rows(rng, raw, clean_refs, table, date_col, style)
-    return raw, ev
+    return raw, _chance_copies(raw, ev, ref, table)
+
+
+# Counts on a referral that its contacts or onward referrals make: (column, only if attended).
+_COUNTS = {
+    "contacts": [("n_contacts", False), ("n_attended", True)],
+    "onward_referrals": [("n_onward_referrals", False)],
+}
+
+
+def _chance_copies(
+    raw: pd.DataFrame, events: pd.DataFrame, ref: pd.DataFrame, table: str
+) -> pd.DataFrame:
+    """Rows that happen to repeat an earlier row exactly (two onward referrals of one person
+    to the same kind of asset on the same day) are what the cleaner rejects as duplicate_row:
+    marked so in ``raw``, and left out of the clean rows (returned) and the referrals' counts
+    (``ref``, in place)."""
+    exported = [c for c in raw.columns if not c.startswith("_")]
+    copies = raw.duplicated(exported).to_numpy() & (raw["_rule"].to_numpy() != "duplicate_row")
+    if not copies.any():
+        return events
+    own = copies & raw["_rule"].isna().to_numpy()  # events of kept referrals (_pos: their row)
+    raw.loc[copies, ["_rule", "_flag"]] = ["duplicate_row", False]
+    dropped = events.loc[raw.loc[own, "_pos"].astype(int).to_numpy()]
+    for column, attended_only in _COUNTS[table]:
+        rows = dropped[dropped["attended"]] if attended_only else dropped
+        fewer = ref["referral_id"].map(rows.groupby("referral_id").size()).fillna(0)
+        ref[column] = (ref[column] - fewer.astype("Int64")).astype("Int64")
+    return events.drop(index=dropped.index)
 
 
 def _questionnaires(
@@ -268,12 +298,13 @@ def _questionnaires(
     ref: pd.DataFrame,
     folder: Path,
     large: bool,
+    site_index: int,
 ) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
     """Write the site's questionnaire file; its config ``sources`` entry and its truth."""
-    q_style = QUESTIONNAIRE_STYLES[style.code]
+    q_style = QUESTIONNAIRE_STYLES[style.export]
     rows = q.rows.sort_values("completed_date", kind="stable").reset_index(drop=True)
     rows = defects.spoil_answers(rng, rows, has_timepoint=q_style.timepoint_header is not None)
     out, items_cfg = questionnaire_table(rows, q.instruments, q_style, ref)
-    out = defects.inject_questionnaire_rows(rng, out, q_style, style.code)
+    out = defects.inject_questionnaire_rows(rng, out, q_style, style, site_index)
     source = write_questionnaires(out, q_style, items_cfg, folder, large)
     return source, questionnaire_truth(style.code, out, source["path"], rows, q)

@@ -35,6 +35,24 @@ class SiteStyle:
     coded_events: bool = False  # a GP search export: one row per coded event (site G)
     people_share: float = 0.93  # people per referral: the rest are re-referrals
     duplicate_cases: int = 0  # people given a second referral 3-20 days after their first
+    # The export shape (A-G) whose writers, labels and questionnaire form the site uses; ""
+    # means its own code (sites A-G). Sites after the seventh repeat the shapes (study.py).
+    shape: str = ""
+    # Coded-event (G-shaped) sites: the practices their people are registered with, all in one
+    # PCN of the demo lookup linkeval/data/demo_lookup_practice_pcn.csv.
+    practices: tuple[str, ...] = ("Z00005", "Z00006")
+    pcn: str = "U00003"
+
+    @property
+    def export(self) -> str:
+        """The shape (A-G) the site exports in: keys LABELS, SITE_VALUES and the writers."""
+        return self.shape or self.code
+
+    @property
+    def id_prefix(self) -> str:
+        """What the site's referral IDs start with: its code, and an R after a code that ends
+        in a digit (S008R000001), so that no ID reads as a long number."""
+        return self.code + "R" if self.code[-1].isdigit() else self.code
 
 
 SITE_STYLES: dict[str, SiteStyle] = {

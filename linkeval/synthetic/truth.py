@@ -270,19 +270,18 @@ def coded_event_truth(
         key=lambda c: c if c.name != "_sub" else (c > 0).astype(int),
         kind="stable",
     )
-    for _, rows in live.groupby("_person", sort=False):
-        opened, opened_on = None, None
-        for i, row in rows.iterrows():
-            if row["_kind"] == "referral":
-                if opened is not None and row["_date"] == opened_on:
-                    ev.at[i, "episode"], ev.at[i, "repeated"] = opened, True
-                    continue
-                opened, opened_on = f"{path}#{row['source_row']}", row["_date"]
-                ev.at[i, "episode"] = opened
-            elif opened is None:
-                ev.at[i, "rule"] = "no_referral"
-            else:
-                ev.at[i, "episode"] = opened
+    # Vectorised: a referral event on the day of the person's previous referral event repeats
+    # the open episode; any other opens one; other events join the episode open before them.
+    is_ref = (live["_kind"] == "referral").to_numpy()
+    refs = live[is_ref]
+    repeated = (refs["_date"] == refs.groupby("_person", sort=False)["_date"].shift()).to_numpy()
+    opening = refs.index[~repeated]
+    episode = pd.Series(None, index=live.index, dtype=object)
+    episode[opening] = path + "#" + live.loc[opening, "source_row"].astype(str)
+    episode = episode.groupby(live["_person"].to_numpy(), sort=False).ffill()
+    ev.loc[live.index, "episode"] = episode.to_numpy()
+    ev.loc[refs.index[repeated], "repeated"] = True
+    ev.loc[live.index[episode.isna().to_numpy() & ~is_ref], "rule"] = "no_referral"
     openers = ev[(ev["_kind"] == "referral") & ev["rule"].isna() & ~ev["repeated"]]
     under_18 = set(openers.loc[openers["_rule"] == "under_18", "episode"])
     ev.loc[openers.index[openers["_rule"] == "under_18"], "rule"] = "under_18"
@@ -325,7 +324,7 @@ def coded_event_truth(
     clean["rural_urban"] = np.where(
         np.isnan(decile), None, np.where(decile % 2 == 0, "rural", "urban")
     )
-    clean["pcn_code"] = "U00003"
+    clean["pcn_code"] = style.pcn
     clean.insert(0, "site", style.code)
     reasons = ev[
         (ev["_kind"] == "reason") & ev["rule"].isna() & ev["episode"].isin(set(kept["episode"]))

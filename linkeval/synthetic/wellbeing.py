@@ -150,7 +150,7 @@ def simulate_questionnaires(
     kept_ids: set[str],
 ) -> Questionnaires:
     """Baseline and follow-up questionnaires for one site's engaged, kept referrals."""
-    instruments = list(QUESTIONNAIRE_STYLES[style.code].item_headers)
+    instruments = list(QUESTIONNAIRE_STYLES[style.export].item_headers)
     eligible = _baseline_takers(rng, ref, kept_ids)
     n = len(eligible)
     lonely_reason = _referred_for(eligible, reasons, ["loneliness_isolation"])

@@ -45,7 +45,7 @@ class Formatter:
     def __init__(self, rng: np.random.Generator, style: SiteStyle) -> None:
         self.rng = rng  # picks among a site's synonyms for a code, row by row
         self.date_format = style.date_format
-        self.labels = LABELS[style.code]
+        self.labels = LABELS[style.export]
 
     def label(self, field: str, codes: pd.Series) -> np.ndarray:
         """Each code written as one of the site's labels for it (chosen at random per row)."""
@@ -131,9 +131,9 @@ def write_site(
     folder = site_folder(raw_dir, style.code)
     folder.mkdir(parents=True, exist_ok=True)
     tables = _SiteTables(style, referrals, contacts, onward, folder, large)
-    sources, files = _SHAPES[style.code](tables)
+    sources, files = _SHAPES[style.export](tables)
     # Labels the built-in synonyms do not know are declared in the site's config.
-    values = SITE_VALUES.get(style.code, {})
+    values = SITE_VALUES.get(style.export, {})
     for source in sources:
         if source["table"] == "referrals":
             for fld in ("referral_source", "sex", "outcome"):
@@ -191,7 +191,7 @@ def _site_a(t: _SiteTables) -> tuple[list[dict[str, Any]], FileRows]:
     """cp1252 clinical-system search export: three preamble lines above the header."""
     pre = [
         "Search: Social prescribing referrals (link worker caseload)",
-        "Run by: Riverside PCN data team – report v2",
+        f"Run by: {t.style.name} data team – report v2",
         "",
     ]
     frame = t.referrals.assign(reasons=_reasons_text(t.referrals, "; "))
