@@ -1,8 +1,10 @@
 """The run's front page, the methods note, and where every page sits.
 
 The index opens with a summary (key figures for all sites together and the headline change in
-mental wellbeing), then one row per site with its status, links and key figures: sortable and
-filterable with a small inline script, and a plain complete table with scripts off. Every
+mental wellbeing), then one row per site with its context, status, links and key figures:
+sortable and filterable with a small inline script, and a plain complete table with scripts off.
+More than LONG_TABLE_ROWS sites are grouped by their context (the study config's ``context:``),
+a heading row per group; with scripts on, groups can be regrouped, folded and unfolded. Every
 number passes :func:`linkeval.report.disclosure.suppress` with the study's rule.
 """
 
@@ -27,9 +29,11 @@ from linkeval.report.render import (
     long_date,
     month_range,
 )
+from linkeval.report.sections import context_label, grouping_fields, site_groups
 from linkeval.stats.change import paired_change
 from linkeval.stats.describe import engagement_funnel
 from linkeval.stats.pooling import pooled_change
+from linkeval.vocab import plain
 
 SITE_NOTEBOOKS = {
     "site_descriptive": "Who is referred, and what happens next",
@@ -45,6 +49,8 @@ CROSS_SITE_PAGE = "cross_site/cross_site.html"
 HEADLINE_SCORE = "swemwbs"
 COUNTS = ["referred", "engaged", "paired follow-up"]
 CHANGE = ["mean_change", "ci_low", "ci_high"]
+FOLDED_ROWS = 50  # with scripts on, a grouped table of more sites opens with its groups folded
+FAILED_NAMED = 10  # failed sites named in the summary (the rest: "and n more")
 
 
 def site_page(code: str, notebook: str) -> str:
@@ -214,13 +220,44 @@ def _sort_key(text: str) -> str:
 _SCRIPT = """<script>
 (function(){
 var t=document.getElementById("le-sites");if(!t)return;
-var body=t.tBodies[0],rows=Array.prototype.slice.call(body.rows),box=document.getElementById("le-filter"),
-count=document.getElementById("le-count");
+var rows=Array.prototype.slice.call(t.querySelectorAll("tr[id^='site-']")),
+box=document.getElementById("le-filter"),input=box.querySelector("input"),
+pick=document.getElementById("le-group"),count=document.getElementById("le-count"),
+all=document.getElementById("le-unfold"),cols=t.tHead.rows[0].cells.length,folded={},seen={},buttons={};
 box.hidden=false;
-box.querySelector("input").addEventListener("input",function(){
- var q=this.value.trim().toLowerCase(),n=0;
- rows.forEach(function(r){var show=r.textContent.toLowerCase().indexOf(q)>=0;r.hidden=!show;if(show)n++;});
- count.textContent=n+" of "+rows.length+" sites shown";});
+function by(){return pick?pick.value:"";}
+function group(r,g){return g+"|"+(r.getAttribute("data-"+g)||"");}
+function anyFolded(g){return rows.some(function(r){return folded[group(r,g)];});}
+function draw(){
+ var q=input.value.trim().toLowerCase(),g=by(),groups=[],of={},n=0;
+ if(g&&!seen[g]){seen[g]=true;if(rows.length>FOLDED)rows.forEach(function(r){folded[group(r,g)]=true;});}
+ rows.forEach(function(r){var k=g?r.getAttribute("data-"+g)||"":"";
+  if(!(k in of)){of[k]=[];groups.push(k);}of[k].push(r);});
+ if(g)groups.sort();
+ Array.prototype.slice.call(t.tBodies).forEach(function(b){t.removeChild(b);});
+ groups.forEach(function(k){
+  var b=document.createElement("tbody"),shown=0,fold=g&&folded[g+"|"+k]&&!q;
+  if(g){var h=b.insertRow(),c=document.createElement("th"),btn=document.createElement("button");
+   h.className="le-group";c.colSpan=cols;c.scope="rowgroup";btn.type="button";
+   btn.className="le-fold";btn.setAttribute("aria-expanded",fold?"false":"true");
+   btn.textContent=k+" ("+of[k].length+" site"+(of[k].length==1?"":"s")+")";
+   btn.addEventListener("click",function(){folded[g+"|"+k]=!folded[g+"|"+k];draw();buttons[k].focus();});
+   buttons[k]=btn;
+   c.appendChild(btn);h.appendChild(c);}
+  of[k].forEach(function(r){var show=r.textContent.toLowerCase().indexOf(q)>=0;
+   r.hidden=!show;r.classList.toggle("le-folded",!!fold);if(show){shown++;n++;}
+   b.appendChild(r);});
+  if(g&&!shown)b.rows[0].hidden=true;
+  t.appendChild(b);});
+ count.textContent=q?n+" of "+rows.length+" sites match":rows.length+" sites";
+ if(all){all.hidden=!g;all.textContent=anyFolded(g)?"Unfold all groups":"Fold all groups";}}
+input.addEventListener("input",draw);
+if(pick)pick.addEventListener("change",draw);
+if(all)all.addEventListener("click",function(){var g=by(),fold=!anyFolded(g);
+ rows.forEach(function(r){folded[group(r,g)]=fold;});draw();});
+function reveal(){var r=location.hash&&document.getElementById(location.hash.slice(1));
+ if(!r||rows.indexOf(r)<0)return;folded[group(r,by())]=false;draw();r.scrollIntoView();}
+window.addEventListener("hashchange",reveal);
 Array.prototype.forEach.call(t.tHead.rows[0].cells,function(th,i){
  var b=document.createElement("button");b.type="button";b.className="le-sort";
  b.setAttribute("aria-label","Sort by "+th.textContent.trim());th.appendChild(b);
@@ -234,9 +271,10 @@ Array.prototype.forEach.call(t.tHead.rows[0].cells,function(th,i){
    if(x===""||y==="")return x===y?0:(x===""?1:-1);
    var nx=parseFloat(x),ny=parseFloat(y),r=(!isNaN(nx)&&!isNaN(ny))?nx-ny:(x<y?-1:x>y?1:0);
    return up?r:-r;});
-  rows.forEach(function(r){body.appendChild(r);});});});
+  draw();});});
+draw();reveal();
 })();
-</script>"""
+</script>""".replace("FOLDED", str(FOLDED_ROWS))
 
 _INDEX_STYLE = """<style>
 .le-summary{border:1px solid #d0d7de;border-radius:6px;padding:.2em 1.2em .8em;margin:1em 0 1.5em;
@@ -250,20 +288,42 @@ _INDEX_STYLE = """<style>
 .le-filter input{font:inherit;padding:.3em .5em;width:min(28em,100%);border:1px solid #8c959f;
  border-radius:4px}
 .le-filter span{margin-left:1em;color:#57606a;font-size:.9em}
-#le-sites td.le-pages{white-space:nowrap}
+#le-sites td.le-pages a{white-space:nowrap}
+#le-sites td:first-child{min-width:11em}
+#le-sites td.le-ctx{min-width:9.5em}
 button.le-sort{font:inherit;background:none;border:0;padding:0 0 0 .2em;cursor:pointer;
  color:#8c959f}
 button.le-sort::after{content:"\\2195"}
 th[aria-sort=ascending] button.le-sort::after{content:"\\2191";color:#1f2328}
 th[aria-sort=descending] button.le-sort::after{content:"\\2193";color:#1f2328}
 .le-ok{color:#1a7f37}
+.le-filter label+label{margin-left:1em}
+.le-filter select,.le-filter button{font:inherit;padding:.2em .4em}
+.le-filter button{margin-left:1em}
+#le-sites tr.le-group th{background:#f6f8fa;font-weight:650;padding-top:.6em;border-top:1px solid #d0d7de}
+button.le-fold{font:inherit;font-weight:650;background:none;border:0;padding:0;cursor:pointer;
+ color:#1f2328;text-align:left}
+button.le-fold::before{content:"\\25BE  "}
+button.le-fold[aria-expanded=false]::before{content:"\\25B8  "}
+.le-groups{font-size:.95em}
+@media screen{#le-sites tr.le-folded{display:none}}
 @media print{.le-summary{break-inside:avoid;background:none}
- .le-filter,button.le-sort,#le-sites .le-pages{display:none!important}}
+ .le-filter,button.le-sort,#le-sites .le-pages{display:none!important}
+ #le-sites button.le-fold::before{content:none!important}}
 </style>"""
 
 
-def index_page(cfg: StudyConfig, results: list[JobResult], facts: RunFacts | None = None) -> str:
-    """The run's front page: summary, then one row per site with status, links and figures."""
+def index_page(
+    cfg: StudyConfig,
+    results: list[JobResult],
+    facts: RunFacts | None = None,
+    figures: pd.DataFrame | None = None,
+) -> str:
+    """The run's front page: summary, then one row per site with status, links and figures.
+
+    ``figures`` are the key figures as :func:`headline_figures` returns them (already
+    disclosure-controlled); by default they are read from the processed data.
+    """
     facts = facts or run_facts(cfg)
     by_site: dict[str | None, list[JobResult]] = {}
     for r in results:
@@ -271,64 +331,33 @@ def index_page(cfg: StudyConfig, results: list[JobResult], facts: RunFacts | Non
     cross = by_site.get(None, [])
     cross_ok = bool(cross) and cross[0].ok
     try:
-        heads = headline_figures(cfg, change=cross_ok).set_index("site")
+        heads = (
+            figures if figures is not None else headline_figures(cfg, change=cross_ok)
+        ).set_index("site")
     except Exception:  # the index must still be written when the data cannot be summarised
         heads = pd.DataFrame()
     with_change = cross_ok and "mean_change" in heads
     title_score = score_title(HEADLINE_SCORE)
 
-    def figures(code: str) -> list[str]:
+    def shown_figures(code: str) -> list[str]:
         row = heads.loc[code] if code in heads.index else None
         shown = [fmt(row[k], 0) if row is not None else "-" for k in COUNTS]
         if with_change:
             shown.append(_change_text(row) if row is not None else "-")
         return shown
 
-    rows = []
-    for code in cfg.sites:
-        mine = by_site.get(code, [])
-        if not mine:
-            continue
-        failed = [r for r in mine if not r.ok]
-        status = (
-            (
-                "<span class='le-bad'>Failed</span><br>"
-                + "<br>".join(
-                    html.escape(f"{SITE_NOTEBOOKS.get(r.notebook, r.notebook)}: {r.error}")
-                    for r in failed
-                )
-            )
-            if failed
-            else "<span class='le-ok'>Ready</span>"
-        )
-        links = " &middot; ".join(
-            f"<a href='{html.escape(r.html)}' title='{html.escape(SITE_NOTEBOOKS[r.notebook])}'>"
-            f"{html.escape(NAV_LABELS[r.notebook])}</a>"
-            if r.ok
-            else f"{html.escape(NAV_LABELS[r.notebook])} (failed)"
-            for r in sorted(mine, key=lambda r: list(SITE_NOTEBOOKS).index(r.notebook))
-        )
-        cells = "".join(
-            f"<td class='num' data-sort='{_sort_key(v)}'>{html.escape(v)}</td>"
-            for v in figures(code)
-        )
-        rows.append(
-            f"<tr id='site-{html.escape(code)}'>"
-            f"<td class='txt'>{html.escape(site_label(cfg, code))}</td>"
-            f"<td class='txt'>{status}</td><td class='txt le-pages'>{links}</td>"
-            f"{cells}</tr>"
-        )
+    codes = [code for code in cfg.sites if by_site.get(code)]
+    context = {code: dict(cfg.sites[code].context) for code in codes}
+    groupings = _groupings(context, codes)
+    has_context = any(context.values())
+    rows = [
+        _site_row(cfg, code, by_site[code], shown_figures(code), groupings, has_context)
+        for code in codes
+    ]
     n_sites = len(rows)
     failed_sites = [code for code in cfg.sites if any(not r.ok for r in by_site.get(code, []))]
-    change_head = "<th>Wellbeing change (95% CI)</th>" if with_change else ""
-    sites_table = f"""<div id="le-filter" class="le-filter le-screen" hidden>
-<label>Find a site: <input type="search" placeholder="name, code or status"
-aria-controls="le-sites"></label><span id="le-count" aria-live="polite"></span></div>
-<div class="le-output"><table class="le-table{" le-long" if len(rows) > LONG_TABLE_ROWS else ""}" id="le-sites"><thead><tr><th>Site</th><th>Status</th>
-<th class="le-pages">Pages</th><th>Referrals</th><th>People engaged</th><th>Paired follow-ups</th>{change_head}
-</tr></thead><tbody>
-{chr(10).join(rows)}
-</tbody></table></div>"""
+    grouped = groupings[0] if groupings and n_sites > LONG_TABLE_ROWS else None
+    sites_table = _sites_table(rows, codes, groupings, grouped, with_change, has_context)
     body = (
         _summary(
             cfg,
@@ -338,23 +367,169 @@ aria-controls="le-sites"></label><span id="le-count" aria-live="polite"></span><
             cross,
             with_change,
             title_score,
-            figures,
+            shown_figures,
             _status(cfg, results, failed_sites),
+            _group_line(grouped),
         )
         + f"<h2 id='sites'>Sites</h2>{sites_table}"
         + _notes(with_change, title_score)
     )
-    context = page_context(cfg, facts, INDEX)
+    context_page = page_context(cfg, facts, INDEX)
     return html_page(
         "Link worker evaluation reports",
         body,
-        context,
+        context_page,
         head_extra=_INDEX_STYLE,
         tail=_SCRIPT if n_sites > 1 else "",
     )
 
 
-def _summary(cfg, facts, heads, n_sites, cross, with_change, title_score, figures, status) -> str:
+@dataclass
+class _Grouping:
+    """One way to group the site table: its key (data-<key> on each row), its name in the
+    "Group by" list, and each site's group."""
+
+    key: str
+    name: str
+    groups: pd.Series
+
+
+def _groupings(context: dict[str, dict], codes: list[str]) -> list[_Grouping]:
+    """The ways to group the sites by their context: all grouping attributes together (as the
+    cross-site page groups them), then each one alone."""
+    combined = site_groups(context, codes)
+    if combined is None:
+        return []
+    out = [_Grouping("g0", "Context", combined)]
+    fields = grouping_fields(context, codes)
+    if len(fields) > 1:
+        for k, key in enumerate(fields, start=1):
+            labels = [context_label(key, context[c].get(key)) for c in codes]
+            series = pd.Series([x[:1].upper() + x[1:] for x in labels], index=codes)
+            out.append(_Grouping(f"g{k}", plain(key), series))
+    return out
+
+
+def _context_text(context: dict) -> str:
+    """A site's context attributes in words, for its row ("VCSE-hosted, rural")."""
+    words = [
+        context_label(k, v)
+        for k, v in context.items()
+        if v is None or isinstance(v, str | bool | int | float)
+    ]
+    text = ", ".join(words)
+    return text[:1].upper() + text[1:]
+
+
+def _site_row(
+    cfg: StudyConfig,
+    code: str,
+    mine: list[JobResult],
+    shown: list[str],
+    groupings: list[_Grouping],
+    has_context: bool,
+) -> str:
+    """One site's row: name, context, status, links and key figures; ``data-g*`` attributes
+    carry its group under each grouping (for the script)."""
+    failed = [r for r in mine if not r.ok]
+    status = (
+        (
+            "<span class='le-bad'>Failed</span><br>"
+            + "<br>".join(
+                html.escape(f"{SITE_NOTEBOOKS.get(r.notebook, r.notebook)}: {r.error}")
+                for r in failed
+            )
+        )
+        if failed
+        else "<span class='le-ok'>Ready</span>"
+    )
+    links = " &middot; ".join(
+        f"<a href='{html.escape(r.html)}' title='{html.escape(SITE_NOTEBOOKS[r.notebook])}'>"
+        f"{html.escape(NAV_LABELS[r.notebook])}</a>"
+        if r.ok
+        else f"{html.escape(NAV_LABELS[r.notebook])} (failed)"
+        for r in sorted(mine, key=lambda r: list(SITE_NOTEBOOKS).index(r.notebook))
+    )
+    cells = "".join(
+        f"<td class='num' data-sort='{_sort_key(v)}'>{html.escape(v)}</td>" for v in shown
+    )
+    data = "".join(
+        f" data-{g.key}='{html.escape(str(g.groups[code]), quote=True)}'" for g in groupings
+    )
+    context_cell = (
+        f"<td class='txt le-ctx'>{html.escape(_context_text(cfg.sites[code].context))}</td>"
+        if has_context
+        else ""
+    )
+    return (
+        f"<tr id='site-{html.escape(code)}'{data}>"
+        f"<td class='txt'>{html.escape(site_label(cfg, code))}</td>{context_cell}"
+        f"<td class='txt'>{status}</td><td class='txt le-pages'>{links}</td>"
+        f"{cells}</tr>"
+    )
+
+
+def _sites_table(
+    rows: list[str],
+    codes: list[str],
+    groupings: list[_Grouping],
+    grouped: _Grouping | None,
+    with_change: bool,
+    has_context: bool,
+) -> str:
+    """The site table: one <tbody>, or with ``grouped`` one per group under a heading row
+    (in order of the group's name), which is how it reads with scripts off."""
+    change_head = "<th>Wellbeing change (95% CI)</th>" if with_change else ""
+    context_head = "<th>Context</th>" if has_context else ""
+    n_cols = 6 + with_change + has_context
+    if grouped is None:
+        body = f"<tbody>\n{chr(10).join(rows)}\n</tbody>"
+    else:
+        row_of = dict(zip(codes, rows, strict=True))
+        parts = []
+        for label, members in grouped.groups.groupby(grouped.groups, sort=True):
+            n = len(members)
+            head = (
+                f"<tr class='le-group'><th colspan='{n_cols}' scope='rowgroup'>"
+                f"{html.escape(str(label))} ({n} site{'s' if n != 1 else ''})</th></tr>"
+            )
+            parts.append(
+                "<tbody>" + head + "\n" + "\n".join(row_of[c] for c in members.index) + "</tbody>"
+            )
+        body = "\n".join(parts)
+    options = "".join(
+        f"<option value='{g.key}'{' selected' if g is grouped else ''}>"
+        f"{html.escape(g.name)}</option>"
+        for g in groupings
+    )
+    group_by = (
+        f"<label>Group by: <select id='le-group' aria-controls='le-sites'>"
+        f"<option value=''{'' if grouped else ' selected'}>No grouping</option>{options}"
+        "</select></label><button type='button' id='le-unfold' hidden></button>"
+        if groupings
+        else ""
+    )
+    long = " le-long" if len(rows) > LONG_TABLE_ROWS else ""
+    return f"""<div id="le-filter" class="le-filter le-screen" hidden>
+<label>Find a site: <input type="search" placeholder="name, code, context or status"
+aria-controls="le-sites"></label>{group_by}<span id="le-count" aria-live="polite"></span></div>
+<div class="le-output"><table class="le-table{long}" id="le-sites"><thead><tr><th>Site</th>{context_head}<th>Status</th>
+<th class="le-pages">Pages</th><th>Referrals</th><th>People engaged</th><th>Paired follow-ups</th>{change_head}
+</tr></thead>{body}</table></div>"""
+
+
+def _group_line(grouped: _Grouping | None) -> str:
+    """One line on how many sites each context group has (when the site table is grouped)."""
+    if grouped is None:
+        return ""
+    counts = grouped.groups.value_counts().sort_index()
+    parts = [f"{html.escape(str(label))} {n}" for label, n in counts.items()]
+    return f"<p class='le-groups'>Sites by context: {' &middot; '.join(parts)}.</p>"
+
+
+def _summary(
+    cfg, facts, heads, n_sites, cross, with_change, title_score, figures, status, groups=""
+) -> str:
     all_row = figures("all") if "all" in heads.index else ["-"] * (3 + with_change)
     change_head = (
         f"<th>Change in {html.escape(_lower(title_score))}, 95% CI</th>" if with_change else ""
@@ -387,7 +562,7 @@ def _summary(cfg, facts, heads, n_sites, cross, with_change, title_score, figure
     return f"""<section class="le-summary" aria-labelledby="summary"><h2 id="summary">Summary</h2>
 <p class="le-big">Referrals to the link worker services at {n_sites} site{"s" if n_sites != 1 else ""}
 from {html.escape(facts.period or "-")}; data extracted {html.escape(facts.extracted)}.</p>
-{table}
+{groups}{table}
 {sentence}
 {status}
 <ul class="le-links">{cross_link}<li><a href="#sites">Each site's pages</a></li>
@@ -414,9 +589,13 @@ def _status(cfg: StudyConfig, results: list[JobResult], failed_sites: list[str])
         return f"<p class='le-status'>All {made} report pages were made in this run.</p>"
     shown = ", ".join(
         f"<a href='#site-{html.escape(c)}'>{html.escape(site_label(cfg, c))}</a>"
-        for c in failed_sites[:20]
+        for c in failed_sites[:FAILED_NAMED]
     )
-    more = f" and {len(failed_sites) - 20} more" if len(failed_sites) > 20 else ""
+    more = (
+        f" and {len(failed_sites) - FAILED_NAMED} more, marked Failed in the site table"
+        if len(failed_sites) > FAILED_NAMED
+        else ""
+    )
     return (
         f"<p class='le-status'><span class='le-bad'>{len(failed_sites)} "
         f"site{'s' if len(failed_sites) != 1 else ''} with a page that could not be made"

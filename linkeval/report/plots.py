@@ -175,6 +175,24 @@ def funnel(table: pd.DataFrame, title: str = "From referral to follow-up", ax=No
     return fig
 
 
+# Forest plots grow a row at a time, with tighter rows and smaller labels when there are many,
+# up to FOREST_MAX_ROWS rows (about 8 inches: printed at most 140 mm tall, docs/design.md,
+# 'Reports', the labels stay at 6 points or more); sections draw more sites as several figures.
+FOREST_MAX_ROWS = 25
+
+
+def forest_size(rows: int) -> tuple[float, float | None]:
+    """Row height (inches) and label size (points; None: the theme's) for a forest plot of
+    ``rows`` rows: 0.42 inches up to 12 rows, tighter rows and smaller labels beyond.
+
+    >>> forest_size(10), forest_size(16), forest_size(25)
+    ((0.42, None), (0.37, 9.0), (0.26, 8.5))
+    """
+    if rows <= 12:
+        return 0.42, None
+    return round(max(0.26, 0.42 - 0.0125 * (rows - 12)), 2), (9.0 if rows <= 20 else 8.5)
+
+
 @themed
 def forest_plot(
     table: pd.DataFrame,
@@ -186,13 +204,18 @@ def forest_plot(
     xlabel: str = "Difference (95% CI)",
     reference: float = 0.0,
     pooled: dict | None = None,
+    group: str | None = None,
+    xlim: tuple[float, float] | None = None,
     ax=None,
 ) -> plt.Figure:
     """Point estimates with confidence intervals, one row per label (sites, moderators).
 
     ``pooled`` (keys ``label``, ``estimate``, ``ci_low``, ``ci_high`` and optionally
     ``pi_low``, ``pi_high``) adds a pooled diamond at the bottom, with its prediction interval
-    as a thin line.
+    as a thin line. ``group`` names a column of group headings (a site's context): rows are
+    drawn in the table's order, under a bold heading where the group changes. ``xlim`` fixes
+    the x-axis (so that several figures of one set share it). The figure grows with its rows
+    (:func:`forest_size`).
     """
     data = table.assign(
         _e=as_numbers(table[estimate]),
@@ -201,9 +224,18 @@ def forest_plot(
     )
     suppressed = data.loc[data["_e"].isna(), label].astype(str).tolist()
     data = data.dropna(subset=["_e", "_lo", "_hi"]).reset_index(drop=True)
-    rows = len(data) + (1 if pooled else 0)
-    fig, ax = _axes(ax, (WIDTH, 0.42 * max(rows, 2) + 1.3))
-    y = np.arange(len(data))[::-1] + (1 if pooled else 0)
+    # Top to bottom: each group's heading (where the group changes), then its rows.
+    entries: list[tuple[str, int | None]] = []
+    for i in range(len(data)):
+        if group is not None and (i == 0 or data[group].iloc[i] != data[group].iloc[i - 1]):
+            entries.append((str(data[group].iloc[i]), None))
+        entries.append((str(data[label].iloc[i]), i))
+    rows = len(entries) + (1 if pooled else 0)
+    row_height, fontsize = forest_size(rows)
+    fig, ax = _axes(ax, (WIDTH, row_height * max(rows, 2) + 1.3))
+    top = len(entries) - 1 + (1 if pooled else 0)
+    y_of = {pos: top - k for k, (_, pos) in enumerate(entries) if pos is not None}
+    y = np.array([y_of[i] for i in range(len(data))], dtype=float)
     ax.errorbar(
         data["_e"],
         y,
@@ -211,10 +243,15 @@ def forest_plot(
         fmt="o",
         color=PALETTE[0],
         ecolor=PALETTE[0],
-        capsize=3,
+        capsize=3 if rows <= 20 else 2,
+        markersize=6 if rows <= 20 else 4.5,
     )
-    labels = [_mathtext_safe(v) for v in data[label]]
-    ticks = list(y)
+    labels = [_mathtext_safe(text) for text, _ in entries]
+    ticks = [top - k for k in range(len(entries))]
+    headings = [top - k for k, (_, pos) in enumerate(entries) if pos is None]
+    for yh in headings:
+        if yh != top:
+            ax.axhline(yh + 0.5, color="0.8", lw=0.8)
     if pooled:
         est, low, high = (float(pooled[k]) for k in ("estimate", "ci_low", "ci_high"))
         if pooled.get("pi_low") is not None and np.isfinite(float(pooled["pi_low"])):
@@ -233,12 +270,25 @@ def forest_plot(
             zorder=3,
         )
         ax.legend(
-            frameon=False, fontsize=8, loc="upper center", ncol=2, bbox_to_anchor=(0.5, -0.22)
+            frameon=False,
+            fontsize=8,
+            loc="upper center",
+            ncol=2,
+            # 0.75 inch below the axes, whatever their height
+            bbox_to_anchor=(0.5, -0.75 / (row_height * max(rows, 2))),
         )
         labels.append(_mathtext_safe(pooled["label"]))
         ticks.append(0)
     ax.axvline(reference, color="0.4", lw=1, ls="--")
     ax.set_yticks(ticks, labels)
+    if fontsize:
+        ax.tick_params(axis="y", labelsize=fontsize)
+    for tick, yt in zip(ax.get_yticklabels(), ticks, strict=True):
+        if yt in headings:
+            tick.set_fontweight("bold")
+    ax.set_ylim(-0.7, top + 0.7)  # headings have no point to widen the axis to them
+    if xlim is not None:
+        ax.set_xlim(*xlim)
     ax.set(title=title, xlabel=xlabel, ylabel="")
     _note_suppressed(fig, [_mathtext_safe(s) for s in suppressed])
     fig.tight_layout()

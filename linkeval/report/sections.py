@@ -486,7 +486,7 @@ def change_counts(pairs: pd.DataFrame) -> pd.DataFrame:
 def change_summary(t: dict, rule: Rule) -> Section:
     """Mean change per score, with its CI, p-value and standardised change."""
     s = Section("change summary")
-    table = paired_change(t["pairs"])
+    table = paired_change(t["pairs"], n_boot=0)  # pages show no bootstrap interval
     if table.empty:
         _say(s, rule, "No one has answered a questionnaire at both times yet.", note="no numbers")
         return s
@@ -739,8 +739,90 @@ def attrition(t: dict, rule: Rule) -> Section:
 # --------------------------------------------------------------------------------------------
 # Cross-site
 
+# Beyond this many sites, outcomes by site is one row a site (the % of each outcome).
+MANY_SITES = 12
+# Site context attributes are combined into groups while they make at most this many.
+MAX_GROUPS = 6
+CONTEXT_LABELS = {
+    "host": {"vcse": "VCSE-hosted", "pcn": "PCN-hosted"},
+    "rural": {True: "rural", False: "urban"},
+}
 
-def sites_side_by_side(t: dict, rule: Rule, site_names: dict[str, str]) -> Section:
+
+def context_label(key: str, value) -> str:
+    """One site context attribute in words: ``host: vcse`` -> "VCSE-hosted".
+
+    >>> context_label("host", "vcse"), context_label("rural", False), context_label("coastal", True)
+    ('VCSE-hosted', 'urban', 'coastal')
+    >>> context_label("caseload", "high"), context_label("coastal", None)
+    ('caseload: High', 'coastal: not recorded')
+    """
+    known = CONTEXT_LABELS.get(key, {})
+    if isinstance(value, bool | str) and value in known:
+        return known[value]
+    name = plain(key).lower()
+    if value is None:
+        return f"{name}: not recorded"
+    if isinstance(value, bool):
+        return name if value else f"not {name}"
+    return f"{name}: {plain(value)}"
+
+
+def grouping_fields(context: dict[str, dict], codes: list[str]) -> list[str]:
+    """The context attributes (config order) that sort ``codes`` into 2 to MAX_GROUPS groups:
+    plain values (text, yes/no, numbers), a site without one counting as "not recorded"."""
+    keys = list(dict.fromkeys(k for code in codes for k in context.get(code, {})))
+    fields = []
+    for key in keys:
+        values = [context.get(code, {}).get(key) for code in codes]
+        if not all(v is None or isinstance(v, str | bool | int | float) for v in values):
+            continue
+        if 2 <= len(set(values)) <= MAX_GROUPS:
+            fields.append(key)
+    return fields
+
+
+def site_groups(context: dict[str, dict] | None, codes: list[str]) -> pd.Series | None:
+    """Site code -> its context group ("PCN-hosted, rural"), or None without a grouping.
+
+    The grouping attributes (:func:`grouping_fields`) are combined in config order while
+    they make at most MAX_GROUPS groups. A site's context is public (the study config), so
+    naming it releases nothing about people.
+
+    >>> ctx = {"A": {"host": "vcse", "rural": False}, "B": {"host": "pcn", "rural": True},
+    ...        "C": {"host": "pcn", "rural": False}}
+    >>> site_groups(ctx, ["A", "B", "C"]).tolist()
+    ['VCSE-hosted, urban', 'PCN-hosted, rural', 'PCN-hosted, urban']
+    """
+    if not context or not codes:
+        return None
+    chosen: list[str] = []
+    for key in grouping_fields(context, codes):
+        combos = {tuple(context.get(c, {}).get(k) for k in [*chosen, key]) for c in codes}
+        if len(combos) <= MAX_GROUPS:
+            chosen.append(key)
+    if not chosen:
+        return None
+    labels = [
+        ", ".join(context_label(k, context.get(code, {}).get(k)) for k in chosen) for code in codes
+    ]
+    return pd.Series([label[:1].upper() + label[1:] for label in labels], index=codes)
+
+
+def _grouped(frame: pd.DataFrame, groups: pd.Series | None) -> pd.DataFrame:
+    """``frame`` (a ``site`` column of codes) with each row's ``group``, in group order
+    (otherwise as it was); unchanged without groups."""
+    if groups is None:
+        return frame
+    out = frame.assign(group=frame["site"].astype(str).map(groups).fillna("Other").to_numpy())
+    return out.iloc[np.argsort(out["group"].to_numpy(dtype=str), kind="stable")]
+
+
+def sites_side_by_side(
+    t: dict, rule: Rule, site_names: dict[str, str], context: dict[str, dict] | None = None
+) -> Section:
+    """Each site's engagement funnel, one row a site; grouped by the sites' context (the
+    study config's ``context:``, site code -> attributes) when given."""
     s = Section("sites side by side")
     funnel_by_site = describe.engagement_funnel(t["referrals"], t["pairs"], by="site")
     wide = funnel_by_site.pivot(index="site", columns="stage", values="n").reset_index()
@@ -752,8 +834,13 @@ def sites_side_by_side(t: dict, rule: Rule, site_names: dict[str, str]) -> Secti
         "table",
         rule.suppress(wide, counts=list(describe.FUNNEL_STAGES)),
     )
+    groups = site_groups(context, list(safe["site"].astype(str)))
+    safe = _grouped(safe, groups)
     safe["site"] = safe["site"].map(site_names)
-    s.add(Table(safe, {"site": "Site", **{st: st.capitalize() for st in describe.FUNNEL_STAGES}}))
+    columns = {"site": "Site", **{st: st.capitalize() for st in describe.FUNNEL_STAGES}}
+    if groups is not None:
+        columns = {"group": "Context", **columns}
+    s.add(Table(safe, columns, group="group" if groups is not None else None))
     _say(
         s,
         rule,
@@ -763,7 +850,12 @@ def sites_side_by_side(t: dict, rule: Rule, site_names: dict[str, str]) -> Secti
     return s
 
 
-def outcomes_by_site(t: dict, rule: Rule, site_names: dict[str, str]) -> Section:
+def outcomes_by_site(
+    t: dict, rule: Rule, site_names: dict[str, str], context: dict[str, dict] | None = None
+) -> Section:
+    """Referral outcomes at each site: a row per site and outcome, or beyond MANY_SITES
+    sites one row a site (its referrals and the % of each outcome); sites in context groups
+    when ``context`` is given."""
     s = Section("outcomes by site")
     table = describe.outcomes(t["referrals"], by="site")
     safe = rule.suppress(
@@ -774,10 +866,14 @@ def outcomes_by_site(t: dict, rule: Rule, site_names: dict[str, str]) -> Section
         totals=True,
     )
     _release(s, rule, "referral outcomes by site", "table", safe)
-    wide = safe[safe["n"].astype(str) != "0"].assign(site=lambda f: f["site"].map(site_names))
+    groups = site_groups(context, list(dict.fromkeys(safe["site"].astype(str))))
+    if safe["site"].nunique() > MANY_SITES:
+        s.add(_outcomes_per_site(safe, site_names, groups))
+        return s
+    shown = _grouped(safe[safe["n"].astype(str) != "0"], groups)
     s.add(
         Table(
-            wide,
+            shown.assign(site=lambda f: f["site"].map(site_names)),
             {"site": "Site", "outcome": "Outcome", "n": "Referrals", "pct": "%"},
             codes=("outcome",),
             group="site",
@@ -786,16 +882,65 @@ def outcomes_by_site(t: dict, rule: Rule, site_names: dict[str, str]) -> Section
     return s
 
 
-def change_by_site(t: dict, rule: Rule, name: str, site_names: dict[str, str]) -> Section:
+def _outcomes_per_site(
+    safe: pd.DataFrame, site_names: dict[str, str], groups: pd.Series | None
+) -> Table:
+    """The controlled outcomes table reshaped, one row a site: its referrals (the rounded
+    denominator) and each outcome's released %, with the audit marks carried over."""
+    outcomes = list(dict.fromkeys(safe["outcome"]))
+    sites = list(dict.fromkeys(safe["site"]))
+    denominators = safe.attrs.get("denominators", {}).get("pct", {})
+    rows, marks = [], {o: {} for o in outcomes}
+    for k, code in enumerate(sites):
+        part = safe[safe["site"] == code]
+        row = {"site": code, "denominator": part["denominator"].iloc[0]}
+        for index, record in part.iterrows():
+            row[record["outcome"]] = record["pct"]
+            marks[record["outcome"]][k] = denominators.get(index, part["denominator"].iloc[0])
+        rows.append(row)
+    wide = pd.DataFrame(rows, columns=["site", "denominator", *outcomes])
+    wide.attrs = {
+        **{k: v for k, v in safe.attrs.items() if k not in ("kinds", "denominators")},
+        "kinds": {"denominator": "count", **dict.fromkeys(outcomes, "pct")},
+        "denominators": marks,
+    }
+    wide = _grouped(wide, groups)
+    wide["site"] = wide["site"].map(site_names)
+    columns = {"site": "Site", "denominator": "Referrals"}
+    columns.update({o: f"{plain(o)} %" for o in outcomes})
+    if groups is not None:
+        columns = {"group": "Context", **columns}
+    return Table(
+        wide,
+        columns,
+        caption="Percentage of each site's referrals with each outcome",
+        group="group" if groups is not None else None,
+    )
+
+
+def change_by_site(
+    t: dict,
+    rule: Rule,
+    name: str,
+    site_names: dict[str, str],
+    context: dict[str, dict] | None = None,
+) -> Section:
     """Each site's mean change, and the sites pooled by a random-effects meta-analysis.
 
     The pooled change rests on every site's pairs, so it is shown only when every pooled site
     meets the rule; the person-level mean (all pairs as one group) is shown beside it for
     comparison only, since its interval ignores differences between sites.
+
+    With ``context`` (site code -> the config's ``context:`` attributes) the sites are
+    grouped by context (:func:`site_groups`) and, within a group, ordered by their released
+    change (hidden ones last, in site order); without it, more than MANY_SITES sites are
+    ordered by change. More sites than one figure holds (``plots.FOREST_MAX_ROWS``) are
+    drawn as several figures, a group or part of one each, on one scale, each with the pooled
+    diamond and prediction interval.
     """
     s = Section(f"{score_title(name)} by site")
     pairs = t["pairs"]
-    table = paired_change(pairs[pairs["instrument"] == name], by="site")
+    table = paired_change(pairs[pairs["instrument"] == name], by="site", n_boot=0)
     if table.empty:
         _say(s, rule, f"No site has {score_title(name)} at both times yet.", note="no numbers")
         return s
@@ -807,90 +952,46 @@ def change_by_site(t: dict, rule: Rule, name: str, site_names: dict[str, str]) -
         "figure and table",
         rule.suppress(table, counts=["n"], statistics=["mean_change", "ci_low", "ci_high"], n="n"),
     )
-    pooled = pooled_change(pairs[pairs["instrument"] == name])
-    rows = pd.DataFrame()
-    if len(pooled):
-        p = pooled.iloc[0]
-        smallest = int(table["n"].min())
-        rows = pd.DataFrame(
-            [
-                {
-                    "site_name": f"All sites, pooled ({p['k']} sites; random effects)",
-                    "n": p["n"],
-                    "mean_change": p["estimate"],
-                    "ci_low": p["ci_low"],
-                    "ci_high": p["ci_high"],
-                    "pi_low": p["pi_low"],
-                    "pi_high": p["pi_high"],
-                    "smallest": smallest,
-                },
-                {
-                    "site_name": "All people, ignoring site (for comparison)",
-                    "n": p["n"],
-                    "mean_change": p["person_level_estimate"],
-                    "ci_low": p["person_level_ci_low"],
-                    "ci_high": p["person_level_ci_high"],
-                    "pi_low": np.nan,
-                    "pi_high": np.nan,
-                    "smallest": smallest,
-                },
-            ]
-        )
-        rows = _release(
-            s,
-            rule,
-            f"{name} pooled change",
-            "figure and table",
-            rule.suppress(
-                rows,
-                counts=["n"],
-                statistics=["mean_change", "ci_low", "ci_high", "pi_low", "pi_high"],
-                n=["n", "smallest"],
-            ),
-            note="pooled estimates need every pooled site to meet the rule",
-        )
+    groups = site_groups(context, list(safe["site"].astype(str)))
+    if groups is not None or len(safe) > MANY_SITES:
+        safe = _grouped(_by_change(safe), groups)
+    rows = _pooled_rows(s, rule, name, pairs, table)
     head = rows.iloc[0] if len(rows) else None
     shown = head is not None and head["mean_change"] != SUPPRESSED
     diamond = (
         {
             "label": "All sites (pooled)",
-            "estimate": head["mean_change"],
-            "ci_low": head["ci_low"],
-            "ci_high": head["ci_high"],
-            "pi_low": head["pi_low"],
-            "pi_high": head["pi_high"],
+            **{k: head[v] for k, v in POOLED_KEYS.items()},
         }
         if shown
         else None
     )
+    s.add(*_site_forests(safe, name, diamond, "group" if groups is not None else None))
+    columns = {
+        "site_name": "Site",
+        "n": "People",
+        "mean_change": "Change",
+        "ci_low": "95% CI from",
+        "ci_high": "to",
+        "pi_low": "New site: from",
+        "pi_high": "to",
+    }
+    if groups is not None:
+        columns = {"group": "Context", **columns}
+        rows = rows.assign(group="") if len(rows) else rows  # the pooled rows: no context
     s.add(
-        Figure(
-            plots.forest_plot(
-                safe,
-                "site_name",
-                "mean_change",
-                title=f"{score_title(name)}: change by site",
-                xlabel="Change in score (95% CI)",
-                pooled=diamond,
-            )
-        ),
         Table(
             pd.concat([safe, rows], ignore_index=True) if len(rows) else safe,
-            {
-                "site_name": "Site",
-                "n": "People",
-                "mean_change": "Change",
-                "ci_low": "95% CI from",
-                "ci_high": "to",
-                "pi_low": "New site: from",
-                "pi_high": "to",
-            },
-        ),
+            columns,
+            group="group" if groups is not None else None,
+        )
     )
     text = (
         "Each dot is a site's average change with its 95% confidence interval; intervals "
         "that cross the dashed line are consistent with no change."
     )
+    if groups is not None:
+        text += " Sites are grouped by their context and, within a group, ordered by change."
     if shown:
         text += (
             f" Pooled across sites, allowing for differences between them, the change was "
@@ -900,6 +1001,154 @@ def change_by_site(t: dict, rule: Rule, name: str, site_names: dict[str, str]) -
         )
     _say(s, rule, text, note="pooled numbers from the table above")
     return s
+
+
+POOLED_KEYS = {
+    "estimate": "mean_change",
+    "ci_low": "ci_low",
+    "ci_high": "ci_high",
+    "pi_low": "pi_low",
+    "pi_high": "pi_high",
+}
+
+
+def _pooled_rows(
+    s: Section, rule: Rule, name: str, pairs: pd.DataFrame, table: pd.DataFrame
+) -> pd.DataFrame:
+    """The pooled (random-effects) and person-level rows, released only when every pooled
+    site meets the rule (``n=["n", "smallest"]``)."""
+    pooled = pooled_change(pairs[pairs["instrument"] == name])
+    if not len(pooled):
+        return pd.DataFrame()
+    p = pooled.iloc[0]
+    smallest = int(table["n"].min())
+    rows = pd.DataFrame(
+        [
+            {
+                "site_name": f"All sites, pooled ({p['k']} sites; random effects)",
+                "n": p["n"],
+                "mean_change": p["estimate"],
+                "ci_low": p["ci_low"],
+                "ci_high": p["ci_high"],
+                "pi_low": p["pi_low"],
+                "pi_high": p["pi_high"],
+                "smallest": smallest,
+            },
+            {
+                "site_name": "All people, ignoring site (for comparison)",
+                "n": p["n"],
+                "mean_change": p["person_level_estimate"],
+                "ci_low": p["person_level_ci_low"],
+                "ci_high": p["person_level_ci_high"],
+                "pi_low": np.nan,
+                "pi_high": np.nan,
+                "smallest": smallest,
+            },
+        ]
+    )
+    return _release(
+        s,
+        rule,
+        f"{name} pooled change",
+        "figure and table",
+        rule.suppress(
+            rows,
+            counts=["n"],
+            statistics=["mean_change", "ci_low", "ci_high", "pi_low", "pi_high"],
+            n=["n", "smallest"],
+        ),
+        note="pooled estimates need every pooled site to meet the rule",
+    )
+
+
+def _by_change(safe: pd.DataFrame) -> pd.DataFrame:
+    """Sites by released change, largest first; hidden ones last in their usual order (so the
+    order says nothing about them)."""
+    values = as_numbers(safe["mean_change"])
+    return safe.iloc[np.argsort(-values.fillna(-np.inf).to_numpy(), kind="stable")]
+
+
+def _site_forests(
+    safe: pd.DataFrame, name: str, diamond: dict | None, group: str | None
+) -> list[Figure]:
+    """The change-by-site forest plot; more sites than one figure holds as several figures
+    (whole groups together where they fit), on one x scale, each with the pooled diamond."""
+    title = f"{score_title(name)}: change by site"
+    shown = safe[as_numbers(safe["mean_change"]).notna().to_numpy()]
+    capacity = plots.FOREST_MAX_ROWS - 1 - (1 if diamond else 0)
+    chunks = _forest_chunks(shown, group, capacity)
+    if len(chunks) <= 1:
+        chunks = [safe]  # one figure: its note names the hidden sites
+    xlim = None
+    if len(chunks) > 1:
+        ends = [as_numbers(shown[c]) for c in ("ci_low", "ci_high")]
+        if diamond:
+            ends += [as_numbers(pd.Series([diamond[k] for k in POOLED_KEYS]))]
+        low, high = min(float(e.min()) for e in ends), max(float(e.max()) for e in ends)
+        pad = 0.05 * (high - low or 1.0)
+        xlim = (min(low, 0.0) - pad, max(high, 0.0) + pad)
+    figures = []
+    for k, chunk in enumerate(chunks):
+        part = f" ({k + 1} of {len(chunks)})" if len(chunks) > 1 else ""
+        if group and k and chunk[group].iloc[0] == chunks[k - 1][group].iloc[-1]:
+            first = chunk[group] == chunk[group].iloc[0]  # a group carried over
+            chunk = chunk.assign(**{group: chunk[group].where(~first, chunk[group] + " (cont.)")})
+        figures.append(
+            Figure(
+                plots.forest_plot(
+                    chunk,
+                    "site_name",
+                    "mean_change",
+                    title=title + part,
+                    xlabel="Change in score (95% CI)",
+                    pooled=diamond,
+                    group=group,
+                    xlim=xlim,
+                )
+            )
+        )
+    if len(chunks) > 1 and len(shown) < len(safe):
+        hidden = safe.loc[~safe.index.isin(shown.index), "site_name"].astype(str).tolist()
+        figures[-1].figure.text(
+            0.01,
+            0.005,
+            f"Not shown (small numbers, *): {len(hidden)} sites, listed in the table",
+            fontsize=8,
+            color="0.35",
+            ha="left",
+            va="bottom",
+        )
+    return figures
+
+
+def _forest_chunks(shown: pd.DataFrame, group: str | None, capacity: int) -> list[pd.DataFrame]:
+    """Rows in figures of at most ``capacity`` rows, headings included: whole groups while
+    they fit, a group too large for one figure in parts."""
+    if len(shown) + (shown[group].nunique() if group else 0) <= capacity:
+        return [shown]
+    blocks = [g for _, g in shown.groupby(group, sort=False)] if group else [shown]
+    chunks: list[pd.DataFrame] = []
+    current: list[pd.DataFrame] = []
+    used = 0
+    for block in blocks:
+        size = len(block) + (1 if group else 0)
+        if size > capacity:  # a group too large for one figure: in even parts of its own
+            if current:
+                chunks.append(pd.concat(current))
+                current, used = [], 0
+            per = capacity - (1 if group else 0)
+            parts = -(-len(block) // per)
+            step = -(-len(block) // parts)
+            chunks += [block.iloc[i : i + step] for i in range(0, len(block), step)]
+            continue
+        if used + size > capacity:
+            chunks.append(pd.concat(current))
+            current, used = [], 0
+        current.append(block)
+        used += size
+    if current:
+        chunks.append(pd.concat(current))
+    return chunks
 
 
 def collapse_small_levels(
