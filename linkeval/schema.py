@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow as pa_arrow
+import pyarrow.compute as pc
 
 from linkeval.vocab import AGE_BANDS, VOCABULARIES
 
@@ -93,13 +95,24 @@ _PERSON = {
     "person_id": pa.Column(str, pa.Check.str_length(64, 64)),
     "referral_id": pa.Column(str, nullable=True),
 }
-_COMPLETION = {**_PERSON, "timepoint": _code("timepoint"), "completed_date": pa.Column(DATE)}
+# The item-level tables hold tens of millions of rows whose text repeats (a person's
+# pseudonym on every answer): in memory their text columns are pandas categoricals, with the
+# same values as text; in parquet they are text (io.write_parquet).
+TEXT = pd.CategoricalDtype()
+DICTIONARY = pa_arrow.dictionary(pa_arrow.int32(), pa_arrow.large_string())  # TEXT in Arrow
+_COMPLETION = {
+    "site": pa.Column(TEXT),
+    "person_id": pa.Column(TEXT, pa.Check.str_length(64, 64)),
+    "referral_id": pa.Column(TEXT, nullable=True),
+    "timepoint": pa.Column(TEXT, pa.Check.isin(VOCABULARIES["timepoint"])),
+    "completed_date": pa.Column(DATE),
+    "instrument": pa.Column(TEXT),
+}
 
 RESPONSES = pa.DataFrameSchema(
     {
         **_COMPLETION,
-        "instrument": pa.Column(str),
-        "item": pa.Column(str),
+        "item": pa.Column(TEXT),
         "value": pa.Column("Float64", nullable=True),
     },
     strict=True,
@@ -111,7 +124,6 @@ RESPONSES = pa.DataFrameSchema(
 SCORES = pa.DataFrameSchema(
     {
         **_COMPLETION,
-        "instrument": pa.Column(str),
         "score": pa.Column("Float64", nullable=True),
         "band": pa.Column(str, nullable=True),
         "n_items": pa.Column("Int64", pa.Check.ge(1)),
@@ -194,6 +206,48 @@ def empty(table: str) -> pd.DataFrame:
 
 def _dtype(column: pa.Column) -> str:
     return str(column.dtype) if column.dtype is not None else "object"
+
+
+def concat(frames: list[pd.DataFrame], table: str) -> pd.DataFrame:
+    """Parts of one canonical table, one below the other; categorical columns stay
+    categorical (their categories united, in Arrow), where a plain ``pd.concat`` would turn
+    them into text whenever the parts' categories differ.
+
+    >>> a = pd.DataFrame({"site": pd.Categorical(["A"]), "n": [1]})
+    >>> b = pd.DataFrame({"site": pd.Categorical(["B", "A"]), "n": [2, 3]})
+    >>> both = concat([a, b], "responses")
+    >>> both["site"].tolist(), both["n"].tolist(), both["site"].dtype.name
+    (['A', 'B', 'A'], [1, 2, 3], 'category')
+    """
+    frames = [f for f in frames if len(f)]
+    if len(frames) < 2:
+        return frames[0].reset_index(drop=True) if frames else empty(table)
+    columns = frames[0].columns
+    categorical = [
+        c for c in columns if all(isinstance(f[c].dtype, pd.CategoricalDtype) for f in frames)
+    ]
+    out = pd.concat([f.drop(columns=categorical) for f in frames], ignore_index=True)
+    for name in categorical:
+        united = (
+            pa_arrow.chunked_array([pa_arrow.array(f[name]).cast(DICTIONARY) for f in frames])
+            .unify_dictionaries()
+            .combine_chunks()
+        )
+        out[name] = pd.Categorical.from_codes(
+            pc.fill_null(united.indices, -1).to_numpy(),
+            categories=pd.Index(united.dictionary.to_pandas()),
+        )
+    return out[columns]
+
+
+def plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with its categorical columns as text (``str``), for code that works on text.
+
+    >>> plain(pd.DataFrame({"site": pd.Categorical(["A"])}))["site"].dtype
+    <StringDtype(na_value=nan)>
+    """
+    categorical = [c for c, t in frame.dtypes.items() if isinstance(t, pd.CategoricalDtype)]
+    return frame.astype(dict.fromkeys(categorical, "str")) if categorical else frame
 
 
 def validate(table: str, frame: pd.DataFrame) -> pd.DataFrame:

@@ -27,7 +27,8 @@ from linkeval.cleaning.routine import (
 )
 from linkeval.config import IDENTITY_FIELDS, Source
 from linkeval.instruments import INSTRUMENTS, item_values, score_items
-from linkeval.parse import as_text, blank
+from linkeval.parse import blank
+from linkeval.schema import concat, plain
 from linkeval.stats.pairing import pair_scores
 from linkeval.vocab import map_labels
 
@@ -56,8 +57,8 @@ def clean_questionnaires(
         r, s = _score(ctx, part, ctx.site.sources[src])
         responses.append(r)
         scores.append(s)
-    responses = pd.concat(responses, ignore_index=True)
-    scores = pd.concat(scores, ignore_index=True)
+    responses = concat(responses, "responses")
+    scores = concat(scores, "scores")
     return responses, scores, _pair(ctx, scores), len(completions)
 
 
@@ -188,27 +189,31 @@ def _timepoints_by_date(ctx: Context, frame: pd.DataFrame, sources: list[Source]
 
 
 def _score(ctx: Context, frame: pd.DataFrame, source: Source) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A source's completions as item responses (long) and instrument scores."""
+    """A source's completions as item responses (long) and instrument scores.
+
+    Their text columns are categoricals (schema.TEXT): repeating a completion for each of its
+    items copies small integer codes, not the 64-character pseudonym.
+    """
     frame = frame.reset_index(drop=True)
-    # Arrow-backed text, so that repeating each completion per item copies in Arrow.
     completion = frame[
         [FILE, ROW, "site", "person_id", "referral_id", "timepoint", "completed_date"]
-    ].astype({c: "str" for c in ("site", "person_id", "referral_id", "timepoint")})
+    ].astype({c: "category" for c in ("site", "person_id", "referral_id", "timepoint")})
     who = completion.drop(columns=[FILE, ROW, "site"])
+    site = ctx.site.code
     responses, scores = [], []
     for name, items in source.items.items():
         instrument = INSTRUMENTS[name]
         values = _item_values(ctx, frame, name, items)
         # Long: every completion's first item, then every completion's second, ...
+        n = len(frame) * len(values)
         responses.append(
             who.iloc[np.tile(np.arange(len(frame)), len(values))].assign(
-                site=ctx.site.code,
-                instrument=name,
-                item=as_text(
-                    pa.array(list(values), pa.large_string()).take(
-                        np.repeat(np.arange(len(values)), len(frame))
-                    )
-                ).array,
+                site=_repeated(site, n),
+                instrument=_repeated(name, n),
+                item=pd.Categorical.from_codes(
+                    np.repeat(np.arange(len(values), dtype=np.int32), len(frame)),
+                    categories=list(values),
+                ),
                 value=pd.concat(values.values(), ignore_index=True).array,
             )
         )
@@ -217,11 +222,16 @@ def _score(ctx: Context, frame: pd.DataFrame, source: Source) -> tuple[pd.DataFr
             completion.iloc[scored["row"].to_numpy()]
             .reset_index(drop=True)
             .assign(
-                instrument=scored["score_name"].to_numpy(),
+                instrument=pd.Categorical(scored["score_name"]),
                 **{c: v.array for c, v in scored.drop(columns=["row", "score_name"]).items()},
             )
         )
-    return pd.concat(responses, ignore_index=True), pd.concat(scores, ignore_index=True)
+    return concat(responses, "responses"), concat(scores, "scores")
+
+
+def _repeated(value: str, n: int) -> pd.Categorical:
+    """One text value on n rows, as a categorical (n bytes, not n strings)."""
+    return pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=[value])
 
 
 def _item_values(
@@ -258,6 +268,7 @@ def _invalid_answer(
 
 def _pair(ctx: Context, scores: pd.DataFrame) -> pd.DataFrame:
     """Baseline and follow-up pairs; follow-ups that cannot be paired are logged."""
+    scores = plain(scores)  # one site's scores; pairs hold text
     pairs, excluded = pair_scores(scores, ctx.cfg.followup_window_days, ctx.cfg.pairing)
     # One log row per questionnaire row, naming the scores concerned.
     excluded = excluded.groupby(["reason", FILE, ROW], as_index=False, sort=False)[

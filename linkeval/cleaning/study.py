@@ -295,10 +295,7 @@ def _raw_bytes(cfg: StudyConfig, codes: list[str]) -> int:
 
 
 def _concat(frames: list[pd.DataFrame], table: str) -> pd.DataFrame:
-    frames = [f for f in frames if len(f)]
-    if not frames:
-        return schema.empty(table)
-    return pd.concat(frames, ignore_index=True)  # each part was validated by site._select
+    return schema.concat(frames, table)  # each part was validated by site._select
 
 
 # --------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from linkeval.parse import is_in
 from linkeval.vocab import AGE_BANDS, VOCABULARIES, imd_quintile
 
 By = str | list[str] | None
@@ -495,8 +496,8 @@ def engagement_funnel(
     if pairs is not None and len(pairs):
         pk = pairs["site"].astype(str) + "|" + pairs["referral_id"].astype(str)
         followed = pairs["followup"].notna() & (pairs["in_window"] if window_only else True)
-        flags["baseline questionnaire"] = key.isin(pk)
-        flags["paired follow-up"] = key.isin(pk[followed])
+        flags["baseline questionnaire"] = is_in(key, pk)
+        flags["paired follow-up"] = is_in(key, pk[followed])
     else:
         flags["baseline questionnaire"] = pd.Series(False, index=r.index)
         flags["paired follow-up"] = pd.Series(False, index=r.index)
