@@ -231,3 +231,11 @@ def test_a_cluster_without_workers_is_one_line(monkeypatch):
     ):
         parallel.connect(empty.scheduler_address)
     assert f"dask worker {empty.scheduler_address}" in str(info.value)
+
+
+def test_a_worker_that_cannot_see_a_folder_says_so(cluster, tmp_path):
+    with parallel.Cluster(cluster) as pool:
+        futures = {pool.submit(parallel.check_shared, tmp_path, tmp_path / "gone"): "job"}
+        [(task, future)] = list(parallel.finished(pool, futures))
+        with pytest.raises(parallel.NotShared, match="gone: not found on Dask worker"):
+            future.result()
