@@ -1,23 +1,32 @@
-"""Benchmark: the whole demo report batch against its floor.
+"""Benchmark: the report batch against its floor, and as the study grows.
 
 Floor: papermill + nbconvert on a notebook that only imports the same libraries,
 times the number of notebooks, divided by the number of parallel jobs. Target: the real batch
 within 2x that floor.
 
+Scale (``--referrals-per-site 1000 50000``): the same six-site study at each size, cleaned,
+then the whole batch; wall time and the peak memory of the batch (the resident memory of
+this process and every worker and kernel under it, summed, sampled every 0.2 s). Target:
+6 x 50,000 within 2x the time of 6 x 1,000, peak under 2 GB.
+
     python benchmarks/bench_reports.py            # jobs = CPU count
     python benchmarks/bench_reports.py --jobs 1
+    python benchmarks/bench_reports.py --referrals-per-site 1000 50000
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import nbformat
+import psutil
 
 from linkeval.cleaning import clean_study, write_outputs
 from linkeval.config import load_config
@@ -61,11 +70,76 @@ def floor_one(folder: Path, repeats: int = 3) -> float:
     return statistics.median(times)
 
 
+class TreeMemory:
+    """The peak, over time, of the summed resident memory of this process and its
+    descendants (pool workers, Jupyter kernels), sampled in a thread."""
+
+    def __init__(self, interval: float = 0.2) -> None:
+        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for proc in [me, *me.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    total += proc.memory_info().rss
+            self.peak = max(self.peak, total)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> TreeMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def scale(sizes: list[int], n_sites: int, jobs: int, seed: int) -> None:
+    """The batch at each size of the same n_sites-site study: time and peak memory."""
+    rows = []
+    for per_site in sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            study = generate_study(tmp, n_referrals=per_site * n_sites, n_sites=n_sites, seed=seed)
+            cfg = load_config(study.config_path)
+            write_outputs(cfg, clean_study(cfg, key=DEMO_KEY, jobs=None))
+            store = sum(p.stat().st_size for p in cfg.processed_dir.resolve().rglob("*.parquet"))
+            with TreeMemory() as memory:
+                start = time.perf_counter()
+                outcome = run_reports(cfg, jobs=jobs, progress=lambda _: None)
+                batch = time.perf_counter() - start
+            assert not outcome.failed, [r.error for r in outcome.failed]
+            slowest = {r.notebook if r.site else "cross_site": 0.0 for r in outcome.results}
+            for r in outcome.results:
+                key = r.notebook if r.site else "cross_site"
+                slowest[key] = max(slowest[key], r.seconds)
+            rows.append((per_site, len(outcome.results), store, batch, memory.peak, slowest))
+            print(
+                f"{n_sites} x {per_site:,}: batch {batch:.1f}s, peak {memory.peak / 1e9:.2f} GB, "
+                f"store {store / 1e6:.1f} MB, slowest notebook of each kind (s): "
+                + ", ".join(f"{k} {v:.1f}" for k, v in slowest.items()),
+                flush=True,
+            )
+    base = rows[0][3]
+    print(f"\n{'referrals':>10} {'notebooks':>9} {'batch s':>8} {'x first':>8} {'peak GB':>8}")
+    for per_site, n, _, batch, peak, _ in rows:
+        print(
+            f"{per_site * n_sites:>10,} {n:>9} {batch:>8.1f} {batch / base:>8.2f} {peak / 1e9:>8.2f}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--referrals-per-site", type=int, nargs="+", default=None)
+    parser.add_argument("--sites", type=int, default=6, help="sites in the scale runs")
     args = parser.parse_args()
+    if args.referrals_per_site:
+        scale(args.referrals_per_site, args.sites, args.jobs, args.seed)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         study = generate_study(tmp, seed=args.seed)

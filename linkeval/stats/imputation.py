@@ -122,6 +122,10 @@ def chained_imputations(
     active = [j for j in range(values.shape[1]) if missing[:, j].any() and variable[j]]
     usable = [j for j in range(values.shape[1]) if variable[j]]
     seq = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    # One design matrix per imputed column, allocated once: [fixed | the other columns].
+    designs = {j: np.empty((len(values), fixed.shape[1] + len(usable) - 1)) for j in active}
+    for X in designs.values():
+        X[:, : fixed.shape[1]] = fixed
     out = []
     for child in seq.spawn(n_imputations):
         rng = np.random.default_rng(child)
@@ -132,7 +136,8 @@ def chained_imputations(
         for _ in range(n_iterations if active else 0):
             for j in active:
                 others = [i for i in usable if i != j]
-                X = np.column_stack([fixed, current[:, others]])
+                X = designs[j]
+                X[:, fixed.shape[1] :] = current[:, others]  # the fixed columns stay as set
                 obs = ~missing[:, j]
                 current[~obs, j] = _draw_norm(rng, X[obs], current[obs, j], X[~obs])
         out.append(pd.DataFrame(current, index=frame.index, columns=frame.columns))
