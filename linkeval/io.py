@@ -317,6 +317,7 @@ def _write_all(
             future.result()
             if i == 0 and label:
                 fault_point(f"{label}:writing")
+    pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed memory otherwise
 
 
 def _write_one(path: Path, suffix: str, content: pd.DataFrame | str) -> None:
@@ -369,19 +370,27 @@ def _ranks(array: pa.Array) -> tuple[np.ndarray, int]:
     else:
         array = pc.rank(array, sort_keys="ascending", null_placement="at_start", tiebreaker="dense")
         size = len(array) + 1
-    return pc.fill_null(array, 0).to_numpy().astype(np.int64), size
+    return pc.cast(pc.fill_null(array, 0), pa.int64()).to_numpy(
+        zero_copy_only=False, writable=True
+    ), size
 
 
-def _stable_order(keys: list[tuple[np.ndarray, int]]) -> np.ndarray:
-    """Row order sorting by several rank keys, first key first; keys are folded into as few
-    64-bit keys as fit, which is much faster to sort than one key after another."""
-    folded, (current, size) = [], (keys[0][0].copy(), keys[0][1])
-    for ranks, n in keys[1:]:
+def _stable_order(columns: list[pa.Array]) -> np.ndarray:
+    """Row order sorting by several columns, first column first. Their ranks are folded into
+    as few 64-bit keys as fit, one column at a time (sorting one key is much faster than
+    one key after another, and only two rank arrays are ever held at once)."""
+    folded: list[np.ndarray] = []
+    current, size = _ranks(columns[0])
+    for column in columns[1:]:
+        ranks, n = _ranks(column)
         if size * n < 2**62:
-            current, size = current * n + ranks, size * n
+            current *= n
+            current += ranks
+            size *= n
         else:
             folded.append(current)
-            current, size = ranks.copy(), n
+            current, size = ranks, n
+        del ranks
     folded.append(current)
     return np.lexsort(folded[::-1]) if len(folded) > 1 else np.argsort(current, kind="stable")
 
@@ -405,16 +414,21 @@ def write_parquet(frame: pd.DataFrame, path: Path) -> None:
     table = pa.Table.from_pandas(frame, preserve_index=False)
     schema = _plain_text(table.schema)
     keys = [k for k in STORE_ORDER if k in table.column_names]
+    order = None
     if keys and table.num_rows > 1:
-        # Sort keys as dictionary codes: the take below then moves integers, not strings.
+        # Sort keys as dictionary codes: the rows then move as integers, not strings.
         coded = {k: _dictionary(table[k]) for k in keys}
-        order = _stable_order([_ranks(coded[k]) for k in keys])
-        table = pa.table(
-            {n: (coded[n] if n in coded else table[n]).take(order) for n in table.column_names}
-        )
+        order = _stable_order([coded[k] for k in keys])
+        table = pa.table({n: coded.get(n, table[n]) for n in table.column_names})
     with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+        # Row group by row group: only one group is ever held sorted and as text.
         for start in range(0, max(table.num_rows, 1), ROW_GROUP):
-            writer.write_table(table.slice(start, ROW_GROUP).cast(schema))
+            rows = (
+                table.slice(start, ROW_GROUP)
+                if order is None
+                else table.take(order[start : start + ROW_GROUP])
+            )
+            writer.write_table(rows.cast(schema))
 
 
 def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:

@@ -125,11 +125,11 @@ SCORES = pa.DataFrameSchema(
     {
         **_COMPLETION,
         "score": pa.Column("Float64", nullable=True),
-        "band": pa.Column(str, nullable=True),
+        "band": pa.Column(TEXT, nullable=True),
         "n_items": pa.Column("Int64", pa.Check.ge(1)),
         "n_missing": pa.Column("Int64", pa.Check.ge(0)),
         "scored": pa.Column(bool),
-        "not_scored_reason": pa.Column(str, nullable=True),
+        "not_scored_reason": pa.Column(TEXT, nullable=True),
     },
     checks=pa.Check(
         lambda df: df["scored"] == df["score"].notna(),

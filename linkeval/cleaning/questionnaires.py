@@ -225,6 +225,7 @@ def _score(ctx: Context, frame: pd.DataFrame, source: Source) -> tuple[pd.DataFr
                 instrument=pd.Categorical(scored["score_name"]),
                 **{c: v.array for c, v in scored.drop(columns=["row", "score_name"]).items()},
             )
+            .astype({"band": "category", "not_scored_reason": "category"})
         )
     return concat(responses, "responses"), concat(scores, "scores")
 

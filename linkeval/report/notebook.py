@@ -172,11 +172,20 @@ class Report:
     def attrition(self) -> None:
         self.show(sections.attrition(self.tables, self.rule))
 
+    @property
+    def site_context(self) -> dict[str, dict]:
+        """Site code -> the config's ``context:`` attributes (host, rural, deprivation...)."""
+        return {code: dict(site.context) for code, site in self.cfg.sites.items()}
+
     def sites_side_by_side(self) -> None:
-        self.show(sections.sites_side_by_side(self.tables, self.rule, self.site_names))
+        self.show(
+            sections.sites_side_by_side(self.tables, self.rule, self.site_names, self.site_context)
+        )
 
     def outcomes_by_site(self) -> None:
-        self.show(sections.outcomes_by_site(self.tables, self.rule, self.site_names))
+        self.show(
+            sections.outcomes_by_site(self.tables, self.rule, self.site_names, self.site_context)
+        )
 
     @property
     def headline_score(self) -> str:
@@ -192,7 +201,11 @@ class Report:
             self.change_by_site(name)
 
     def change_by_site(self, name: str = "swemwbs") -> None:
-        self.show(sections.change_by_site(self.tables, self.rule, name, self.site_names))
+        self.show(
+            sections.change_by_site(
+                self.tables, self.rule, name, self.site_names, self.site_context
+            )
+        )
 
     def multilevel(self, name: str | None = None) -> None:
         name = name or self.headline_score
@@ -207,13 +220,12 @@ class Report:
         )
 
     def programme_theory(self) -> None:
-        context = {code: dict(site.context) for code, site in self.cfg.sites.items()}
         self.show(
             sections.programme_theory(
                 self.tables,
                 self.rule,
                 self.cfg.programme_theory,
-                context,
+                self.site_context,
                 lonely_threshold=self.lonely_threshold,
             )
         )
