@@ -34,6 +34,7 @@ from linkeval.report.blocks import (
     table_html,
 )
 from linkeval.report.disclosure import Rule
+from linkeval.report.plots import FOREST_MAX_ROWS
 from linkeval.report.render import STYLE
 
 CHECKS_MIME = "application/vnd.linkeval.output-checks+json"
@@ -195,10 +196,16 @@ class Report:
         return next((n for n in (*sections.HEADLINE_SCORES, *present) if n in present), "swemwbs")
 
     def changes_by_site(self) -> None:
-        """One forest plot per score the study has: the sections follow the data."""
-        for name in self.scores():
+        """One forest plot per score the study has (the sections follow the data); beyond
+        ``FOREST_MAX_ROWS`` sites, the headline score's and a table of every score pooled."""
+        names = self.scores()
+        if self.tables["pairs"]["site"].nunique() > FOREST_MAX_ROWS:
+            names = [self.headline_score]
+        for name in names:
             _display_markdown(f"### {sections.score_title(name)}")
             self.change_by_site(name)
+        if names != self.scores():
+            self.show(sections.pooled_changes(self.tables, self.rule, self.scores()))
 
     def change_by_site(self, name: str = "swemwbs") -> None:
         self.show(

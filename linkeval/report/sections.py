@@ -1061,6 +1061,52 @@ def _pooled_rows(
     )
 
 
+def pooled_changes(t: dict, rule: Rule, names: list[str]) -> Section:
+    """Each score's change pooled across sites (random effects), one row a score: the summary
+    the cross-site page gives when it has too many sites to draw every score site by site.
+
+    A score's row is released only when every pooled site meets the rule, as in
+    :func:`change_by_site`.
+    """
+    s = Section("Every score, pooled across sites")
+    pairs = t["pairs"]
+    rows = []
+    for name in names:
+        table = paired_change(pairs[pairs["instrument"] == name], by="site", n_boot=0)
+        if table.empty:
+            continue
+        pooled = _pooled_rows(s, rule, name, pairs, table)
+        if len(pooled):
+            rows.append(pooled.iloc[[0]].assign(score=score_title(name), sites=len(table)))
+    if not rows:
+        _say(s, rule, "No score has pairs at more than one site yet.", note="no numbers")
+        return s
+    s.add(
+        Table(
+            pd.concat(rows, ignore_index=True),
+            {
+                "score": "Score",
+                "sites": "Sites",
+                "n": "People",
+                "mean_change": "Pooled change",
+                "ci_low": "95% CI from",
+                "ci_high": "to",
+                "pi_low": "New site: from",
+                "pi_high": "to",
+            },
+        )
+    )
+    _say(
+        s,
+        rule,
+        "With this many sites the page draws only the headline score site by site; each "
+        "score's change at each site is on that site's page. A pooled change is shown only "
+        "when every site it pools meets the disclosure rule.",
+        note="no numbers",
+    )
+    return s
+
+
 def _by_change(safe: pd.DataFrame) -> pd.DataFrame:
     """Sites by released change, largest first; hidden ones last in their usual order (so the
     order says nothing about them)."""

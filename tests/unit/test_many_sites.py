@@ -18,7 +18,7 @@ from linkeval.config import load_config
 from linkeval.report import plots
 from linkeval.report import sections as S
 from linkeval.report.blocks import Figure, Table, table_html
-from linkeval.report.disclosure import Rule, as_numbers
+from linkeval.report.disclosure import SUPPRESSED, Rule, as_numbers
 from linkeval.report.index import JobResult, RunFacts, index_page
 from linkeval.synthetic import config_text, generate_study
 from linkeval.synthetic.study import DEMO_SIZES, site_code, study_sites
@@ -417,3 +417,27 @@ def test_forest_plots_grow_with_their_rows_up_to_a_cap():
         plt.close(fig)
     assert heights == sorted(heights) and heights[-1] <= 8.5
     assert plots.forest_size(25)[1] >= 8  # labels stay legible
+
+
+@pytest.mark.parametrize("rule", [Rule(), Rule("threshold", 10)], ids=lambda r: r.name)
+def test_every_score_pooled_in_one_table_at_many_sites(sixty, rule):
+    t, _, _ = sixty
+    pairs = t["pairs"]
+    # A second score, and a third that one site's few pairs keep from being pooled.
+    noise = np.random.default_rng(5).normal(0, 1, len(pairs))
+    ucla = pairs.assign(instrument="ucla3", followup=pairs["baseline"] - 1.0 + noise)
+    ucla["change"] = ucla["followup"] - ucla["baseline"]
+    ucla = ucla.groupby("site").head(12)  # 12 pairs a site: a pooled row under both rules
+    tiny = pairs.assign(instrument="ons4_happy").groupby("site").head(3)
+    both = {**t, "pairs": pd.concat([pairs, ucla, tiny], ignore_index=True)}
+    section = S.pooled_changes(both, rule, ["swemwbs", "ucla3", "ons4_happy"])
+    table = next(b for b in section.blocks if isinstance(b, Table))
+    titles = {n: S.score_title(n) for n in ("swemwbs", "ucla3", "ons4_happy")}
+    rows = table.frame.set_index("score")
+    assert list(rows.index) == list(titles.values())
+    assert rows.loc[titles["swemwbs"], "sites"] == 60
+    assert float(rows.loc[titles["ucla3"], "mean_change"]) == pytest.approx(-1.0, abs=0.3)
+    # 3 pairs a site fail every rule: the pooled row is there, its numbers hidden.
+    assert rows.loc[titles["ons4_happy"], "mean_change"] == SUPPRESSED
+    for frame in released_tables(section):
+        check_counts_and_percentages(frame, rule)
