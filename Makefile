@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 help:
 	@echo "make demo   set up .venv, generate the synthetic 7-site demo and run it"
 	@echo "make test   set up .venv, check style (ruff) and run every test and doctest"
-	@echo "make test-fast  the unit tests and doctests only (under a minute)"
+	@echo "make test-fast  the unit tests and doctests only (about two minutes)"
 	@echo "make lab    set up .venv with JupyterLab and open it"
 	@echo "make bench  run the scale benchmarks (minutes; not part of make test)"
 
