@@ -364,6 +364,8 @@ def _dictionary(column: pa.ChunkedArray) -> pa.Array:
 def _ranks(array: pa.Array) -> tuple[np.ndarray, int]:
     """Each row's rank among the column's distinct values (0 for missing), and how many
     ranks there can be: text is sorted by its value, not by its dictionary code."""
+    if pa.types.is_null(array.type):  # an all-missing column written without a type
+        return np.zeros(len(array), dtype=np.int64), 1
     if pa.types.is_dictionary(array.type):
         ranks = pc.rank(array.dictionary, sort_keys="ascending", tiebreaker="dense")
         array, size = pc.take(ranks, array.indices), len(array.dictionary) + 1

@@ -53,6 +53,13 @@ def test_a_table_reads_back_sorted_by_site_and_person_with_its_types(tmp_path):
     )
 
 
+def test_an_all_missing_key_column_is_written(tmp_path):
+    frame = pd.DataFrame({"site": ["B", "A"], "referral_id": [None, None], "n": [1, 2]})
+    write_parquet(frame, tmp_path / "t.parquet")
+    back = pd.read_parquet(tmp_path / "t.parquet")
+    assert back["n"].tolist() == [2, 1] and back["referral_id"].isna().all()
+
+
 def test_empty_and_one_row_tables_are_written(tmp_path):
     frame = _random_table(1)
     for rows in (frame.iloc[:0], frame):
