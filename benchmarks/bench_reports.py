@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -71,8 +74,8 @@ def floor_one(folder: Path, repeats: int = 3) -> float:
 
 
 class TreeMemory:
-    """The peak, over time, of the summed resident memory of this process and its
-    descendants (pool workers, Jupyter kernels), sampled in a thread."""
+    """The peak, over time, of the summed resident memory of this process's descendants (the
+    ``linkeval report`` process, its pool workers and Jupyter kernels), sampled in a thread."""
 
     def __init__(self, interval: float = 0.2) -> None:
         self.interval, self.peak, self._stop = interval, 0, threading.Event()
@@ -82,7 +85,7 @@ class TreeMemory:
         me = psutil.Process()
         while not self._stop.is_set():
             total = 0
-            for proc in [me, *me.children(recursive=True)]:
+            for proc in me.children(recursive=True):
                 with contextlib.suppress(psutil.Error):
                     total += proc.memory_info().rss
             self.peak = max(self.peak, total)
@@ -106,16 +109,19 @@ def scale(sizes: list[int], n_sites: int, jobs: int, seed: int) -> None:
             cfg = load_config(study.config_path)
             write_outputs(cfg, clean_study(cfg, key=DEMO_KEY, jobs=None))
             store = sum(p.stat().st_size for p in cfg.processed_dir.resolve().rglob("*.parquet"))
+            # `linkeval report` in its own process, as a user runs it: its memory is its own.
+            command = [sys.executable, "-m", "linkeval.cli", "report"]
+            command += ["--config", str(study.config_path), "--jobs", str(jobs)]
             with TreeMemory() as memory:
                 start = time.perf_counter()
-                outcome = run_reports(cfg, jobs=jobs, progress=lambda _: None)
+                subprocess.run(command, check=True, capture_output=True)
                 batch = time.perf_counter() - start
-            assert not outcome.failed, [r.error for r in outcome.failed]
-            slowest = {r.notebook if r.site else "cross_site": 0.0 for r in outcome.results}
-            for r in outcome.results:
-                key = r.notebook if r.site else "cross_site"
-                slowest[key] = max(slowest[key], r.seconds)
-            rows.append((per_site, len(outcome.results), store, batch, memory.peak, slowest))
+            results = json.loads((cfg.reports_dir / "latest" / "run.json").read_text())
+            slowest: dict[str, float] = {}
+            for r in results:
+                key = r["notebook"] if r["site"] else "cross_site"
+                slowest[key] = max(slowest.get(key, 0.0), r["seconds"])
+            rows.append((per_site, len(results), store, batch, memory.peak, slowest))
             print(
                 f"{n_sites} x {per_site:,}: batch {batch:.1f}s, peak {memory.peak / 1e9:.2f} GB, "
                 f"store {store / 1e6:.1f} MB, slowest notebook of each kind (s): "

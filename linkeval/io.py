@@ -335,9 +335,12 @@ def _write_one(path: Path, suffix: str, content: pd.DataFrame | str) -> None:
         write_parquet(content, path)
 
 
-# The processed store's row order: rows of a person sit together, so that the repeated
-# pseudonyms, dates and labels compress to almost nothing (zstd, parquet dictionary pages).
+# The row order of the questionnaire tables (those with an instrument column, many rows a
+# person): a person's rows sit together, so that the repeated pseudonyms, dates and labels
+# compress to almost nothing (zstd, parquet dictionary pages). The routine tables, a row or
+# a few a referral, keep the cleaner's order (site by site): sorting them buys nothing.
 STORE_ORDER = ("site", "person_id", "referral_id", "timepoint", "instrument", "item")
+SORTED_IF = "instrument"
 ROW_GROUP = 1_000_000
 
 
@@ -398,7 +401,8 @@ def _stable_order(columns: list[pa.Array]) -> np.ndarray:
 
 
 def write_parquet(frame: pd.DataFrame, path: Path) -> None:
-    """A table as a lean parquet file: rows sorted by :data:`STORE_ORDER`, zstd compressed.
+    """A table as a lean parquet file, zstd compressed; a questionnaire table (one with an
+    ``instrument`` column) with its rows sorted by :data:`STORE_ORDER`.
 
     Sorting is stable, so rows equal on those columns keep their order. Repeated text is
     stored in parquet dictionary pages and, with a person's rows together, compresses to
@@ -407,7 +411,7 @@ def write_parquet(frame: pd.DataFrame, path: Path) -> None:
 
     >>> import tempfile
     >>> path = Path(tempfile.mkdtemp()) / "t.parquet"
-    >>> frame = pd.DataFrame({"site": ["B", "A", "A"], "n": [1, 2, 3]})
+    >>> frame = pd.DataFrame({"site": ["B", "A", "A"], "instrument": "ons4", "n": [1, 2, 3]})
     >>> write_parquet(frame.astype({"site": "category"}), path)
     >>> back = pd.read_parquet(path)
     >>> back["site"].tolist(), back["n"].tolist(), back["site"].dtype == frame["site"].dtype
@@ -417,7 +421,7 @@ def write_parquet(frame: pd.DataFrame, path: Path) -> None:
     schema = _plain_text(table.schema)
     keys = [k for k in STORE_ORDER if k in table.column_names]
     order = None
-    if keys and table.num_rows > 1:
+    if SORTED_IF in table.column_names and table.num_rows > 1:
         # Sort keys as dictionary codes: the rows then move as integers, not strings.
         coded = {k: _dictionary(table[k]) for k in keys}
         order = _stable_order([coded[k] for k in keys])
