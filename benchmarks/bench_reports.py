@@ -79,6 +79,7 @@ class TreeMemory:
 
     def __init__(self, interval: float = 0.2) -> None:
         self.interval, self.peak, self._stop = interval, 0, threading.Event()
+        self.largest = 0  # the largest single process (a kernel, usually the cross-site one)
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
@@ -87,7 +88,9 @@ class TreeMemory:
             total = 0
             for proc in me.children(recursive=True):
                 with contextlib.suppress(psutil.Error):
-                    total += proc.memory_info().rss
+                    rss = proc.memory_info().rss
+                    total += rss
+                    self.largest = max(self.largest, rss)
             self.peak = max(self.peak, total)
             self._stop.wait(self.interval)
 
@@ -121,18 +124,21 @@ def scale(sizes: list[int], n_sites: int, jobs: int, seed: int) -> None:
             for r in results:
                 key = r["notebook"] if r["site"] else "cross_site"
                 slowest[key] = max(slowest.get(key, 0.0), r["seconds"])
-            rows.append((per_site, len(results), store, batch, memory.peak, slowest))
+            rows.append((per_site, len(results), store, batch, memory, slowest))
             print(
-                f"{n_sites} x {per_site:,}: batch {batch:.1f}s, peak {memory.peak / 1e9:.2f} GB, "
+                f"{n_sites} x {per_site:,}: batch {batch:.1f}s, peak {memory.peak / 1e9:.2f} GB "
+                f"(largest process {memory.largest / 1e9:.2f} GB), "
                 f"store {store / 1e6:.1f} MB, slowest notebook of each kind (s): "
                 + ", ".join(f"{k} {v:.1f}" for k, v in slowest.items()),
                 flush=True,
             )
     base = rows[0][3]
-    print(f"\n{'referrals':>10} {'notebooks':>9} {'batch s':>8} {'x first':>8} {'peak GB':>8}")
-    for per_site, n, _, batch, peak, _ in rows:
+    header = f"{'referrals':>10} {'notebooks':>9} {'batch s':>8} {'x first':>8} {'peak GB':>8}"
+    print(f"\n{header} {'largest process GB':>19}")
+    for per_site, n, _, batch, memory, _ in rows:
         print(
-            f"{per_site * n_sites:>10,} {n:>9} {batch:>8.1f} {batch / base:>8.2f} {peak / 1e9:>8.2f}"
+            f"{per_site * n_sites:>10,} {n:>9} {batch:>8.1f} {batch / base:>8.2f} "
+            f"{memory.peak / 1e9:>8.2f} {memory.largest / 1e9:>19.2f}"
         )
 
 
