@@ -235,10 +235,11 @@ def _pool(jobs: int, context, scheduler: str | None) -> ProcessPoolExecutor | Cl
 def _combine(results: list[CleanResult]) -> CleanResult:
     # Table by table, letting go of each site's part once it is combined: the peak holds one
     # table twice, not the whole study.
-    tables = {t: _concat([r.tables.pop(t) for r in results], t) for t in schema.SCHEMAS}
+    # Each part was validated by site._select.
+    tables = {t: schema.concat([r.tables.pop(t) for r in results], t) for t in schema.SCHEMAS}
     return CleanResult(
         tables=tables,
-        log=_concat([r.log for r in results], "cleaning_log"),
+        log=schema.concat([r.log for r in results], "cleaning_log"),
         summary=pd.concat([r.summary for r in results], ignore_index=True),
         unmapped=pd.concat([r.unmapped for r in results], ignore_index=True),
         files=pd.concat([r.files for r in results], ignore_index=True),
@@ -292,10 +293,6 @@ def _raw_bytes(cfg: StudyConfig, codes: list[str]) -> int:
             paths = map(Path, glob.glob(str(cfg.raw_dir / source.path)))
             total += sum(p.stat().st_size for p in paths if p.is_file())
     return total
-
-
-def _concat(frames: list[pd.DataFrame], table: str) -> pd.DataFrame:
-    return schema.concat(frames, table)  # each part was validated by site._select
 
 
 # --------------------------------------------------------------------------------------------
