@@ -20,6 +20,7 @@ import ctypes
 import errno
 import fcntl
 import glob
+import itertools
 import json
 import os
 import shutil
@@ -428,13 +429,30 @@ def write_parquet(frame: pd.DataFrame, path: Path) -> None:
         table = pa.table({n: coded.get(n, table[n]) for n in table.column_names})
     with pq.ParquetWriter(path, schema, compression="zstd") as writer:
         # Row group by row group: only one group is ever held sorted and as text.
-        for start in range(0, max(table.num_rows, 1), ROW_GROUP):
+        for start, stop in _row_groups(table, order):
             rows = (
-                table.slice(start, ROW_GROUP)
-                if order is None
-                else table.take(order[start : start + ROW_GROUP])
+                table.slice(start, stop - start) if order is None else table.take(order[start:stop])
             )
-            writer.write_table(rows.cast(schema))
+            writer.write_table(rows.cast(schema), row_group_size=ROW_GROUP)
+
+
+def _row_groups(table: pa.Table, order: np.ndarray | None) -> list[tuple[int, int]]:
+    """(start, stop) of each row group, in written order: a new group wherever the site
+    changes, and at most :data:`ROW_GROUP` rows a group. A site's page filters the store by
+    site, and parquet then skips every group of the other sites without decoding it."""
+    n = table.num_rows
+    starts = {0}
+    if "site" in table.column_names and n > 1:
+        codes, _ = _ranks(_dictionary(table["site"]))
+        if order is not None:
+            codes = codes[order]
+        starts.update((np.flatnonzero(codes[1:] != codes[:-1]) + 1).tolist())
+    bounds = sorted(starts) + [max(n, 1)]
+    return [
+        (begin, min(begin + ROW_GROUP, stop))
+        for start, stop in itertools.pairwise(bounds)
+        for begin in range(start, stop, ROW_GROUP)
+    ]
 
 
 def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:

@@ -53,6 +53,30 @@ def test_a_table_reads_back_sorted_by_site_and_person_with_its_types(tmp_path):
     )
 
 
+@pytest.mark.parametrize("drop", [[], ["instrument"]], ids=["sorted", "routine"])
+def test_each_site_is_its_own_row_groups_so_a_site_filter_skips_the_others(
+    tmp_path, monkeypatch, drop
+):
+    frame = _random_table(2_500).drop(columns=drop)
+    if drop:  # a routine table: the cleaner writes site after site
+        frame = frame.sort_values("site", kind="stable", ignore_index=True)
+    monkeypatch.setattr("linkeval.io.ROW_GROUP", 400)  # and no group above the limit
+    write_parquet(frame, tmp_path / "t.parquet")
+    meta = pq.ParquetFile(tmp_path / "t.parquet").metadata
+    groups = [meta.row_group(i) for i in range(meta.num_row_groups)]
+    sites = [(g.column(0).statistics.min, g.column(0).statistics.max) for g in groups]
+    counts = frame["site"].value_counts().sort_index()
+    assert all(low == high for low, high in sites)  # no group holds two sites
+    assert [s for s, _ in sites] == sorted(s for s, _ in sites)
+    assert sum(g.num_rows for g in groups) == len(frame)
+    assert max(g.num_rows for g in groups) <= 400
+    for site, n in counts.items():  # each site in as few groups as the limit allows
+        assert sum(s == site for s, _ in sites) == -(-n // 400)
+    # A filtered read decodes the site's groups only (what ProcessedTables does).
+    back = pd.read_parquet(tmp_path / "t.parquet", filters=[("site", "==", "B")])
+    assert len(back) == counts["B"] and set(back["site"]) == {"B"}
+
+
 def test_an_all_missing_key_column_is_written(tmp_path):
     frame = pd.DataFrame(
         {"site": ["B", "A"], "referral_id": [None, None], "instrument": "ons4", "n": [1, 2]}
