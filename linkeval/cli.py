@@ -3,6 +3,9 @@
 Exit codes: 0 success; 1 some site failed; 2 bad usage, config or input. Problems a user can fix
 are printed as one line on stderr, never as a traceback; text that came from the data is printed
 with control characters (terminal escapes) made visible.
+
+Each command imports what it uses when it runs: ``linkeval report`` and its worker processes
+(which import this module again) then hold no cleaning or statistics code.
 """
 
 from __future__ import annotations
@@ -16,14 +19,10 @@ from pathlib import Path
 import pandas as pd
 
 from linkeval._version import __version__
-from linkeval.cleaning import clean_study, write_outputs
-from linkeval.cleaning.study import SitesFailed, check_key, previous_manifest
 from linkeval.config import StudyConfig, load_config
-from linkeval.errors import LinkevalError
+from linkeval.errors import LinkevalError, SitesFailed
 from linkeval.io import folder_lock, remove_leftovers
 from linkeval.pseudonymise import DEMO_KEY, key_fingerprint, load_key
-from linkeval.report.batch import run_reports
-from linkeval.synthetic import generate_study
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,6 +123,7 @@ def _workers(command: argparse.ArgumentParser, jobs_help: str) -> None:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
+    from linkeval.synthetic import generate_study
 
     if args.referrals is not None and args.referrals < args.sites:
         raise LinkevalError(f"--referrals {args.referrals}: need at least one per site")
@@ -142,6 +142,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from linkeval.cleaning import clean_study
 
     cfg = load_config(args.config)
     # A throwaway key: check never writes, and pseudonyms are not shown.
@@ -176,6 +177,8 @@ def _clean(
     scheduler: str | None = None,
 ) -> int:
     """Clean and write under the processed folder's lock; 1 when some site failed."""
+    from linkeval.cleaning.study import check_key, clean_study, previous_manifest, write_outputs
+
     start = time.perf_counter()
     with folder_lock(cfg.processed_dir, command):
         _remove_leftovers(cfg)
@@ -224,7 +227,6 @@ def _command(args: argparse.Namespace) -> str:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-
     return _report(load_config(args.config), args.site, args.jobs, args.scheduler)
 
 
@@ -235,6 +237,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _report(cfg, sites, jobs, scheduler=None) -> int:
+    from linkeval.report.batch import run_reports
 
     outcome = run_reports(cfg, sites=sites, jobs=jobs, scheduler=scheduler)
     index = outcome.folder / "index.html"
@@ -246,6 +249,7 @@ def _report(cfg, sites, jobs, scheduler=None) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from linkeval.synthetic import generate_study
 
     root = args.root.resolve()
     print(f"linkeval {__version__}: synthetic demo (seed {args.seed}); every person is made up")

@@ -12,6 +12,14 @@ class LinkevalError(Exception):
     exit_code = 2
 
 
+class SitesFailed(LinkevalError):
+    """Every site failed: one line per site (``failed``: site -> message)."""
+
+    def __init__(self, failed: dict[str, str]) -> None:
+        super().__init__(" | ".join(f"site {code}: {msg}" for code, msg in failed.items()))
+        self.failed = failed
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """' (did you mean "x"?)' for the closest choice, or '' when nothing is close."""
     choices = [str(c) for c in choices]

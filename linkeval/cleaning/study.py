@@ -30,7 +30,7 @@ from linkeval._version import __version__
 from linkeval.cleaning.log import check_accounting, hold_back_rare_labels
 from linkeval.cleaning.site import CleanResult, clean_site
 from linkeval.config import StudyConfig
-from linkeval.errors import LinkevalError
+from linkeval.errors import LinkevalError, SitesFailed
 from linkeval.instruments import INSTRUMENTS
 from linkeval.io import (
     current_version,
@@ -48,14 +48,6 @@ from linkeval.stats.pairing import add_change_indicators, reliabilities
 PARALLEL_MIN_BYTES = 50_000_000
 
 __all__ = ["CleanResult", "SitesFailed", "check_key", "clean_study", "write_outputs"]
-
-
-class SitesFailed(LinkevalError):
-    """Every site failed: one line per site (``failed``: site -> message)."""
-
-    def __init__(self, failed: dict[str, str]) -> None:
-        super().__init__(" | ".join(f"site {code}: {msg}" for code, msg in failed.items()))
-        self.failed = failed
 
 
 def clean_study(

@@ -29,11 +29,12 @@ from linkeval.report.render import (
     long_date,
     month_range,
 )
-from linkeval.report.sections import context_label, grouping_fields, site_groups
-from linkeval.stats.change import paired_change
 from linkeval.stats.describe import engagement_funnel
-from linkeval.stats.pooling import pooled_change
 from linkeval.vocab import plain
+
+# The report sections and the change statistics (SciPy, statsmodels, matplotlib) are imported
+# by the functions that use them: the batch imports this module for its page names and headers
+# in every worker process, and builds the index itself only after the notebooks have run.
 
 SITE_NOTEBOOKS = {
     "site_descriptive": "Who is referred, and what happens next",
@@ -148,6 +149,9 @@ def headline_figures(cfg: StudyConfig, change: bool = False) -> pd.DataFrame:
     """Referrals, engaged and paired follow-ups per site and for all sites (``site`` "all"),
     with the mean change in mental wellbeing and its 95% CI when ``change``;
     disclosure-controlled with the study's rule."""
+    from linkeval.stats.change import paired_change
+    from linkeval.stats.pooling import pooled_change
+
     t = load_processed(cfg.processed_dir, tables=["referrals", "pairs"])
     refs, pairs = t["referrals"], t["pairs"]
     funnel = engagement_funnel(refs, pairs, by="site")
@@ -397,6 +401,8 @@ class _Grouping:
 def _groupings(context: dict[str, dict], codes: list[str]) -> list[_Grouping]:
     """The ways to group the sites by their context: all grouping attributes together (as the
     cross-site page groups them), then each one alone."""
+    from linkeval.report.sections import context_label, grouping_fields, site_groups
+
     combined = site_groups(context, codes)
     if combined is None:
         return []
@@ -412,6 +418,8 @@ def _groupings(context: dict[str, dict], codes: list[str]) -> list[_Grouping]:
 
 def _context_text(context: dict) -> str:
     """A site's context attributes in words, for its row ("VCSE-hosted, rural")."""
+    from linkeval.report.sections import context_label
+
     words = [
         context_label(k, v)
         for k, v in context.items()

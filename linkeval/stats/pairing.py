@@ -251,19 +251,23 @@ def reliabilities(responses: pd.DataFrame) -> dict[str, float]:
     >>> round(float(alpha), 4)
     0.7969
     """
-    # Integer codes instead of copies of the (large) table: one per completion and per item.
+    # The baseline rows' columns only, then integer codes instead of copies of the (large)
+    # table: one per completion, and one per item of each instrument (a completion by item
+    # array of one instrument's items, not of every item of every instrument).
     baseline = (responses["timepoint"] == "baseline").to_numpy(dtype=bool, na_value=False)
+    columns = ["site", "person_id", "completed_date", "instrument", "item", "value"]
+    responses = responses[columns].iloc[np.flatnonzero(baseline)]
     completion = _key_codes(responses, ["site", "person_id", "completed_date"])
-    item, item_names = pd.factorize(responses["item"])
     values = responses["value"].to_numpy(dtype=float, na_value=np.nan)
     out: dict[str, float] = {}
     for name, inst in INSTRUMENTS.items():
         rows = np.flatnonzero(
-            baseline & (responses["instrument"] == name).to_numpy(dtype=bool, na_value=False)
+            (responses["instrument"] == name).to_numpy(dtype=bool, na_value=False)
         )
         if not len(rows):
             continue
-        wide = _completions_wide(completion[rows], item[rows], item_names, values[rows])
+        item, item_names = pd.factorize(responses["item"].iloc[rows])
+        wide = _completions_wide(completion[rows], item, item_names, values[rows])
         for spec in inst.scores:
             if len(spec.items) > 1 and set(spec.items) <= set(wide.columns):
                 out[spec.name] = cronbach_alpha(wide[list(spec.items)])

@@ -94,6 +94,24 @@ def test_a_routine_table_keeps_the_cleaners_order(tmp_path):
     )
 
 
+@pytest.mark.parametrize(
+    "site",
+    [
+        pd.Categorical([]),
+        pd.Categorical([None, None], categories=pd.Index([], dtype="str")),
+        pd.Series([], dtype=object),
+        pd.Series([None, None], dtype=object),
+    ],
+    ids=["empty categorical", "all missing categorical", "empty objects", "all missing objects"],
+)
+def test_a_site_column_without_a_type_is_written(tmp_path, site):
+    frame = pd.DataFrame({"site": site, "n": pd.array(range(len(site)), dtype="Int64")})
+    for table in (frame, frame.assign(instrument="ons4")):  # kept in order, and sorted
+        write_parquet(table, tmp_path / "t.parquet")
+        back = pd.read_parquet(tmp_path / "t.parquet")
+        assert back["n"].tolist() == frame["n"].tolist() and back["site"].isna().all()
+
+
 def test_empty_and_one_row_tables_are_written(tmp_path):
     frame = _random_table(1)
     for rows in (frame.iloc[:0], frame):
