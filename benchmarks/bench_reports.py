@@ -5,8 +5,9 @@ times the number of notebooks, divided by the number of parallel jobs. Target: t
 within 2x that floor.
 
 Scale (``--referrals-per-site 1000 50000``): the same six-site study at each size, cleaned,
-then the whole batch; wall time and the peak memory of the batch (the resident memory of
-this process and every worker and kernel under it, summed, sampled every 0.2 s). Target:
+then the whole batch; wall time and the peak memory of the batch (the memory of every
+process under this one, `linkeval report`, its workers and kernels, summed and sampled every
+0.2 s: resident (RSS) and proportional (PSS), see TreeMemory). Target:
 6 x 50,000 within 2x the time of 6 x 1,000, peak under 2 GB.
 
     python benchmarks/bench_reports.py            # jobs = CPU count
@@ -74,24 +75,30 @@ def floor_one(folder: Path, repeats: int = 3) -> float:
 
 
 class TreeMemory:
-    """The peak, over time, of the summed resident memory of this process's descendants (the
-    ``linkeval report`` process, its pool workers and Jupyter kernels), sampled in a thread."""
+    """The peak, over time, of the summed memory of this process's descendants (the
+    ``linkeval report`` process, its pool workers and Jupyter kernels), sampled in a thread.
+
+    Two sums: resident memory (RSS), which counts the pages every process shares (the Python
+    interpreter, NumPy, pandas and Arrow libraries) once per process; and proportional memory
+    (PSS, from /proc/PID/smaps), which divides each shared page among the processes that map
+    it, so that the sum is the physical memory the batch takes."""
 
     def __init__(self, interval: float = 0.2) -> None:
         self.interval, self.peak, self._stop = interval, 0, threading.Event()
+        self.peak_pss = 0
         self.largest = 0  # the largest single process (a kernel, usually the cross-site one)
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         me = psutil.Process()
         while not self._stop.is_set():
-            total = 0
+            rss = pss = 0
             for proc in me.children(recursive=True):
                 with contextlib.suppress(psutil.Error):
-                    rss = proc.memory_info().rss
-                    total += rss
-                    self.largest = max(self.largest, rss)
-            self.peak = max(self.peak, total)
+                    memory = proc.memory_full_info()
+                    rss, pss = rss + memory.rss, pss + memory.pss
+                    self.largest = max(self.largest, memory.rss)
+            self.peak, self.peak_pss = max(self.peak, rss), max(self.peak_pss, pss)
             self._stop.wait(self.interval)
 
     def __enter__(self) -> TreeMemory:
@@ -127,18 +134,20 @@ def scale(sizes: list[int], n_sites: int, jobs: int, seed: int) -> None:
             rows.append((per_site, len(results), store, batch, memory, slowest))
             print(
                 f"{n_sites} x {per_site:,}: batch {batch:.1f}s, peak {memory.peak / 1e9:.2f} GB "
+                f"RSS, {memory.peak_pss / 1e9:.2f} GB PSS "
                 f"(largest process {memory.largest / 1e9:.2f} GB), "
                 f"store {store / 1e6:.1f} MB, slowest notebook of each kind (s): "
                 + ", ".join(f"{k} {v:.1f}" for k, v in slowest.items()),
                 flush=True,
             )
     base = rows[0][3]
-    header = f"{'referrals':>10} {'notebooks':>9} {'batch s':>8} {'x first':>8} {'peak GB':>8}"
-    print(f"\n{header} {'largest process GB':>19}")
+    header = f"{'referrals':>10} {'notebooks':>9} {'batch s':>8} {'x first':>8}"
+    print(f"\n{header} {'peak GB RSS':>11} {'peak GB PSS':>11} {'largest process GB':>19}")
     for per_site, n, _, batch, memory, _ in rows:
         print(
             f"{per_site * n_sites:>10,} {n:>9} {batch:>8.1f} {batch / base:>8.2f} "
-            f"{memory.peak / 1e9:>8.2f} {memory.largest / 1e9:>19.2f}"
+            f"{memory.peak / 1e9:>11.2f} {memory.peak_pss / 1e9:>11.2f} "
+            f"{memory.largest / 1e9:>19.2f}"
         )
 
 

@@ -174,6 +174,16 @@ def marked_processes(marker: str) -> list[str]:
     return found
 
 
+def lasting_processes(marker: str, seconds: float = 15) -> list[str]:
+    """The marked processes still there after ``seconds``: a run's helpers (multiprocessing's
+    resource tracker and forkserver, kernels) take a moment to notice that it has ended, even
+    when it ended normally."""
+    deadline = time.monotonic() + seconds
+    while marked_processes(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return marked_processes(marker)
+
+
 def command(kind: str, config: Path) -> list[str]:
     extra = ["--jobs", "2"]
     return [sys.executable, "-m", "linkeval.cli", kind, "--config", str(config), *extra]
@@ -239,10 +249,7 @@ def run(
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
                 result = "killed"
-            deadline = time.monotonic() + 15
-            while marked_processes(run_id) and time.monotonic() < deadline:
-                time.sleep(0.2)
-            stayed = marked_processes(run_id)
+            stayed = lasting_processes(run_id)
             outcome.orphans += stayed
             outcome.kills.append(
                 {
@@ -266,7 +273,7 @@ def run(
         reader.stop.set()
         reader.join()
     outcome.leftovers = leftovers(processed, latest)
-    outcome.orphans += marked_processes(run_id)
+    outcome.orphans += lasting_processes(run_id)
     return outcome
 
 

@@ -161,10 +161,11 @@ def headline_figures(cfg: StudyConfig, change: bool = False) -> pd.DataFrame:
     wide.loc["all"] = wide.sum()
     if change:
         scored = pairs[pairs["instrument"] == HEADLINE_SCORE]
-        by_site = paired_change(scored, by="site", n_boot=0).set_index("site")
+        site_changes = paired_change(scored, by="site", n_boot=0)
+        by_site = site_changes.set_index("site")
         # All sites: the random-effects pooled change (sites differ, so the person-level
         # interval would be too narrow); it rests on every site's pairs.
-        pooled = pooled_change(scored)
+        pooled = pooled_change(scored, site_changes=site_changes)
         if len(pooled) and "n" in by_site:
             row = pooled.iloc[0]
             by_site.loc["all", ["mean_change", "ci_low", "ci_high", "n"]] = [

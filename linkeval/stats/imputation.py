@@ -25,19 +25,43 @@ __all__ = ["chained_imputations", "rubin_pool"]
 
 
 def _draw_norm(
-    rng: np.random.Generator, X: np.ndarray, y: np.ndarray, X_new: np.ndarray, ridge: float = 1e-5
+    rng: np.random.Generator,
+    fixed: _Fixed,
+    others: np.ndarray,
+    others_new: np.ndarray,
+    ridge: float = 1e-5,
 ) -> np.ndarray:
-    """Bayesian linear-regression draws for X_new (beta and sigma from their posterior)."""
-    xtx = X.T @ X
+    """Bayesian linear-regression draws for the missing rows (beta and sigma from their
+    posterior), X = [fixed predictors | the other columns' current values].
+
+    X'X and X'y are assembled from blocks: the fixed predictors' own block (with many sites,
+    hundreds of indicator columns) and the observed y never change between iterations, so
+    they are computed once (:class:`_Fixed`); each draw adds only the other columns' blocks.
+    """
+    F, y = fixed.observed, fixed.y
+    fto = F.T @ others
+    xtx = np.block([[fixed.ftf, fto], [fto.T, others.T @ others]])
     xtx = xtx + ridge * np.diag(np.diag(xtx))
     inv = np.linalg.inv(xtx)
-    beta = inv @ (X.T @ y)
-    resid = y - X @ beta
-    df = max(len(y) - X.shape[1], 1)
+    beta = inv @ np.concatenate([fixed.fty, others.T @ y])
+    k = F.shape[1]
+    resid = y - F @ beta[:k] - others @ beta[k:]
+    df = max(len(y) - len(beta), 1)
     sigma = np.sqrt(float(resid @ resid) / rng.chisquare(df))
     chol = np.linalg.cholesky((inv + inv.T) / 2)
     beta_star = beta + sigma * chol @ rng.standard_normal(len(beta))
-    return X_new @ beta_star + sigma * rng.standard_normal(len(X_new))
+    fitted = fixed.missing @ beta_star[:k] + others_new @ beta_star[k:]
+    return fitted + sigma * rng.standard_normal(len(fitted))
+
+
+class _Fixed:
+    """What one imputed column's model keeps between draws: the fixed predictors on the rows
+    where the column is observed and where it is missing, their cross-products, and y."""
+
+    def __init__(self, fixed: np.ndarray, y: np.ndarray, observed: np.ndarray) -> None:
+        self.observed, self.missing, self.y = fixed[observed], fixed[~observed], y
+        self.ftf = self.observed.T @ self.observed
+        self.fty = self.observed.T @ y
 
 
 def chained_imputations(
@@ -122,10 +146,8 @@ def chained_imputations(
     active = [j for j in range(values.shape[1]) if missing[:, j].any() and variable[j]]
     usable = [j for j in range(values.shape[1]) if variable[j]]
     seq = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-    # One design matrix per imputed column, allocated once: [fixed | the other columns].
-    designs = {j: np.empty((len(values), fixed.shape[1] + len(usable) - 1)) for j in active}
-    for X in designs.values():
-        X[:, : fixed.shape[1]] = fixed
+    # Each imputed column's fixed part, computed once (its observed values never change).
+    blocks = {j: _Fixed(fixed, values[~missing[:, j], j], ~missing[:, j]) for j in active}
     out = []
     for child in seq.spawn(n_imputations):
         rng = np.random.default_rng(child)
@@ -135,11 +157,9 @@ def chained_imputations(
             current[missing[:, j], j] = rng.choice(obs, missing[:, j].sum())
         for _ in range(n_iterations if active else 0):
             for j in active:
-                others = [i for i in usable if i != j]
-                X = designs[j]
-                X[:, fixed.shape[1] :] = current[:, others]  # the fixed columns stay as set
+                others = current[:, [i for i in usable if i != j]]
                 obs = ~missing[:, j]
-                current[~obs, j] = _draw_norm(rng, X[obs], current[obs, j], X[~obs])
+                current[~obs, j] = _draw_norm(rng, blocks[j], others[obs], others[~obs])
         out.append(pd.DataFrame(current, index=frame.index, columns=frame.columns))
     return out
 

@@ -506,14 +506,22 @@ def meta_regression(
 # -- site estimates from paired scores ----------------------------------------------------------
 
 
-def _site_estimates(pairs: pd.DataFrame, by: str, window_only: bool) -> pd.DataFrame:
-    table = paired_change(pairs, by=by, window_only=window_only, n_boot=0)
+def _site_estimates(
+    pairs: pd.DataFrame, by: str, window_only: bool, site_changes: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    if site_changes is None:
+        site_changes = paired_change(pairs, by=by, window_only=window_only, n_boot=0)
+    table = site_changes.copy()
     table["vi"] = table["change_sd"] ** 2 / table["n"]
     return table
 
 
 def pooled_change(
-    pairs: pd.DataFrame, by: str = "site", confidence: float = 0.95, window_only: bool = True
+    pairs: pd.DataFrame,
+    by: str = "site",
+    confidence: float = 0.95,
+    window_only: bool = True,
+    site_changes: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Cross-site change per instrument score: random-effects pooling of the site means.
 
@@ -535,6 +543,10 @@ def pooled_change(
     confidence : float, default 0.95
     window_only : bool, default True
         Only follow-ups inside the follow-up window.
+    site_changes : DataFrame, optional
+        The sites' changes, ``paired_change(pairs, by=by, window_only=window_only)``, when the
+        caller has them already (a page does): they are not computed again. Its ``n``,
+        ``mean_change`` and ``change_sd`` are used.
 
     Returns
     -------
@@ -582,7 +594,7 @@ def pooled_change(
     missing = [c for c in ("instrument", "baseline", "followup", by) if c not in pairs]
     if missing:
         raise ValueError(f"pairs has no column {', '.join(map(repr, missing))}")
-    sites = _site_estimates(pairs, by, window_only)
+    sites = _site_estimates(pairs, by, window_only, site_changes)
     overall = paired_change(pairs, window_only=window_only, n_boot=0, confidence=confidence)
     rows = []
     for instrument, part in sites.groupby("instrument", sort=True):

@@ -308,6 +308,17 @@ def test_pooled_change_is_the_meta_analysis_of_site_means():
     assert "REML" in row["method"] and row["note"] == ""
 
 
+def test_pooled_change_from_site_changes_already_computed_is_the_same():
+    from linkeval.stats.change import paired_change
+
+    rng = np.random.default_rng(1)
+    pairs = _pairs(rng, [30, 45, 60, 80], [0.5, 1.0, 2.5, 1.5])
+    sites = paired_change(pairs, by="site", n_boot=0)
+    given = pooled_change(pairs, site_changes=sites)
+    pd.testing.assert_frame_equal(given, pooled_change(pairs))
+    assert "vi" not in sites  # the caller's table is left as it was
+
+
 def test_pooled_change_leaves_out_sites_without_a_variance_and_says_so():
     rng = np.random.default_rng(2)
     pairs = _pairs(rng, [30, 40, 50, 60], [1.0, 1.2, 0.8, 1.1])
