@@ -20,6 +20,7 @@ from benchmarks.fault_injection import (
     MARKER,
     check_processed,
     check_reports,
+    lasting_processes,
     leftovers,
     marked_processes,
     minimal_notebooks,
@@ -55,13 +56,6 @@ def linkeval(kind: str, config: Path, env: dict, *extra) -> subprocess.Completed
     )
 
 
-def wait_for_no(marker: str, seconds: float = 15) -> list[str]:
-    deadline = time.monotonic() + seconds
-    while marked_processes(marker) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return marked_processes(marker)
-
-
 def snapshot(folder: Path) -> dict:
     return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
@@ -81,7 +75,7 @@ def test_a_report_killed_at_each_step_leaves_a_whole_run(study, step):
     )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert check_reports(latest) is None
-    assert wait_for_no(marker) == []
+    assert lasting_processes(marker) == []
     assert linkeval("report", made.config_path, env, "--jobs", "2").returncode == 0
     assert leftovers(folder / "processed", latest) == []
 
@@ -123,7 +117,7 @@ def test_a_report_killed_mid_notebook_leaves_no_worker_or_kernel(study, tmp_path
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    assert wait_for_no(marker) == []  # workers and their kernels went with the run
+    assert lasting_processes(marker) == []  # workers and their kernels went with the run
     assert snapshot(latest) == before
     assert linkeval("report", made.config_path, env, "--jobs", "2").returncode == 0
     assert leftovers(folder / "processed", latest) == []
