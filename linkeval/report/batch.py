@@ -444,17 +444,18 @@ def _lost(stage: Path, job: Job, context: PageContext, message: str, seconds: fl
 
 
 def _cells_started(executed: Path) -> bool:
-    """Did papermill start running any cell (so the kernel had started)?"""
+    """Did papermill start running any cell (so the kernel had started)?
+
+    A cell's ``start_time`` is set only when it starts. Its ``status`` is no evidence:
+    papermill marks every pending cell "completed" when it gives up, kernel start failures
+    included."""
     import nbformat
 
     try:
         nb = nbformat.read(executed, as_version=4)
     except Exception:
         return False
-    return any(
-        c.get("metadata", {}).get("papermill", {}).get("status") in ("running", "completed")
-        for c in nb.cells
-    )
+    return any(c.get("metadata", {}).get("papermill", {}).get("start_time") for c in nb.cells)
 
 
 def _failed_page(job: Job, context: PageContext | None) -> str:

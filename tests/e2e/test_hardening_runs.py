@@ -424,3 +424,72 @@ def test_kernel_logs_go_beside_the_data_or_else_to_a_private_place(tmp_path, mon
     logs = batch.log_folder(cfg, final)
     assert logs == state_dir(final) / "report_logs" and (logs.stat().st_mode & 0o077) == 0
     assert final not in logs.parents
+
+
+# -- a kernel that does not start ------------------------------------------------------------
+
+
+def _kernel_that_fails_to_start(home: Path, failures: int) -> Path:
+    """A "python3" kernelspec (found first through JUPYTER_PATH) whose first ``failures`` starts
+    exit at once, as a kernel that loses a port race does; later starts are a real ipykernel.
+    Returns the file that counts the starts."""
+    home.mkdir()
+    starts = home / "starts"
+    launcher = home / "launch.py"
+    launcher.write_text(
+        textwrap.dedent(f"""
+            import os, sys
+            starts = {str(starts)!r}
+            with open(starts, "a") as f:
+                f.write("x")
+            if os.path.getsize(starts) <= {failures}:
+                sys.exit(1)
+            os.execv(sys.executable, [sys.executable, "-m", "ipykernel_launcher", *sys.argv[1:]])
+        """)
+    )
+    spec = home / "kernels" / "python3"
+    spec.mkdir(parents=True)
+    argv = [sys.executable, str(launcher), "-f", "{connection_file}"]
+    (spec / "kernel.json").write_text(
+        json.dumps({"argv": argv, "display_name": "Python 3", "language": "python"})
+    )
+    return starts
+
+
+def _one_cell_notebook(folder: Path) -> Path:
+    import nbformat
+
+    folder.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    params = nbformat.v4.new_code_cell('config = ""\nsite = ""')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell("print(site)")]
+    nbformat.write(nb, folder / "site_change.ipynb")
+    return folder
+
+
+@pytest.mark.parametrize("failures, ok", [(1, True), (batch.KERNEL_START_ATTEMPTS, False)])
+def test_a_kernel_that_does_not_start_is_started_again(tmp_path, monkeypatch, failures, ok):
+    """The CI run of c34d7d3 lost a page to one kernel that died before replying to
+    kernel_info, and it was not retried: papermill marks every cell "completed" when it gives
+    up, so a start failure looked like a failure while running."""
+    starts = _kernel_that_fails_to_start(tmp_path / "jupyter", failures)
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    monkeypatch.setattr(batch, "_quiet", lambda log: None)
+    monkeypatch.setattr(batch.time, "sleep", lambda seconds: None)
+    source = _one_cell_notebook(tmp_path / "notebooks")
+    job = batch.Job("site_change", "A", "Change in wellbeing and loneliness")
+    result = batch._run_job(source, tmp_path / "stage", job, "config.yaml", tmp_path)
+    assert result.ok == ok
+    if ok:
+        assert starts.read_text() == "xx"
+    else:
+        assert starts.read_text() == "x" * batch.KERNEL_START_ATTEMPTS
+        assert result.error.startswith("kernel did not start: RuntimeError: Kernel died")
+        page = (tmp_path / "stage" / "sites" / "A" / "site_change.html").read_text()
+        assert "could not be made" in page
