@@ -35,7 +35,8 @@ import psutil
 from linkeval.cleaning import clean_study, write_outputs
 from linkeval.config import load_config
 from linkeval.pseudonymise import DEMO_KEY
-from linkeval.report.batch import CROSS_SITE, SITE_NOTEBOOKS, render_html, run_reports
+from linkeval.report.batch import CROSS_SITE, SITE_NOTEBOOKS, run_reports
+from linkeval.report.render import render_html
 from linkeval.synthetic import generate_study
 
 

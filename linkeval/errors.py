@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 
 
@@ -27,3 +28,16 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     if not close and len(str(word)) >= 3:  # a truncated name: "lonely" -> "lonely_threshold"
         close = [c for c in choices if c.startswith(str(word))][:1]
     return f' (did you mean "{close[0]}"?)' if close else ""
+
+
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str, keep_newlines: bool = False) -> str:
+    """Text for the terminal: control characters (ANSI escapes) shown as \\xNN, not obeyed.
+
+    >>> printable("label \\x1b[31mred")
+    'label \\\\x1b[31mred'
+    """
+    text = CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+    return text if keep_newlines else text.replace("\n", "\\n")

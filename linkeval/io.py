@@ -2,8 +2,8 @@
 
 Raw files are read as text, every column a string and every blank a blank, so that nothing is
 converted before the cleaner has looked at it (leading zeros, odd dates and placeholder values
-survive to be judged and logged). Only this module, ``cleaning``, ``report.batch`` and ``cli``
-touch the file system.
+survive to be judged and logged). Only this module, ``cleaning``, ``report.batch``,
+``report.job`` and ``commands`` touch the file system.
 
 An output folder (the processed folder, a reports run) is a symbolic link to a complete version
 kept in ``.linkeval/<name>/`` beside it. A run writes a new version in full, then switches the
@@ -26,10 +26,8 @@ import os
 import shutil
 import signal
 import stat
-import sys
 import tempfile
 import threading
-import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -44,6 +42,7 @@ import pyarrow.parquet as pq
 
 from linkeval.config import Source
 from linkeval.errors import LinkevalError, did_you_mean
+from linkeval.parallel import pid_alive
 from linkeval.schema import SCHEMAS
 
 ZIP_MAGIC = b"PK\x03\x04"
@@ -629,7 +628,7 @@ def remove_leftovers(
             # Resolved, like ``current``: the folder's path may pass through a link of its own.
             if entry.name in (LOCK, *keep) or (current is not None and entry.resolve() == current):
                 continue
-            if _pid_alive(_owner(entry)):  # a live run's staging, parts or reader mark
+            if pid_alive(_owner(entry)):  # a live run's staging, parts or reader mark
                 continue
             found.append(entry)
     beside = glob.escape(str(final.parent))
@@ -817,7 +816,7 @@ def folder_lock(final: Path, command: str, exclusive: bool = True) -> Iterator[N
 def _remove_dead_readers(state: Path) -> None:
     """Readers' marks left by killed runs (a reader cannot tidy the rest of the folder)."""
     for mark in state.glob(f"{READER}*"):
-        if not _pid_alive(_owner(mark)):
+        if not pid_alive(_owner(mark)):
             with contextlib.suppress(OSError):
                 mark.unlink()
 
@@ -839,13 +838,13 @@ def _holder(state: Path, fd: int) -> str:
     """Who holds a lock, from the writer's note in the lock file or the readers' marks."""
     with contextlib.suppress(OSError, ValueError):
         note = json.loads(os.pread(fd, 4096, 0) or b"{}")
-        if note and _pid_alive(note.get("pid")):
+        if note and pid_alive(note.get("pid")):
             return _describe(note)
     readers = []
     for mark in sorted(state.glob(f"{READER}*")):
         with contextlib.suppress(OSError, ValueError):
             note = json.loads(mark.read_text(encoding="utf-8"))
-            if _pid_alive(note.get("pid")):
+            if pid_alive(note.get("pid")):
                 readers.append(_describe(note))
     return " and ".join(readers) or "another linkeval run"
 
@@ -863,49 +862,6 @@ def _owner(entry: Path) -> int | None:
     kind, _, rest = entry.name.partition("-")
     pid = rest.split("-")[0]
     return int(pid) if kind in ("staging", "parts", "reader", "link") and pid.isdigit() else None
-
-
-def _pid_alive(pid) -> bool:
-    """Is the process running? A zombie (dead, not yet reaped by its parent) is not."""
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    with contextlib.suppress(OSError, IndexError):
-        stat_line = Path(f"/proc/{pid}/stat").read_text()
-        return stat_line.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    return True
-
-
-def die_with_parent(main_pid: int | None = None) -> None:
-    """In a worker process: be killed as soon as the process that started it dies.
-
-    Linux delivers SIGKILL when the parent dies (``prctl(PR_SET_PDEATHSIG)``); elsewhere, and
-    for workers started through a fork server (whose parent, the server, lives as long as any
-    of its workers), a watchdog thread checks the parent and the main process, ``main_pid``,
-    twice a second. So a killed run leaves no worker behind that goes on writing files or
-    starting kernels.
-    """
-    parent = os.getppid()
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(Exception):
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
-
-    def orphaned() -> bool:
-        return os.getppid() != parent or (main_pid is not None and not _pid_alive(main_pid))
-
-    def watch() -> None:
-        while not orphaned():
-            time.sleep(0.5)
-        os.kill(os.getpid(), signal.SIGKILL)
-
-    if orphaned():
-        os.kill(os.getpid(), signal.SIGKILL)
-    threading.Thread(target=watch, name="linkeval-die-with-parent", daemon=True).start()
 
 
 # --------------------------------------------------------------------------------------------

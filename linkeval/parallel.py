@@ -16,8 +16,14 @@ fail after ``NO_WORKER_SECONDS`` instead of waiting for ever.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import gc
+import os
+import signal
 import socket
+import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -205,3 +211,49 @@ def check_shared(*folders: Path) -> None:
                 "processed and reports folders and the notebooks must be on a file system "
                 "that this machine and every worker share, at the same paths"
             )
+
+
+# -- local worker processes ------------------------------------------------------------------
+
+
+def pid_alive(pid) -> bool:
+    """Is the process running? A zombie (dead, not yet reaped by its parent) is not."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    with contextlib.suppress(OSError, IndexError):
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+        return stat_line.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    return True
+
+
+def die_with_parent(main_pid: int | None = None) -> None:
+    """In a worker process: be killed as soon as the process that started it dies.
+
+    Linux delivers SIGKILL when the parent dies (``prctl(PR_SET_PDEATHSIG)``); elsewhere, and
+    for workers started through a fork server (whose parent, the server, lives as long as any
+    of its workers), a watchdog thread checks the parent and the main process, ``main_pid``,
+    twice a second. So a killed run leaves no worker behind that goes on writing files or
+    starting kernels.
+    """
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
+
+    def orphaned() -> bool:
+        return os.getppid() != parent or (main_pid is not None and not pid_alive(main_pid))
+
+    def watch() -> None:
+        while not orphaned():
+            time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    if orphaned():
+        os.kill(os.getpid(), signal.SIGKILL)
+    threading.Thread(target=watch, name="linkeval-die-with-parent", daemon=True).start()

@@ -34,14 +34,13 @@ from linkeval.errors import LinkevalError, SitesFailed
 from linkeval.instruments import INSTRUMENTS
 from linkeval.io import (
     current_version,
-    die_with_parent,
     fault_point,
     folder_lock,
     read_parquet,
     state_dir,
     write_version,
 )
-from linkeval.parallel import Cluster, Hidden, NotShared, check_shared, finished
+from linkeval.parallel import Cluster, Hidden, NotShared, check_shared, die_with_parent, finished
 from linkeval.pseudonymise import key_fingerprint
 from linkeval.stats.pairing import add_change_indicators, reliabilities
 

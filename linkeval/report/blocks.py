@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from linkeval.report.disclosure import SUPPRESSED
-from linkeval.report.render import fmt, fmt_p
+from linkeval.report.formats import fmt, fmt_p
 from linkeval.vocab import plain
 
 CHECK_COLUMNS = [

@@ -21,20 +21,15 @@ from linkeval.config import StudyConfig
 from linkeval.instruments import score_spec, score_title
 from linkeval.io import load_processed
 from linkeval.report.disclosure import SUPPRESSED, as_numbers, describe_rule, suppress
-from linkeval.report.render import (
-    LONG_TABLE_ROWS,
-    PageContext,
-    fmt,
-    html_page,
-    long_date,
-    month_range,
-)
+from linkeval.report.formats import fmt, long_date, month_range
+from linkeval.report.job import CROSS_SITE_PAGE, JobResult, site_page
+from linkeval.report.render import LONG_TABLE_ROWS, PageContext, html_page
 from linkeval.stats.describe import engagement_funnel
 from linkeval.vocab import plain
 
 # The report sections and the change statistics (SciPy, statsmodels, matplotlib) are imported
-# by the functions that use them: the batch imports this module for its page names and headers
-# in every worker process, and builds the index itself only after the notebooks have run.
+# by the functions that use them: the batch imports this module for its page names and headers,
+# and builds the index itself only after the notebooks have run.
 
 SITE_NOTEBOOKS = {
     "site_descriptive": "Who is referred, and what happens next",
@@ -46,26 +41,11 @@ NAV_LABELS = {"site_descriptive": "Who is referred", "site_change": "Change in w
 # Where the pages sit in a run folder (hrefs relative to the folder).
 INDEX = "index.html"
 METHODS = "methods.html"
-CROSS_SITE_PAGE = "cross_site/cross_site.html"
 HEADLINE_SCORE = "swemwbs"
 COUNTS = ["referred", "engaged", "paired follow-up"]
 CHANGE = ["mean_change", "ci_low", "ci_high"]
 FOLDED_ROWS = 50  # with scripts on, a grouped table of more sites opens with its groups folded
 FAILED_NAMED = 10  # failed sites named in the summary (the rest: "and n more")
-
-
-def site_page(code: str, notebook: str) -> str:
-    return f"sites/{code}/{notebook}.html"
-
-
-@dataclass
-class JobResult:
-    notebook: str
-    site: str | None
-    ok: bool
-    seconds: float
-    error: str = ""
-    html: str = ""
 
 
 @dataclass

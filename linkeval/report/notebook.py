@@ -34,6 +34,7 @@ from linkeval.report.blocks import (
     table_html,
 )
 from linkeval.report.disclosure import Rule
+from linkeval.report.formats import long_date
 from linkeval.report.plots import FOREST_MAX_ROWS
 from linkeval.report.render import STYLE
 
@@ -108,8 +109,8 @@ class Report:
         meta = [
             ("Site", self.site_name + (f" ({self.site_code})" if self.site_code else "")),
             ("Period covered", self.period),
-            ("Data extracted", _long_date(extracted)),
-            ("Report date", _long_date(date.today().isoformat())),
+            ("Data extracted", long_date(extracted)),
+            ("Report date", long_date(date.today().isoformat())),
             ("linkeval version", __version__),
             ("Config", self.cfg.sha256[:12]),
             ("Data", str(self.manifest.get("data_sha256", ""))[:12]),
@@ -253,13 +254,6 @@ def collect_output_checks(executed: list[Path]) -> pd.DataFrame:
                 if CHECKS_MIME in data:
                     rows.extend(data[CHECKS_MIME])
     return pd.DataFrame(rows, columns=CHECK_COLUMNS)
-
-
-def _long_date(iso: str) -> str:
-    try:
-        return f"{pd.Timestamp(iso):%-d %B %Y}"
-    except (ValueError, TypeError):
-        return iso or "-"
 
 
 def _markdown(text: str) -> str:

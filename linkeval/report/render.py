@@ -1,4 +1,4 @@
-"""Rendering: numbers formatted for people, the pages' look, and executed notebooks as HTML.
+"""Rendering: the pages' look, and executed notebooks as HTML (numbers: :mod:`.formats`).
 
 A page is one self-contained HTML file: no script, style sheet, font or image is loaded from
 anywhere else (figures are PNG data URIs, the CSS is inline), so a page opens offline, can be
@@ -20,62 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 from linkeval._version import __version__
-
-
-def fmt(value, decimals: int = 1) -> str:
-    """A number for people: '*' stays '*', thousands separated, sensible decimals.
-
-    A value that rounds to zero prints without a minus sign ("0.0", never "-0.0").
-    """
-    if isinstance(value, str):
-        return value
-    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
-        return "-"
-    if isinstance(value, (bool, np.bool_)):
-        return "yes" if value else "no"
-    if isinstance(value, (int, np.integer)) or (float(value).is_integer() and decimals == 0):
-        return f"{int(value):,}"
-    return _no_negative_zero(f"{float(value):,.{decimals}f}")
-
-
-def fmt_p(p) -> str:
-    if isinstance(p, str) or p is None or (isinstance(p, float) and np.isnan(p)):
-        return fmt(p)
-    return "<0.001" if p < 0.001 else _no_negative_zero(f"{p:.3f}")
-
-
-def _no_negative_zero(text: str) -> str:
-    if text.startswith("-") and not any(c in "123456789" for c in text):
-        return text[1:]
-    return text
-
-
-def long_date(value) -> str:
-    """'2026-11-25', a date or a timestamp -> '25 November 2026' ('-' when unknown)."""
-    if value is None or value == "":
-        return "-"
-    try:
-        stamp = pd.Timestamp(value)
-    except (ValueError, TypeError):
-        return str(value)
-    if pd.isna(stamp):
-        return "-"
-    return f"{stamp.day} {stamp:%B %Y}"
-
-
-def month_range(first, last) -> str:
-    """First to last month covered: 'January 2023 to December 2024'."""
-    if first is None or last is None or pd.isna(first) or pd.isna(last):
-        return "no referrals"
-    first, last = pd.Timestamp(first), pd.Timestamp(last)
-    if (first.year, first.month) == (last.year, last.month):
-        return f"{first:%B %Y}"
-    return f"{first:%B %Y} to {last:%B %Y}"
-
 
 # -- the look -----------------------------------------------------------------------------------
 # Components the report sections emit (tables, figures, notes, the header block). Also shown
@@ -173,7 +118,7 @@ class PageContext:
     site: str | None = None  # "Riverside PCN (A)"; None for whole-study pages
     period: str = ""  # "January 2023 to December 2024"
     extracted: str = ""  # "25 November 2026"
-    report_date: str = field(default_factory=lambda: long_date(date.today()))
+    report_date: str = field(default_factory=lambda: _long_day(date.today()))
     version: str = __version__
     config_hash: str = ""
     data_hash: str = ""
@@ -444,3 +389,8 @@ def _toc(body: str) -> str:
         return ""
     items = "".join(f'<li><a href="#{i}">{re.sub(r"<[^>]+>", "", t)}</a></li>' for i, t in entries)
     return f'<nav class="le-toc" aria-label="On this page">On this page: <ul>{items}</ul></nav>\n'
+
+
+def _long_day(day: date) -> str:
+    """25 November 2026 (as :func:`linkeval.report.formats.long_date`, without pandas)."""
+    return f"{day.day} {day:%B %Y}"

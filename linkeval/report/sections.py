@@ -19,7 +19,7 @@ from linkeval.instruments import band_labels, score_names, score_spec, score_tit
 from linkeval.report import plots
 from linkeval.report.blocks import Figure, Section, Table, Text
 from linkeval.report.disclosure import SUPPRESSED, Rule, as_numbers
-from linkeval.report.render import fmt, fmt_p
+from linkeval.report.formats import fmt, fmt_p
 from linkeval.stats import describe
 from linkeval.stats.attrition import attrition_table, followup_rates
 from linkeval.stats.change import band_transitions, paired_change

@@ -24,7 +24,7 @@ from linkeval.cli import main
 from linkeval.config import load_config
 from linkeval.io import FORMULA_START, load_processed, neutralise_formulas
 from linkeval.pseudonymise import key_fingerprint, pseudonym
-from linkeval.report import batch
+from linkeval.report import job
 from linkeval.report import sections as S
 from linkeval.report.blocks import Figure
 from linkeval.report.disclosure import Rule
@@ -246,9 +246,9 @@ def test_a_partial_clean_without_a_recorded_fingerprint_is_refused(tmp_path, cap
 def test_report_workers_and_their_kernels_never_get_the_key(monkeypatch):
     monkeypatch.setenv("LINKEVAL_KEY", "default-name-key-0123456789")
     monkeypatch.setenv("STUDY_SECRET", "study-key-0123456789")
-    monkeypatch.setattr(batch, "die_with_parent", lambda main_pid=None: None)
-    monkeypatch.setattr(batch.signal, "signal", lambda *a: None)
-    batch._worker_init("STUDY_SECRET", os.getpid())
+    monkeypatch.setattr(job, "die_with_parent", lambda main_pid=None: None)
+    monkeypatch.setattr(job.signal, "signal", lambda *a: None)
+    job.worker_init("STUDY_SECRET", os.getpid())
     assert "STUDY_SECRET" not in os.environ and "LINKEVAL_KEY" not in os.environ
 
 

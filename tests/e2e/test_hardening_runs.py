@@ -33,7 +33,7 @@ from linkeval.io import (
     state_dir,
     write_version,
 )
-from linkeval.report import batch
+from linkeval.report import batch, job
 from linkeval.schema import SCHEMAS
 from tests.helpers import REFERRALS_CSV, write_study
 
@@ -473,23 +473,23 @@ def _one_cell_notebook(folder: Path) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("failures, ok", [(1, True), (batch.KERNEL_START_ATTEMPTS, False)])
+@pytest.mark.parametrize("failures, ok", [(1, True), (job.KERNEL_START_ATTEMPTS, False)])
 def test_a_kernel_that_does_not_start_is_started_again(tmp_path, monkeypatch, failures, ok):
     """The CI run of c34d7d3 lost a page to one kernel that died before replying to
     kernel_info, and it was not retried: papermill marks every cell "completed" when it gives
     up, so a start failure looked like a failure while running."""
     starts = _kernel_that_fails_to_start(tmp_path / "jupyter", failures)
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
-    monkeypatch.setattr(batch, "_quiet", lambda log: None)
-    monkeypatch.setattr(batch.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(job, "_quiet", lambda log: None)
+    monkeypatch.setattr(job.time, "sleep", lambda seconds: None)
     source = _one_cell_notebook(tmp_path / "notebooks")
-    job = batch.Job("site_change", "A", "Change in wellbeing and loneliness")
-    result = batch._run_job(source, tmp_path / "stage", job, "config.yaml", tmp_path)
+    notebook = job.Job("site_change", "A", "Change in wellbeing and loneliness")
+    result = job.run_job(source, tmp_path / "stage", notebook, "config.yaml", tmp_path)
     assert result.ok == ok
     if ok:
         assert starts.read_text() == "xx"
     else:
-        assert starts.read_text() == "x" * batch.KERNEL_START_ATTEMPTS
+        assert starts.read_text() == "x" * job.KERNEL_START_ATTEMPTS
         assert result.error.startswith("kernel did not start: RuntimeError: Kernel died")
         page = (tmp_path / "stage" / "sites" / "A" / "site_change.html").read_text()
         assert "could not be made" in page

@@ -233,7 +233,7 @@ def test_sigterm_leaves_no_staging_folder_and_the_previous_reports(small_run):
 def test_a_dead_kernel_is_reported_as_died_and_not_retried(small_run, tmp_path, monkeypatch):
     import papermill
 
-    from linkeval.report import batch
+    from linkeval.report import job
 
     study, _, _ = small_run
     source = tmp_path / "notebooks"
@@ -248,10 +248,10 @@ def test_a_dead_kernel_is_reported_as_died_and_not_retried(small_run, tmp_path, 
     monkeypatch.setattr(
         papermill, "execute_notebook", lambda *a, **k: calls.append(1) or real(*a, **k)
     )
-    monkeypatch.setattr(batch, "_quiet", lambda log: None)
+    monkeypatch.setattr(job, "_quiet", lambda log: None)
     stage = tmp_path / "stage"
-    job = batch.Job("site_change", "A", "Change in wellbeing and loneliness")
-    result = batch._run_job(source, stage, job, str(study.config_path), tmp_path)
+    notebook = job.Job("site_change", "A", "Change in wellbeing and loneliness")
+    result = job.run_job(source, stage, notebook, str(study.config_path), tmp_path)
     assert not result.ok and "kernel died" in result.error
     assert len(calls) == 1
     assert "could not be made" in (stage / "sites" / "A" / "site_change.html").read_text()

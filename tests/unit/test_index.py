@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from linkeval.report import batch
+from linkeval.report import batch, job
 from linkeval.report.index import (
     JobResult,
     headline_figures,
@@ -217,7 +217,7 @@ def test_sigterm_guard_raises_then_restores_the_previous_handler():
 
 
 def test_failed_page_links_back(cfg, facts):
-    job = batch.Job("site_change", "A", "Change in wellbeing and loneliness")
-    page = batch._failed_page(job, page_context(cfg, facts, job.page, "A"))
+    notebook = job.Job("site_change", "A", "Change in wellbeing and loneliness")
+    page = job.failed_page(notebook, page_context(cfg, facts, notebook.page, "A"))
     assert "could not be made" in page and "href='../../index.html'" in page
     assert 'href="site_descriptive.html"' in page

@@ -9,16 +9,8 @@ import nbformat
 import numpy as np
 import pytest
 
-from linkeval.report.render import (
-    STYLE,
-    PageContext,
-    fmt,
-    fmt_p,
-    html_page,
-    long_date,
-    month_range,
-    render_html,
-)
+from linkeval.report.formats import fmt, fmt_p, long_date, month_range
+from linkeval.report.render import STYLE, PageContext, html_page, render_html
 
 PNG = base64.b64encode(
     bytes.fromhex(
