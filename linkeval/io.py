@@ -946,7 +946,8 @@ class ProcessedTables(Mapping):
 
     A report page asks only for the tables its sections use, so item-level ``responses`` and
     ``scores``, which no page shows, are never read for it; with ``site``, every table is
-    filtered to that site while it is read. The version is fixed when this is made: a clean
+    filtered to that site while it is read; the columns named in ``unused`` are not read at all.
+    The version is fixed when this is made: a clean
     that finishes meanwhile does not mix two versions (a report run holds a shared lock on
     the processed folder, so no clean can replace the version it reads).
 
@@ -967,6 +968,8 @@ class ProcessedTables(Mapping):
         *,
         shown: Path | None = None,
         tables: list[str] | None = None,
+        unused: dict[str, tuple[str, ...]] | None = None,
+        categories: tuple[str, ...] = (),
     ) -> None:
         self.folder = current_version(Path(processed_dir))
         self.shown = Path(shown or processed_dir)
@@ -979,6 +982,8 @@ class ProcessedTables(Mapping):
             )
         if tables is None and (self.folder / LOG_FILE).is_file():
             self.names.append("cleaning_log")
+        self.unused = dict(unused or {})
+        self.categories = categories
         self._read: dict[str, pd.DataFrame] = {}
 
     @property
@@ -993,13 +998,24 @@ class ProcessedTables(Mapping):
             path = self.folder / (LOG_FILE if name == "cleaning_log" else f"{name}.parquet")
             filters = [("site", "==", self.site)] if self.site is not None else None
             try:
-                self._read[name] = read_parquet(path, filters=filters)
+                columns = self._columns(name, path)
+                self._read[name] = read_parquet(
+                    path,
+                    filters=filters,
+                    columns=columns,
+                    read_dictionary=[c for c in self.categories if c in columns] or None,
+                )
             except FileNotFoundError:
                 raise LinkevalError(
                     f"{self.shown}: the processed data was replaced by a new clean while it "
                     "was being read; load it again"
                 ) from None
         return self._read[name]
+
+    def _columns(self, name: str, path: Path) -> list[str]:
+        """The columns to read: all but the ``unused`` ones."""
+        unused = self.unused.get(name, ())
+        return [c for c in pq.read_schema(path).names if c not in unused]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names)

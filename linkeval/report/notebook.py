@@ -41,6 +41,16 @@ from linkeval.report.render import STYLE
 CHECKS_MIME = "application/vnd.linkeval.output-checks+json"
 
 
+# The cross-site page does not read the columns none of its sections uses, and reads
+# person_id (64 characters on each of a million pairs: 0.1 GB) as a dictionary, a pandas
+# categorical of the same strings; it only joins a person's scores with it.
+CROSS_SITE_UNUSED = {
+    "pairs": ("baseline_date", "followup_date", "days_between", "baseline_band", "followup_band"),
+    "referrals": ("person_id",),
+}
+CROSS_SITE_CATEGORIES = ("person_id",)
+
+
 class Report:
     """Everything a report notebook needs: config, processed tables, the disclosure rule."""
 
@@ -51,7 +61,13 @@ class Report:
             self.cfg.site(site)
         self.page = page or ("cross_site" if site is None else f"site {site}")
         # Each table is read (for this site only) when a section first asks for it.
-        self.tables = ProcessedTables(self.cfg.processed_dir, site=site)
+        unused = CROSS_SITE_UNUSED if site is None else None
+        self.tables = ProcessedTables(
+            self.cfg.processed_dir,
+            site=site,
+            unused=unused,
+            categories=CROSS_SITE_CATEGORIES if site is None else (),
+        )
         manifest_path = self.cfg.processed_dir / "manifest.json"
         self.manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
         self.rule = Rule.from_config(self.cfg.disclosure)

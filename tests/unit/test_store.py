@@ -189,3 +189,40 @@ def test_tables_come_from_the_version_current_when_the_page_opened(
         tables["pairs"]
     assert ProcessedTables(cfg.processed_dir, site="A")["pairs"]["site"].eq("A").all()
     shutil.rmtree(cfg.processed_dir.resolve())
+
+
+def _cross_site_page(config, monkeypatch) -> tuple[list[str], ProcessedTables]:
+    """The cross-site notebook's cells run in this process: what they display, and the tables."""
+    from linkeval.report import notebook
+
+    shown: list[str] = []
+    monkeypatch.setattr(notebook, "_display_html", shown.append)
+    monkeypatch.setattr(notebook, "_display_markdown", shown.append)
+    monkeypatch.setattr(notebook, "_display_checks", lambda rows: shown.append(repr(rows)))
+    namespace: dict = {}
+    for i, source in enumerate(_code_cells("cross_site.ipynb")):
+        if i == 0:
+            source = f"config = {str(config.path)!r}"
+        exec(compile(source, "cross_site.ipynb", "exec"), namespace)
+    return shown, namespace["report"].tables
+
+
+def test_the_cross_site_page_reads_less_and_shows_the_same(
+    demo_config, demo_processed, monkeypatch
+):
+    """The cross-site page leaves out the columns none of its sections uses and reads
+    person_id as a categorical: every table, figure, sentence and output check it shows is the
+    same as from the whole tables."""
+    from linkeval.report import notebook
+
+    lean, tables = _cross_site_page(demo_config, monkeypatch)
+    assert "person_id" not in tables["referrals"]
+    assert "baseline_date" not in tables["pairs"]
+    assert isinstance(tables["pairs"]["person_id"].dtype, pd.CategoricalDtype)
+    monkeypatch.setattr(notebook, "CROSS_SITE_UNUSED", {})
+    monkeypatch.setattr(notebook, "CROSS_SITE_CATEGORIES", ())
+    whole, tables = _cross_site_page(demo_config, monkeypatch)
+    assert tables["pairs"]["person_id"].dtype == "str" and "person_id" in tables["referrals"]
+    assert len(lean) == len(whole) > 20
+    for mine, theirs in zip(lean, whole, strict=True):
+        assert mine == theirs
