@@ -946,10 +946,11 @@ class ProcessedTables(Mapping):
 
     A report page asks only for the tables its sections use, so item-level ``responses`` and
     ``scores``, which no page shows, are never read for it; with ``site``, every table is
-    filtered to that site while it is read; the columns named in ``unused`` are not read at all.
-    The version is fixed when this is made: a clean
-    that finishes meanwhile does not mix two versions (a report run holds a shared lock on
-    the processed folder, so no clean can replace the version it reads).
+    filtered to that site while it is read. ``unused`` names columns of a table not to read at
+    all, and ``categories`` columns to read as pandas categoricals (the same strings, kept once
+    each). The version is fixed when this is made: a clean that finishes meanwhile does not
+    mix two versions (a report run holds a shared lock on the processed folder, so no clean
+    can replace the version it reads).
 
     >>> import tempfile
     >>> folder = Path(tempfile.mkdtemp())
@@ -998,13 +999,8 @@ class ProcessedTables(Mapping):
             path = self.folder / (LOG_FILE if name == "cleaning_log" else f"{name}.parquet")
             filters = [("site", "==", self.site)] if self.site is not None else None
             try:
-                columns = self._columns(name, path)
-                self._read[name] = read_parquet(
-                    path,
-                    filters=filters,
-                    columns=columns,
-                    read_dictionary=[c for c in self.categories if c in columns] or None,
-                )
+                options = self._read_options(name, path)
+                self._read[name] = read_parquet(path, filters=filters, **options)
             except FileNotFoundError:
                 raise LinkevalError(
                     f"{self.shown}: the processed data was replaced by a new clean while it "
@@ -1012,10 +1008,14 @@ class ProcessedTables(Mapping):
                 ) from None
         return self._read[name]
 
-    def _columns(self, name: str, path: Path) -> list[str]:
-        """The columns to read: all but the ``unused`` ones."""
+    def _read_options(self, name: str, path: Path) -> dict:
+        """The columns to read (all but the ``unused`` ones) and which are categoricals."""
         unused = self.unused.get(name, ())
-        return [c for c in pq.read_schema(path).names if c not in unused]
+        if not unused and not self.categories:
+            return {}
+        columns = [c for c in pq.read_schema(path).names if c not in unused]
+        dictionary = [c for c in self.categories if c in columns]
+        return {"columns": columns, "read_dictionary": dictionary or None}
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names)

@@ -61,12 +61,12 @@ class Report:
             self.cfg.site(site)
         self.page = page or ("cross_site" if site is None else f"site {site}")
         # Each table is read (for this site only) when a section first asks for it.
-        unused = CROSS_SITE_UNUSED if site is None else None
+        cross_site = site is None
         self.tables = ProcessedTables(
             self.cfg.processed_dir,
             site=site,
-            unused=unused,
-            categories=CROSS_SITE_CATEGORIES if site is None else (),
+            unused=CROSS_SITE_UNUSED if cross_site else None,
+            categories=CROSS_SITE_CATEGORIES if cross_site else (),
         )
         manifest_path = self.cfg.processed_dir / "manifest.json"
         self.manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
