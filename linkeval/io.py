@@ -946,9 +946,9 @@ class ProcessedTables(Mapping):
 
     A report page asks only for the tables its sections use, so item-level ``responses`` and
     ``scores``, which no page shows, are never read for it; with ``site``, every table is
-    filtered to that site while it is read. ``unused`` names columns of a table not to read at
-    all, and ``categories`` columns to read as pandas categoricals (the same strings, kept once
-    each). The version is fixed when this is made: a clean that finishes meanwhile does not
+    filtered to that site while it is read. ``unused`` names a table's columns not to read at
+    all, and ``categories`` its columns to read as pandas categoricals (the same strings, kept
+    once each). The version is fixed when this is made: a clean that finishes meanwhile does not
     mix two versions (a report run holds a shared lock on the processed folder, so no clean
     can replace the version it reads).
 
@@ -970,7 +970,7 @@ class ProcessedTables(Mapping):
         shown: Path | None = None,
         tables: list[str] | None = None,
         unused: dict[str, tuple[str, ...]] | None = None,
-        categories: tuple[str, ...] = (),
+        categories: dict[str, tuple[str, ...]] | None = None,
     ) -> None:
         self.folder = current_version(Path(processed_dir))
         self.shown = Path(shown or processed_dir)
@@ -984,7 +984,7 @@ class ProcessedTables(Mapping):
         if tables is None and (self.folder / LOG_FILE).is_file():
             self.names.append("cleaning_log")
         self.unused = dict(unused or {})
-        self.categories = categories
+        self.categories = dict(categories or {})
         self._read: dict[str, pd.DataFrame] = {}
 
     @property
@@ -1010,11 +1010,12 @@ class ProcessedTables(Mapping):
 
     def _read_options(self, name: str, path: Path) -> dict:
         """The columns to read (all but the ``unused`` ones) and which are categoricals."""
-        unused = self.unused.get(name, ())
-        if not unused and not self.categories:
+        unused, categories = self.unused.get(name, ()), self.categories.get(name, ())
+        if not unused and not categories:
             return {}
-        columns = [c for c in pq.read_schema(path).names if c not in unused]
-        dictionary = [c for c in self.categories if c in columns]
+        with _readable(path):
+            columns = [c for c in pq.read_schema(path).names if c not in unused]
+        dictionary = [c for c in categories if c in columns]
         return {"columns": columns, "read_dictionary": dictionary or None}
 
     def __iter__(self) -> Iterator[str]:
@@ -1044,8 +1045,16 @@ def check_processed(processed_dir: Path) -> None:
 
 def read_parquet(path: Path, **kwargs) -> pd.DataFrame:
     """A processed parquet file; a damaged or unreadable one is one clear error."""
-    try:
+    with _readable(path):
         return pd.read_parquet(path, **kwargs)
+
+
+@contextlib.contextmanager
+def _readable(path: Path) -> Iterator[None]:
+    """Reading ``path``: a damaged or unreadable file is one clear error (a missing one, not:
+    the caller knows what that means)."""
+    try:
+        yield
     except FileNotFoundError:
         raise
     except (pa.ArrowException, OSError, ValueError) as exc:

@@ -229,7 +229,8 @@ class _SigtermGuard:
 
 def _pool(cfg: StudyConfig, jobs: int, scheduler: str | None):
     """Where the notebooks run, and the function each job calls there: local worker processes
-    that never see the key (the default), or a Dask cluster (see :func:`linkeval.report.job.run_job_on_worker`)."""
+    that never see the key (the default), or a Dask cluster (see
+    :func:`linkeval.report.job.run_job_on_worker`)."""
     if scheduler:
         return Cluster(scheduler), partial(run_job_on_worker, cfg.key_env)
     pool = ProcessPoolExecutor(

@@ -41,32 +41,38 @@ from linkeval.report.render import STYLE
 CHECKS_MIME = "application/vnd.linkeval.output-checks+json"
 
 
-# The cross-site page does not read the columns none of its sections uses, and reads
-# person_id (64 characters on each of a million pairs: 0.1 GB) as a dictionary, a pandas
-# categorical of the same strings; it only joins a person's scores with it.
+# The cross-site page does not read the columns none of its sections uses (a programme-theory
+# context may be `baseline_band:<score>`, so that band is read), and reads person_id (64
+# characters on each of a million pairs: 0.1 GB) as a dictionary, a pandas categorical of the
+# same strings; it only joins a person's scores with it.
 CROSS_SITE_UNUSED = {
-    "pairs": ("baseline_date", "followup_date", "days_between", "baseline_band", "followup_band"),
+    "pairs": ("baseline_date", "followup_date", "days_between", "followup_band"),
     "referrals": ("person_id",),
 }
-CROSS_SITE_CATEGORIES = ("person_id",)
+CROSS_SITE_CATEGORIES = {"pairs": ("person_id",)}
 
 
 class Report:
-    """Everything a report notebook needs: config, processed tables, the disclosure rule."""
+    """Everything a report notebook needs: config, processed tables, the disclosure rule.
 
-    def __init__(self, config: str | Path, site: str | None = None, page: str = "") -> None:
+    Each table is read (for ``site`` only) when a section first asks for it. ``lean=True``, as
+    the cross-site notebook asks, reads only what the cross-site sections use
+    (``CROSS_SITE_UNUSED``, ``CROSS_SITE_CATEGORIES``); by default the tables are whole.
+    """
+
+    def __init__(
+        self, config: str | Path, site: str | None = None, page: str = "", lean: bool = False
+    ) -> None:
         self.cfg = load_config(config)
         self.site_code = site
         if site is not None:
             self.cfg.site(site)
         self.page = page or ("cross_site" if site is None else f"site {site}")
-        # Each table is read (for this site only) when a section first asks for it.
-        cross_site = site is None
         self.tables = ProcessedTables(
             self.cfg.processed_dir,
             site=site,
-            unused=CROSS_SITE_UNUSED if cross_site else None,
-            categories=CROSS_SITE_CATEGORIES if cross_site else (),
+            unused=CROSS_SITE_UNUSED if lean else None,
+            categories=CROSS_SITE_CATEGORIES if lean else None,
         )
         manifest_path = self.cfg.processed_dir / "manifest.json"
         self.manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}

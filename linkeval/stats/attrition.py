@@ -169,7 +169,7 @@ def attrition_table(
     if instrument is None:  # one row per person: followed up on any score
         p = (
             p.assign(f=_followed(p, window_only))
-            .groupby(["site", "person_id"], as_index=False)
+            .groupby(["site", "person_id"], as_index=False, observed=True)
             .agg(referral_id=("referral_id", "first"), followed=("f", "max"))
         )
     else:

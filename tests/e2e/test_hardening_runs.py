@@ -33,6 +33,7 @@ from linkeval.io import (
     state_dir,
     write_version,
 )
+from linkeval.parallel import pid_alive
 from linkeval.report import batch, job
 from linkeval.schema import SCHEMAS
 from tests.helpers import REFERRALS_CSV, write_study
@@ -262,8 +263,12 @@ def test_die_with_parent_kills_an_orphan(tmp_path):
         import os, sys, time
         pid = os.fork()
         if pid == 0:
-            from linkeval.io import die_with_parent
-            die_with_parent()
+            try:
+                from linkeval.parallel import die_with_parent
+                die_with_parent()
+            except BaseException as exc:  # say so, or the test waits for ever
+                os.write(1, f"failed: {exc!r}\\n".encode())
+                os._exit(1)
             os.write(1, b"ready\\n")
             time.sleep(30)
             os._exit(0)
@@ -277,12 +282,14 @@ def test_die_with_parent_kills_an_orphan(tmp_path):
         text=True,
         cwd=ROOT,
     )
-    child = int(proc.stdout.readline())
-    assert proc.stdout.readline().strip() == "ready"
-    proc.kill()
-    proc.wait()
+    try:
+        child = int(proc.stdout.readline())
+        assert proc.stdout.readline().strip() == "ready"
+    finally:
+        proc.kill()
+        proc.wait()
     deadline = time.monotonic() + 5
-    while io._pid_alive(child) and time.monotonic() < deadline:
+    while pid_alive(child) and time.monotonic() < deadline:
         with_zombie = Path(f"/proc/{child}/status")
         if with_zombie.exists() and "\nState:\tZ" in with_zombie.read_text():
             break

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from linkeval.cleaning import write_outputs
 from linkeval.errors import LinkevalError
@@ -191,8 +192,9 @@ def test_tables_come_from_the_version_current_when_the_page_opened(
     shutil.rmtree(cfg.processed_dir.resolve())
 
 
-def _cross_site_page(config, monkeypatch) -> tuple[list[str], ProcessedTables]:
-    """The cross-site notebook's cells run in this process: what they display, and the tables."""
+def _cross_site_page(path, monkeypatch, lean: bool = True) -> tuple[list[str], ProcessedTables]:
+    """The cross-site notebook's cells run in this process: what they display, and the tables
+    (``lean=False``: the whole tables)."""
     from linkeval.report import notebook
 
     shown: list[str] = []
@@ -202,7 +204,9 @@ def _cross_site_page(config, monkeypatch) -> tuple[list[str], ProcessedTables]:
     namespace: dict = {}
     for i, source in enumerate(_code_cells("cross_site.ipynb")):
         if i == 0:
-            source = f"config = {str(config.path)!r}"
+            source = f"config = {str(path)!r}"
+        elif not lean:
+            source = source.replace("lean=True", "lean=False")
         exec(compile(source, "cross_site.ipynb", "exec"), namespace)
     return shown, namespace["report"].tables
 
@@ -212,17 +216,38 @@ def test_the_cross_site_page_reads_less_and_shows_the_same(
 ):
     """The cross-site page leaves out the columns none of its sections uses and reads
     person_id as a categorical: every table, figure, sentence and output check it shows is the
-    same as from the whole tables."""
-    from linkeval.report import notebook
+    same as from the whole tables, with every kind of programme-theory context the config
+    allows (a person's baseline band, a referral's column, a site attribute)."""
+    config = yaml.safe_load(demo_config.path.read_text())
+    contexts = [
+        {"variable": "baseline_band:ucla3", "equals": "lonely", "label": "Lonely (UCLA-3)"},
+        {"variable": "ethnicity", "equals": "white", "label": "White"},
+        {"variable": "referral_source", "equals": "gp", "label": "From a GP"},
+        {"variable": "days_to_first_contact", "at_most": 14, "label": "Seen within 2 weeks"},
+    ]
+    for i, context in enumerate(contexts):
+        cmoc = dict(config["programme_theory"][0], id=f"CMO-extra-{i}")
+        config["programme_theory"].append(cmoc | {"test": {**cmoc["test"], "context": context}})
+    path = demo_config.path.with_name("lean_reading.yaml")
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
 
-    lean, tables = _cross_site_page(demo_config, monkeypatch)
+    lean, tables = _cross_site_page(path, monkeypatch)
     assert "person_id" not in tables["referrals"]
     assert "baseline_date" not in tables["pairs"]
     assert isinstance(tables["pairs"]["person_id"].dtype, pd.CategoricalDtype)
-    monkeypatch.setattr(notebook, "CROSS_SITE_UNUSED", {})
-    monkeypatch.setattr(notebook, "CROSS_SITE_CATEGORIES", ())
-    whole, tables = _cross_site_page(demo_config, monkeypatch)
+    whole, tables = _cross_site_page(path, monkeypatch, lean=False)
     assert tables["pairs"]["person_id"].dtype == "str" and "person_id" in tables["referrals"]
     assert len(lean) == len(whole) > 20
+    assert sum("CMO-extra" in text for text in lean) >= 1
     for mine, theirs in zip(lean, whole, strict=True):
         assert mine == theirs
+
+
+def test_a_damaged_file_is_one_clear_error_when_columns_are_chosen(tmp_path):
+    folder = tmp_path / "processed"
+    folder.mkdir()
+    for name in SCHEMAS:
+        (folder / f"{name}.parquet").write_bytes(b"not parquet at all")
+    tables = ProcessedTables(folder, unused={"pairs": ("baseline_date",)})
+    with pytest.raises(LinkevalError, match="cannot read processed data"):
+        tables["pairs"]
