@@ -17,6 +17,8 @@ Statistics only: arrays in, arrays and dicts out, no file I/O.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -70,6 +72,7 @@ def chained_imputations(
     n_imputations: int = 20,
     n_iterations: int = 10,
     seed: int | np.random.SeedSequence = 0,
+    keep: Sequence[str] | None = None,
 ) -> list[pd.DataFrame]:
     """Multiply impute the missing values of continuous columns by chained equations.
 
@@ -88,11 +91,15 @@ def chained_imputations(
     seed : int or SeedSequence, default 0
         Seeds the chains (``SeedSequence(seed).spawn(n_imputations)``); the output is a
         function of the data and the seed only.
+    keep : sequence of str, optional
+        The columns each completed data set keeps (default: all). Every column is still
+        imputed and used; the others are left out of the result to save memory (20 copies of
+        a large frame add up).
 
     Returns
     -------
     list of DataFrame
-        ``n_imputations`` completed copies of ``data``.
+        ``n_imputations`` completed copies of ``data`` (of its ``keep`` columns).
 
     Raises
     ------
@@ -122,6 +129,9 @@ def chained_imputations(
     >>> b = chained_imputations(data, x, n_imputations=3, seed=1)
     >>> len(a), all(u.equals(v) for u, v in zip(a, b)), int(a[0]["y"].isna().sum())
     (3, True, 0)
+    >>> c = chained_imputations(data, x, n_imputations=3, seed=1, keep=["y"])
+    >>> all(u.equals(v) for u, v in zip(a, c))
+    True
     """
     frame = data.astype(float)
     for col in data:
@@ -135,8 +145,8 @@ def chained_imputations(
             bad = predictors.columns[predictors.isna().any()].tolist()
             raise ValueError(f"predictors must be complete; missing values in {bad}")
         extra = predictors.to_numpy(dtype=float)
-        keep = np.ptp(extra, axis=0) > 0 if len(extra) else np.zeros(extra.shape[1], bool)
-        fixed = np.column_stack([fixed, extra[:, keep]])
+        varying = np.ptp(extra, axis=0) > 0 if len(extra) else np.zeros(extra.shape[1], bool)
+        fixed = np.column_stack([fixed, extra[:, varying]])
     values = frame.to_numpy(dtype=float)
     missing = np.isnan(values)
     observed_any = (~missing).sum(axis=0) >= 2
@@ -145,6 +155,11 @@ def chained_imputations(
     )
     active = [j for j in range(values.shape[1]) if missing[:, j].any() and variable[j]]
     usable = [j for j in range(values.shape[1]) if variable[j]]
+    kept = list(frame.columns) if keep is None else list(keep)
+    unknown = [c for c in kept if c not in frame.columns]
+    if unknown:
+        raise ValueError(f"keep names columns not in data: {unknown}")
+    kept_at = [frame.columns.get_loc(c) for c in kept]
     seq = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     # Each imputed column's fixed part, computed once (its observed values never change).
     blocks = {j: _Fixed(fixed, values[~missing[:, j], j], ~missing[:, j]) for j in active}
@@ -160,7 +175,7 @@ def chained_imputations(
                 others = current[:, [i for i in usable if i != j]]
                 obs = ~missing[:, j]
                 current[~obs, j] = _draw_norm(rng, blocks[j], others[obs], others[~obs])
-        out.append(pd.DataFrame(current, index=frame.index, columns=frame.columns))
+        out.append(pd.DataFrame(current[:, kept_at], index=frame.index, columns=kept))
     return out
 
 

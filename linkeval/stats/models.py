@@ -778,7 +778,9 @@ def sensitivity_analyses(
             ],
             axis=1,
         )
-        completed = chained_imputations(incomplete, predictors, n_imputations, n_iterations, seed)
+        completed = chained_imputations(
+            incomplete, predictors, n_imputations, n_iterations, seed, keep=["change"]
+        )
         changes = np.column_stack([c["change"].to_numpy() for c in completed])
         n = len(everyone)
         missing = ~observed_mask
