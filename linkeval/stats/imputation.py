@@ -129,9 +129,11 @@ def chained_imputations(
     >>> b = chained_imputations(data, x, n_imputations=3, seed=1)
     >>> len(a), all(u.equals(v) for u, v in zip(a, b)), int(a[0]["y"].isna().sum())
     (3, True, 0)
-    >>> c = chained_imputations(data, x, n_imputations=3, seed=1, keep=["y"])
-    >>> all(u.equals(v) for u, v in zip(a, c))
-    True
+    >>> two = data.assign(z=[2.0, np.nan, 1.0, 3.0, 2.5, 4.0, np.nan, 5.0])
+    >>> full = chained_imputations(two, x, n_imputations=3, seed=1)
+    >>> only_y = chained_imputations(two, x, n_imputations=3, seed=1, keep=["y"])
+    >>> all(u[["y"]].equals(v) for u, v in zip(full, only_y)), list(only_y[0].columns)
+    (True, ['y'])
     """
     frame = data.astype(float)
     for col in data:
