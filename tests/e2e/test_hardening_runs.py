@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from benchmarks.fault_injection import minimal_notebooks
 from linkeval import io
 from linkeval.cli import main
 from linkeval.config import load_config
@@ -463,23 +464,6 @@ def _kernel_that_fails_to_start(home: Path, failures: int) -> Path:
     return starts
 
 
-def _one_cell_notebook(folder: Path) -> Path:
-    import nbformat
-
-    folder.mkdir()
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    params = nbformat.v4.new_code_cell('config = ""\nsite = ""')
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell("print(site)")]
-    nbformat.write(nb, folder / "site_change.ipynb")
-    return folder
-
-
 @pytest.mark.parametrize("failures, ok", [(1, True), (job.KERNEL_START_ATTEMPTS, False)])
 def test_a_kernel_that_does_not_start_is_started_again(tmp_path, monkeypatch, failures, ok):
     """The CI run of c34d7d3 lost a page to one kernel that died before replying to
@@ -489,7 +473,7 @@ def test_a_kernel_that_does_not_start_is_started_again(tmp_path, monkeypatch, fa
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     monkeypatch.setattr(job, "_quiet", lambda log: None)
     monkeypatch.setattr(job.time, "sleep", lambda seconds: None)
-    source = _one_cell_notebook(tmp_path / "notebooks")
+    source = minimal_notebooks(tmp_path / "notebooks")
     notebook = job.Job("site_change", "A", "Change in wellbeing and loneliness")
     result = job.run_job(source, tmp_path / "stage", notebook, "config.yaml", tmp_path)
     assert result.ok == ok
