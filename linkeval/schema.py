@@ -90,29 +90,38 @@ ONWARD_REFERRALS = pa.DataFrameSchema(
     name="onward_referrals",
 )
 
-_PERSON = {
-    "site": pa.Column(str),
-    "person_id": pa.Column(str, pa.Check.str_length(64, 64)),
-    "referral_id": pa.Column(str, nullable=True),
-}
-# The item-level tables hold tens of millions of rows whose text repeats (a person's
-# pseudonym on every answer): in memory their text columns are pandas categoricals, with the
-# same values as text; in parquet they are text (io.write_parquet).
+# The questionnaire tables (responses, scores, pairs) hold millions of rows whose text
+# repeats (a person's pseudonym on every answer): in memory their text columns are pandas
+# categoricals, with the same values as text; in parquet they are text (io.write_parquet).
 TEXT = pd.CategoricalDtype()
 DICTIONARY = pa_arrow.dictionary(pa_arrow.int32(), pa_arrow.large_string())  # TEXT in Arrow
+_IS_TEXT = pa.Check(
+    lambda s: isinstance(s.dtype, pd.CategoricalDtype),
+    element_wise=False,
+    error="not a categorical (schema.TEXT)",
+)
+
+
+def _text(*checks: pa.Check, nullable: bool = False) -> pa.Column:
+    """A TEXT column. Its type is checked (and coerced, by :func:`validate`) here, not by
+    pandera, which copies every category of a categorical into a tuple to check its type:
+    over a second a table at a million people."""
+    return pa.Column(None, [_IS_TEXT, *checks], nullable=nullable)
+
+
 _COMPLETION = {
-    "site": pa.Column(TEXT),
-    "person_id": pa.Column(TEXT, pa.Check.str_length(64, 64)),
-    "referral_id": pa.Column(TEXT, nullable=True),
-    "timepoint": pa.Column(TEXT, pa.Check.isin(VOCABULARIES["timepoint"])),
+    "site": _text(),
+    "person_id": _text(pa.Check.str_length(64, 64)),
+    "referral_id": _text(nullable=True),
+    "timepoint": _text(pa.Check.isin(VOCABULARIES["timepoint"])),
     "completed_date": pa.Column(DATE),
-    "instrument": pa.Column(TEXT),
+    "instrument": _text(),
 }
 
 RESPONSES = pa.DataFrameSchema(
     {
         **_COMPLETION,
-        "item": pa.Column(TEXT),
+        "item": _text(),
         "value": pa.Column("Float64", nullable=True),
     },
     strict=True,
@@ -125,11 +134,11 @@ SCORES = pa.DataFrameSchema(
     {
         **_COMPLETION,
         "score": pa.Column("Float64", nullable=True),
-        "band": pa.Column(TEXT, nullable=True),
+        "band": _text(nullable=True),
         "n_items": pa.Column("Int64", pa.Check.ge(1)),
         "n_missing": pa.Column("Int64", pa.Check.ge(0)),
         "scored": pa.Column(bool),
-        "not_scored_reason": pa.Column(TEXT, nullable=True),
+        "not_scored_reason": _text(nullable=True),
     },
     checks=pa.Check(
         lambda df: df["scored"] == df["score"].notna(),
@@ -144,8 +153,11 @@ SCORES = pa.DataFrameSchema(
 
 PAIRS = pa.DataFrameSchema(
     {
-        **_PERSON,
-        "instrument": pa.Column(str),
+        # Categoricals in memory, like the questionnaire tables they come from; text in parquet.
+        "site": _text(),
+        "person_id": _text(pa.Check.str_length(64, 64)),
+        "referral_id": _text(nullable=True),
+        "instrument": _text(),
         "baseline": pa.Column("Float64"),
         "followup": pa.Column("Float64", nullable=True),
         "change": pa.Column("Float64", nullable=True),
@@ -156,8 +168,8 @@ PAIRS = pa.DataFrameSchema(
         "improved_reliably": pa.Column("boolean", nullable=True),
         "deteriorated_reliably": pa.Column("boolean", nullable=True),
         "met_mid_improvement": pa.Column("boolean", nullable=True),
-        "baseline_band": pa.Column(str, nullable=True),
-        "followup_band": pa.Column(str, nullable=True),
+        "baseline_band": _text(nullable=True),
+        "followup_band": _text(nullable=True),
     },
     # per_person pairing: one row per (site, person_id, instrument); per_episode: per referral
     unique=["site", "person_id", "referral_id", "instrument"],
@@ -205,7 +217,13 @@ def empty(table: str) -> pd.DataFrame:
 
 
 def _dtype(column: pa.Column) -> str:
+    if _IS_TEXT in column.checks:
+        return "category"
     return str(column.dtype) if column.dtype is not None else "object"
+
+
+def _text_columns(schema: pa.DataFrameSchema) -> list[str]:
+    return [name for name, column in schema.columns.items() if _IS_TEXT in column.checks]
 
 
 def concat(frames: list[pd.DataFrame], table: str) -> pd.DataFrame:
@@ -253,4 +271,11 @@ def plain(frame: pd.DataFrame) -> pd.DataFrame:
 def validate(table: str, frame: pd.DataFrame) -> pd.DataFrame:
     """Coerce and check one canonical table; lists every failure if the cleaner got it wrong."""
     schema = SCHEMAS.get(table, CLEANING_LOG)
+    text = [
+        c
+        for c in _text_columns(schema)
+        if c in frame and not isinstance(frame[c].dtype, pd.CategoricalDtype)
+    ]
+    if text:  # coerced as pandera coerces the other columns
+        frame = frame.astype(dict.fromkeys(text, "category"))
     return schema.validate(frame, lazy=True)

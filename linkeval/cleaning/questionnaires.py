@@ -28,7 +28,7 @@ from linkeval.cleaning.routine import (
 from linkeval.config import IDENTITY_FIELDS, Source
 from linkeval.instruments import INSTRUMENTS, item_values, score_items
 from linkeval.parse import blank
-from linkeval.schema import concat, plain
+from linkeval.schema import concat
 from linkeval.stats.pairing import pair_scores
 from linkeval.vocab import map_labels
 
@@ -269,12 +269,13 @@ def _invalid_answer(
 
 def _pair(ctx: Context, scores: pd.DataFrame) -> pd.DataFrame:
     """Baseline and follow-up pairs; follow-ups that cannot be paired are logged."""
-    scores = plain(scores)  # one site's scores; pairs hold text
     pairs, excluded = pair_scores(scores, ctx.cfg.followup_window_days, ctx.cfg.pairing)
     # One log row per questionnaire row, naming the scores concerned.
-    excluded = excluded.groupby(["reason", FILE, ROW], as_index=False, sort=False)[
-        "instrument"
-    ].agg(", ".join)
+    excluded = (
+        excluded.astype({"instrument": str})
+        .groupby(["reason", FILE, ROW], as_index=False, sort=False)["instrument"]
+        .agg(", ".join)
+    )
     # Rejected from the pairs only: the completion itself stays in responses and scores.
     before = excluded[excluded["reason"] == "followup_before_baseline"]
     ctx.log.record(

@@ -19,6 +19,7 @@ from linkeval.cleaning.log import FILE, ROW, SCRUB, CleaningLog
 from linkeval.cleaning.lookup import known_ids
 from linkeval.cleaning.questionnaires import clean_questionnaires
 from linkeval.config import TABLES, Source, StudyConfig
+from linkeval.io import store_order
 from linkeval.pseudonymise import nhs_number_status, normalise_nhs_number, pseudonymise
 from linkeval.vocab import BLANK_CODE
 
@@ -74,10 +75,12 @@ def clean_site(cfg: StudyConfig, code: str, key: bytes, today: pd.Timestamp) -> 
         "questionnaires": n_completions,
     }
     ids = _identifier_like_ids(ctx, referrals)
+    # The questionnaire tables in the store's row order here, in the site's worker: the
+    # study's writer then has nothing to sort (io.write_parquet).
     tables = {
-        "responses": _select(responses, "responses", code, ids),
-        "scores": _select(scores, "scores", code, ids),
-        "pairs": _select(pairs, "pairs", code, ids),
+        "responses": store_order(_select(responses, "responses", code, ids)),
+        "scores": store_order(_select(scores, "scores", code, ids)),
+        "pairs": store_order(_select(pairs, "pairs", code, ids)),
         "referrals": _select(referrals, "referrals", code, ids),
         "referral_reasons": _select(reasons, "referral_reasons", code, ids),
         "contacts": _select(contacts, "contacts", code, ids),

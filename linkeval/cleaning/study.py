@@ -152,7 +152,10 @@ def clean_study(
         if len(failed) == 1:
             raise LinkevalError(next(iter(failed.values())))
         raise SitesFailed(failed)
-    combined = _combine(results)
+    # In site order: each site's questionnaire tables are in the store's row order already
+    # (site.py), so the study's are too, and writing them sorts nothing.
+    by_site = dict(zip([c for c in codes if c not in failed], results, strict=True))
+    combined = _combine([by_site[code] for code in sorted(by_site)])
     check_accounting(combined.summary)
     combined.tables["pairs"] = _with_change_indicators(cfg, combined.tables)
     combined.failed = failed

@@ -14,7 +14,15 @@ import yaml
 
 from linkeval.cleaning import write_outputs
 from linkeval.errors import LinkevalError
-from linkeval.io import STORE_ORDER, ProcessedTables, current_version, write_parquet
+from linkeval.io import (
+    STORE_ORDER,
+    ProcessedTables,
+    _is_sorted,
+    _store_order,
+    current_version,
+    store_order,
+    write_parquet,
+)
 from linkeval.report.batch import notebooks_dir
 from linkeval.schema import SCHEMAS, plain
 
@@ -76,6 +84,32 @@ def test_each_site_is_its_own_row_groups_so_a_site_filter_skips_the_others(
     # A filtered read decodes the site's groups only (what ProcessedTables does).
     back = pd.read_parquet(tmp_path / "t.parquet", filters=[("site", "==", "B")])
     assert len(back) == counts["B"] and set(back["site"]) == {"B"}
+
+
+def test_rows_the_cleaner_put_in_store_order_are_not_sorted_again(tmp_path):
+    frame = _random_table(5000)
+    ordered = store_order(frame)
+    assert _store_order(frame) is not None
+    assert _store_order(ordered) is None  # write_parquet then writes them as they are
+    write_parquet(frame, tmp_path / "a.parquet")
+    write_parquet(ordered, tmp_path / "b.parquet")
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "a.parquet"), pd.read_parquet(tmp_path / "b.parquet")
+    )
+
+
+@pytest.mark.parametrize(
+    ("keys", "in_order"),
+    [
+        ([[1, 1, 2], [5, 6, 0]], True),  # a later key may fall where an earlier one rises
+        ([[1, 1, 2], [6, 5, 0]], False),  # but not within a tie
+        ([[1, 1, 1], [0, 0, 0], [2, 1, 3]], False),
+        ([[2, 1]], False),
+        ([[]], True),
+    ],
+)
+def test_order_is_checked_key_by_key_within_ties(keys, in_order):
+    assert _is_sorted([np.array(k, dtype=np.int64) for k in keys]) is in_order
 
 
 def test_an_all_missing_key_column_is_written(tmp_path):
@@ -142,9 +176,9 @@ def test_item_responses_take_a_fraction_of_their_unsorted_size(
     demo_clean, demo_processed, tmp_path
 ):
     # The item-level table is most of the store: sorted by person and compressed with zstd
-    # it is a fraction of the same rows in their cleaning order with pandas' default writer
-    # (here 2.4x smaller; 300,000 referrals: 317 MB -> 9 MB, benchmarks/bench_clean.py).
-    responses = demo_clean.tables["responses"]
+    # it is a fraction of the same rows unsorted with pandas' default writer (300,000
+    # referrals: 317 MB -> 9 MB, benchmarks/bench_clean.py).
+    responses = plain(demo_clean.tables["responses"]).sample(frac=1, random_state=1)
     responses.to_parquet(tmp_path / "plain.parquet", index=False)
     lean = (current_version(demo_processed) / "responses.parquet").stat().st_size
     assert lean * 2 < (tmp_path / "plain.parquet").stat().st_size
