@@ -472,13 +472,50 @@ def write_parquet(frame: pd.DataFrame, path: Path) -> None:
     if "site" in frame.columns:
         site = pd.factorize(frame["site"])[0].astype(np.int32)
         site = site if order is None else site[order]
-    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+    # Categorical text is written as parquet dictionary pages straight from its codes (each
+    # row group with the values it uses), not turned into text to be encoded again; the
+    # file's schema is then the pandas one alone, which reads it back as text.
+    coded = pa.schema([_coded_field(field) for field in schema], metadata=schema.metadata)
+    with pq.ParquetWriter(path, coded, compression="zstd", store_schema=False) as writer:
         for start, stop in _row_groups(len(frame), site):
             rows = frame.iloc[start:stop] if order is None else frame.take(order[start:stop])
             table = pa.Table.from_pandas(rows, preserve_index=False)
-            writer.write_table(table.cast(schema), row_group_size=ROW_GROUP)
-            del rows, table
+            columns = [_compact(table[f.name], f.type) for f in coded]
+            writer.write_table(pa.Table.from_arrays(columns, schema=coded), ROW_GROUP)
+            del rows, table, columns
             pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed memory
+        if schema.metadata:
+            writer.add_key_value_metadata(schema.metadata)
+
+
+def _coded_field(field: pa.Field) -> pa.Field:
+    """A text field as Arrow dictionary type (int32 codes), for writing from categoricals;
+    other fields as they are."""
+    if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
+        return field.with_type(pa.dictionary(pa.int32(), field.type))
+    return field
+
+
+def _compact(column: pa.ChunkedArray, target: pa.DataType) -> pa.Array:
+    """A row group's column as ``target``: a categorical's dictionary cut to the values these
+    rows use (a study-wide dictionary of a million pseudonyms would otherwise be written with
+    every row group); text as a dictionary of its values."""
+    column = column.combine_chunks()
+    if not pa.types.is_dictionary(target):
+        return column.cast(target)
+    if not pa.types.is_dictionary(column.type) or not len(column.dictionary):
+        return pc.dictionary_encode(column.cast(target.value_type)).cast(target)
+    codes = pc.fill_null(column.indices, 0).to_numpy(zero_copy_only=False)
+    used = np.zeros(len(column.dictionary), dtype=bool)
+    used[codes] = True
+    missing = None
+    if column.null_count:
+        missing = column.is_null().to_numpy(zero_copy_only=False)
+        used[0] = bool((codes[~missing] == 0).any())  # a missing value's 0 is not a use
+    renumber = (np.cumsum(used, dtype=np.int32) - 1).astype(np.int32)
+    indices = pa.array(renumber[codes], mask=missing)
+    dictionary = column.dictionary.filter(pa.array(used)).cast(target.value_type)
+    return pa.DictionaryArray.from_arrays(indices, dictionary)
 
 
 def _arrow_schema(frame: pd.DataFrame) -> pa.Schema:

@@ -241,8 +241,13 @@ def concat(frames: list[pd.DataFrame], table: str) -> pd.DataFrame:
     if len(frames) < 2:
         return frames[0].reset_index(drop=True) if frames else empty(table)
     columns = frames[0].columns
+    # Categoricals with the same categories in every part (one site's completions, say)
+    # pandas joins as they are; the others' categories are united here.
     categorical = [
-        c for c in columns if all(isinstance(f[c].dtype, pd.CategoricalDtype) for f in frames)
+        c
+        for c in columns
+        if all(isinstance(f[c].dtype, pd.CategoricalDtype) for f in frames)
+        and any(f[c].dtype != frames[0][c].dtype for f in frames[1:])
     ]
     out = pd.concat([f.drop(columns=categorical) for f in frames], ignore_index=True)
     for name in categorical:
@@ -279,3 +284,11 @@ def validate(table: str, frame: pd.DataFrame) -> pd.DataFrame:
     if text:  # coerced as pandera coerces the other columns
         frame = frame.astype(dict.fromkeys(text, "category"))
     return schema.validate(frame, lazy=True)
+
+
+def validate_columns(table: str, frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Coerce and check only ``columns`` of a table whose other columns were validated."""
+    schema = SCHEMAS[table]
+    part = pa.DataFrameSchema({c: schema.columns[c] for c in columns}, coerce=True)
+    checked = part.validate(frame[columns], lazy=True)
+    return frame.assign(**{c: checked[c] for c in columns})

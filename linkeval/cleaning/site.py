@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from linkeval import schema
 from linkeval.cleaning import events, routine
@@ -21,6 +23,7 @@ from linkeval.cleaning.questionnaires import clean_questionnaires
 from linkeval.config import TABLES, Source, StudyConfig
 from linkeval.io import store_order
 from linkeval.pseudonymise import nhs_number_status, normalise_nhs_number, pseudonymise
+from linkeval.stats.pairing import alpha_sums
 from linkeval.vocab import BLANK_CODE
 
 # What makes a local ID identifying: an NHS number, or (in it) a date, a postcode, an e-mail
@@ -29,6 +32,16 @@ IDENTIFIER_LIKE = [
     pattern for pattern, placeholder in SCRUB if placeholder in ("[email]", "[date]", "[postcode]")
 ]
 LONG_NUMBER = r"\d(?:[ \-.]?\d){9,}"
+# What an ID must contain to match any of those (an NHS number and a long number have 10
+# digits; the dates, a digit beside a separator or a month's name; a postcode, a letter and a
+# digit, then a digit and two letters; an e-mail address, an @), in Arrow's regular
+# expressions, which run over a column at once (Python's, one ID at a time, check only the
+# few IDs that match). Digits and letters as Python's \d and (?i)[A-Z] match them: any
+# Unicode digit, and the Latin letters with their case variants (dotted and dotless i too).
+MAYBE_IDENTIFIER = (
+    r"(?s)@|\p{Nd}[/.\-]|(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)"
+    r"|(?i:[a-z\x{130}\x{131}]\p{Nd}.*\p{Nd}[a-z\x{130}\x{131}]{2})"
+)
 
 
 @dataclass
@@ -43,6 +56,9 @@ class CleanResult:
     failed: dict[str, str] = field(default_factory=dict)  # site -> why it was not cleaned
     key_fingerprint: str = ""  # of the key the person_ids were made with (for the manifest)
     kept_previous: list[str] = field(default_factory=list)  # failed sites' old rows kept
+    # The baseline responses' sums for Cronbach's alpha (stats.pairing.alpha_sums), so that
+    # the study's reliabilities are added up from the sites', not recomputed from every row.
+    alpha_sums: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def clean_site(cfg: StudyConfig, code: str, key: bytes, today: pd.Timestamp) -> CleanResult:
@@ -95,6 +111,7 @@ def clean_site(cfg: StudyConfig, code: str, key: bytes, today: pd.Timestamp) -> 
         summary=ctx.log.summary(log, kept),
         unmapped=ctx.log.unmapped_counts(),
         files=ctx.log.files(),
+        alpha_sums=alpha_sums(tables["responses"]),
     )
 
 
@@ -153,10 +170,7 @@ def _identifier_like_ids(ctx: Context, referrals: pd.DataFrame) -> dict[str, str
     if referrals.empty:
         return {}
     ids = referrals["referral_id"].astype(object)
-    like = nhs_number_status(normalise_nhs_number(ids)) == "valid"
-    like |= ids.str.contains(LONG_NUMBER, regex=True).fillna(False).astype(bool)
-    for pattern in IDENTIFIER_LIKE:
-        like |= ids.str.contains(pattern, regex=True).fillna(False).astype(bool)
+    like = _identifier_like(ids)
     if not like.any():
         return {}
     ctx.log.flag(
@@ -170,6 +184,24 @@ def _identifier_like_ids(ctx: Context, referrals: pd.DataFrame) -> dict[str, str
     unique = pd.Series(ids[like].unique(), dtype=object)
     hashed = pseudonymise(ctx.key, "referral_id:" + ctx.site.code + ":" + unique)
     return dict(zip(unique, "id-" + hashed.str.slice(0, 20), strict=True))
+
+
+def _identifier_like(ids: pd.Series) -> pd.Series:
+    """Whether each ID (text) looks like an NHS number, date, postcode, phone number or
+    e-mail address; the patterns run only on IDs with :data:`MAYBE_IDENTIFIER`'s parts."""
+    text = pa.array(ids.to_numpy(dtype=object), type=pa.large_string(), from_pandas=True)
+    maybe = pc.match_substring_regex(text, MAYBE_IDENTIFIER)
+    maybe = pc.or_(maybe, pc.greater_equal(pc.count_substring_regex(text, r"\p{Nd}"), 10))
+    like = pd.Series(False, index=ids.index)
+    rows = np.flatnonzero(pc.fill_null(maybe, False).to_numpy(zero_copy_only=False))
+    if not len(rows):
+        return like
+    some = ids.iloc[rows]
+    found = nhs_number_status(normalise_nhs_number(some)) == "valid"
+    for pattern in [LONG_NUMBER, *IDENTIFIER_LIKE]:
+        found |= some.str.contains(pattern, regex=True).fillna(False).astype(bool)
+    like.iloc[rows] = found.to_numpy()
+    return like
 
 
 def _select(

@@ -42,7 +42,12 @@ from linkeval.io import (
 )
 from linkeval.parallel import Cluster, Hidden, NotShared, check_shared, die_with_parent, finished
 from linkeval.pseudonymise import key_fingerprint
-from linkeval.stats.pairing import add_change_indicators, reliabilities
+from linkeval.stats.pairing import (
+    CHANGE_INDICATORS,
+    add_change_indicators,
+    alpha_from_sums,
+    reliabilities,
+)
 
 PARALLEL_MIN_BYTES = 50_000_000
 
@@ -157,7 +162,9 @@ def clean_study(
     by_site = dict(zip([c for c in codes if c not in failed], results, strict=True))
     combined = _combine([by_site[code] for code in sorted(by_site)])
     check_accounting(combined.summary)
-    combined.tables["pairs"] = _with_change_indicators(cfg, combined.tables)
+    combined.tables["pairs"] = _with_change_indicators(
+        cfg, combined.tables, alpha_from_sums(combined.alpha_sums)
+    )
     combined.failed = failed
     combined.key_fingerprint = key_fingerprint(key)
     return combined
@@ -237,16 +244,25 @@ def _combine(results: list[CleanResult]) -> CleanResult:
         summary=pd.concat([r.summary for r in results], ignore_index=True),
         unmapped=pd.concat([r.unmapped for r in results], ignore_index=True),
         files=pd.concat([r.files for r in results], ignore_index=True),
+        alpha_sums=pd.concat([r.alpha_sums for r in results], ignore_index=True),
     )
 
 
-def _with_change_indicators(cfg: StudyConfig, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Reliable change and MID flags, from the whole study's baseline items and scores."""
+def _with_change_indicators(
+    cfg: StudyConfig, tables: dict[str, pd.DataFrame], alpha: dict[str, float] | None = None
+) -> pd.DataFrame:
+    """Reliable change and MID flags, from the whole study's baseline items and scores.
+
+    ``alpha``: the scores' Cronbach's alpha when known (from the sites' sums), else computed
+    from ``tables["responses"]``. Only the flags are checked again: the other columns were
+    validated site by site.
+    """
     if not len(tables["pairs"]):
         return tables["pairs"]
     settings = {name: cfg.instrument_settings(name) for name in INSTRUMENTS}
-    pairs = add_change_indicators(tables["pairs"], reliabilities(tables["responses"]), settings)
-    return schema.validate("pairs", pairs)
+    alpha = reliabilities(tables["responses"]) if alpha is None else alpha
+    pairs = add_change_indicators(tables["pairs"], alpha, settings)
+    return schema.validate_columns("pairs", pairs, CHANGE_INDICATORS)
 
 
 def _clean_site_to_file(

@@ -18,7 +18,6 @@ import pandas as pd
 from linkeval.instruments import (
     INSTRUMENTS,
     Settings,
-    cronbach_alpha,
     direction,
     score_names,
 )
@@ -47,6 +46,7 @@ PAIR_COLUMNS = [
     "baseline_band",
     "followup_band",
 ]
+CHANGE_INDICATORS = ["improved_reliably", "deteriorated_reliably", "met_mid_improvement"]
 RC_CRITICAL = 1.96  # two-sided 5% (Jacobson & Truax 1991)
 
 
@@ -186,7 +186,7 @@ def pair_scores(
     pairs["change"] = (pairs["followup"] - pairs["baseline"]).round(6)
     pairs["days_between"] = pairs["days_between"].astype("Int64")
     pairs["in_window"] = pairs["in_window"].astype("boolean").fillna(False).astype(bool)
-    for col in ("improved_reliably", "deteriorated_reliably", "met_mid_improvement"):
+    for col in CHANGE_INDICATORS:
         pairs[col] = pd.Series(pd.NA, index=pairs.index, dtype="boolean")
     return pairs[PAIR_COLUMNS].reset_index(drop=True), excluded.drop(columns="__key__")
 
@@ -251,6 +251,23 @@ def reliabilities(responses: pd.DataFrame) -> dict[str, float]:
     >>> round(float(alpha), 4)
     0.7969
     """
+    return alpha_from_sums(alpha_sums(responses))
+
+
+ALPHA_SUMS = ["score", "item", "n", "sum", "sum_sq"]
+TOTAL = ""  # the item name of a score's total in alpha_sums
+
+
+def alpha_sums(responses: pd.DataFrame) -> pd.DataFrame:
+    """What Cronbach's alpha needs of the baseline responses, as sums that add up across
+    sets of responses (the study's sites): :func:`alpha_from_sums` of the sums of every site
+    is :func:`reliabilities` of the whole study.
+
+    One row per multi-item score and item, and one for the score's total (``item`` ""), with
+    ``n`` (completions that answered every item of the score), ``sum`` and ``sum_sq`` (of the
+    item's values, or of the totals, over those completions). A completion never spans two
+    sets: it is one (site, person_id, completed_date, instrument).
+    """
     # The baseline rows' columns only, then integer codes instead of copies of the (large)
     # table: one per completion, and one per item of each instrument (a completion by item
     # array of one instrument's items, not of every item of every instrument).
@@ -259,7 +276,7 @@ def reliabilities(responses: pd.DataFrame) -> dict[str, float]:
     responses = responses[columns].iloc[np.flatnonzero(baseline)]
     completion = _key_codes(responses, ["site", "person_id", "completed_date"])
     values = responses["value"].to_numpy(dtype=float, na_value=np.nan)
-    out: dict[str, float] = {}
+    parts = [pd.DataFrame(columns=ALPHA_SUMS)]
     for name, inst in INSTRUMENTS.items():
         rows = np.flatnonzero(
             (responses["instrument"] == name).to_numpy(dtype=bool, na_value=False)
@@ -270,7 +287,33 @@ def reliabilities(responses: pd.DataFrame) -> dict[str, float]:
         wide = _completions_wide(completion[rows], item, item_names, values[rows])
         for spec in inst.scores:
             if len(spec.items) > 1 and set(spec.items) <= set(wide.columns):
-                out[spec.name] = cronbach_alpha(wide[list(spec.items)])
+                complete = wide[list(spec.items)].dropna().to_numpy()
+                x = np.column_stack([complete, complete.sum(axis=1)])
+                part = {"score": spec.name, "item": [*spec.items, TOTAL], "n": len(x)}
+                parts.append(pd.DataFrame(part | {"sum": x.sum(0), "sum_sq": (x**2).sum(0)}))
+    return pd.concat(parts, ignore_index=True).astype({"n": "int64", "sum": float, "sum_sq": float})
+
+
+def alpha_from_sums(sums: pd.DataFrame) -> dict[str, float]:
+    """Cronbach's alpha of each score in :func:`alpha_sums` (of one set of responses, or of
+    several one below the other): NaN with fewer than two complete completions.
+
+    Each variance is (sum_sq - sum^2 / n) / (n - 1); alpha = k / (k - 1) * (1 - sum of the
+    k item variances / variance of the total), as :func:`linkeval.instruments.cronbach_alpha`.
+    """
+    added = sums.groupby(["score", "item"], sort=False)[["n", "sum", "sum_sq"]].sum()
+    out: dict[str, float] = {}
+    for score, part in added.groupby(level="score", sort=False):
+        n = part["n"].to_numpy(dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            var = (part["sum_sq"].to_numpy() - part["sum"].to_numpy() ** 2 / n) / (n - 1)
+        total = part.index.get_level_values("item") == TOTAL
+        k = int((~total).sum())
+        total_var = float(var[total][0])
+        if n[0] < 2 or not total_var > 0:
+            out[str(score)] = float("nan")
+        else:
+            out[str(score)] = float(k / (k - 1) * (1 - var[~total].sum() / total_var))
     return out
 
 

@@ -146,8 +146,9 @@ def test_reliable_change_uses_the_whole_study_after_cleaning_one_site(tmp_path, 
     assert run(["clean", "--config", study.config_path, "--site", "B"], capsys)[0] == 0
     merged = pd.read_parquet(cfg.processed_dir / "pairs.parquet")
     from linkeval.pseudonymise import DEMO_KEY  # the synthetic config says demo: true
+    from linkeval.schema import plain
 
-    whole = clean_study(cfg, key=DEMO_KEY).tables["pairs"]
+    whole = plain(clean_study(cfg, key=DEMO_KEY).tables["pairs"])  # categoricals in memory
     cols = ["site", "person_id", "instrument", "improved_reliably", "deteriorated_reliably"]
     a = merged[cols].sort_values(cols[:3]).reset_index(drop=True)
     b = whole[cols].sort_values(cols[:3]).reset_index(drop=True)

@@ -6,10 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from linkeval.instruments import Settings
+from linkeval.instruments import INSTRUMENTS, Settings, cronbach_alpha
 from linkeval.stats.attrition import attrition_table, followup_rates
 from linkeval.stats.pairing import (
     add_change_indicators,
+    alpha_from_sums,
+    alpha_sums,
     pair_scores,
     reliabilities,
     reliable_change_index,
@@ -296,3 +298,32 @@ def test_config_pairing_defaults_to_per_person_and_refuses_others(tmp_path):
     )
     with pytest.raises(LinkevalError, match='pairing: .*did you mean "per_episode"'):
         parse_config({**raw, "pairing": "per_epsiode"}, tmp_path / "s.yaml")
+
+
+def test_alpha_added_up_from_the_sites_is_alpha_of_the_whole_study():
+    # Three sites' PHQ-9 baselines, with missing answers (incomplete completions are left
+    # out) and one site too small to have an alpha of its own.
+    rng = np.random.default_rng(5)
+    items = INSTRUMENTS["phq9"].scores[0].items
+    parts, wides = [], []
+    for site, n in (("A", 400), ("B", 250), ("C", 1)):
+        trait = rng.normal(size=(n, 1))
+        values = np.clip(np.round(1.2 + trait + rng.normal(size=(n, len(items)))), 0, 3)
+        values[rng.random(values.shape) < 0.03] = np.nan
+        wide = pd.DataFrame(values, columns=list(items))
+        wides.append(wide)
+        long = wide.rename_axis("person_id").reset_index().melt("person_id", var_name="item")
+        parts.append(
+            long.assign(
+                site=site,
+                completed_date=pd.Timestamp("2024-01-01"),
+                timepoint="baseline",
+                instrument="phq9",
+                value=long["value"].astype("Float64"),
+            )
+        )
+    expected = cronbach_alpha(pd.concat(wides, ignore_index=True))  # pandas variances
+    added = alpha_from_sums(pd.concat([alpha_sums(p) for p in parts], ignore_index=True))
+    assert added["phq9"] == pytest.approx(expected, rel=1e-12)
+    assert reliabilities(pd.concat(parts, ignore_index=True))["phq9"] == pytest.approx(expected)
+    assert np.isnan(alpha_from_sums(alpha_sums(parts[2]))["phq9"])  # one completion: no alpha

@@ -52,3 +52,60 @@ def test_processed_tables_have_only_canonical_columns(demo_processed):
     for name, schema in SCHEMAS.items():
         frame = pd.read_parquet(demo_processed / f"{name}.parquet")
         assert list(frame.columns) == list(schema.columns)
+
+
+IDS = [
+    "R2",
+    "B000123",
+    "A-0001",
+    "REF/77",
+    "ref.12",
+    "9434765919",
+    "943 476 5919",
+    "943-476-5919",
+    "07700900123",
+    "0770 090 0123",
+    "01/02/1950",
+    "1.2.3",
+    "REF-1950-02-01",
+    "12-Jan-1950",
+    "3rd March 1950",
+    "march 3, 1950",
+    "Sept 3 50",
+    "ſep 3 1950",
+    "ZZ99 3AA",
+    "zz993aa",
+    "ıZ99 3ıA",
+    "İA9 9AA",
+    "SW1A 1AA",
+    "EC1A1BB",
+    "jane@example.org",
+    "x@y.z",
+    "A1 1AA",
+    "٩٤٣٤٧٦٥٩١٩",
+    "١/٢/١٩٥٠",
+    "id\nAB1\n2CD",
+    "Z99 3A",
+    "janet",
+    "DECK-1",
+    "123456789",
+    "1234567890",
+    "",
+    "é@x.co",
+    "PX-2024-000001",
+]
+
+
+def test_only_ids_that_may_look_like_identifiers_go_through_the_patterns():
+    # The Arrow prefilter may let through more IDs than match, never fewer: the same IDs are
+    # found as with every pattern run on every ID.
+    from linkeval.cleaning.site import IDENTIFIER_LIKE, LONG_NUMBER, _identifier_like
+    from linkeval.pseudonymise import nhs_number_status, normalise_nhs_number
+
+    ids = pd.Series(IDS + [f"{c}{i:06d}" for c in "ABZ" for i in range(0, 10**6, 9973)])
+    every = nhs_number_status(normalise_nhs_number(ids)) == "valid"
+    for pattern in [LONG_NUMBER, *IDENTIFIER_LIKE]:
+        every |= ids.str.contains(pattern, regex=True).astype(bool)
+    assert _identifier_like(ids).tolist() == every.tolist()
+    assert every.sum() >= 20  # the list has many of each kind
+    assert not _identifier_like(pd.Series(["B000123", "R2"])).any()

@@ -112,6 +112,32 @@ def test_order_is_checked_key_by_key_within_ties(keys, in_order):
     assert _is_sorted([np.array(k, dtype=np.int64) for k in keys]) is in_order
 
 
+def test_a_row_group_stores_only_the_categories_its_rows_use(tmp_path):
+    # Combining the sites unites their categories: a million pseudonyms in every site's
+    # categorical. Each row group (a site) writes only its own in its dictionary page.
+    many = pd.Index([f"{i:064x}" for i in range(100_000)], dtype="str")
+    codes = np.repeat(np.arange(0, 100_000, 10_000), 3)  # ten people, three rows each
+    frame = pd.DataFrame(
+        {
+            "site": pd.Categorical(["A"] * 15 + ["B"] * 15),
+            "person_id": pd.Categorical.from_codes(codes, categories=many),
+            "referral_id": pd.Categorical.from_codes(np.r_[codes[:-1], -1], categories=many),
+            "instrument": "ons4",
+            "score": pd.array(range(30), dtype="Int64"),
+        }
+    )
+    write_parquet(frame, tmp_path / "t.parquet")
+    assert (tmp_path / "t.parquet").stat().st_size < 20_000  # not 100,000 pseudonyms
+    back = pd.read_parquet(tmp_path / "t.parquet")
+    expected = frame.astype(
+        dict.fromkeys(["site", "person_id", "referral_id", "instrument"], "str")
+    )
+    keys = ["site", "person_id", "referral_id"]  # the store's order, missing first
+    expected = expected.sort_values(keys, kind="stable", na_position="first")
+    pd.testing.assert_frame_equal(back, expected.reset_index(drop=True))
+    assert pq.ParquetFile(tmp_path / "t.parquet").metadata.num_row_groups == 2
+
+
 def test_an_all_missing_key_column_is_written(tmp_path):
     frame = pd.DataFrame(
         {"site": ["B", "A"], "referral_id": [None, None], "instrument": "ons4", "n": [1, 2]}
