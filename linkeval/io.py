@@ -463,7 +463,8 @@ def write_parquet(frame: pd.DataFrame, path: Path) -> None:
     """
     # The whole table is never held as Arrow: only its sort keys, and one row group at a time
     # (a site, or a million rows). At a million referrals that is 1 GB less at the peak.
-    schema = _plain_text(_arrow_schema(frame))
+    given = _arrow_schema(frame)
+    schema = _plain_text(given)
     # One table at a time (the writer threads of _write_all): a sort holds several arrays of
     # the table's length, and two at once made the peak of a clean.
     with _ONE_SORT_AT_A_TIME:
@@ -475,7 +476,10 @@ def write_parquet(frame: pd.DataFrame, path: Path) -> None:
     # Categorical text is written as parquet dictionary pages straight from its codes (each
     # row group with the values it uses), not turned into text to be encoded again; the
     # file's schema is then the pandas one alone, which reads it back as text.
-    coded = pa.schema([_coded_field(field) for field in schema], metadata=schema.metadata)
+    coded = pa.schema(
+        [_coded(f, pa.types.is_dictionary(g.type)) for f, g in zip(schema, given, strict=True)],
+        metadata=schema.metadata,
+    )
     with pq.ParquetWriter(path, coded, compression="zstd", store_schema=False) as writer:
         for start, stop in _row_groups(len(frame), site):
             rows = frame.iloc[start:stop] if order is None else frame.take(order[start:stop])
@@ -488,12 +492,11 @@ def write_parquet(frame: pd.DataFrame, path: Path) -> None:
             writer.add_key_value_metadata(schema.metadata)
 
 
-def _coded_field(field: pa.Field) -> pa.Field:
-    """A text field as Arrow dictionary type (int32 codes), for writing from categoricals;
-    other fields as they are."""
-    if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
-        return field.with_type(pa.dictionary(pa.int32(), field.type))
-    return field
+def _coded(field: pa.Field, categorical: bool) -> pa.Field:
+    """A categorical's text field as Arrow dictionary type (int32 codes); others as they
+    are (parquet dictionary-encodes text itself)."""
+    text = pa.types.is_string(field.type) or pa.types.is_large_string(field.type)
+    return field.with_type(pa.dictionary(pa.int32(), field.type)) if text and categorical else field
 
 
 def _compact(column: pa.ChunkedArray, target: pa.DataType) -> pa.Array:
