@@ -480,7 +480,12 @@ def write_parquet(frame: pd.DataFrame, path: Path) -> None:
         [_coded(f, pa.types.is_dictionary(g.type)) for f, g in zip(schema, given, strict=True)],
         metadata=schema.metadata,
     )
-    with pq.ParquetWriter(path, coded, compression="zstd", store_schema=False) as writer:
+    # Durations and time zones only an Arrow schema gives back: such a table is written with
+    # one, its categoricals as text (no canonical or QA table has either).
+    arrow_only = [f for f in schema if pa.types.is_duration(f.type) or _zoned(f.type)]
+    if arrow_only:
+        coded = schema
+    with pq.ParquetWriter(path, coded, compression="zstd", store_schema=bool(arrow_only)) as writer:
         for start, stop in _row_groups(len(frame), site):
             rows = frame.iloc[start:stop] if order is None else frame.take(order[start:stop])
             table = pa.Table.from_pandas(rows, preserve_index=False)
@@ -488,8 +493,12 @@ def write_parquet(frame: pd.DataFrame, path: Path) -> None:
             writer.write_table(pa.Table.from_arrays(columns, schema=coded), ROW_GROUP)
             del rows, table, columns
             pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed memory
-        if schema.metadata:
+        if schema.metadata and not arrow_only:
             writer.add_key_value_metadata(schema.metadata)
+
+
+def _zoned(kind: pa.DataType) -> bool:
+    return pa.types.is_timestamp(kind) and kind.tz is not None
 
 
 def _coded(field: pa.Field, categorical: bool) -> pa.Field:

@@ -1,8 +1,9 @@
 """Canonical tables (docs/design.md, 'Canonical tables') as pandera schemas.
 
 The cleaner validates every table against these before anything is written, so a processed file
-always has exactly these columns, types and codes. Strings are pandas ``str``, counts nullable
-``Int64``, dates ``datetime64[ns]`` (day precision), booleans nullable ``boolean``.
+always has exactly these columns, types and codes. Strings are pandas ``str`` (the questionnaire
+tables' are categoricals in memory: ``TEXT``), counts nullable ``Int64``, dates
+``datetime64[ns]`` (day precision), booleans nullable ``boolean``.
 """
 
 from __future__ import annotations
@@ -96,9 +97,12 @@ ONWARD_REFERRALS = pa.DataFrameSchema(
 TEXT = pd.CategoricalDtype()
 DICTIONARY = pa_arrow.dictionary(pa_arrow.int32(), pa_arrow.large_string())  # TEXT in Arrow
 _IS_TEXT = pa.Check(
-    lambda s: isinstance(s.dtype, pd.CategoricalDtype),
+    lambda s: (
+        isinstance(s.dtype, pd.CategoricalDtype)
+        and (s.dtype.categories.empty or pd.api.types.is_string_dtype(s.dtype.categories))
+    ),
     element_wise=False,
-    error="not a categorical (schema.TEXT)",
+    error="not a categorical of text (schema.TEXT)",
 )
 
 

@@ -91,10 +91,14 @@ def clean_site(cfg: StudyConfig, code: str, key: bytes, today: pd.Timestamp) -> 
         "questionnaires": n_completions,
     }
     ids = _identifier_like_ids(ctx, referrals)
+    responses = _select(responses, "responses", code, ids)
+    # Before the rows move: where a completion answers an item twice, the first answer in
+    # the cleaner's order counts.
+    sums = alpha_sums(responses)
     # The questionnaire tables in the store's row order here, in the site's worker: the
     # study's writer then has nothing to sort (io.write_parquet).
     tables = {
-        "responses": store_order(_select(responses, "responses", code, ids)),
+        "responses": store_order(responses),
         "scores": store_order(_select(scores, "scores", code, ids)),
         "pairs": store_order(_select(pairs, "pairs", code, ids)),
         "referrals": _select(referrals, "referrals", code, ids),
@@ -111,7 +115,7 @@ def clean_site(cfg: StudyConfig, code: str, key: bytes, today: pd.Timestamp) -> 
         summary=ctx.log.summary(log, kept),
         unmapped=ctx.log.unmapped_counts(),
         files=ctx.log.files(),
-        alpha_sums=alpha_sums(tables["responses"]),
+        alpha_sums=sums,
     )
 
 

@@ -33,6 +33,7 @@ from linkeval.config import StudyConfig
 from linkeval.errors import LinkevalError, SitesFailed
 from linkeval.instruments import INSTRUMENTS
 from linkeval.io import (
+    SORTED_IF,
     current_version,
     fault_point,
     folder_lock,
@@ -46,7 +47,7 @@ from linkeval.stats.pairing import (
     CHANGE_INDICATORS,
     add_change_indicators,
     alpha_from_sums,
-    reliabilities,
+    alpha_sums,
 )
 
 PARALLEL_MIN_BYTES = 50_000_000
@@ -157,10 +158,7 @@ def clean_study(
         if len(failed) == 1:
             raise LinkevalError(next(iter(failed.values())))
         raise SitesFailed(failed)
-    # In site order: each site's questionnaire tables are in the store's row order already
-    # (site.py), so the study's are too, and writing them sorts nothing.
-    by_site = dict(zip([c for c in codes if c not in failed], results, strict=True))
-    combined = _combine([by_site[code] for code in sorted(by_site)])
+    combined = _combine(results, [c for c in codes if c not in failed])
     check_accounting(combined.summary)
     combined.tables["pairs"] = _with_change_indicators(
         cfg, combined.tables, alpha_from_sums(combined.alpha_sums)
@@ -233,11 +231,17 @@ def _pool(jobs: int, context, scheduler: str | None) -> ProcessPoolExecutor | Cl
     )
 
 
-def _combine(results: list[CleanResult]) -> CleanResult:
+def _combine(results: list[CleanResult], codes: list[str]) -> CleanResult:
+    """The sites' results (of the sites ``codes``, in that order) as one."""
     # Table by table, letting go of each site's part once it is combined: the peak holds one
-    # table twice, not the whole study.
-    # Each part was validated by site._select.
-    tables = {t: schema.concat([r.tables.pop(t) for r in results], t) for t in schema.SCHEMAS}
+    # table twice, not the whole study. Each part was validated by site._select.
+    # The questionnaire tables go in site order: each site's are in the store's row order
+    # already (site.py), so the study's are too, and writing them sorts nothing.
+    by_site = sorted(range(len(codes)), key=codes.__getitem__)
+    tables = {}
+    for t, table_schema in schema.SCHEMAS.items():
+        order = by_site if SORTED_IF in table_schema.columns else range(len(results))
+        tables[t] = schema.concat([results[i].tables.pop(t) for i in order], t)
     return CleanResult(
         tables=tables,
         log=schema.concat([r.log for r in results], "cleaning_log"),
@@ -249,18 +253,15 @@ def _combine(results: list[CleanResult]) -> CleanResult:
 
 
 def _with_change_indicators(
-    cfg: StudyConfig, tables: dict[str, pd.DataFrame], alpha: dict[str, float] | None = None
+    cfg: StudyConfig, tables: dict[str, pd.DataFrame], alpha: dict[str, float]
 ) -> pd.DataFrame:
-    """Reliable change and MID flags, from the whole study's baseline items and scores.
-
-    ``alpha``: the scores' Cronbach's alpha when known (from the sites' sums), else computed
-    from ``tables["responses"]``. Only the flags are checked again: the other columns were
-    validated site by site.
+    """Reliable change and MID flags, from the whole study's baseline scores and ``alpha``
+    (each score's Cronbach's alpha, added up from the sites' sums). Only the flags are
+    checked again: the other columns were validated site by site.
     """
     if not len(tables["pairs"]):
         return tables["pairs"]
     settings = {name: cfg.instrument_settings(name) for name in INSTRUMENTS}
-    alpha = reliabilities(tables["responses"]) if alpha is None else alpha
     pairs = add_change_indicators(tables["pairs"], alpha, settings)
     return schema.validate_columns("pairs", pairs, CHANGE_INDICATORS)
 
@@ -407,8 +408,12 @@ def _output_files(
     }
     if keep:
         tables = {t: _merge_existing(previous / f"{t}.parquet", f, keep) for t, f in tables.items()}
-        # Reliability and baseline SD are study-wide: recompute them on the merged study.
-        tables["pairs"] = _with_change_indicators(cfg, tables)
+        # Reliability and baseline SD are study-wide: recompute them on the merged study
+        # (alpha from the kept sites' stored responses and the cleaned sites' own sums).
+        responses = tables["responses"]
+        kept = responses[responses["site"].isin(keep).to_numpy()]
+        sums = pd.concat([alpha_sums(kept), result.alpha_sums], ignore_index=True)
+        tables["pairs"] = _with_change_indicators(cfg, tables, alpha_from_sums(sums))
         qa = {t: _merge_existing(previous / "qa" / f"{t}.parquet", f, keep) for t, f in qa.items()}
     # Tables straight from clean_study were validated site by site; merged ones are re-checked.
     validated = {t: schema.validate(t, f) for t, f in tables.items()} if keep else tables

@@ -196,7 +196,11 @@ def _key_codes(frame: pd.DataFrame, columns: list[str], sort: bool = False) -> n
     combinations): grouping by integers is fast where grouping by long text is not."""
     key = np.zeros(len(frame), dtype=np.int64)
     for col in columns:
-        codes, uniques = pd.factorize(frame[col], sort=sort)  # missing: -1, kept apart by + 1
+        values = frame[col]
+        if sort and isinstance(values.dtype, pd.CategoricalDtype):
+            # factorize sorts a categorical by its categories' order: sort those by value.
+            values = values.cat.reorder_categories(values.cat.categories.sort_values())
+        codes, uniques = pd.factorize(values, sort=sort)  # missing: -1, kept apart by + 1
         key = key * (len(uniques) + 1) + codes + 1
     return key
 
@@ -310,7 +314,10 @@ def alpha_from_sums(sums: pd.DataFrame) -> dict[str, float]:
         total = part.index.get_level_values("item") == TOTAL
         k = int((~total).sum())
         total_var = float(var[total][0])
-        if n[0] < 2 or not total_var > 0:
+        # No spread in the totals: exactly 0 with whole-number answers; rounding may leave a
+        # trace of the mean square with fractional ones.
+        flat = 1e-12 * float(part["sum_sq"].to_numpy()[total][0]) / max(n[0], 1)
+        if n[0] < 2 or not total_var > flat:
             out[str(score)] = float("nan")
         else:
             out[str(score)] = float(k / (k - 1) * (1 - var[~total].sum() / total_var))

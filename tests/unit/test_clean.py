@@ -230,3 +230,46 @@ def test_an_onward_referral_with_a_blank_asset_type_is_kept_as_other_and_flagged
     assert sorted(onward["asset_type"]) == ["other", "physical_activity"]
     flagged = result.log[result.log["rule"] == "missing_asset_type"]
     assert flagged["source_row"].tolist() == [2] and (flagged["action"] == "flagged").all()
+
+
+def test_sites_keep_the_configs_order_and_questionnaire_tables_go_in_site_order(tmp_path):
+    # The routine tables, log and summary list the sites as the config does; the
+    # questionnaire tables are in the store's order (site first), so the writer sorts nothing.
+    from linkeval.io import _store_order
+    from linkeval.synthetic import generate_study
+
+    study = generate_study(tmp_path / "s", n_referrals=300, n_sites=3, seed=4)
+    text = yaml.safe_load(study.config_path.read_text(encoding="utf-8"))
+    text["sites"] = dict(reversed(list(text["sites"].items())))  # C, B, A
+    study.config_path.write_text(yaml.safe_dump(text, sort_keys=False), encoding="utf-8")
+    result = clean_study(load_config(study.config_path), key=KEY, today=TODAY)
+
+    def order(frame):
+        return list(dict.fromkeys(frame["site"].astype(str)))
+
+    for table in ("referrals", "contacts", "referral_reasons"):
+        assert order(result.tables[table]) == ["C", "B", "A"]
+    assert order(result.log) == order(result.summary) == ["C", "B", "A"]
+    for table in ("responses", "scores", "pairs"):
+        assert order(result.tables[table]) == ["A", "B", "C"]
+        assert _store_order(result.tables[table]) is None
+
+
+def test_alpha_is_summed_from_responses_in_the_cleaners_order(tmp_path, monkeypatch):
+    # Where a completion answers an item twice the first answer counts: first in the order
+    # the cleaner made the rows, not in the store's order (which sorts by referral).
+    import linkeval.cleaning.site as site
+    from linkeval.io import _store_order
+    from linkeval.synthetic import generate_study
+
+    seen, real = [], site.alpha_sums
+
+    def spy(responses):
+        seen.append(responses)
+        return real(responses)
+
+    monkeypatch.setattr(site, "alpha_sums", spy)
+    study = generate_study(tmp_path / "s", n_referrals=200, n_sites=1, seed=4)
+    clean_study(load_config(study.config_path), key=KEY, today=TODAY)
+    assert len(seen) == 1 and len(seen[0]) > 100
+    assert _store_order(seen[0]) is not None  # not yet sorted

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from linkeval.instruments import INSTRUMENTS, Settings, cronbach_alpha
+from linkeval.schema import plain
 from linkeval.stats.attrition import attrition_table, followup_rates
 from linkeval.stats.pairing import (
     add_change_indicators,
@@ -327,3 +328,45 @@ def test_alpha_added_up_from_the_sites_is_alpha_of_the_whole_study():
     assert added["phq9"] == pytest.approx(expected, rel=1e-12)
     assert reliabilities(pd.concat(parts, ignore_index=True))["phq9"] == pytest.approx(expected)
     assert np.isnan(alpha_from_sums(alpha_sums(parts[2]))["phq9"])  # one completion: no alpha
+
+
+def test_categorical_scores_pair_and_log_as_text_does():
+    # The cleaner pairs categoricals, whose categories come in first-seen order: pairs and
+    # exclusions follow the values' order, as with text.
+    rng = np.random.default_rng(2)
+    n = 400
+    text = pd.DataFrame(
+        {
+            "site": "S",
+            "person_id": rng.choice(["p9", "p1", "p5", "p3", "p7"], n),
+            "referral_id": rng.choice(["r2", "r1", None], n),
+            "timepoint": rng.choice(["followup", "baseline"], n),
+            "completed_date": pd.Timestamp("2024-01-01")
+            + pd.to_timedelta(rng.integers(0, 700, n), "D"),
+            "instrument": rng.choice(["ucla3", "swemwbs", "gad7"], n),
+            "score": rng.integers(3, 20, n).astype(float),
+            "band": None,
+            "scored": True,
+        }
+    )
+    coded = text.astype({c: "category" for c in ("person_id", "referral_id", "instrument")})
+    for c in ("person_id", "instrument"):  # first-seen order, not sorted
+        coded[c] = coded[c].cat.reorder_categories(list(dict.fromkeys(text[c])))
+    for pairing in ("per_person", "per_episode"):
+        pairs, excluded = pair_scores(text, pairing=pairing)
+        coded_pairs, coded_excluded = pair_scores(coded, pairing=pairing)
+        pd.testing.assert_frame_equal(plain(coded_pairs), pairs, check_dtype=False)
+        pd.testing.assert_frame_equal(plain(coded_excluded), excluded, check_dtype=False)
+
+
+def test_alpha_from_sums_is_missing_when_the_totals_do_not_vary():
+    # Fractional answers whose totals are all equal: rounding leaves a variance of 2e-16
+    # (not 0) in the sums' formula, which must not become an alpha.
+    x = np.column_stack([np.full(5, 0.5), np.full(5, 0.6)])
+    x = np.column_stack([x, x.sum(axis=1)])
+    sums = pd.DataFrame(
+        {"score": "s", "item": ["a", "b", ""], "n": 5, "sum": x.sum(0), "sum_sq": (x**2).sum(0)}
+    )
+    total = sums.iloc[2]
+    assert (total["sum_sq"] - total["sum"] ** 2 / 5) / 4 > 0  # the trace of rounding
+    assert np.isnan(alpha_from_sums(sums)["s"])

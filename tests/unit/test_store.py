@@ -311,3 +311,17 @@ def test_a_damaged_file_is_one_clear_error_when_columns_are_chosen(tmp_path):
     tables = ProcessedTables(folder, unused={"pairs": ("baseline_date",)})
     with pytest.raises(LinkevalError, match="cannot read processed data"):
         tables["pairs"]
+
+
+def test_durations_and_time_zones_keep_their_types(tmp_path):
+    # The pandas metadata alone cannot give these back: such a table keeps an Arrow schema.
+    frame = pd.DataFrame(
+        {
+            "site": pd.Categorical(["B", "A"]),
+            "wait": pd.to_timedelta([3, 5], "D"),
+            "at": pd.to_datetime(["2024-01-01", "2024-02-01"]).tz_localize("Europe/London"),
+        }
+    )
+    write_parquet(frame, tmp_path / "t.parquet")
+    back = pd.read_parquet(tmp_path / "t.parquet")
+    pd.testing.assert_frame_equal(back, frame.astype({"site": "str"}))
