@@ -511,7 +511,7 @@ def _coded(field: pa.Field, categorical: bool) -> pa.Field:
 def _compact(column: pa.ChunkedArray, target: pa.DataType) -> pa.Array:
     """A row group's column as ``target``: a categorical's dictionary cut to the values these
     rows use (a study-wide dictionary of a million pseudonyms would otherwise be written with
-    every row group); text as a dictionary of its values."""
+    every row group); one without categories as missing values; other columns cast."""
     column = column.combine_chunks()
     if not pa.types.is_dictionary(target):
         return column.cast(target)
