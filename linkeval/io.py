@@ -475,17 +475,19 @@ def write_parquet(frame: pd.DataFrame, path: Path) -> None:
         site = site if order is None else site[order]
     # Categorical text is written as parquet dictionary pages straight from its codes (each
     # row group with the values it uses), not turned into text to be encoded again; the
-    # file's schema is then the pandas one alone, which reads it back as text.
-    coded = pa.schema(
-        [_coded(f, pa.types.is_dictionary(g.type)) for f, g in zip(schema, given, strict=True)],
-        metadata=schema.metadata,
+    # file's schema is then the pandas one alone, which reads it back as text. Durations and
+    # time zones only an Arrow schema gives back: such a table is written with one, its
+    # categoricals as text (no canonical or QA table has either).
+    arrow_only = any(pa.types.is_duration(f.type) or _zoned(f.type) for f in schema)
+    coded = (
+        schema
+        if arrow_only
+        else pa.schema(
+            [_coded(f, pa.types.is_dictionary(g.type)) for f, g in zip(schema, given, strict=True)],
+            metadata=schema.metadata,
+        )
     )
-    # Durations and time zones only an Arrow schema gives back: such a table is written with
-    # one, its categoricals as text (no canonical or QA table has either).
-    arrow_only = [f for f in schema if pa.types.is_duration(f.type) or _zoned(f.type)]
-    if arrow_only:
-        coded = schema
-    with pq.ParquetWriter(path, coded, compression="zstd", store_schema=bool(arrow_only)) as writer:
+    with pq.ParquetWriter(path, coded, compression="zstd", store_schema=arrow_only) as writer:
         for start, stop in _row_groups(len(frame), site):
             rows = frame.iloc[start:stop] if order is None else frame.take(order[start:stop])
             table = pa.Table.from_pandas(rows, preserve_index=False)
