@@ -43,7 +43,7 @@ import pyarrow.parquet as pq
 from linkeval.config import Source
 from linkeval.errors import LinkevalError, did_you_mean
 from linkeval.parallel import pid_alive
-from linkeval.schema import SCHEMAS
+from linkeval.schema import SCHEMAS, concat
 
 ZIP_MAGIC = b"PK\x03\x04"
 # Spreadsheets read with calamine, and how each file starts (.xls: an OLE2 compound file).
@@ -305,13 +305,16 @@ def write_files_atomic(files: dict[Path, pd.DataFrame | str]) -> None:
 
 
 def _write_all(
-    files: dict[Path, pd.DataFrame | str], suffixes: dict[Path, str] | None = None, label: str = ""
+    files: dict[Path, pd.DataFrame | list[pd.DataFrame] | str],
+    suffixes: dict[Path, str] | None = None,
+    label: str = "",
 ) -> None:
-    """Write every file (in parallel threads), each readable by its owner only."""
+    """Write every file (in parallel threads), each readable by its owner only; the largest
+    first, so that the threads finish together."""
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         written = [
             pool.submit(_write_one, path, (suffixes or {}).get(path, path.suffix), content)
-            for path, content in files.items()
+            for path, content in sorted(files.items(), key=lambda f: -_cells(f[1]))
         ]
         for i, future in enumerate(written):
             future.result()
@@ -320,12 +323,21 @@ def _write_all(
     pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed memory otherwise
 
 
-def _write_one(path: Path, suffix: str, content: pd.DataFrame | str) -> None:
+def _cells(content: pd.DataFrame | list[pd.DataFrame] | str) -> int:
+    """How much there is to write: a table's cells (a text's characters)."""
+    if isinstance(content, str):
+        return len(content)
+    parts = content if isinstance(content, list) else [content]
+    return sum(p.size for p in parts)
+
+
+def _write_one(path: Path, suffix: str, content: pd.DataFrame | list[pd.DataFrame] | str) -> None:
     # Created owner-only before anything is written into it: the tables are row-level data.
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
     if isinstance(content, str):
         path.write_text(content, encoding="utf-8")
     elif suffix == ".csv":
+        content = concat(content) if isinstance(content, list) else content
         # UTF-8 with a byte-order mark, so that Excel shows accented labels correctly.
         table = pa.Table.from_pandas(neutralise_formulas(content), preserve_index=False)
         with path.open("wb") as fh:
@@ -444,7 +456,7 @@ def _store_order(frame: pd.DataFrame) -> np.ndarray | None:
     return _stable_order([_dictionary(coded[k]) for k in keys])
 
 
-def write_parquet(frame: pd.DataFrame, path: Path) -> None:
+def write_parquet(frame: pd.DataFrame | list[pd.DataFrame], path: Path) -> None:
     """A table as a lean parquet file, zstd compressed; a questionnaire table (one with an
     ``instrument`` column) with its rows sorted by :data:`STORE_ORDER`.
 
@@ -452,6 +464,11 @@ def write_parquet(frame: pd.DataFrame, path: Path) -> None:
     stored in parquet dictionary pages and, with a person's rows together, compresses to
     almost nothing; pandas categorical columns are written as their values. Every column
     reads back with its type, text as text with the same values.
+
+    ``frame`` may also be a list of a table's parts (a site each, as the cleaner hands them
+    over): they are written one after another, without being joined first, when that is
+    the store's order; else they are joined and sorted. Either way the file reads back as
+    the joined table would.
 
     >>> import tempfile
     >>> path = Path(tempfile.mkdtemp()) / "t.parquet"
@@ -463,16 +480,9 @@ def write_parquet(frame: pd.DataFrame, path: Path) -> None:
     """
     # The whole table is never held as Arrow: only its sort keys, and one row group at a time
     # (a site, or a million rows). At a million referrals that is 1 GB less at the peak.
-    given = _arrow_schema(frame)
+    parts, orders = _parts_to_write(frame if isinstance(frame, list) else [frame])
+    given = _arrow_schema(parts[0])
     schema = _plain_text(given)
-    # One table at a time (the writer threads of _write_all): a sort holds several arrays of
-    # the table's length, and two at once made the peak of a clean.
-    with _ONE_SORT_AT_A_TIME:
-        order = _store_order(frame)
-    site = None  # a code per site (only where it changes matters), in written order
-    if "site" in frame.columns:
-        site = pd.factorize(frame["site"])[0].astype(np.int32)
-        site = site if order is None else site[order]
     # Categorical text is written as parquet dictionary pages straight from its codes (each
     # row group with the values it uses), not turned into text to be encoded again; the
     # file's schema is then the pandas one alone, which reads it back as text. Durations and
@@ -488,15 +498,60 @@ def write_parquet(frame: pd.DataFrame, path: Path) -> None:
         )
     )
     with pq.ParquetWriter(path, coded, compression="zstd", store_schema=arrow_only) as writer:
-        for start, stop in _row_groups(len(frame), site):
-            rows = frame.iloc[start:stop] if order is None else frame.take(order[start:stop])
-            table = pa.Table.from_pandas(rows, preserve_index=False)
-            columns = [_compact(table[f.name], f.type) for f in coded]
-            writer.write_table(pa.Table.from_arrays(columns, schema=coded), ROW_GROUP)
-            del rows, table, columns
-            pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed memory
+        for part, order in zip(parts, orders, strict=True):
+            _write_row_groups(writer, part, order, coded)
         if schema.metadata and not arrow_only:
             writer.add_key_value_metadata(schema.metadata)
+
+
+def _parts_to_write(
+    parts: list[pd.DataFrame],
+) -> tuple[list[pd.DataFrame], list[np.ndarray | None]]:
+    """The frames to write one after another, each with the row order to write it in (None:
+    as it is). Parts are written as they are when each is in store order, each part's last
+    row comes before the next one's first, and their columns have the same types; else they
+    are joined, and the whole table sorted."""
+    parts = [p for p in parts if len(p)] or parts[:1]
+    # One table at a time (the writer threads of _write_all): a sort holds several arrays of
+    # the table's length, and two at once made the peak of a clean.
+    with _ONE_SORT_AT_A_TIME:
+        orders = [_store_order(p) for p in parts]
+    if len(parts) == 1 or (
+        all(order is None for order in orders)
+        and _same_types(parts)
+        and all(
+            _store_order(pd.concat([a.iloc[-1:], b.iloc[:1]], ignore_index=True)) is None
+            for a, b in itertools.pairwise(parts)
+        )
+    ):
+        return parts, orders
+    joined = concat(parts)
+    with _ONE_SORT_AT_A_TIME:
+        return [joined], [_store_order(joined)]
+
+
+def _same_types(parts: list[pd.DataFrame]) -> bool:
+    """Whether the parts' columns are the same, with the same types once written (a
+    categorical's categories may differ)."""
+    first = _plain_text(_arrow_schema(parts[0]))
+    return all(_plain_text(_arrow_schema(p)).equals(first) for p in parts[1:])
+
+
+def _write_row_groups(
+    writer: pq.ParquetWriter, frame: pd.DataFrame, order: np.ndarray | None, coded: pa.Schema
+) -> None:
+    """A frame's rows (in ``order``, if given) as row groups of ``writer``'s file."""
+    site = None  # a code per site (only where it changes matters), in written order
+    if "site" in frame.columns:
+        site = pd.factorize(frame["site"])[0].astype(np.int32)
+        site = site if order is None else site[order]
+    for start, stop in _row_groups(len(frame), site):
+        rows = frame.iloc[start:stop] if order is None else frame.take(order[start:stop])
+        table = pa.Table.from_pandas(rows, preserve_index=False)
+        columns = [_compact(table[f.name], f.type) for f in coded]
+        writer.write_table(pa.Table.from_arrays(columns, schema=coded), ROW_GROUP)
+        del rows, table, columns
+        pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed memory
 
 
 def _zoned(kind: pa.DataType) -> bool:
@@ -610,9 +665,12 @@ def fault_point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def write_version(final: Path, files: dict[str, pd.DataFrame | str], label: str) -> Path:
+def write_version(
+    final: Path, files: dict[str, pd.DataFrame | list[pd.DataFrame] | str], label: str
+) -> Path:
     """Write ``files`` (paths relative to the folder) as a complete new version of ``final``,
-    then make it current in one atomic step and remove the previous version.
+    then make it current in one atomic step and remove the previous version. A parquet file's
+    content may be a table's parts (see :func:`write_parquet`).
 
     Until the switch, readers see the previous version whole; a failure (a full disk, Ctrl-C)
     removes the new one and leaves the previous untouched.

@@ -230,10 +230,11 @@ def _text_columns(schema: pa.DataFrameSchema) -> list[str]:
     return [name for name, column in schema.columns.items() if _IS_TEXT in column.checks]
 
 
-def concat(frames: list[pd.DataFrame], table: str) -> pd.DataFrame:
-    """Parts of one canonical table, one below the other; categorical columns stay
-    categorical (their categories united, in Arrow), where a plain ``pd.concat`` would turn
-    them into text whenever the parts' categories differ.
+def concat(frames: list[pd.DataFrame], table: str | None = None) -> pd.DataFrame:
+    """Parts of one table, one below the other; categorical columns stay categorical (their
+    categories united, in Arrow), where a plain ``pd.concat`` would turn them into text
+    whenever the parts' categories differ. Without rows: the empty canonical ``table``
+    (when named), else the first part.
 
     >>> a = pd.DataFrame({"site": pd.Categorical(["A"]), "n": [1]})
     >>> b = pd.DataFrame({"site": pd.Categorical(["B", "A"]), "n": [2, 3]})
@@ -241,9 +242,13 @@ def concat(frames: list[pd.DataFrame], table: str) -> pd.DataFrame:
     >>> both["site"].tolist(), both["n"].tolist(), both["site"].dtype.name
     (['A', 'B', 'A'], [1, 2, 3], 'category')
     """
-    frames = [f for f in frames if len(f)]
+    given, frames = frames, [f for f in frames if len(f)]
     if len(frames) < 2:
-        return frames[0].reset_index(drop=True) if frames else empty(table)
+        if frames:
+            return frames[0].reset_index(drop=True)
+        if table:
+            return empty(table)
+        return given[0].reset_index(drop=True) if given else pd.DataFrame()
     columns = frames[0].columns
     # Categoricals with the same categories in every part (one site's completions, say)
     # pandas joins as they are; the others' categories are united here.

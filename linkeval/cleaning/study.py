@@ -19,6 +19,7 @@ import os
 import pickle
 import shutil
 import tempfile
+from collections.abc import Iterator, Mapping, MutableMapping
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,7 +53,7 @@ from linkeval.stats.pairing import (
 
 PARALLEL_MIN_BYTES = 50_000_000
 
-__all__ = ["CleanResult", "SitesFailed", "check_key", "clean_study", "write_outputs"]
+__all__ = ["CleanResult", "SitesFailed", "StudyTables", "check_key", "clean_study", "write_outputs"]
 
 
 def clean_study(
@@ -233,23 +234,66 @@ def _pool(jobs: int, context, scheduler: str | None) -> ProcessPoolExecutor | Cl
 
 def _combine(results: list[CleanResult], codes: list[str]) -> CleanResult:
     """The sites' results (of the sites ``codes``, in that order) as one."""
-    # Table by table, letting go of each site's part once it is combined: the peak holds one
-    # table twice, not the whole study. Each part was validated by site._select.
+    # Each table is kept as its sites' parts (StudyTables): writing them joins nothing, and
+    # a table is joined only when asked for. Each part was validated by site._select.
     # The questionnaire tables go in site order: each site's are in the store's row order
     # already (site.py), so the study's are too, and writing them sorts nothing.
     by_site = sorted(range(len(codes)), key=codes.__getitem__)
     tables = {}
     for t, table_schema in schema.SCHEMAS.items():
         order = by_site if SORTED_IF in table_schema.columns else range(len(results))
-        tables[t] = schema.concat([results[i].tables.pop(t) for i in order], t)
+        tables[t] = [results[i].tables.pop(t) for i in order]
     return CleanResult(
-        tables=tables,
+        tables=StudyTables(tables),
         log=schema.concat([r.log for r in results], "cleaning_log"),
         summary=pd.concat([r.summary for r in results], ignore_index=True),
         unmapped=pd.concat([r.unmapped for r in results], ignore_index=True),
         files=pd.concat([r.files for r in results], ignore_index=True),
         alpha_sums=pd.concat([r.alpha_sums for r in results], ignore_index=True),
     )
+
+
+class StudyTables(MutableMapping):
+    """The study's canonical tables by name, each held as its sites' parts until it is first
+    asked for, and then joined once (:func:`linkeval.schema.concat`).
+
+    :func:`write_outputs` writes a table's parts one after another, so a clean that only
+    writes never joins the item-level tables (at a million referrals, seconds saved).
+
+    >>> tables = StudyTables({"pairs": [pd.DataFrame({"n": [1]}), pd.DataFrame({"n": [2]})]})
+    >>> len(tables.parts("pairs")), tables["pairs"]["n"].tolist(), len(tables.parts("pairs"))
+    (2, [1, 2], 1)
+    """
+
+    def __init__(self, parts: dict[str, list[pd.DataFrame]]) -> None:
+        self._tables: dict[str, pd.DataFrame | list[pd.DataFrame]] = dict(parts)
+
+    def parts(self, name: str) -> list[pd.DataFrame]:
+        """The table as it is held: its parts, or the one frame once it was joined."""
+        value = self._tables[name]
+        return value if isinstance(value, list) else [value]
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        value = self._tables[name]
+        if isinstance(value, list):
+            value = self._tables[name] = schema.concat(value, name)
+        return value
+
+    def __setitem__(self, name: str, frame: pd.DataFrame) -> None:
+        self._tables[name] = frame
+
+    def __delitem__(self, name: str) -> None:
+        del self._tables[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tables)
+
+    def __len__(self) -> int:
+        return len(self._tables)
+
+    def __repr__(self) -> str:
+        rows = (f"{name}: {sum(map(len, self.parts(name))):,} rows" for name in self)
+        return f"StudyTables({', '.join(rows)})"
 
 
 def _with_change_indicators(
@@ -398,38 +442,48 @@ def write_outputs(cfg: StudyConfig, result: CleanResult, sites: list[str] | None
 
 def _output_files(
     cfg: StudyConfig, result: CleanResult, previous: Path, keep: set[str], manifest: dict
-) -> dict[str, pd.DataFrame | str]:
+) -> dict[str, pd.DataFrame | list[pd.DataFrame] | str]:
     """Every file of the new version, by its path inside the processed folder."""
-    tables = dict(result.tables)
     qa = {
         "cleaning_log": result.log,
         "summary": result.summary,
         "unmapped_labels": hold_back_rare_labels(result.unmapped),
     }
+    # Tables straight from clean_study were validated site by site, and are written as the
+    # parts they are held in; merged ones are re-checked.
+    tables: dict[str, list[pd.DataFrame]] = {t: _parts(result.tables, t) for t in result.tables}
     if keep:
-        tables = {t: _merge_existing(previous / f"{t}.parquet", f, keep) for t, f in tables.items()}
+        merged = {
+            t: _merge_existing(previous / f"{t}.parquet", result.tables[t], keep)
+            for t in result.tables
+        }
         # Reliability and baseline SD are study-wide: recompute them on the merged study
         # (alpha from the kept sites' stored responses and the cleaned sites' own sums).
-        responses = tables["responses"]
+        responses = merged["responses"]
         kept = responses[responses["site"].isin(keep).to_numpy()]
         sums = pd.concat([alpha_sums(kept), result.alpha_sums], ignore_index=True)
-        tables["pairs"] = _with_change_indicators(cfg, tables, alpha_from_sums(sums))
+        merged["pairs"] = _with_change_indicators(cfg, merged, alpha_from_sums(sums))
+        tables = {t: [schema.validate(t, f)] for t, f in merged.items()}
         qa = {t: _merge_existing(previous / "qa" / f"{t}.parquet", f, keep) for t, f in qa.items()}
-    # Tables straight from clean_study were validated site by site; merged ones are re-checked.
-    validated = {t: schema.validate(t, f) for t, f in tables.items()} if keep else tables
     qa["cleaning_log"] = schema.validate("cleaning_log", qa["cleaning_log"])
     raw_files = result.files
     if keep and manifest.get("raw_files"):
         old = pd.DataFrame(manifest["raw_files"])
         raw_files = pd.concat([old[old["site"].isin(keep)], raw_files], ignore_index=True)
-    files: dict[str, pd.DataFrame | str] = {f"{t}.parquet": f for t, f in validated.items()}
+    files: dict[str, pd.DataFrame | list[pd.DataFrame] | str] = {
+        f"{t}.parquet": parts for t, parts in tables.items()
+    }
     for name, frame in qa.items():
         files[f"qa/{name}.parquet"] = frame
         files[f"qa/{name}.csv"] = frame
-    files["manifest.json"] = _manifest(
-        cfg, raw_files, qa["summary"], validated, result.key_fingerprint
-    )
+    rows = {t: sum(map(len, parts)) for t, parts in tables.items()}
+    files["manifest.json"] = _manifest(cfg, raw_files, qa["summary"], rows, result.key_fingerprint)
     return files
+
+
+def _parts(tables: Mapping[str, pd.DataFrame], name: str) -> list[pd.DataFrame]:
+    """A table as the parts it is held in (:class:`StudyTables`), or as one frame."""
+    return tables.parts(name) if isinstance(tables, StudyTables) else [tables[name]]
 
 
 def previous_manifest(cfg: StudyConfig) -> dict:
@@ -477,7 +531,7 @@ def _manifest(
     cfg: StudyConfig,
     raw_files: pd.DataFrame,
     summary: pd.DataFrame,
-    tables: dict[str, pd.DataFrame],
+    rows: dict[str, int],
     fingerprint: str,
 ) -> str:
     """What was cleaned, from which files, by which version, config and key (as JSON)."""
@@ -492,7 +546,7 @@ def _manifest(
         "sites": sorted(summary["site"].unique().tolist()),
         "raw_files": raw_files.to_dict(orient="records"),
         "data_sha256": _data_hash(raw_files),
-        "rows": {t: len(f) for t, f in tables.items()},
+        "rows": rows,
     }
     return json.dumps(manifest, indent=2, default=str)
 

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from linkeval.cleaning import write_outputs
+from linkeval.cleaning import clean_study, write_outputs
 from linkeval.errors import LinkevalError
 from linkeval.io import (
     STORE_ORDER,
@@ -24,7 +24,8 @@ from linkeval.io import (
     write_parquet,
 )
 from linkeval.report.batch import notebooks_dir
-from linkeval.schema import SCHEMAS, plain
+from linkeval.schema import SCHEMAS, concat, plain
+from tests.conftest import TEST_KEY, TODAY
 
 
 def _random_table(n: int, seed: int = 3) -> pd.DataFrame:
@@ -96,6 +97,58 @@ def test_rows_the_cleaner_put_in_store_order_are_not_sorted_again(tmp_path):
     pd.testing.assert_frame_equal(
         pd.read_parquet(tmp_path / "a.parquet"), pd.read_parquet(tmp_path / "b.parquet")
     )
+
+
+def _site_parts(frame: pd.DataFrame) -> list[pd.DataFrame]:
+    """A table as the cleaner hands it over: a part per site, each with its own categories
+    (here in a different order)."""
+    parts = []
+    for i, (_, part) in enumerate(frame.groupby("site", observed=True, sort=True)):
+        part = part.astype({"site": "str", "person_id": "category"}).reset_index(drop=True)
+        people = part["person_id"].cat.categories
+        shuffled = people[np.random.default_rng(i).permutation(len(people))]
+        parts.append(part.assign(person_id=part["person_id"].cat.set_categories(shuffled)))
+    return parts
+
+
+def test_parts_in_store_order_are_written_as_the_joined_table_is(tmp_path):
+    parts = _site_parts(store_order(_random_table(5000)))
+    people = [part["person_id"].cat.categories for part in parts]
+    assert len(parts) == 3 and not people[0].equals(people[1])
+    write_parquet(parts, tmp_path / "parts.parquet")
+    write_parquet(concat(parts), tmp_path / "joined.parquet")  # as the cleaner joined them
+    written, joined = (pq.ParquetFile(tmp_path / f"{n}.parquet") for n in ("parts", "joined"))
+    pd.testing.assert_frame_equal(written.read().to_pandas(), joined.read().to_pandas())
+    layout = [written.metadata.row_group(i).num_rows for i in range(written.num_row_groups)]
+    assert layout == [len(part) for part in parts]  # a row group per site, as when joined
+    assert layout == [joined.metadata.row_group(i).num_rows for i in range(joined.num_row_groups)]
+
+
+@pytest.mark.parametrize("disorder", ["within_a_part", "between_parts", "types_differ"])
+def test_parts_not_in_store_order_are_joined_and_sorted(tmp_path, disorder):
+    parts = _site_parts(store_order(_random_table(5000)))
+    if disorder == "within_a_part":
+        parts[1] = parts[1].iloc[::-1].reset_index(drop=True)
+    elif disorder == "between_parts":
+        parts = parts[::-1]
+    else:
+        parts[2] = parts[2].astype({"row": "float64"})
+    write_parquet(parts, tmp_path / "parts.parquet")
+    write_parquet(concat(parts), tmp_path / "joined.parquet")
+    back = pd.read_parquet(tmp_path / "parts.parquet")
+    pd.testing.assert_frame_equal(back, pd.read_parquet(tmp_path / "joined.parquet"))
+    assert _store_order(back) is None
+
+
+def test_a_clean_that_only_writes_joins_no_item_level_table(demo_config, tmp_path):
+    cfg = dataclasses.replace(demo_config, processed_dir=tmp_path / "processed")
+    result = clean_study(cfg, key=TEST_KEY, today=TODAY)
+    write_outputs(cfg, result)
+    for name in ("responses", "scores"):
+        assert len(result.tables.parts(name)) > 1  # still the sites' parts
+        stored = pd.read_parquet(current_version(cfg.processed_dir) / f"{name}.parquet")
+        pd.testing.assert_frame_equal(stored, plain(result.tables[name]))  # joined on asking
+    assert len(result.tables.parts("responses")) == 1
 
 
 @pytest.mark.parametrize(
