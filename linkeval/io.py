@@ -400,9 +400,17 @@ def _ranks(array: pa.Array) -> tuple[np.ndarray, int]:
 
 def _stable_order(columns: list[pa.Array]) -> np.ndarray | None:
     """Row order sorting by several columns, first column first; None when the rows are in
-    that order already (as the cleaner leaves them). Their ranks are folded into as few
-    64-bit keys as fit, one column at a time (sorting one key is much faster than one key
-    after another, and only two rank arrays are ever held at once)."""
+    that order already (as the cleaner leaves them)."""
+    folded = _folded_ranks(columns)
+    if _is_sorted(folded):
+        return None
+    return np.lexsort(folded[::-1]) if len(folded) > 1 else np.argsort(folded[0], kind="stable")
+
+
+def _folded_ranks(columns: list[pa.Array]) -> list[np.ndarray]:
+    """The columns' ranks folded into as few 64-bit keys as fit, one column at a time
+    (sorting one key is much faster than one key after another, and only two rank arrays
+    are ever held at once)."""
     folded: list[np.ndarray] = []
     current, size = _ranks(columns[0])
     for column in columns[1:]:
@@ -416,9 +424,19 @@ def _stable_order(columns: list[pa.Array]) -> np.ndarray | None:
             current, size = ranks, n
         del ranks
     folded.append(current)
-    if _is_sorted(folded):
-        return None
-    return np.lexsort(folded[::-1]) if len(folded) > 1 else np.argsort(current, kind="stable")
+    return folded
+
+
+def sort_keys(frame: pd.DataFrame, columns: list[str]) -> list[np.ndarray]:
+    """Integer keys that order the rows as the store does by ``columns`` (text by its
+    value, missing values first), first key first: equal rows have equal keys.
+
+    >>> keys = sort_keys(pd.DataFrame({"person_id": ["q", "p", None, "q"]}), ["person_id"])
+    >>> keys[0].tolist()
+    [2, 1, 0, 2]
+    """
+    coded = pa.Table.from_pandas(frame[columns], preserve_index=False)
+    return _folded_ranks([_dictionary(coded[k]) for k in columns])
 
 
 def _is_sorted(keys: list[np.ndarray]) -> bool:

@@ -27,6 +27,7 @@ from linkeval.cleaning.routine import (
 )
 from linkeval.config import IDENTITY_FIELDS, Source
 from linkeval.instruments import INSTRUMENTS, item_values, score_items
+from linkeval.io import sort_keys
 from linkeval.parse import blank
 from linkeval.schema import concat
 from linkeval.stats.pairing import pair_scores
@@ -37,29 +38,31 @@ TABLE = "questionnaires"
 
 def clean_questionnaires(
     ctx: Context, sources: list[Source], referrals: pd.DataFrame, exported: pa.Array
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, int]:
-    """Clean, score and pair a site's questionnaires: (responses, scores, pairs, rows kept).
+) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame, pd.DataFrame, int]:
+    """Clean, score and pair a site's questionnaires: (responses, each response's place in
+    the cleaner's order, scores, pairs, rows kept).
 
-    ``exported`` holds every referral_id the referrals exports had, kept or rejected.
+    ``responses`` come in the store's row order (:func:`_responses`). ``exported`` holds
+    every referral_id the referrals exports had, kept or rejected.
     """
     empty = pd.DataFrame({FILE: pd.Series(dtype=object), ROW: pd.Series(dtype="int64")})
     if not sources:
-        return empty, empty, empty, 0
+        return empty, np.arange(0), empty, empty, 0
     completions = pd.concat(
         [_completions_from(ctx, s, referrals, exported) for s in sources], ignore_index=True
     )
     if completions.empty:  # header-only exports, or every row rejected: zero rows, no error
-        return empty, empty, empty, 0
+        return empty, np.arange(0), empty, empty, 0
     completions = _timepoints_by_date(ctx, completions, sources)
-    responses, scores = [], []
+    answers, scores = [], []
     # Item columns and settings are per source.
     for src, part in completions.groupby(SRC, sort=False):
-        r, s = _score(ctx, part, ctx.site.sources[src])
-        responses.append(r)
+        a, s = _score(ctx, part, ctx.site.sources[src])
+        answers.append(a)
         scores.append(s)
-    responses = concat(responses, "responses")
+    responses, cleaners_order = _responses(ctx.site.code, answers)
     scores = concat(scores, "scores")
-    return responses, scores, _pair(ctx, scores), len(completions)
+    return responses, cleaners_order, scores, _pair(ctx, scores), len(completions)
 
 
 def _completions_from(
@@ -188,8 +191,14 @@ def _timepoints_by_date(ctx: Context, frame: pd.DataFrame, sources: list[Source]
     return frame
 
 
-def _score(ctx: Context, frame: pd.DataFrame, source: Source) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A source's completions as item responses (long) and instrument scores.
+# A source's answers: its completions' key columns (one row per completion), and each item's
+# values over those completions as (instrument, item, values), in the cleaner's order.
+Answers = tuple[pd.DataFrame, list[tuple[str, str, pd.api.extensions.ExtensionArray]]]
+
+
+def _score(ctx: Context, frame: pd.DataFrame, source: Source) -> tuple[Answers, pd.DataFrame]:
+    """A source's completions as their item answers (for :func:`_responses`) and instrument
+    scores.
 
     Their text columns are categoricals (schema.TEXT): repeating a completion for each of its
     items copies small integer codes, not the 64-character pseudonym.
@@ -198,25 +207,11 @@ def _score(ctx: Context, frame: pd.DataFrame, source: Source) -> tuple[pd.DataFr
     completion = frame[
         [FILE, ROW, "site", "person_id", "referral_id", "timepoint", "completed_date"]
     ].astype({c: "category" for c in ("site", "person_id", "referral_id", "timepoint")})
-    who = completion.drop(columns=[FILE, ROW, "site"])
-    site = ctx.site.code
-    responses, scores = [], []
+    answers, scores = [], []
     for name, items in source.items.items():
         instrument = INSTRUMENTS[name]
         values = _item_values(ctx, frame, name, items)
-        # Long: every completion's first item, then every completion's second, ...
-        n = len(frame) * len(values)
-        responses.append(
-            who.iloc[np.tile(np.arange(len(frame)), len(values))].assign(
-                site=_repeated(site, n),
-                instrument=_repeated(name, n),
-                item=pd.Categorical.from_codes(
-                    np.repeat(np.arange(len(values), dtype=np.int32), len(frame)),
-                    categories=list(values),
-                ),
-                value=pd.concat(values.values(), ignore_index=True).array,
-            )
-        )
+        answers.extend((name, item, v.array) for item, v in values.items())
         scored = score_items(pd.DataFrame(values), instrument, ctx.cfg.instrument_settings(name))
         scores.append(
             completion.iloc[scored["row"].to_numpy()]
@@ -227,7 +222,73 @@ def _score(ctx: Context, frame: pd.DataFrame, source: Source) -> tuple[pd.DataFr
             )
             .astype({"band": "category", "not_scored_reason": "category"})
         )
-    return concat(responses, "responses"), concat(scores, "scores")
+    who = completion.drop(columns=[FILE, ROW, "site"])
+    return (who, answers), concat(scores, "scores")
+
+
+def _responses(site: str, answers: list[Answers]) -> tuple[pd.DataFrame, np.ndarray]:
+    """The sources' item answers as responses (long: a row per completion and item), in the
+    store's row order, and each row's place in the cleaner's order.
+
+    The store's order (io.STORE_ORDER) is stable: rows equal on its columns keep the
+    cleaner's order, which is source by source, an instrument's items one after another, each
+    item over every completion. Sorting is done on the completions, not on their items: each
+    completion's rows are made in the order of its (instrument, item) values, and only rows of
+    completions tied on (person_id, referral_id, timepoint) are then sorted among themselves.
+    """
+    blocks = [(name, item, values) for _, part in answers for name, item, values in part]
+    if not blocks or not sum(len(who) for who, _ in answers):
+        return concat([], "responses"), np.arange(0)
+    who = concat([w for w, _ in answers])
+    # Each completion's source and its row there; each source's blocks (an item over its
+    # completions) in the store's order, padded to a table of block numbers.
+    n_rows = np.array([len(w) for w, _ in answers])
+    n_blocks = np.array([len(part) for _, part in answers])
+    source = np.repeat(np.arange(len(answers)), n_rows)
+    row = np.arange(len(who)) - np.repeat(np.cumsum(n_rows) - n_rows, n_rows)
+    block_size = np.repeat(n_rows, n_blocks)
+    block_start = np.cumsum(block_size) - block_size  # in the cleaner's order
+    units = sorted({(name, item) for name, item, _ in blocks})  # by value, as the store sorts
+    unit = np.array([units.index((name, item)) for name, item, _ in blocks])
+    by_unit = np.zeros((len(answers), max(n_blocks.max(), 1)), dtype=np.int64)
+    first = np.cumsum(n_blocks) - n_blocks
+    for s, (start, n) in enumerate(zip(first, n_blocks, strict=True)):
+        by_unit[s, :n] = start + np.argsort(unit[start : start + n], kind="stable")
+    # Completions in the store's order (stable), and who is tied with whom.
+    keys = sort_keys(who, ["person_id", "referral_id", "timepoint"])
+    completions = np.lexsort(keys[::-1])
+    new = np.zeros(len(who), dtype=bool)
+    new[0] = True
+    for key in keys:
+        ordered = key[completions]
+        new[1:] |= ordered[1:] != ordered[:-1]
+    group = np.empty(len(who), dtype=np.int64)
+    group[completions] = np.cumsum(new)
+    # A completion's rows one after another, in the order of their (instrument, item).
+    n_items = n_blocks[source[completions]]
+    completion = np.repeat(completions, n_items)
+    nth = np.arange(len(completion)) - np.repeat(np.cumsum(n_items) - n_items, n_items)
+    block = by_unit[source[completion], nth]
+    key = group[completion] * len(units) + unit[block]
+    if (np.diff(key) < 0).any():  # tied completions: their answers to an item go together
+        order = np.argsort(key, kind="stable")
+        completion, block = completion[order], block[order]
+    cleaners_order = block_start[block] + row[completion]
+    values = pd.concat([pd.Series(v, copy=False) for _, _, v in blocks], ignore_index=True)
+    instruments = list(dict.fromkeys(name for name, _, _ in blocks))
+    items = list(dict.fromkeys(item for _, item, _ in blocks))
+    responses = who.take(completion).reset_index(drop=True)
+    responses = responses.assign(
+        site=_repeated(site, len(responses)),
+        instrument=pd.Categorical.from_codes(
+            np.array([instruments.index(n) for n, _, _ in blocks])[block], categories=instruments
+        ),
+        item=pd.Categorical.from_codes(
+            np.array([items.index(i) for _, i, _ in blocks])[block], categories=items
+        ),
+        value=values.array.take(cleaners_order),
+    )
+    return responses, cleaners_order
 
 
 def _repeated(value: str, n: int) -> pd.Categorical:

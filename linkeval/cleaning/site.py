@@ -79,7 +79,7 @@ def clean_site(cfg: StudyConfig, code: str, key: bytes, today: pd.Timestamp) -> 
         contacts if sources["contacts"] else None,
         onward if sources["onward_referrals"] else None,
     )
-    responses, scores, pairs, n_completions = clean_questionnaires(
+    responses, cleaners_order, scores, pairs, n_completions = clean_questionnaires(
         ctx, sources["questionnaires"], referrals, exported
     )
 
@@ -92,11 +92,12 @@ def clean_site(cfg: StudyConfig, code: str, key: bytes, today: pd.Timestamp) -> 
     }
     ids = _identifier_like_ids(ctx, referrals)
     responses = _select(responses, "responses", code, ids)
-    # Before the rows move: where a completion answers an item twice, the first answer in
-    # the cleaner's order counts.
-    sums = alpha_sums(responses)
+    # Where a completion answers an item twice, the first answer in the cleaner's order
+    # counts (the rows are in the store's order).
+    sums = alpha_sums(responses, first=cleaners_order)
     # The questionnaire tables in the store's row order here, in the site's worker: the
-    # study's writer then has nothing to sort (io.write_parquet).
+    # study's writer then has nothing to sort (io.write_parquet). The responses are made in
+    # that order, unless identifying referral IDs were just replaced by their pseudonyms.
     tables = {
         "responses": store_order(responses),
         "scores": store_order(_select(scores, "scores", code, ids)),

@@ -262,7 +262,7 @@ ALPHA_SUMS = ["score", "item", "n", "sum", "sum_sq"]
 TOTAL = ""  # the item name of a score's total in alpha_sums
 
 
-def alpha_sums(responses: pd.DataFrame) -> pd.DataFrame:
+def alpha_sums(responses: pd.DataFrame, first: np.ndarray | None = None) -> pd.DataFrame:
     """What Cronbach's alpha needs of the baseline responses, as sums that add up across
     sets of responses (the study's sites): :func:`alpha_from_sums` of the sums of every site
     is :func:`reliabilities` of the whole study.
@@ -270,7 +270,9 @@ def alpha_sums(responses: pd.DataFrame) -> pd.DataFrame:
     One row per multi-item score and item, and one for the score's total (``item`` ""), with
     ``n`` (completions that answered every item of the score), ``sum`` and ``sum_sq`` (of the
     item's values, or of the totals, over those completions). A completion never spans two
-    sets: it is one (site, person_id, completed_date, instrument).
+    sets: it is one (site, person_id, completed_date, instrument). Where it answers an item
+    twice, the first answer counts: first in the rows' order, or, with ``first`` (a number
+    per row), the answer with the smallest.
     """
     # The baseline rows' columns only, then integer codes instead of copies of the (large)
     # table: one per completion, and one per item of each instrument (a completion by item
@@ -278,6 +280,7 @@ def alpha_sums(responses: pd.DataFrame) -> pd.DataFrame:
     baseline = (responses["timepoint"] == "baseline").to_numpy(dtype=bool, na_value=False)
     columns = ["site", "person_id", "completed_date", "instrument", "item", "value"]
     responses = responses[columns].iloc[np.flatnonzero(baseline)]
+    first = np.arange(len(responses)) if first is None else np.asarray(first)[baseline]
     completion = _key_codes(responses, ["site", "person_id", "completed_date"])
     values = responses["value"].to_numpy(dtype=float, na_value=np.nan)
     parts = [pd.DataFrame(columns=ALPHA_SUMS)]
@@ -288,7 +291,7 @@ def alpha_sums(responses: pd.DataFrame) -> pd.DataFrame:
         if not len(rows):
             continue
         item, item_names = pd.factorize(responses["item"].iloc[rows])
-        wide = _completions_wide(completion[rows], item, item_names, values[rows])
+        wide = _completions_wide(completion[rows], item, item_names, values[rows], first[rows])
         for spec in inst.scores:
             if len(spec.items) > 1 and set(spec.items) <= set(wide.columns):
                 complete = wide[list(spec.items)].dropna().to_numpy()
@@ -325,12 +328,17 @@ def alpha_from_sums(sums: pd.DataFrame) -> dict[str, float]:
 
 
 def _completions_wide(
-    completion: np.ndarray, item: np.ndarray, item_names, values: np.ndarray
+    completion: np.ndarray, item: np.ndarray, item_names, values: np.ndarray, first: np.ndarray
 ) -> pd.DataFrame:
-    """One row per completion, one column per item: the first non-missing answer (a pivot
-    table by integer codes, fast on millions of rows)."""
+    """One row per completion, one column per item: the first non-missing answer (the one
+    with the smallest ``first``), as a pivot table by integer codes, fast on millions of
+    rows."""
     row, _ = pd.factorize(completion)
-    answered = np.flatnonzero(~np.isnan(values))[::-1]  # written last to first: first wins
+    answered = np.flatnonzero(~np.isnan(values))
+    cell = row[answered] * len(item_names) + item[answered]
+    if len(cell) and np.bincount(cell).max() > 1:  # an item answered twice: the first wins
+        # Written last to first (by ``first``, then by row), so that the first is kept.
+        answered = answered[np.lexsort((answered, first[answered]))[::-1]]
     wide = np.full((row.max() + 1 if len(row) else 0, len(item_names)), np.nan)
     wide[row[answered], item[answered]] = values[answered]
     return pd.DataFrame(wide, columns=list(item_names))

@@ -10,6 +10,7 @@ from linkeval.cleaning import clean_study
 from linkeval.config import load_config
 from linkeval.errors import LinkevalError
 from linkeval.pseudonymise import pseudonym
+from linkeval.schema import plain
 from tests.helpers import REFERRAL_COLUMNS, write_study
 
 KEY = b"unit-test-key-0123456789"
@@ -255,21 +256,69 @@ def test_sites_keep_the_configs_order_and_questionnaire_tables_go_in_site_order(
         assert _store_order(result.tables[table]) is None
 
 
-def test_alpha_is_summed_from_responses_in_the_cleaners_order(tmp_path, monkeypatch):
-    # Where a completion answers an item twice the first answer counts: first in the order
-    # the cleaner made the rows, not in the store's order (which sorts by referral).
-    import linkeval.cleaning.site as site
-    from linkeval.io import _store_order
-    from linkeval.synthetic import generate_study
+def _answers() -> list:
+    """Two sources' answers as the scorer hands them over: the completions' keys and each
+    item's values. Persons p and q complete twice with equal keys (their answers to an item
+    go together in the store), the second source has no ucla3, and some answers are missing.
+    """
+    first = pd.DataFrame(
+        {
+            "person_id": ["q", "p", "p", "r", "q", "s"],
+            "referral_id": ["q2", "p2", "p1", "r1", "q2", "s1"],
+            "timepoint": ["baseline"] * 5 + ["followup"],
+            "completed_date": pd.to_datetime(["2025-01-02"] * 3 + ["2025-01-03"] * 3),
+        }
+    ).astype({c: "category" for c in ("person_id", "referral_id", "timepoint")})
+    second = first.iloc[[1, 3]].reset_index(drop=True)
 
-    seen, real = [], site.alpha_sums
+    def values(*v):
+        return pd.array(v, dtype="Float64")
 
-    def spy(responses):
-        seen.append(responses)
-        return real(responses)
+    return [
+        (
+            first,
+            [
+                ("ucla3", "lack_companionship", values(1, 2, 3, 1, 2, None)),
+                ("ucla3", "left_out", values(2, 3, 1, 1, None, 3)),
+                ("ucla3", "isolated", values(3, 1, 2, 2, 1, 1)),
+                ("ons4", "happy", values(7, 8, 9, 10, 0, 5)),
+            ],
+        ),
+        (second, [("ons4", "happy", values(4, 6)), ("ons4", "anxious", values(1, None))]),
+    ]
 
-    monkeypatch.setattr(site, "alpha_sums", spy)
-    study = generate_study(tmp_path / "s", n_referrals=200, n_sites=1, seed=4)
-    clean_study(load_config(study.config_path), key=KEY, today=TODAY)
-    assert len(seen) == 1 and len(seen[0]) > 100
-    assert _store_order(seen[0]) is not None  # not yet sorted
+
+def _in_the_cleaners_order(answers: list) -> pd.DataFrame:
+    """The reference: every item over every completion, source by source."""
+    rows = [
+        plain(who).assign(site="A", instrument=name, item=item, value=v)
+        for who, blocks in answers
+        for name, item, v in blocks
+    ]
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_responses_are_made_in_the_stores_order():
+    from linkeval.cleaning.questionnaires import _responses
+    from linkeval.io import STORE_ORDER
+
+    responses, cleaners_order = _responses("A", _answers())
+    made = _in_the_cleaners_order(_answers())
+    expected = made.sort_values(list(STORE_ORDER), kind="stable", na_position="first")
+    pd.testing.assert_frame_equal(
+        plain(responses)[list(made.columns)], expected.reset_index(drop=True), check_dtype=False
+    )
+    assert cleaners_order.tolist() == expected.index.tolist()
+    assert isinstance(responses["person_id"].dtype, pd.CategoricalDtype)
+
+
+def test_alpha_counts_the_first_answer_in_the_cleaners_order():
+    # p completes ucla3 twice on one day (two referrals): the first answers count, those of
+    # referral p2, although p1's come first in the store's order.
+    from linkeval.cleaning.questionnaires import _responses
+    from linkeval.stats.pairing import alpha_sums
+
+    responses, cleaners_order = _responses("A", _answers())
+    expected = alpha_sums(_in_the_cleaners_order(_answers()))
+    pd.testing.assert_frame_equal(alpha_sums(responses, first=cleaners_order), expected)
+    assert not alpha_sums(responses).equals(expected)  # the store's order alone would differ
