@@ -233,62 +233,97 @@ def _responses(site: str, answers: list[Answers]) -> tuple[pd.DataFrame, np.ndar
     The store's order (io.STORE_ORDER) is stable: rows equal on its columns keep the
     cleaner's order, which is source by source, an instrument's items one after another, each
     item over every completion. Sorting is done on the completions, not on their items: each
-    completion's rows are made in the order of its (instrument, item) values, and only rows of
-    completions tied on (person_id, referral_id, timepoint) are then sorted among themselves.
+    completion's rows are laid out in the order of its (instrument, item) values, and only
+    rows of completions tied on (person_id, referral_id, timepoint) are sorted among
+    themselves.
     """
     blocks = [(name, item, values) for _, part in answers for name, item, values in part]
     if not blocks or not sum(len(who) for who, _ in answers):
         return concat([], "responses"), np.arange(0)
     who = concat([w for w, _ in answers])
-    # Each completion's source and its row there; each source's blocks (an item over its
-    # completions) in the store's order, padded to a table of block numbers.
+    # A block is one item over a source's completions. Each completion's source and its row
+    # there; each block's first row in the cleaner's order, and its (instrument, item)'s
+    # place among all of them by value (as the store sorts them).
     n_rows = np.array([len(w) for w, _ in answers])
     n_blocks = np.array([len(part) for _, part in answers])
     source = np.repeat(np.arange(len(answers)), n_rows)
     row = np.arange(len(who)) - np.repeat(np.cumsum(n_rows) - n_rows, n_rows)
     block_size = np.repeat(n_rows, n_blocks)
-    block_start = np.cumsum(block_size) - block_size  # in the cleaner's order
-    units = sorted({(name, item) for name, item, _ in blocks})  # by value, as the store sorts
+    block_start = np.cumsum(block_size) - block_size
+    units = sorted({(name, item) for name, item, _ in blocks})
     unit = np.array([units.index((name, item)) for name, item, _ in blocks])
-    by_unit = np.zeros((len(answers), max(n_blocks.max(), 1)), dtype=np.int64)
-    first = np.cumsum(n_blocks) - n_blocks
-    for s, (start, n) in enumerate(zip(first, n_blocks, strict=True)):
-        by_unit[s, :n] = start + np.argsort(unit[start : start + n], kind="stable")
-    # Completions in the store's order (stable), and who is tied with whom.
+    # The completions in the store's order (stable), and which are tied with the one before.
     keys = sort_keys(who, ["person_id", "referral_id", "timepoint"])
     completions = np.lexsort(keys[::-1])
-    new = np.zeros(len(who), dtype=bool)
-    new[0] = True
+    tied = np.ones(len(who) - 1, dtype=bool)
     for key in keys:
         ordered = key[completions]
-        new[1:] |= ordered[1:] != ordered[:-1]
-    group = np.empty(len(who), dtype=np.int64)
-    group[completions] = np.cumsum(new)
-    # A completion's rows one after another, in the order of their (instrument, item).
-    n_items = n_blocks[source[completions]]
-    completion = np.repeat(completions, n_items)
-    nth = np.arange(len(completion)) - np.repeat(np.cumsum(n_items) - n_items, n_items)
-    block = by_unit[source[completion], nth]
-    key = group[completion] * len(units) + unit[block]
-    if (np.diff(key) < 0).any():  # tied completions: their answers to an item go together
-        order = np.argsort(key, kind="stable")
-        completion, block = completion[order], block[order]
-    cleaners_order = block_start[block] + row[completion]
+        tied &= ordered[1:] == ordered[:-1]
+    # Each completion's rows one after another, its blocks in (instrument, item) order; a
+    # source at a time.
+    sources = source[completions]
+    n_items = n_blocks[sources]
+    start = np.cumsum(n_items) - n_items
+    completion = np.empty(n_items.sum(), dtype=np.int64)
+    block = np.empty(len(completion), dtype=np.int32)
+    cleaners_order = np.empty(len(completion), dtype=np.int64)
+    first_block = np.cumsum(n_blocks) - n_blocks
+    for s, (first, n) in enumerate(zip(first_block, n_blocks, strict=True)):
+        mine = np.flatnonzero(sources == s)
+        if not n or not len(mine):
+            continue
+        own = first + np.argsort(unit[first : first + n], kind="stable")
+        at = (
+            slice(None)
+            if len(mine) == len(completions)
+            else (start[mine][:, None] + np.arange(n)).ravel()
+        )
+        taken = completions[mine]
+        completion[at] = np.repeat(taken, n)
+        block[at] = np.tile(own, len(mine))
+        cleaners_order[at] = (row[taken][:, None] + block_start[own]).ravel()
+    if tied.any():  # tied completions' answers to one item go together, in the cleaner's order
+        _sort_ties(tied, n_items, unit, completion, block, cleaners_order)
     values = pd.concat([pd.Series(v, copy=False) for _, _, v in blocks], ignore_index=True)
     instruments = list(dict.fromkeys(name for name, _, _ in blocks))
     items = list(dict.fromkeys(item for _, item, _ in blocks))
     responses = who.take(completion).reset_index(drop=True)
-    responses = responses.assign(
+    return responses.assign(
         site=_repeated(site, len(responses)),
         instrument=pd.Categorical.from_codes(
-            np.array([instruments.index(n) for n, _, _ in blocks])[block], categories=instruments
+            _codes([instruments.index(n) for n, _, _ in blocks]).take(block),
+            categories=instruments,
         ),
         item=pd.Categorical.from_codes(
-            np.array([items.index(i) for _, i, _ in blocks])[block], categories=items
+            _codes([items.index(i) for _, i, _ in blocks]).take(block), categories=items
         ),
         value=values.array.take(cleaners_order),
-    )
-    return responses, cleaners_order
+    ), cleaners_order
+
+
+def _codes(codes: list[int]) -> np.ndarray:
+    """Categorical codes in the smallest integer type pandas keeps them in."""
+    return np.array(codes, dtype=np.int8 if max(codes) < 127 else np.int32)
+
+
+def _sort_ties(
+    tied: np.ndarray,
+    n_items: np.ndarray,
+    unit: np.ndarray,
+    completion: np.ndarray,
+    block: np.ndarray,
+    cleaners_order: np.ndarray,
+) -> None:
+    """Sort, in place, the rows of completions tied with a neighbour (``tied``: with the one
+    before, in the store's order) by their tie group, then (instrument, item), stably."""
+    group = np.cumsum(np.concatenate([[True], ~tied]))  # of each completion, in order
+    in_tie = np.zeros(len(group), dtype=bool)
+    in_tie[1:] |= tied
+    in_tie[:-1] |= tied
+    rows = np.flatnonzero(np.repeat(in_tie, n_items))
+    order = rows[np.lexsort((unit[block[rows]], np.repeat(group[in_tie], n_items[in_tie])))]
+    for values in (completion, block, cleaners_order):
+        values[rows] = values[order]
 
 
 def _repeated(value: str, n: int) -> pd.Categorical:
