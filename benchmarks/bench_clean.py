@@ -10,6 +10,10 @@ the floor and a peak memory under 8 GB on a 2-core, 24 GB machine.
     python benchmarks/bench_clean.py                      # 1,000,000 referrals
     python benchmarks/bench_clean.py --referrals 100000   # quicker
     python benchmarks/bench_clean.py --data /tmp/big      # reuse data written by linkeval synth
+    python benchmarks/bench_clean.py --data /tmp/big --repeat 3   # medians of 3 runs each
+
+On a shared machine one run's times can vary by 10-20%: with --repeat the floor and the clean
+run in turn, N times each, and the medians (and the range) are reported.
 
 Each phase runs in its own process so that its peak resident memory is its own.
 """
@@ -102,6 +106,9 @@ def main() -> None:
         help="folder from `linkeval synth` to reuse (default: a temporary one)",
     )
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs of each phase, in turn (medians reported)"
+    )
     parser.add_argument("--phase", choices=["floor", "clean"], help=argparse.SUPPRESS)
     parser.add_argument("--config", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -123,9 +130,19 @@ def main() -> None:
         # referrals); the same study with its questionnaires is measured alongside.
         routine = _without_questionnaires(config)
         for label, cfg in (("routine data", routine), ("with questionnaires", config)):
-            floor = _run_phase("floor", cfg)
-            clean = _run_phase("clean", cfg)
-            _report(label, floor, clean)
+            floors, cleans = [], []
+            for _ in range(max(args.repeat, 1)):
+                floors.append(_run_phase("floor", cfg))
+                cleans.append(_run_phase("clean", cfg))
+            _report(label, _median(floors), _median(cleans))
+            if len(cleans) > 1:
+                ratios = sorted(
+                    c["seconds"] / f["seconds"] for f, c in zip(floors, cleans, strict=True)
+                )
+                print(
+                    f"{len(cleans)} runs: floor {_range(floors)}, clean {_range(cleans)}; "
+                    f"ratio of each pair {ratios[0]:.2f}-{ratios[-1]:.2f}x"
+                )
 
 
 def _without_questionnaires(config: Path) -> Path:
@@ -138,6 +155,16 @@ def _without_questionnaires(config: Path) -> Path:
     out = config.with_name("study_routine.yaml")
     out.write_text(yaml.safe_dump(study, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return out
+
+
+def _median(runs: list[dict]) -> dict:
+    """The run with the median time (of an even number, the faster of the middle two)."""
+    return sorted(runs, key=lambda r: r["seconds"])[(len(runs) - 1) // 2]
+
+
+def _range(runs: list[dict]) -> str:
+    times = sorted(r["seconds"] for r in runs)
+    return f"{times[0]:.1f}-{times[-1]:.1f}s"
 
 
 def _report(label: str, floor: dict, clean: dict) -> None:
