@@ -8,6 +8,7 @@ tables' are categoricals in memory: ``TEXT``), counts nullable ``Int64``, dates
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 import pyarrow as pa_arrow
@@ -106,6 +107,18 @@ _IS_TEXT = pa.Check(
 )
 
 
+def _length(n: int) -> pa.Check:
+    """Every value of a TEXT column is ``n`` characters long: measured once per category,
+    not once per row (``pa.Check.str_length`` measures every row: 0.3 s for a site's
+    responses at a million referrals)."""
+
+    def check(values: pd.Series) -> pd.Series:
+        lengths = np.append(values.cat.categories.str.len().to_numpy(), 0)  # missing: 0
+        return pd.Series(lengths[values.cat.codes.to_numpy()] == n, index=values.index)
+
+    return pa.Check(check, name="str_length", error=f"str_length({n}, {n})")
+
+
 def _text(*checks: pa.Check, nullable: bool = False) -> pa.Column:
     """A TEXT column. Its type is checked (and coerced, by :func:`validate`) here, not by
     pandera, which copies every category of a categorical into a tuple to check its type:
@@ -115,7 +128,7 @@ def _text(*checks: pa.Check, nullable: bool = False) -> pa.Column:
 
 _COMPLETION = {
     "site": _text(),
-    "person_id": _text(pa.Check.str_length(64, 64)),
+    "person_id": _text(_length(64)),
     "referral_id": _text(nullable=True),
     "timepoint": _text(pa.Check.isin(VOCABULARIES["timepoint"])),
     "completed_date": pa.Column(DATE),
@@ -159,7 +172,7 @@ PAIRS = pa.DataFrameSchema(
     {
         # Categoricals in memory, like the questionnaire tables they come from; text in parquet.
         "site": _text(),
-        "person_id": _text(pa.Check.str_length(64, 64)),
+        "person_id": _text(_length(64)),
         "referral_id": _text(nullable=True),
         "instrument": _text(),
         "baseline": pa.Column("Float64"),
@@ -290,14 +303,16 @@ def validate(table: str, frame: pd.DataFrame) -> pd.DataFrame:
         for c in _text_columns(schema)
         if c in frame and not isinstance(frame[c].dtype, pd.CategoricalDtype)
     ]
-    if text:  # coerced as pandera coerces the other columns
-        frame = frame.astype(dict.fromkeys(text, "category"))
-    return schema.validate(frame, lazy=True)
+    # Coerced as pandera coerces the other columns. Pandera then coerces in place, in a
+    # shallow copy (not in a copy of every column: 0.35 s for a site's responses at a
+    # million referrals); the caller's frame is left as it is.
+    frame = frame.astype(dict.fromkeys(text, "category")) if text else frame.copy(deep=False)
+    return schema.validate(frame, lazy=True, inplace=True)
 
 
 def validate_columns(table: str, frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """Coerce and check only ``columns`` of a table whose other columns were validated."""
     schema = SCHEMAS[table]
     part = pa.DataFrameSchema({c: schema.columns[c] for c in columns}, coerce=True)
-    checked = part.validate(frame[columns], lazy=True)
+    checked = part.validate(frame[columns], lazy=True, inplace=True)
     return frame.assign(**{c: checked[c] for c in columns})

@@ -322,3 +322,29 @@ def test_alpha_counts_the_first_answer_in_the_cleaners_order():
     expected = alpha_sums(_in_the_cleaners_order(_answers()))
     pd.testing.assert_frame_equal(alpha_sums(responses, first=cleaners_order), expected)
     assert not alpha_sums(responses).equals(expected)  # the store's order alone would differ
+
+
+def test_validation_checks_a_pseudonyms_length_and_leaves_the_callers_frame_alone():
+    from pandera.errors import SchemaErrors
+
+    from linkeval import schema
+
+    frame = pd.DataFrame(
+        {
+            "site": "A",
+            "person_id": ["a" * 64, "b" * 64, "a" * 64],
+            "referral_id": ["R1", "R2", "R1"],
+            "timepoint": "baseline",
+            "completed_date": pd.Timestamp("2025-01-02"),
+            "instrument": "ons4",
+            "item": ["happy", "happy", "anxious"],
+            "value": [1.0, None, 3.0],
+        }
+    )
+    checked = schema.validate("responses", frame)
+    assert isinstance(checked["person_id"].dtype, pd.CategoricalDtype)
+    assert frame["person_id"].dtype == "str" and frame["value"].dtype == "float64"
+    short = frame.assign(person_id=["a" * 64, "b" * 63, "a" * 64])
+    with pytest.raises(SchemaErrors, match="str_length") as caught:
+        schema.validate("responses", short)
+    assert "b" * 63 in str(caught.value)  # the failing value is named
