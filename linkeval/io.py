@@ -529,6 +529,8 @@ def _parts_to_write(
     as it is). Parts are written as they are when each is in store order, each part's last
     row comes before the next one's first, and their columns have the same types; else they
     are joined, and the whole table sorted."""
+    if not parts:
+        raise ValueError("write_parquet: no frame to write (an empty list of parts)")
     parts = [p for p in parts if len(p)] or parts[:1]
     # One table at a time (the writer threads of _write_all): a sort holds several arrays of
     # the table's length, and two at once made the peak of a clean.

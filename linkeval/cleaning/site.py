@@ -7,6 +7,7 @@ the study-wide change indicators, which clean_study adds once all sites are in).
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -48,7 +49,9 @@ MAYBE_IDENTIFIER = (
 class CleanResult:
     """Canonical tables for the cleaned sites, the cleaning log and the row accounting."""
 
-    tables: dict[str, pd.DataFrame]
+    # Table name -> table; clean_study's holds each as its sites' parts until asked for
+    # (study.StudyTables), a site's is a dict.
+    tables: MutableMapping[str, pd.DataFrame]
     log: pd.DataFrame
     summary: pd.DataFrame
     unmapped: pd.DataFrame
