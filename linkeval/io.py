@@ -551,10 +551,19 @@ def _parts_to_write(
 
 
 def _same_types(parts: list[pd.DataFrame]) -> bool:
-    """Whether the parts' columns are the same, with the same types once written (a
-    categorical's categories may differ)."""
-    first = _plain_text(_arrow_schema(parts[0]))
-    return all(_plain_text(_arrow_schema(p)).equals(first) for p in parts[1:])
+    """Whether the parts' columns are the same, with the same pandas types (a categorical's
+    categories may differ) and the same types once written: the file then reads back as
+    the joined parts would."""
+
+    def kinds(frame: pd.DataFrame) -> list:
+        return [
+            "category" if isinstance(t, pd.CategoricalDtype) else t for t in frame.dtypes
+        ] + list(frame.columns)
+
+    first, written = kinds(parts[0]), _plain_text(_arrow_schema(parts[0]))
+    return all(
+        kinds(p) == first and _plain_text(_arrow_schema(p)).equals(written) for p in parts[1:]
+    )
 
 
 def _write_row_groups(

@@ -258,7 +258,9 @@ class StudyTables(MutableMapping):
     asked for, and then joined once (:func:`linkeval.schema.concat`).
 
     :func:`write_outputs` writes a table's parts one after another, so a clean that only
-    writes never joins the item-level tables (at a million referrals, seconds saved).
+    writes never joins the item-level tables (at a million referrals, seconds saved). It
+    works as a dict does (``tables["pairs"]``, ``dict(tables)``, ``tables.copy()``,
+    ``tables | other``) but is not one: ``isinstance(tables, dict)`` is False.
 
     >>> tables = StudyTables({"pairs": [pd.DataFrame({"n": [1]}), pd.DataFrame({"n": [2]})]})
     >>> len(tables.parts("pairs")), tables["pairs"]["n"].tolist(), len(tables.parts("pairs"))
@@ -290,6 +292,16 @@ class StudyTables(MutableMapping):
 
     def __len__(self) -> int:
         return len(self._tables)
+
+    def copy(self) -> dict[str, pd.DataFrame]:
+        """The tables as a plain dict (each joined), as ``dict.copy`` gives."""
+        return dict(self)
+
+    def __or__(self, other: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+        return dict(self) | dict(other)
+
+    def __ror__(self, other: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+        return dict(other) | dict(self)
 
     def __repr__(self) -> str:
         rows = (f"{name}: {sum(map(len, self.parts(name))):,} rows" for name in self)

@@ -124,15 +124,20 @@ def test_parts_in_store_order_are_written_as_the_joined_table_is(tmp_path):
     assert layout == [joined.metadata.row_group(i).num_rows for i in range(joined.num_row_groups)]
 
 
-@pytest.mark.parametrize("disorder", ["within_a_part", "between_parts", "types_differ"])
+@pytest.mark.parametrize(
+    "disorder", ["within_a_part", "between_parts", "types_differ", "pandas_types_differ"]
+)
 def test_parts_not_in_store_order_are_joined_and_sorted(tmp_path, disorder):
     parts = _site_parts(store_order(_random_table(5000)))
     if disorder == "within_a_part":
         parts[1] = parts[1].iloc[::-1].reset_index(drop=True)
     elif disorder == "between_parts":
         parts = parts[::-1]
-    else:
+    elif disorder == "types_differ":
         parts[2] = parts[2].astype({"row": "float64"})
+    else:  # the same in Arrow, not in pandas
+        parts[2] = parts[2].astype({"row": "Int64", "scored": "boolean"})
+        parts[2].loc[0, ["row", "scored"]] = pd.NA
     write_parquet(parts, tmp_path / "parts.parquet")
     write_parquet(concat(parts), tmp_path / "joined.parquet")
     back = pd.read_parquet(tmp_path / "parts.parquet")
@@ -149,6 +154,9 @@ def test_a_clean_that_only_writes_joins_no_item_level_table(demo_config, tmp_pat
         stored = pd.read_parquet(current_version(cfg.processed_dir) / f"{name}.parquet")
         pd.testing.assert_frame_equal(stored, plain(result.tables[name]))  # joined on asking
     assert len(result.tables.parts("responses")) == 1
+    # A dict's ways still work: each joins.
+    assert list(result.tables.copy()) == list(result.tables) == list(SCHEMAS)
+    assert (result.tables | {"extra": None})["extra"] is None
 
 
 @pytest.mark.parametrize(
