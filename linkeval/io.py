@@ -398,15 +398,6 @@ def _ranks(array: pa.Array) -> tuple[np.ndarray, int]:
     return rows, len(array) + 1
 
 
-def _stable_order(columns: list[pa.Array]) -> np.ndarray | None:
-    """Row order sorting by several columns, first column first; None when the rows are in
-    that order already (as the cleaner leaves them)."""
-    folded = _folded_ranks(columns)
-    if _is_sorted(folded):
-        return None
-    return np.lexsort(folded[::-1]) if len(folded) > 1 else np.argsort(folded[0], kind="stable")
-
-
 def _folded_ranks(columns: list[pa.Array]) -> list[np.ndarray]:
     """The columns' ranks folded into as few 64-bit keys as fit, one column at a time
     (sorting one key is much faster than one key after another, and only two rank arrays
@@ -466,12 +457,16 @@ def store_order(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _store_order(frame: pd.DataFrame) -> np.ndarray | None:
+    """The row order (a stable sort) that puts a questionnaire table in the store's order;
+    None when its rows are in that order already (as the cleaner leaves them), or it is
+    another table."""
     if SORTED_IF not in frame.columns or len(frame) < 2:
         return None
-    keys = [k for k in STORE_ORDER if k in frame.columns]
-    # Sorted on the keys' dictionary codes: the rows move as integers, not strings.
-    coded = pa.Table.from_pandas(frame[keys], preserve_index=False)
-    return _stable_order([_dictionary(coded[k]) for k in keys])
+    # Sorted on integer keys made from the dictionary codes: the rows move as integers.
+    keys = sort_keys(frame, [k for k in STORE_ORDER if k in frame.columns])
+    if _is_sorted(keys):
+        return None
+    return np.lexsort(keys[::-1]) if len(keys) > 1 else np.argsort(keys[0], kind="stable")
 
 
 def write_parquet(frame: pd.DataFrame | list[pd.DataFrame], path: Path) -> None:

@@ -461,9 +461,6 @@ def _output_files(
         "summary": result.summary,
         "unmapped_labels": hold_back_rare_labels(result.unmapped),
     }
-    # Tables straight from clean_study were validated site by site, and are written as the
-    # parts they are held in; merged ones are re-checked.
-    tables: dict[str, list[pd.DataFrame]] = {t: _parts(result.tables, t) for t in result.tables}
     if keep:
         merged = {
             t: _merge_existing(previous / f"{t}.parquet", result.tables[t], keep)
@@ -475,8 +472,11 @@ def _output_files(
         kept = responses[responses["site"].isin(keep).to_numpy()]
         sums = pd.concat([alpha_sums(kept), result.alpha_sums], ignore_index=True)
         merged["pairs"] = _with_change_indicators(cfg, merged, alpha_from_sums(sums))
+        # Merged tables are checked again.
         tables = {t: [schema.validate(t, f)] for t, f in merged.items()}
         qa = {t: _merge_existing(previous / "qa" / f"{t}.parquet", f, keep) for t, f in qa.items()}
+    else:  # validated site by site, and written as the parts they are held in
+        tables = {t: _parts(result.tables, t) for t in result.tables}
     qa["cleaning_log"] = schema.validate("cleaning_log", qa["cleaning_log"])
     raw_files = result.files
     if keep and manifest.get("raw_files"):
