@@ -14,30 +14,40 @@ from __future__ import annotations
 
 import hmac
 import os
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from linkeval.errors import LinkevalError
-from linkeval.parse import distinct
+from linkeval.parse import as_text, distinct
 
 DEMO_KEY = b"linkeval-demo-key--published--not-secret"
 MIN_KEY_BYTES = 16
 
 _WEIGHTS = np.arange(10, 1, -1)  # Modulus 11 weights for digits 1-9
+_STATUS = np.array(["invalid", "missing", "valid", "placeholder"], dtype=object)
 
 
 def normalise_nhs_number(raw: pd.Series) -> pd.Series:
-    """Strip spaces and dashes; blank -> missing. Does not validate."""
-    text = raw.astype(object)
-    cleaned = text.str.replace(" ", "", regex=False).str.replace("-", "", regex=False)
-    cleaned = (
-        cleaned.str.replace(r"\s", "", regex=True)
-        if cleaned.str.contains(r"\s", regex=True).any()
-        else cleaned
-    )
-    return cleaned.mask(cleaned == "")
+    """Strip spaces, dashes and other white space; blank -> missing. Does not validate.
+
+    >>> normalise_nhs_number(pd.Series(["943 476 5919", "943-476-5919", "943\u00a04765919", " "])).tolist()
+    ['9434765919', '9434765919', '9434765919', nan]
+    """
+    text = pa.array(raw.astype("str"), type=pa.large_string(), from_pandas=True)
+    cleaned = pc.replace_substring(pc.replace_substring(text, " ", ""), "-", "")
+    out = as_text(cleaned, raw.index)
+    # Other white space (tabs, no-break spaces: Python's \s) only where a value has any
+    # character beyond printable ASCII, which is rare.
+    odd = pc.fill_null(pc.match_substring_regex(cleaned, r"[^\x21-\x7e]"), False)
+    odd = odd.to_numpy(zero_copy_only=False)
+    if odd.any():
+        out[odd] = [re.sub(r"\s", "", value) for value in out[odd]]
+    return out.mask(out == "")
 
 
 def nhs_number_status(normalised: pd.Series) -> pd.Series:
@@ -50,21 +60,24 @@ def nhs_number_status(normalised: pd.Series) -> pd.Series:
     >>> nhs_number_status(pd.Series(["9434765919", "9434765918", "1111111111", None])).tolist()
     ['valid', 'invalid', 'placeholder', 'missing']
     """
-    s = normalised.astype(object)
-    status = pd.Series("invalid", index=s.index, dtype=object)
-    status[s.isna()] = "missing"
-    ten_digits = ((s.str.len() == 10) & s.str.isascii() & s.str.isdigit()).fillna(False)
-    ten_digits = ten_digits.astype(bool)
-    if ten_digits.any():
-        text = "".join(s[ten_digits].tolist()).encode("ascii")
-        digits = (np.frombuffer(text, dtype=np.uint8) - ord("0")).reshape(-1, 10).astype(np.int64)
+    text = pa.array(normalised.astype("str"), type=pa.large_string(), from_pandas=True)
+    missing = text.is_null().to_numpy(zero_copy_only=False)
+    ten_digits = pc.fill_null(pc.match_substring_regex(text, "^[0-9]{10}$"), False)
+    status = missing.astype(np.int8)  # a code per row: index into _STATUS
+    rows = np.flatnonzero(ten_digits.to_numpy(zero_copy_only=False))
+    if len(rows):
+        # Each is ten ASCII digits, so their bytes lie end to end, ten to a number.
+        numbers = text.take(pa.array(rows))
+        offsets = np.frombuffer(numbers.buffers()[1], dtype=np.int64)[numbers.offset :]
+        data = np.frombuffer(numbers.buffers()[2], dtype=np.uint8)
+        data = data[offsets[0] : offsets[0] + 10 * len(rows)]
+        digits = (data - ord("0")).reshape(-1, 10).astype(np.int64)
         check = 11 - (digits[:, :9] @ _WEIGHTS) % 11
         check = np.where(check == 11, 0, check)
         passes = (check != 10) & (check == digits[:, 9])
         placeholder = (digits == digits[:, [0]]).all(axis=1)
-        sub = np.where(placeholder, "placeholder", np.where(passes, "valid", "invalid"))
-        status[ten_digits] = sub
-    return status
+        status[rows] = np.where(placeholder, 3, np.where(passes, 2, 0))
+    return pd.Series(_STATUS[status], index=normalised.index, dtype=object)
 
 
 def is_valid_nhs_number(number: str) -> bool:

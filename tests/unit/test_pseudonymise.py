@@ -47,6 +47,25 @@ def test_wrong_length_or_characters_are_invalid(value):
     assert status([value]) == ["invalid"]
 
 
+@pytest.mark.parametrize("dtype", [object, pd.StringDtype("pyarrow", na_value=float("nan"))])
+def test_other_white_space_is_stripped_and_other_digits_are_not_digits(dtype):
+    # Python's \s: tab, newline, no-break space, em space, unit separator all go; digits
+    # that are not ASCII (full-width, superscript) are not NHS number digits.
+    values = [
+        "943\t476\n5919",
+        "943\u00a0476\u20035919",
+        "\x1f9434765919",
+        "９434765919",
+        "\u00b2434765919",
+        "943 476 5919",
+        None,
+    ]
+    expected = ["valid"] * 3 + ["invalid"] * 2 + ["valid", "missing"]
+    assert nhs_number_status(normalise_nhs_number(pd.Series(values, dtype=dtype))).tolist() == (
+        expected
+    )
+
+
 def test_blank_is_missing_not_invalid():
     assert status(["", "  ", None]) == ["missing"] * 3
 

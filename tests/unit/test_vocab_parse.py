@@ -92,6 +92,32 @@ def test_whole_numbers():
     assert bad.tolist() == [False, False, False, True, False, True]
 
 
+def test_repeated_values_are_read_once_and_land_on_their_rows():
+    # Values are parsed once per distinct value and spread back: each row gets its own
+    # value's result, whatever its index, blanks and missing values included.
+    raw = ["03/05/2024", None, "x", "03/05/2024", "", "2024-01-02", "x", None]
+    index = [70, 3, 12, 5, 99, 0, 41, 8]
+    dates, bad = parse_dates(pd.Series(raw, index=index, dtype="str"))
+    assert dates.index.tolist() == index and dates.dtype == "datetime64[s]"
+    assert dates.dt.strftime("%Y-%m-%d").fillna("-").tolist() == [
+        "2024-05-03",
+        "-",
+        "-",
+        "2024-05-03",
+        "-",
+        "2024-01-02",
+        "-",
+        "-",
+    ]
+    assert bad.tolist() == [False, False, True, False, False, False, True, False]
+    numbers, bad = parse_whole_numbers(
+        pd.Series(["7", "x", None, "7.0", "2.5", "7"], index=[9, 8, 7, 6, 5, 4], dtype="str")
+    )
+    assert numbers.index.tolist() == [9, 8, 7, 6, 5, 4] and numbers.dtype == "Int64"
+    assert numbers.tolist() == [7, pd.NA, pd.NA, 7, pd.NA, 7]
+    assert bad.tolist() == [False, True, False, False, True, False]
+
+
 def test_age_in_completed_years():
     dob = pd.Series(pd.to_datetime(["1960-03-01", "1960-03-02", "2000-02-29"]))
     on = pd.Series(pd.to_datetime(["2024-03-01", "2024-03-01", "2018-02-28"]))
