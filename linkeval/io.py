@@ -615,10 +615,12 @@ def _compact(column: pa.ChunkedArray, target: pa.DataType) -> pa.Array:
     if column.null_count:
         missing = column.is_null().to_numpy(zero_copy_only=False)
         used[0] = bool((codes[~missing] == 0).any())  # a missing value's 0 is not a use
+    dictionary = column.dictionary.cast(target.value_type)
+    if used.all():  # a site's row group usually uses its whole dictionary: nothing to cut
+        return pa.DictionaryArray.from_arrays(column.indices.cast(pa.int32()), dictionary)
     renumber = (np.cumsum(used, dtype=np.int32) - 1).astype(np.int32)
     indices = pa.array(renumber[codes], mask=missing)
-    dictionary = column.dictionary.filter(pa.array(used)).cast(target.value_type)
-    return pa.DictionaryArray.from_arrays(indices, dictionary)
+    return pa.DictionaryArray.from_arrays(indices, dictionary.filter(pa.array(used)))
 
 
 def _arrow_schema(frame: pd.DataFrame) -> pa.Schema:

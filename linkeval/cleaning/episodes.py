@@ -22,13 +22,18 @@ def flag_duplicate_cases(ctx: Context, frame: pd.DataFrame) -> pd.DataFrame:
     """Flag referrals opened within DUPLICATE_CASE_DAYS of the same person's previous one."""
     if frame.empty or "referral_date" not in frame:
         return frame
-    order = frame.sort_values(["person_id", "referral_date"], kind="stable")
+    # Only the three columns the rule reads are sorted, not the whole frame.
+    order = (
+        frame[["person_id", "referral_date", "referral_id"]]
+        .reset_index(drop=True)
+        .sort_values(["person_id", "referral_date"], kind="stable")
+    )
     dates = pd.to_datetime(order["referral_date"])
     same_person = order["person_id"].eq(order["person_id"].shift())
     gap = (dates - dates.shift()).dt.days
     duplicate = same_person & (gap <= DUPLICATE_CASE_DAYS).fillna(False)
     previous = order["referral_id"].shift()
-    rows = order[duplicate.to_numpy(dtype=bool)]
+    rows = frame.iloc[order.index[duplicate.to_numpy(dtype=bool)]]
     if len(rows):
         prev = scrub(previous[duplicate])  # an ID may be an NHS number: not quoted raw
         days = gap[duplicate].astype(int).astype(str)

@@ -103,31 +103,40 @@ def _blank_rows(table: pa.Table, stripped: dict[str, pa.ChunkedArray]) -> np.nda
 def _exact_duplicates(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
     """Rows identical to an earlier row in every column, and that earlier row's position.
 
-    Each column is dictionary-encoded (exact, no hashing of whole rows), and the codes are
-    combined column by column into one whole-row code, renumbered whenever the next column
-    could overflow 64 bits.
+    Column by column, each candidate row's values so far become one code (dictionary codes,
+    exact: no hashing of whole rows). A row whose code no other candidate shares is a copy of
+    nothing and drops out, so after an ID column few rows are left to encode.
     """
     n = table.num_rows
+    rows = np.arange(n)  # the candidates, in file order
     key = np.zeros(n, dtype=np.int64)
-    n_keys = 1
     for values in table.columns:
-        encoded = pc.dictionary_encode(values)
-        codes = (
-            np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in encoded.chunks])
-            if encoded.num_chunks
-            else key
-        )
-        n_codes = max(len(encoded.chunks[0].dictionary), 1) if encoded.num_chunks else 1
-        if n_keys * n_codes >= 2**62:
-            key, uniques = pd.factorize(key)
-            n_keys = len(uniques)
-        key = key * n_codes + codes.astype(np.int64)
-        n_keys *= n_codes
-    codes, uniques = pd.factorize(key)
-    first_pos = np.empty(len(uniques), dtype=np.int64)
-    first_pos[codes[::-1]] = np.arange(n)[::-1]  # earliest position wins
-    first = first_pos[codes]
+        if not len(rows):
+            break
+        codes, n_codes = _column_codes(values if len(rows) == n else values.take(rows))
+        # key < len(rows) and n_codes <= len(rows): no overflow below 2**31 rows.
+        key = pd.factorize(key * n_codes + codes)[0]
+        shared = np.bincount(key)[key] > 1
+        rows, key = rows[shared], key[shared]
+    first = np.arange(n)
+    if len(rows):
+        codes, uniques = pd.factorize(key)
+        first_pos = np.empty(len(uniques), dtype=np.int64)
+        first_pos[codes[::-1]] = rows[::-1]  # the earliest position wins
+        first[rows] = first_pos[codes]
     return first != np.arange(n), first
+
+
+def _column_codes(values: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, int]:
+    """Each value's dictionary code (one dictionary for all chunks; a missing value has the
+    code after the dictionary's), and how many codes."""
+    encoded = pc.dictionary_encode(values)
+    chunks = encoded.chunks if isinstance(encoded, pa.ChunkedArray) else [encoded]
+    if not chunks:
+        return np.zeros(0, dtype=np.int64), 1
+    size = len(chunks[0].dictionary)
+    codes = [pc.fill_null(c.indices, size).to_numpy(zero_copy_only=False) for c in chunks]
+    return np.concatenate(codes).astype(np.int64), size + 1
 
 
 def _copy_of(

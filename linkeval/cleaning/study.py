@@ -49,6 +49,7 @@ from linkeval.stats.pairing import (
     add_change_indicators,
     alpha_from_sums,
     alpha_sums,
+    baseline_sds,
 )
 
 PARALLEL_MIN_BYTES = 50_000_000
@@ -309,17 +310,24 @@ class StudyTables(MutableMapping):
 
 
 def _with_change_indicators(
-    cfg: StudyConfig, tables: dict[str, pd.DataFrame], alpha: dict[str, float]
-) -> pd.DataFrame:
-    """Reliable change and MID flags, from the whole study's baseline scores and ``alpha``
-    (each score's Cronbach's alpha, added up from the sites' sums). Only the flags are
-    checked again: the other columns were validated site by site.
+    cfg: StudyConfig, tables: Mapping[str, pd.DataFrame], alpha: dict[str, float]
+) -> list[pd.DataFrame]:
+    """The pairs table's parts with reliable change and MID flags, from the whole study's
+    baseline scores and ``alpha`` (each score's Cronbach's alpha, added up from the sites'
+    sums). Each part is flagged as it is, not joined first. Only the flags are checked
+    again: the other columns were validated site by site.
     """
-    if not len(tables["pairs"]):
-        return tables["pairs"]
+    parts = _parts(tables, "pairs")
     settings = {name: cfg.instrument_settings(name) for name in INSTRUMENTS}
-    pairs = add_change_indicators(tables["pairs"], alpha, settings)
-    return schema.validate_columns("pairs", pairs, CHANGE_INDICATORS)
+    sds = baseline_sds(parts)
+    return [
+        schema.validate_columns(
+            "pairs", add_change_indicators(part, alpha, settings, sds), CHANGE_INDICATORS
+        )
+        if len(part)
+        else part
+        for part in parts
+    ]
 
 
 def _clean_site_to_file(
@@ -471,7 +479,7 @@ def _output_files(
         responses = merged["responses"]
         kept = responses[responses["site"].isin(keep).to_numpy()]
         sums = pd.concat([alpha_sums(kept), result.alpha_sums], ignore_index=True)
-        merged["pairs"] = _with_change_indicators(cfg, merged, alpha_from_sums(sums))
+        (merged["pairs"],) = _with_change_indicators(cfg, merged, alpha_from_sums(sums))
         # Merged tables are checked again.
         tables = {t: [schema.validate(t, f)] for t, f in merged.items()}
         qa = {t: _merge_existing(previous / "qa" / f"{t}.parquet", f, keep) for t, f in qa.items()}

@@ -396,35 +396,71 @@ def add_change_indicators(
     pairs: pd.DataFrame,
     reliability: dict[str, float],
     settings: dict[str, Settings] | None = None,
+    baseline_sd: dict[str, float] | None = None,
 ) -> pd.DataFrame:
     """Fill improved_reliably, deteriorated_reliably and met_mid_improvement per score.
 
     Direction follows each score: for a higher-is-better score an improvement is a positive
     change, for PHQ-9, GAD-7, UCLA-3, ONS anxiety and the loneliness question a negative one.
     The reliability is the configured one, else ``reliability[score]`` (Cronbach's alpha);
-    the baseline SD is the SD of all baseline scores in ``pairs``. Without a reliability
-    (single-item scores) reliable change is missing; without an MID, so is MID improvement.
+    the baseline SD is ``baseline_sd[score]``, by default the SD of all baseline scores in
+    ``pairs`` (:func:`baseline_sds`: pass the whole study's when ``pairs`` is a part of it).
+    Without a reliability (single-item scores) reliable change is missing; without an MID,
+    so is MID improvement.
     """
     out = pairs.copy()
     names = score_names()
     settings = settings or {}
-    for score_name, idx in out.groupby("instrument").groups.items():
+    sds = baseline_sds([pairs]) if baseline_sd is None else baseline_sd
+    change = out["change"].astype("Float64")
+    filled = {
+        c: (out[c] if c in out else pd.Series(pd.NA, index=out.index))
+        .astype("boolean")
+        .array.copy()
+        for c in CHANGE_INDICATORS
+    }
+    for score_name, rows in _score_rows(out).items():
         instrument = INSTRUMENTS[names[score_name]]
-        spec = instrument.score(score_name)
         cfg = settings.get(instrument.name, Settings())
         sign = direction(score_name)
-        rows = out.loc[idx]
-        change = rows["change"]
         r = cfg.reliability if cfg.reliability is not None else reliability.get(score_name)
-        sd = float(rows["baseline"].astype(float).std(ddof=1))
+        sd = sds.get(score_name, np.nan)
         if r is not None and np.isfinite(r) and 0 < r < 1 and np.isfinite(sd) and sd > 0:
-            rc = reliable_change_index(change, sd, r) * sign
-            out.loc[idx, "improved_reliably"] = (rc > RC_CRITICAL).astype("boolean")
-            out.loc[idx, "deteriorated_reliably"] = (rc < -RC_CRITICAL).astype("boolean")
-        mid = cfg.mid if cfg.mid is not None else spec.mid
+            rc = reliable_change_index(change.iloc[rows], sd, r) * sign
+            filled["improved_reliably"][rows] = (rc > RC_CRITICAL).array
+            filled["deteriorated_reliably"][rows] = (rc < -RC_CRITICAL).array
+        mid = cfg.mid if cfg.mid is not None else instrument.score(score_name).mid
         if mid is not None:
-            out.loc[idx, "met_mid_improvement"] = (change * sign >= mid).astype("boolean")
-    return out
+            filled["met_mid_improvement"][rows] = (change.iloc[rows] * sign >= mid).array
+    return out.assign(**filled)
+
+
+def baseline_sds(parts: list[pd.DataFrame]) -> dict[str, float]:
+    """Each score's SD (ddof=1) of the baseline scores of all ``parts`` of a pairs table,
+    as of the joined table; NaN for a score with one baseline."""
+    values: dict[str, list[np.ndarray]] = {}
+    for part in parts:
+        baseline = part["baseline"].astype(float).to_numpy(na_value=np.nan)
+        for score_name, rows in _score_rows(part).items():
+            values.setdefault(score_name, []).append(baseline[rows])
+    return {
+        name: float(pd.Series(np.concatenate(arrays)).std(ddof=1))
+        for name, arrays in values.items()
+    }
+
+
+def _score_rows(pairs: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The positions of each score's rows, in table order."""
+    if not len(pairs):
+        return {}
+    codes, names = pd.factorize(pairs["instrument"])
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
+    return {
+        str(name): order[bounds[i] : bounds[i + 1]]
+        for i, name in enumerate(names)
+        if bounds[i + 1] > bounds[i]
+    }
 
 
 def pair_keys(pairs: pd.DataFrame) -> list[str]:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 import yaml
 
 from linkeval.cleaning import clean_study
+from linkeval.cleaning.read import _exact_duplicates
 from linkeval.config import load_config
 from linkeval.errors import LinkevalError
 from linkeval.pseudonymise import pseudonym
@@ -71,6 +73,25 @@ def test_a_duplicate_in_another_file_of_a_glob_names_that_file(tmp_path):
         "x/referrals_1.csv": "exact copy of row 1",
         "x/referrals_2.csv": "exact copy of x/referrals_1.csv row 1",
     }
+
+
+def test_exact_duplicates_compare_every_column_and_point_at_the_first_copy():
+    # Rows 0, 2 and 5 agree in every column, missing cells included; row 3 differs from
+    # them only in the last column, row 4 only in a missing cell. Row 1 is unique in the
+    # first column, so the later columns are looked at for the others only.
+    table = pa.table(
+        {
+            "id": ["R1", "R9", "R1", "R1", "R1", "R1"],
+            "date": ["05/03/2024", "", "05/03/2024", "05/03/2024", "05/03/2024", "05/03/2024"],
+            "note": [None, "x", None, None, "", None],
+            "why": ["Debt", "Debt", "Debt", "Loneliness", "Debt", "Debt"],
+        }
+    )
+    copy, first = _exact_duplicates(table)
+    assert copy.tolist() == [False, False, True, False, False, True]
+    assert first.tolist() == [0, 1, 0, 3, 4, 0]
+    copy, first = _exact_duplicates(pa.Table.from_batches(table.to_batches(max_chunksize=2)))
+    assert copy.tolist() == [False, False, True, False, False, True]
 
 
 def test_contact_rules_and_derived_counts(tmp_path):

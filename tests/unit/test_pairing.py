@@ -13,6 +13,7 @@ from linkeval.stats.pairing import (
     add_change_indicators,
     alpha_from_sums,
     alpha_sums,
+    baseline_sds,
     pair_scores,
     reliabilities,
     reliable_change_index,
@@ -136,6 +137,23 @@ def test_configured_reliability_and_mid_win():
 def test_single_item_scores_have_no_reliable_change_without_configured_reliability():
     p = add_change_indicators(_pairs("ons4_happy", [4, 6], [3, 1]), {})
     assert p["improved_reliably"].isna().all() and p["met_mid_improvement"].isna().all()
+
+
+def test_a_part_of_the_study_is_flagged_with_the_whole_studys_baseline_sd():
+    # The study: baselines 10, 20 (site A) and 30, 40 (site B), SD 12.91; r = 0.92 gives
+    # S_diff = 12.91 x sqrt(0.08) x sqrt(2) = 5.164 and a threshold of 10.12. Site A alone has
+    # SD 7.07 and a threshold of 5.54, which a change of 8 would pass.
+    a = _pairs("swemwbs", [10, 20], [8, -11])
+    b = _pairs("swemwbs", [30, 40], [1, 2]).assign(site="B")
+    sds = baseline_sds([a, b])
+    assert sds["swemwbs"] == pytest.approx(12.909944, abs=1e-6)  # sd(c(10, 20, 30, 40)) in R
+    flagged = add_change_indicators(a, {"swemwbs": 0.92}, baseline_sd=sds)
+    assert flagged["improved_reliably"].tolist() == [False, False]
+    assert flagged["deteriorated_reliably"].tolist() == [False, True]
+    whole = add_change_indicators(pd.concat([a, b], ignore_index=True), {"swemwbs": 0.92})
+    pd.testing.assert_frame_equal(flagged, whole.iloc[:2])
+    alone = add_change_indicators(a, {"swemwbs": 0.92})
+    assert alone["improved_reliably"].tolist() == [True, False]
 
 
 def test_attrition_table_and_followup_rates():
