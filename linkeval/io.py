@@ -392,14 +392,28 @@ def _ranks(array: pa.Array) -> tuple[np.ndarray, int]:
     if dictionary:
         # In NumPy, one array of the column's length at a time (Arrow's take, fill and cast
         # would hold three): sorting a 16M-row table stays a few hundred MB.
-        ranks = pc.rank(array.dictionary, sort_keys="ascending", tiebreaker="dense")
-        rows = ranks.to_numpy().astype(np.int64)[pc.fill_null(array.indices, 0).to_numpy()]
+        codes = pc.fill_null(array.indices, 0).to_numpy(zero_copy_only=False)
+        if _ascending(array.dictionary):  # a pandas categorical's categories are, mostly
+            rows = codes.astype(np.int64) + 1
+        else:
+            ranks = pc.rank(array.dictionary, sort_keys="ascending", tiebreaker="dense")
+            rows = ranks.to_numpy().astype(np.int64)[codes]
         if array.null_count:
             rows[array.is_null().to_numpy(zero_copy_only=False)] = 0
         return rows, len(array.dictionary) + 1
     ranks = pc.rank(array, sort_keys="ascending", null_placement="at_start", tiebreaker="dense")
     rows = pc.cast(pc.fill_null(ranks, 0), pa.int64()).to_numpy(zero_copy_only=False, writable=True)
     return rows, len(array) + 1
+
+
+def _ascending(values: pa.Array) -> bool:
+    """Whether the values are in strictly ascending order, none missing: each one's rank
+    among them is then its position plus one."""
+    if values.null_count:
+        return False
+    if len(values) < 2:
+        return True
+    return pc.all(pc.less(values[:-1], values[1:])).as_py()
 
 
 def _folded_ranks(columns: list[pa.Array]) -> list[np.ndarray]:
@@ -544,15 +558,24 @@ def _parts_to_write(
     if len(parts) == 1 or (
         all(order is None for order in orders)
         and _same_types(parts)
-        and all(
-            _store_order(pd.concat([a.iloc[-1:], b.iloc[:1]], ignore_index=True)) is None
-            for a, b in itertools.pairwise(parts)
-        )
+        and all(_store_order(_last_and_first(a, b)) is None for a, b in itertools.pairwise(parts))
     ):
         return parts, orders
     joined = concat(parts)
     with _ONE_SORT_AT_A_TIME:
         return [joined], [_store_order(joined)]
+
+
+def _last_and_first(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    """The last row of ``a`` and the first of ``b``, as one frame; categoricals keep only the
+    categories these two rows use (joining two sites' million pseudonyms would take longer
+    than the check)."""
+    edge = [a.iloc[-1:], b.iloc[:1]]
+    edge = [
+        row.astype({c: "object" for c in row if isinstance(row[c].dtype, pd.CategoricalDtype)})
+        for row in edge
+    ]
+    return pd.concat(edge, ignore_index=True)
 
 
 def _same_types(parts: list[pd.DataFrame]) -> bool:

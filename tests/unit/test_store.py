@@ -20,6 +20,7 @@ from linkeval.io import (
     _is_sorted,
     _store_order,
     current_version,
+    sort_keys,
     store_order,
     write_parquet,
 )
@@ -390,3 +391,17 @@ def test_durations_and_time_zones_keep_their_types(tmp_path):
     write_parquet(frame, tmp_path / "t.parquet")
     back = pd.read_parquet(tmp_path / "t.parquet")
     pd.testing.assert_frame_equal(back, frame.astype({"site": "str"}))
+
+
+@pytest.mark.parametrize(
+    "categories",
+    [["p", "q", "r"], ["r", "p", "q"], ["p", "q", "r", "s"]],
+    ids=["ascending", "unordered", "ascending-with-unused"],
+)
+def test_sort_keys_of_a_categorical_order_it_by_value_whatever_its_categories(categories):
+    # Ascending categories are ranked by their codes, others by sorting them: the same keys.
+    values = ["q", None, "r", "p", "q"]
+    keys = sort_keys(pd.DataFrame({"person_id": pd.Categorical(values, categories)}), ["person_id"])
+    text = sort_keys(pd.DataFrame({"person_id": values}), ["person_id"])
+    assert np.argsort(keys[0], kind="stable").tolist() == [1, 3, 0, 4, 2]
+    assert np.argsort(text[0], kind="stable").tolist() == [1, 3, 0, 4, 2]
