@@ -567,9 +567,9 @@ def _parts_to_write(
 
 
 def _last_and_first(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
-    """The last row of ``a`` and the first of ``b``, as one frame; categoricals keep only the
-    categories these two rows use (joining two sites' million pseudonyms would take longer
-    than the check)."""
+    """The last row of ``a`` and the first of ``b``, as one frame, categoricals as their
+    values (joining two sites' categories, a million pseudonyms, would take longer than the
+    check)."""
     edge = [a.iloc[-1:], b.iloc[:1]]
     edge = [
         row.astype({c: "object" for c in row if isinstance(row[c].dtype, pd.CategoricalDtype)})

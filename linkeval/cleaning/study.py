@@ -162,8 +162,8 @@ def clean_study(
         raise SitesFailed(failed)
     combined = _combine(results, [c for c in codes if c not in failed])
     check_accounting(combined.summary)
-    combined.tables["pairs"] = _with_change_indicators(
-        cfg, combined.tables, alpha_from_sums(combined.alpha_sums)
+    combined.tables.set_parts(
+        "pairs", _with_change_indicators(cfg, combined.tables, alpha_from_sums(combined.alpha_sums))
     )
     combined.failed = failed
     combined.key_fingerprint = key_fingerprint(key)
@@ -275,6 +275,10 @@ class StudyTables(MutableMapping):
         """The table as it is held: its parts, or the one frame once it was joined."""
         value = self._tables[name]
         return value if isinstance(value, list) else [value]
+
+    def set_parts(self, name: str, parts: list[pd.DataFrame]) -> None:
+        """Hold table ``name`` as ``parts``, joined only when it is asked for."""
+        self._tables[name] = list(parts)
 
     def __getitem__(self, name: str) -> pd.DataFrame:
         value = self._tables[name]
