@@ -828,10 +828,20 @@ def band_labels(score: Score, settings: Settings | None = None) -> list[str]:
 
 def assign_bands(values: pd.Series, score: Score, settings: Settings) -> pd.Series:
     """Band label of each score (missing where unscored or the score has no bands)."""
-    out = pd.Series(pd.NA, index=values.index, dtype=object)
-    for band in bands_of(score, settings):
-        out[(values >= band.low) & (values <= band.high)] = band.label
-    return out
+    codes, labels = _band_codes(values, score, settings)
+    return pd.Series(np.append(np.array(labels, dtype=object), pd.NA)[codes], index=values.index)
+
+
+def _band_codes(values: pd.Series, score: Score, settings: Settings) -> tuple[np.ndarray, list]:
+    """Each score's band as a position in the band labels (the last band that holds it);
+    ``len(labels)`` where it is in none."""
+    bands = bands_of(score, settings)
+    numbers = values.astype("Float64")
+    codes = np.full(len(values), len(bands), dtype=np.int64)
+    for i, band in enumerate(bands):
+        inside = ((numbers >= band.low) & (numbers <= band.high)).fillna(False)
+        codes[inside.to_numpy(dtype=bool)] = i
+    return codes, [band.label for band in bands]
 
 
 def item_values(raw: pd.Series, instrument: Instrument) -> tuple[pd.Series, pd.Series]:
@@ -883,7 +893,9 @@ def score_items(items: pd.DataFrame, instrument: Instrument, settings: Settings)
     original row label in ``row``. Items listed in ``reversed_items`` are reversed first
     (value -> item_min + item_max - value).
     """
-    frames = []
+    parts: list[dict[str, np.ndarray]] = []
+    names: list[str] = []
+    bands, reasons = _Labels(), _Labels()
     for spec in instrument.scores:
         values = items[list(spec.items)].astype("Float64")
         for item in set(spec.items) & set(instrument.reversed_items):
@@ -906,27 +918,58 @@ def score_items(items: pd.DataFrame, instrument: Instrument, settings: Settings)
         if spec.conversion:
             table = conversion_table(spec.conversion)
             score = raw.round().map(table).astype("Float64").where(scored)
-        reason = pd.Series(pd.NA, index=items.index, dtype=object)
-        reason[~scored] = (
-            n_missing[~scored].astype(str)
-            + f" of {n_items} items missing"
-            + f" (at most {allowed} allowed)"
-        )
-        frames.append(
-            pd.DataFrame(
-                {
-                    "row": items.index,
-                    "score_name": spec.name,
-                    "score": score.to_numpy(),
-                    "band": assign_bands(score, spec, settings).to_numpy(),
-                    "n_items": n_items,
-                    "n_missing": n_missing.to_numpy(),
-                    "scored": scored.to_numpy(),
-                    "not_scored_reason": reason.to_numpy(),
-                }
+        band, labels = _band_codes(score, spec, settings)
+        missing = n_missing.to_numpy()
+        unscored = ~scored.to_numpy(dtype=bool)
+        reason = np.full(len(items), -1, dtype=np.int64)  # missing where scored
+        counts = np.unique(missing[unscored])
+        if len(counts):
+            codes = reasons(
+                [f"{m} of {n_items} items missing (at most {allowed} allowed)" for m in counts]
             )
+            reason[unscored] = codes[np.searchsorted(counts, missing[unscored])]
+        parts.append(
+            {
+                "row": items.index.to_numpy(),
+                "score_name": np.full(len(items), len(names)),
+                "score": score.to_numpy(dtype=float, na_value=np.nan),
+                "band": np.append(bands(labels), -1)[band],
+                "n_items": np.full(len(items), n_items),
+                "n_missing": missing,
+                "scored": ~unscored,
+                "not_scored_reason": reason,
+            }
         )
-    return pd.concat(frames, ignore_index=True)
+        names.append(spec.name)
+    column = {c: np.concatenate([p[c] for p in parts]) for c in parts[0]}
+    return pd.DataFrame(
+        {
+            **column,
+            "score_name": _categorical(column["score_name"], names),
+            "score": pd.array(column["score"], dtype="Float64"),
+            "band": _categorical(column["band"], bands.labels),
+            "not_scored_reason": _categorical(column["not_scored_reason"], reasons.labels),
+        }
+    )
+
+
+class _Labels(dict):
+    """Text labels and their codes, each new label the next code (``labels``: in code order)."""
+
+    def __call__(self, labels: list[str]) -> np.ndarray:
+        return np.array([self.setdefault(label, len(self)) for label in labels], dtype=np.int64)
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self)
+
+
+def _categorical(codes: np.ndarray, labels: list[str]) -> pd.Categorical:
+    """Codes into ``labels`` (-1: missing) as a categorical of the labels used, sorted (as
+    ``astype("category")`` makes it)."""
+    values = pd.Categorical.from_codes(codes, categories=pd.Index(labels, dtype=object))
+    values = values.remove_unused_categories()
+    return values.reorder_categories(sorted(values.categories))
 
 
 def cronbach_alpha(items: pd.DataFrame) -> float:

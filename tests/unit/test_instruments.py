@@ -252,6 +252,20 @@ def test_any_missing_item_means_not_scored_with_a_reason():
     assert out["n_missing"].iloc[0] == 1
 
 
+def test_scores_text_columns_are_categoricals_of_the_values_they_hold():
+    # ONS4: four scores, each with its bands; two completions, one with an item missing.
+    items = pd.DataFrame([[7, 8, 6, 2], [9, None, 1, 10]], columns=list(INSTRUMENTS["ons4"].items))
+    out = score_items(items.astype("Float64"), INSTRUMENTS["ons4"], Settings())
+    for column in ["score_name", "band", "not_scored_reason"]:
+        values = out[column]
+        assert isinstance(values.dtype, pd.CategoricalDtype)
+        assert list(values.cat.categories) == sorted(values.dropna().unique())
+    assert out["not_scored_reason"].dropna().tolist() == [
+        "1 of 1 items missing (at most 0 allowed)"
+    ]
+    assert out["band"].isna().tolist() == out["score"].isna().tolist()
+
+
 def test_wemwbs_person_mean_prorating_when_configured():
     answers = [4] * 12 + [2, None]  # 13 answered, sum 50, mean 50/13
     strict = score_one("wemwbs", answers)
