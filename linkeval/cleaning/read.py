@@ -166,7 +166,7 @@ def _canonical(
     src: int,
 ) -> pd.DataFrame:
     """The raw frame: provenance, then mapped fields and items under their canonical names."""
-    frame = pd.DataFrame({FILE: files, ROW: rows, SRC: src})
+    frame = pd.DataFrame({FILE: pd.Categorical(files), ROW: rows, SRC: src})
     for fld, header in source.columns.items():
         if fld == "reasons" and isinstance(header, list):
             values = pc.binary_join_element_wise(*[stripped[h] for h in header], REASON_SEP)

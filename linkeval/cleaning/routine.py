@@ -315,7 +315,7 @@ def finish_referrals(ctx: Context, frame: pd.DataFrame) -> pd.DataFrame:
     dup_id = frame["referral_id"].duplicated(keep="first")
     if dup_id.any():
         first = frame.drop_duplicates("referral_id").set_index("referral_id")
-        first_at = first[FILE] + " row " + first[ROW].astype(str)
+        first_at = first[FILE].astype(str) + " row " + first[ROW].astype(str)
         frame = ctx.log.reject(
             frame,
             dup_id,

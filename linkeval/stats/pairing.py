@@ -164,7 +164,7 @@ def pair_scores(
         ],
         ignore_index=True,
     )
-    usable = keyed[~no_base & ~before.fillna(False)].copy()
+    usable = keyed[~no_base & ~before.fillna(False)]
     lo, hi = window
     usable["in_window"] = usable["days_between"].between(lo, hi)
     # In-window follow-ups first, each group by date: the first row per person is the one.
