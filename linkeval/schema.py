@@ -243,6 +243,15 @@ def _text_columns(schema: pa.DataFrameSchema) -> list[str]:
     return [name for name, column in schema.columns.items() if _IS_TEXT in column.checks]
 
 
+def text_columns(table: str) -> list[str]:
+    """The table's TEXT columns (pandas categoricals in memory).
+
+    >>> text_columns("pairs")[:2], text_columns("referrals")
+    (['site', 'person_id'], [])
+    """
+    return _text_columns(SCHEMAS[table])
+
+
 def concat(frames: list[pd.DataFrame], table: str | None = None) -> pd.DataFrame:
     """Parts of one table, one below the other; categorical columns stay categorical (their
     categories united, in Arrow), where a plain ``pd.concat`` would turn them into text

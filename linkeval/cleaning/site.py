@@ -218,9 +218,12 @@ def _select(
     """Keep only the canonical columns (identifiers and raw columns are dropped here);
     identifying referral IDs (``ids``) are replaced by their pseudonyms."""
     columns = list(schema.SCHEMAS[table].columns)
+    text = schema.text_columns(table)
     out = pd.DataFrame(index=frame.index)
     for col in columns:
-        if col == "site":
+        if col == "site" and col in text:  # one value: codes, not a million references to it
+            out[col] = pd.Categorical.from_codes(np.zeros(len(out), dtype=np.int8), [site])
+        elif col == "site":
             out[col] = site
         elif col == "referral_id" and ids and col in frame:
             values = frame[col].astype(object)
