@@ -891,8 +891,9 @@ def score_items(items: pd.DataFrame, instrument: Instrument, settings: Settings)
     Returns one row per completion and score with columns ``score_name``, ``score`` (Float64),
     ``band``, ``n_items``, ``n_missing``, ``scored`` and ``not_scored_reason``, and the
     original row label in ``row``. The text columns (``score_name``, ``band``,
-    ``not_scored_reason``) are categoricals of the values they hold, categories sorted. Items listed in ``reversed_items`` are reversed first
-    (value -> item_min + item_max - value).
+    ``not_scored_reason``) are categoricals of the values they hold, categories sorted.
+    Items listed in ``reversed_items`` are reversed first (value -> item_min + item_max -
+    value).
     """
     parts: list[dict[str, np.ndarray]] = []
     names: list[str] = []

@@ -107,7 +107,7 @@ def parse_whole_numbers(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     >>> numbers.tolist(), bad.tolist()
     ([12, 12, 3, <NA>, <NA>, <NA>], [False, False, False, True, True, False])
     """
-    numeric, bad = _per_distinct(values, _numbers)
+    numeric, bad = _numbers(values)
     whole = numeric.notna() & np.isfinite(numeric) & (numeric == np.floor(numeric))
     numbers = numeric.where(whole).astype("Float64").round().astype("Int64")
     return numbers, bad | (numeric.notna() & ~whole)
@@ -120,25 +120,23 @@ def parse_numbers(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     >>> numbers.tolist(), bad.tolist()
     ([1.5, 2.0, <NA>, <NA>], [False, False, False, True])
     """
-    numeric, bad = _per_distinct(values, _numbers)
+    numeric, bad = _numbers(values)
     return numeric.astype("Float64"), bad
 
 
-def _numbers(text: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Distinct raw values as floats (NaN where blank or not a number), and which are bad."""
+def _numbers(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Raw text as floats (NaN where blank, missing or not a number), and which are bad
+    (not blank, not a number); each distinct value is parsed once."""
+    uniques, slots = distinct(values)
+    text = pd.Series(np.asarray(uniques, dtype=object))
     is_blank = blank(text)
     numeric = pd.to_numeric(text.mask(is_blank), errors="coerce").astype(float)
-    return numeric, ~is_blank & numeric.isna()
-
-
-def _per_distinct(values: pd.Series, parse) -> tuple[pd.Series, pd.Series]:
-    """``parse`` (text -> floats, bad) run once per distinct value, spread back to the rows;
-    a missing value is NaN and not bad."""
-    uniques, slots = distinct(values)
-    numeric, bad = parse(pd.Series(np.asarray(uniques, dtype=object)))
-    numeric = np.append(numeric.to_numpy(dtype=float), np.nan)[slots]
-    bad = np.append(bad.to_numpy(dtype=bool), False)[slots]
-    return pd.Series(numeric, index=values.index), pd.Series(bad, index=values.index)
+    bad = ~is_blank & numeric.isna()
+    # One trailing slot for missing values: no number, not bad.
+    return (
+        pd.Series(np.append(numeric.to_numpy(), np.nan)[slots], index=values.index),
+        pd.Series(np.append(bad.to_numpy(dtype=bool), False)[slots], index=values.index),
+    )
 
 
 def whole_years_between(start: pd.Series, end: pd.Series) -> pd.Series:

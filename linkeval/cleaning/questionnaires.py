@@ -216,11 +216,10 @@ def _score(ctx: Context, frame: pd.DataFrame, source: Source) -> tuple[Answers, 
         scores.append(
             completion.iloc[scored["row"].to_numpy()]
             .reset_index(drop=True)
-            .assign(
-                instrument=pd.Categorical(scored["score_name"]),
+            .assign(  # score_name, band and not_scored_reason come as categoricals
+                instrument=scored["score_name"].array,
                 **{c: v.array for c, v in scored.drop(columns=["row", "score_name"]).items()},
             )
-            .astype({"band": "category", "not_scored_reason": "category"})
         )
     who = completion.drop(columns=[FILE, ROW, "site"])
     return (who, answers), concat(scores, "scores")

@@ -451,16 +451,8 @@ def baseline_sds(parts: list[pd.DataFrame]) -> dict[str, float]:
 
 def _score_rows(pairs: pd.DataFrame) -> dict[str, np.ndarray]:
     """The positions of each score's rows, in table order."""
-    if not len(pairs):
-        return {}
-    codes, names = pd.factorize(pairs["instrument"])
-    order = np.argsort(codes, kind="stable")
-    bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
-    return {
-        str(name): order[bounds[i] : bounds[i + 1]]
-        for i, name in enumerate(names)
-        if bounds[i + 1] > bounds[i]
-    }
+    groups = pairs.groupby("instrument", observed=True, sort=False).indices
+    return {str(name): rows for name, rows in groups.items()}
 
 
 def pair_keys(pairs: pd.DataFrame) -> list[str]:
