@@ -28,7 +28,7 @@ import signal
 import stat
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -391,13 +391,15 @@ def _ranks(array: pa.Array) -> tuple[np.ndarray, int]:
         return np.zeros(len(array), dtype=np.int64), 1
     if dictionary:
         # In NumPy, one array of the column's length at a time (Arrow's take, fill and cast
-        # would hold three): sorting a 16M-row table stays a few hundred MB.
+        # would hold three): sorting a 16M-row table stays a few hundred MB. Ranks of text
+        # are 32-bit (a dictionary holds fewer than 2**31 values): half the memory to scan.
         codes = pc.fill_null(array.indices, 0).to_numpy(zero_copy_only=False)
         if _ascending(array.dictionary):  # a pandas categorical's categories are, mostly
-            rows = codes.astype(np.int64) + 1
+            rows = codes.astype(np.int32)
+            rows += 1
         else:
             ranks = pc.rank(array.dictionary, sort_keys="ascending", tiebreaker="dense")
-            rows = ranks.to_numpy().astype(np.int64)[codes]
+            rows = ranks.to_numpy().astype(np.int32)[codes]
         if array.null_count:
             rows[array.is_null().to_numpy(zero_copy_only=False)] = 0
         return rows, len(array.dictionary) + 1
@@ -422,6 +424,7 @@ def _folded_ranks(columns: list[pa.Array]) -> list[np.ndarray]:
     are ever held at once)."""
     folded: list[np.ndarray] = []
     current, size = _ranks(columns[0])
+    current = current.astype(np.int64, copy=False)
     for column in columns[1:]:
         ranks, n = _ranks(column)
         if size * n < 2**62:
@@ -430,7 +433,7 @@ def _folded_ranks(columns: list[pa.Array]) -> list[np.ndarray]:
             size *= n
         else:
             folded.append(current)
-            current, size = ranks, n
+            current, size = ranks.astype(np.int64, copy=False), n
         del ranks
     folded.append(current)
     return folded
@@ -448,14 +451,18 @@ def sort_keys(frame: pd.DataFrame, columns: list[str]) -> list[np.ndarray]:
     return _folded_ranks([_dictionary(coded[k]) for k in columns])
 
 
-def _is_sorted(keys: list[np.ndarray]) -> bool:
-    """Whether rows are in order by ``keys``, first key first."""
+def _is_sorted(keys: Iterable[np.ndarray]) -> bool:
+    """Whether rows are in order by ``keys``, first key first. The keys may come one at a
+    time (a generator): the check stops at the first key out of order, or once no two
+    neighbouring rows are tied."""
     ties = None  # rows equal to the next one on the keys so far
     for key in keys:
         step = np.diff(key)
         if ((step < 0) if ties is None else (step < 0) & ties).any():
             return False
         ties = (step == 0) if ties is None else ties & (step == 0)
+        if not ties.any():
+            return True
     return True
 
 
@@ -480,10 +487,14 @@ def _store_order(frame: pd.DataFrame) -> np.ndarray | None:
     another table."""
     if SORTED_IF not in frame.columns or len(frame) < 2:
         return None
-    # Sorted on integer keys made from the dictionary codes: the rows move as integers.
-    keys = sort_keys(frame, [k for k in STORE_ORDER if k in frame.columns])
-    if _is_sorted(keys):
+    columns = [k for k in STORE_ORDER if k in frame.columns]
+    coded = pa.Table.from_pandas(frame[columns], preserve_index=False)
+    arrays = [_dictionary(coded[k]) for k in columns]
+    # Checked a column at a time, on each one's ranks (no keys folded, no sort).
+    if _is_sorted(_ranks(a)[0] for a in arrays):
         return None
+    # Sorted on integer keys made from the dictionary codes: the rows move as integers.
+    keys = _folded_ranks(arrays)
     return np.lexsort(keys[::-1]) if len(keys) > 1 else np.argsort(keys[0], kind="stable")
 
 
@@ -632,18 +643,20 @@ def _compact(column: pa.ChunkedArray, target: pa.DataType) -> pa.Array:
     if not pa.types.is_dictionary(column.type) or not len(column.dictionary):
         return pc.dictionary_encode(column.cast(target.value_type)).cast(target)
     codes = pc.fill_null(column.indices, 0).to_numpy(zero_copy_only=False)
-    used = np.zeros(len(column.dictionary), dtype=bool)
-    used[codes] = True
+    used = np.bincount(codes, minlength=len(column.dictionary)) > 0
     missing = None
     if column.null_count:
         missing = column.is_null().to_numpy(zero_copy_only=False)
         used[0] = bool((codes[~missing] == 0).any())  # a missing value's 0 is not a use
     dictionary = column.dictionary.cast(target.value_type)
+    # The codes index the dictionary (they are a categorical's, or were just renumbered):
+    # Arrow's check of every one is skipped.
     if used.all():  # a site's row group usually uses its whole dictionary: nothing to cut
-        return pa.DictionaryArray.from_arrays(column.indices.cast(pa.int32()), dictionary)
+        indices = column.indices.cast(pa.int32())
+        return pa.DictionaryArray.from_arrays(indices, dictionary, safe=False)
     renumber = (np.cumsum(used, dtype=np.int32) - 1).astype(np.int32)
     indices = pa.array(renumber[codes], mask=missing)
-    return pa.DictionaryArray.from_arrays(indices, dictionary.filter(pa.array(used)))
+    return pa.DictionaryArray.from_arrays(indices, dictionary.filter(pa.array(used)), safe=False)
 
 
 def _arrow_schema(frame: pd.DataFrame) -> pa.Schema:

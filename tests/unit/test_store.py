@@ -178,6 +178,15 @@ def test_order_is_checked_key_by_key_within_ties(keys, in_order):
     assert _is_sorted([np.array(k, dtype=np.int64) for k in keys]) is in_order
 
 
+def test_order_check_reads_no_key_once_no_rows_are_tied():
+    def keys():
+        yield np.array([1, 1, 2], dtype=np.int32)
+        yield np.array([0, 5, 0], dtype=np.int32)  # breaks the only tie: in order
+        raise AssertionError("a key was read after every row was told apart")
+
+    assert _is_sorted(keys())
+
+
 def test_a_row_group_stores_only_the_categories_its_rows_use(tmp_path):
     # Combining the sites unites their categories: a million pseudonyms in every site's
     # categorical. Each row group (a site) writes only its own in its dictionary page.
