@@ -70,6 +70,11 @@ def _completions_from(
 ) -> pd.DataFrame:
     """One row per questionnaire completion, linked to a person and a timepoint."""
     frame = ctx.read(source)
+    # The answers stay apart while the completions are checked: a rule that rejects rows
+    # then copies the completions' few columns, not every item; the kept completions'
+    # answers are joined back once.
+    answers = [c for c in frame.columns if ITEM_SEP in c]
+    items, frame = frame[answers], frame.drop(columns=answers)
     ident = [f for f in ("referral_id", *IDENTITY_FIELDS) if f in frame]
     has_id = pd.Series(False, index=frame.index)
     for fld in ident:
@@ -82,7 +87,8 @@ def _completions_from(
     frame = check_nhs_numbers(ctx, frame, TABLE)
     if source.timepoint != "by_date":
         frame = _timepoint_labels(ctx, frame, source)
-    return _link_person(ctx, frame, referrals, exported).assign(site=ctx.site.code)
+    frame = _link_person(ctx, frame, referrals, exported).assign(site=ctx.site.code)
+    return frame.join(items)
 
 
 def _timepoint_labels(ctx: Context, frame: pd.DataFrame, source: Source) -> pd.DataFrame:
