@@ -104,20 +104,35 @@ class CleaningLog:
 
         ``detail`` is text, a Series aligned with ``frame``, or a function of the rejected rows.
         """
-        mask = mask.fillna(False).astype(bool)
-        if not mask.index.equals(frame.index):
-            mask = mask.reindex(frame.index, fill_value=False)
-        if mask.any():
-            self.record(
-                frame[mask],
-                table,
-                fld,
-                rule,
-                "rejected",
-                detail[mask] if isinstance(detail, pd.Series) else detail,
-            )
-            return frame[~mask]
-        return frame
+        return self.reject_in_turn(frame, [(mask, table, fld, rule, detail)])
+
+    def reject_in_turn(
+        self, frame: pd.DataFrame, rules: list[tuple[pd.Series, str, str | None, str, object]]
+    ) -> pd.DataFrame:
+        """:meth:`reject` for several rules, each ``(mask, table, field, rule, detail)``,
+        in turn: a rule logs the rows under its mask that no earlier rule caught.
+
+        The frame is copied once, not once per rule; the log and the rows kept are those of
+        calling :meth:`reject` rule by rule. So each mask must depend on its row alone (a
+        date out of range, not a duplicate of another row), as then it is the same whether
+        the earlier rules' rows are still there or not.
+        """
+        caught = np.zeros(len(frame), dtype=bool)
+        for mask, table, fld, rule, detail in rules:
+            if not mask.index.equals(frame.index):
+                mask = mask.reindex(frame.index)
+            mask = mask.to_numpy(dtype=bool, na_value=False) & ~caught
+            if mask.any():
+                self.record(
+                    frame[mask],
+                    table,
+                    fld,
+                    rule,
+                    "rejected",
+                    detail[mask] if isinstance(detail, pd.Series) else detail,
+                )
+                caught |= mask
+        return frame[~caught] if caught.any() else frame
 
     def unmapped(
         self, rows: pd.DataFrame, raw: pd.Series, table: str, fld: str, codes: pd.Series

@@ -47,12 +47,12 @@ MAX_AGE = 115
 
 def require(ctx: Context, frame: pd.DataFrame, table: str, fields: tuple[str, ...]) -> pd.DataFrame:
     """Reject rows where a required field the source maps is blank."""
-    for fld in fields:
-        if fld in frame:
-            frame = ctx.log.reject(
-                frame, blank(frame[fld]), table, fld, "missing_required", f"{fld} is blank"
-            )
-    return frame
+    rules = [
+        (blank(frame[fld]), table, fld, "missing_required", f"{fld} is blank")
+        for fld in fields
+        if fld in frame
+    ]
+    return ctx.log.reject_in_turn(frame, rules)
 
 
 def event_date(
@@ -93,29 +93,31 @@ def _required_date(
     log, today = ctx.log, ctx.today
     # The raw text stays in place until the end, for the log details.
     frame = frame.assign(__parsed__=dates)
-    frame = log.reject(
+    frame = log.reject_in_turn(
         frame,
-        bad,
-        table,
-        fld,
-        "unparseable_date",
-        lambda r: f"cannot read {fld} " + quoted(r[fld]) + f" ({expect})",
-    )
-    frame = log.reject(
-        frame,
-        frame["__parsed__"] < EARLIEST_EVENT,
-        table,
-        fld,
-        "impossible_date",
-        lambda r: f"{fld} before {EARLIEST_EVENT.date()}: " + quoted(r[fld]),
-    )
-    frame = log.reject(
-        frame,
-        frame["__parsed__"] > today,
-        table,
-        fld,
-        "future_date",
-        lambda r: f"{fld} after the run date {today.date()}: " + quoted(r[fld]),
+        [
+            (
+                bad,
+                table,
+                fld,
+                "unparseable_date",
+                lambda r: f"cannot read {fld} " + quoted(r[fld]) + f" ({expect})",
+            ),
+            (
+                dates < EARLIEST_EVENT,
+                table,
+                fld,
+                "impossible_date",
+                lambda r: f"{fld} before {EARLIEST_EVENT.date()}: " + quoted(r[fld]),
+            ),
+            (
+                dates > today,
+                table,
+                fld,
+                "future_date",
+                lambda r: f"{fld} after the run date {today.date()}: " + quoted(r[fld]),
+            ),
+        ],
     )
     frame[fld] = frame.pop("__parsed__")
     return frame
@@ -127,21 +129,24 @@ def check_nhs_numbers(ctx: Context, frame: pd.DataFrame, table: str) -> pd.DataF
         return frame
     frame = frame.assign(nhs_number=normalise_nhs_number(frame["nhs_number"]))
     status = nhs_number_status(frame["nhs_number"])
-    frame = ctx.log.reject(
+    return ctx.log.reject_in_turn(
         frame,
-        status == "invalid",
-        table,
-        "nhs_number",
-        "invalid_nhs_number",
-        "not 10 digits or fails the Modulus 11 check (value not logged)",
-    )
-    return ctx.log.reject(
-        frame,
-        status.reindex(frame.index) == "placeholder",
-        table,
-        "nhs_number",
-        "placeholder_nhs_number",
-        "ten identical digits (a placeholder)",
+        [
+            (
+                status == "invalid",
+                table,
+                "nhs_number",
+                "invalid_nhs_number",
+                "not 10 digits or fails the Modulus 11 check (value not logged)",
+            ),
+            (
+                status == "placeholder",
+                table,
+                "nhs_number",
+                "placeholder_nhs_number",
+                "ten identical digits (a placeholder)",
+            ),
+        ],
     )
 
 
@@ -281,24 +286,27 @@ def _age(ctx: Context, frame: pd.DataFrame, source: Source) -> pd.DataFrame:
         dob, bad = parse_dates(frame["date_of_birth"], source.date_format)
         age = whole_years_between(dob, frame["referral_date"])
         frame = frame.assign(date_of_birth=dob, age_at_referral=age)
-        # Dates of birth are identifiers: the log never repeats them.
-        frame = ctx.log.reject(
-            frame,
-            bad,
-            t,
-            "date_of_birth",
-            "unparseable_date",
-            "cannot read date_of_birth (value not logged)",
-        )
-        dob, age = frame["date_of_birth"], frame["age_at_referral"]
         impossible = (dob < EARLIEST_BIRTH) | (dob > frame["referral_date"]) | (age > MAX_AGE)
-        frame = ctx.log.reject(
+        # Dates of birth are identifiers: the log never repeats them.
+        frame = ctx.log.reject_in_turn(
             frame,
-            impossible,
-            t,
-            "date_of_birth",
-            "impossible_date",
-            "date_of_birth after the referral or over 115 years before it (value not logged)",
+            [
+                (
+                    bad,
+                    t,
+                    "date_of_birth",
+                    "unparseable_date",
+                    "cannot read date_of_birth (value not logged)",
+                ),
+                (
+                    impossible,
+                    t,
+                    "date_of_birth",
+                    "impossible_date",
+                    "date_of_birth after the referral or over 115 years before it "
+                    "(value not logged)",
+                ),
+            ],
         )
     elif "age" in frame:
         frame = numbers(ctx, frame, t, "age", low=0, high=MAX_AGE)
@@ -393,22 +401,27 @@ def reject_unlinked(
 ) -> pd.DataFrame:
     """Reject rows whose referral_id no referrals export has (``unknown``), then rows whose
     referral was itself rejected (``rejected``), each with its own logged rule."""
-    frame = ctx.log.reject(
-        frame,
-        unknown,
-        table,
-        "referral_id",
-        "unknown_referral",
-        lambda r: "referral_id " + quoted(r["referral_id"]) + " is not in any referrals export",
-    )
-    return ctx.log.reject(
-        frame,
-        rejected.reindex(frame.index),
-        table,
-        "referral_id",
-        "referral_rejected",
-        "its referral was rejected (see the referrals rows)",
-    )
+    return ctx.log.reject_in_turn(frame, _unlinked(unknown, rejected, table))
+
+
+def _unlinked(unknown: pd.Series, rejected: pd.Series, table: str) -> list[tuple]:
+    """:func:`reject_unlinked`'s rules, for :meth:`CleaningLog.reject_in_turn`."""
+    return [
+        (
+            unknown,
+            table,
+            "referral_id",
+            "unknown_referral",
+            lambda r: "referral_id " + quoted(r["referral_id"]) + " is not in any referrals export",
+        ),
+        (
+            rejected,
+            table,
+            "referral_id",
+            "referral_rejected",
+            "its referral was rejected (see the referrals rows)",
+        ),
+    ]
 
 
 def link(
@@ -434,17 +447,12 @@ def link(
         ref_dates[np.where(kept, position, 0)] if len(ref_dates) else np.full(len(frame), nat)
     )
     frame = frame.assign(__referral_date__=np.where(kept, ref_date, nat))
-    frame = reject_unlinked(ctx, frame, ~known, ~kept, table)
-    before = frame[date_field] < frame["__referral_date__"]
-    frame = ctx.log.reject(
-        frame,
-        before,
-        table,
-        date_field,
-        "before_referral",
-        f"{date_field} is before the referral date",
+    before = frame[date_field] < frame["__referral_date__"]  # never for an unlinked row
+    rules = _unlinked(~known, ~kept, table)
+    rules.append(
+        (before, table, date_field, "before_referral", f"{date_field} is before the referral date")
     )
-    return frame.drop(columns="__referral_date__")
+    return ctx.log.reject_in_turn(frame, rules).drop(columns="__referral_date__")
 
 
 # --------------------------------------------------------------------------------------------
