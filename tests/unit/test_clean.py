@@ -369,3 +369,38 @@ def test_validation_checks_a_pseudonyms_length_and_leaves_the_callers_frame_alon
     with pytest.raises(SchemaErrors, match="str_length") as caught:
         schema.validate("responses", short)
     assert "b" * 63 in str(caught.value)  # the failing value is named
+
+
+def test_rules_rejecting_in_turn_log_and_keep_what_one_rule_at_a_time_does():
+    from linkeval.cleaning.log import FILE, ROW, CleaningLog
+
+    frame = pd.DataFrame(
+        {FILE: "a.csv", ROW: range(1, 7), "x": [1, -1, 5, None, -2, 9]},
+        index=[10, 11, 12, 13, 14, 15],  # as left by earlier rules: not 0..n-1
+    )
+    rules = [
+        (frame["x"].isna(), "t", "x", "missing", "x is blank"),
+        (frame["x"] < 0, "t", "x", "negative", lambda r: "x is " + r["x"].astype(str)),
+        # overlaps the rule before: rows 2 and 5 are logged once, by the first rule
+        (frame["x"] < 2, "t", "x", "low", "x is low"),
+        # a mask on some of the rows, in another order
+        (pd.Series([True, True], index=[15, 11]), "t", "x", "listed", "x was listed"),
+    ]
+    one_at_a_time, in_turn = CleaningLog("A"), CleaningLog("A")
+    kept = frame
+    for mask, *rule in rules:
+        kept = one_at_a_time.reject(kept, mask, *rule)
+    together = in_turn.reject_in_turn(frame, rules)
+
+    pd.testing.assert_frame_equal(together, kept)
+    assert together[ROW].tolist() == [3]
+    pd.testing.assert_frame_equal(in_turn.rows(), one_at_a_time.rows())
+    log = in_turn.rows()
+    assert log[["source_row", "rule"]].values.tolist() == [
+        [4, "missing"],
+        [2, "negative"],
+        [5, "negative"],
+        [1, "low"],
+        [6, "listed"],
+    ]
+    assert log["detail"].tolist()[1:3] == ["x is -1.0", "x is -2.0"]
