@@ -75,9 +75,7 @@ def event_date(
             f"{fld} " + quoted(r[fld]) + " unreadable, before 2000 or in the future; set to missing"
         ),
     )
-    frame = frame.copy()
-    frame[fld] = dates.mask(wrong)
-    return frame
+    return frame.assign(**{fld: dates.mask(wrong)})
 
 
 def _required_date(
@@ -156,9 +154,7 @@ def labels(ctx: Context, frame: pd.DataFrame, table: str, fld: str, source: Sour
         return frame
     codes, unmapped = map_labels(frame[fld], fld, source.values.get(fld))
     ctx.log.unmapped(frame[unmapped], frame[fld][unmapped], table, fld, codes[unmapped])
-    frame = frame.copy()
-    frame[fld] = codes
-    return frame
+    return frame.assign(**{fld: codes})
 
 
 def numbers(
@@ -188,9 +184,7 @@ def numbers(
         "invalid_value",
         lambda r: f"{fld} " + quoted(r[fld]) + f" is not a valid number{rng}; set to missing",
     )
-    frame = frame.copy()
-    frame[fld] = values.mask(wrong)
-    return frame
+    return frame.assign(**{fld: values.mask(wrong)})
 
 
 def person_ids(ctx: Context, frame: pd.DataFrame) -> pd.Series:
@@ -312,8 +306,7 @@ def _age(ctx: Context, frame: pd.DataFrame, source: Source) -> pd.DataFrame:
         frame = numbers(ctx, frame, t, "age", low=0, high=MAX_AGE)
         frame["age_at_referral"] = frame["age"]
     else:
-        frame = frame.copy()
-        frame["age_at_referral"] = pd.Series(pd.NA, index=frame.index, dtype="Int64")
+        frame = frame.assign(age_at_referral=pd.Series(pd.NA, index=frame.index, dtype="Int64"))
     return frame
 
 
@@ -332,8 +325,7 @@ def finish_referrals(ctx: Context, frame: pd.DataFrame) -> pd.DataFrame:
             "duplicate_referral_id",
             lambda r: "referral_id already used by " + r["referral_id"].map(first_at).astype(str),
         )
-    frame = frame.copy()
-    frame["person_id"] = person_ids(ctx, frame)
+    frame = frame.assign(person_id=person_ids(ctx, frame))
     return flag_duplicate_cases(ctx, frame)
 
 
