@@ -150,8 +150,10 @@ def _given_referral(
     ``referrals`` (-1 where the referral_id is blank)."""
     frame["__pos__"] = positions(frame["referral_id"], referrals["referral_id"])
     given = ~blank(frame["referral_id"])
-    known = positions(frame["referral_id"], exported) >= 0
     rejected = given & (frame["__pos__"] < 0)
+    # Only the IDs not kept are looked for among every exported one.
+    known = pd.Series(True, index=frame.index)
+    known[rejected] = positions(frame["referral_id"][rejected], exported) >= 0
     frame = reject_unlinked(ctx, frame, given & ~known, rejected, TABLE)
     return frame, frame.pop("__pos__").to_numpy()
 

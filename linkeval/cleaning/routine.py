@@ -36,6 +36,9 @@ from linkeval.parse import (
 from linkeval.pseudonymise import nhs_number_status, normalise_nhs_number, pseudonymise
 from linkeval.vocab import age_band, map_labels
 
+# Set by link() on each kept contact or onward referral: its referral's row in the site's
+# referrals, which derive() counts by (an internal column: not in the canonical tables).
+REFERRAL_ROW = "__referral_row__"
 EARLIEST_EVENT = pd.Timestamp("2000-01-01")
 EARLIEST_BIRTH = pd.Timestamp("1900-01-01")
 MAX_AGE = 115
@@ -426,7 +429,8 @@ def link(
 ) -> pd.DataFrame:
     """Reject events of unknown or rejected referrals, and events before their referral.
 
-    ``exported`` holds every referral_id the referrals exports had, kept or rejected.
+    ``exported`` holds every referral_id the referrals exports had, kept or rejected. Each
+    kept event gets its referral's row in ``referrals`` (column :data:`REFERRAL_ROW`).
     """
     position = positions(frame["referral_id"], referrals["referral_id"])
     kept = pd.Series(position >= 0, index=frame.index)
@@ -438,7 +442,9 @@ def link(
     ref_date = (
         ref_dates[np.where(kept, position, 0)] if len(ref_dates) else np.full(len(frame), nat)
     )
-    frame = frame.assign(__referral_date__=np.where(kept, ref_date, nat))
+    frame = frame.assign(
+        __referral_date__=np.where(kept, ref_date, nat), **{REFERRAL_ROW: position}
+    )
     before = frame[date_field] < frame["__referral_date__"]  # never for an unlinked row
     rules = _unlinked(~known, ~kept, table)
     rules.append(
@@ -459,8 +465,9 @@ def derive(
 ) -> pd.DataFrame:
     """Contact and onward referral counts, first contact, waiting days and age band.
 
-    ``contacts`` / ``onward`` are None when the site does not export them: then counts and
-    dates the referrals export gives are used as they are.
+    ``contacts`` / ``onward`` are the events :func:`link` kept against these ``referrals``,
+    or None when the site does not export them: then counts and dates the referrals export
+    gives are used as they are.
     """
     r = referrals.copy()
     if contacts is not None:
@@ -468,7 +475,7 @@ def derive(
     else:
         _given_contacts(ctx, r)
     if onward is not None:
-        pos = positions(onward["referral_id"], r["referral_id"])
+        pos = onward[REFERRAL_ROW].to_numpy()
         r["n_onward_referrals"] = pd.array(np.bincount(pos, minlength=len(r)), dtype="Int64")
     elif "n_onward_referrals" not in r:
         r["n_onward_referrals"] = pd.Series(pd.NA, index=r.index, dtype="Int64")
@@ -491,8 +498,8 @@ def derive(
 def _count_contacts(r: pd.DataFrame, contacts: pd.DataFrame) -> None:
     """n_contacts, n_attended and first_contact_date of each referral, from its contacts."""
     n = len(r)
-    # Every kept contact belongs to a kept referral (link() saw to that).
-    pos = positions(contacts["referral_id"], r["referral_id"])
+    # Every kept contact belongs to a kept referral, whose row link() found.
+    pos = contacts[REFERRAL_ROW].to_numpy()
     r["n_contacts"] = pd.array(np.bincount(pos, minlength=n), dtype="Int64")
     if "attended" in contacts:
         attended = contacts["attended"].astype("boolean").fillna(False).to_numpy(bool)
