@@ -62,14 +62,15 @@ def _sheet_label(site: Site, source: Source) -> str:
 
 def _read_files(
     raw_dir: Path, source: Source, log: CleaningLog, sheet: str = ""
-) -> tuple[pa.Table, np.ndarray, np.ndarray]:
-    """The source's files as one Arrow table of text, and each row's file and row number."""
-    tables, files, rows = [], [], []
+) -> tuple[pa.Table, pd.Categorical, np.ndarray]:
+    """The source's files as one Arrow table of text, and each row's file (a categorical of
+    the file names, in sorted order) and row number."""
+    tables, names, rows = [], [], []
     for path in source_files(raw_dir, source):
         raw = read_raw(path, source)
         _require_headers(path, raw.column_names, source)
         rel = _relative(path, raw_dir) + sheet
-        files.append(np.full(raw.num_rows, rel, dtype=object))
+        names.append(rel)
         rows.append(np.arange(1, raw.num_rows + 1))
         log.file_read(source.table, rel, raw.num_rows, _file_hash(path))
         tables.append(raw)
@@ -79,7 +80,12 @@ def _read_files(
         table = pa.Table.from_arrays(
             [pc.fill_null(c, "") for c in table.columns], names=table.column_names
         )
-    return table, np.concatenate(files), np.concatenate(rows)
+    # A file's name once, and a small code per row (not a million references to it).
+    categories, codes = np.unique(np.array(names, dtype=object), return_inverse=True)
+    files = pd.Categorical.from_codes(
+        np.repeat(codes.astype(np.int32), [len(r) for r in rows]), categories=categories
+    )
+    return table, files, np.concatenate(rows)
 
 
 def _blank_rows(table: pa.Table, stripped: dict[str, pa.ChunkedArray]) -> np.ndarray:
@@ -109,15 +115,18 @@ def _exact_duplicates(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
     """
     n = table.num_rows
     rows = np.arange(n)  # the candidates, in file order
-    key = np.zeros(n, dtype=np.int64)
+    key = None  # each candidate's code for its values so far
     for values in table.columns:
         if not len(rows):
             break
         codes, n_codes = _column_codes(values if len(rows) == n else values.take(rows))
-        # key < len(rows) and n_codes <= len(rows): no overflow below 2**31 rows.
-        key = pd.factorize(key * n_codes + codes)[0]
+        # key < len(rows) and n_codes <= len(rows) + 1: no overflow below 2**31 rows. The
+        # first column's codes are a key as they are (no need to number them again).
+        key = codes if key is None else pd.factorize(key * n_codes + codes)[0]
         shared = np.bincount(key)[key] > 1
         rows, key = rows[shared], key[shared]
+    if key is None:  # no columns: every row is alike
+        key = np.zeros(len(rows), dtype=np.int64)
     first = np.arange(n)
     if len(rows):
         codes, uniques = pd.factorize(key)
@@ -140,14 +149,15 @@ def _column_codes(values: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, int]:
 
 
 def _copy_of(
-    files: np.ndarray, rows: np.ndarray, first_pos: np.ndarray
+    files: pd.Categorical, rows: np.ndarray, first_pos: np.ndarray
 ) -> Callable[[pd.DataFrame], pd.Series]:
     """Log detail for duplicates: where each one's first copy is (the file too, when another)."""
 
     def detail(duplicates: pd.DataFrame) -> pd.Series:
         pos = duplicates.index.to_numpy()
         first = first_pos[pos]
-        other_file = np.where(files[first] == files[pos], "", files[first] + " ")
+        names = np.asarray(files.categories, dtype=object)[files.codes[first]]
+        other_file = np.where(files.codes[first] == files.codes[pos], "", names + " ")
         return (
             "exact copy of "
             + pd.Series(other_file, index=duplicates.index, dtype=object)
@@ -161,12 +171,12 @@ def _copy_of(
 def _canonical(
     stripped: dict[str, pa.ChunkedArray],
     source: Source,
-    files: np.ndarray,
+    files: pd.Categorical,
     rows: np.ndarray,
     src: int,
 ) -> pd.DataFrame:
     """The raw frame: provenance, then mapped fields and items under their canonical names."""
-    frame = pd.DataFrame({FILE: pd.Categorical(files), ROW: rows, SRC: src})
+    frame = pd.DataFrame({FILE: files, ROW: rows, SRC: src})
     for fld, header in source.columns.items():
         if fld == "reasons" and isinstance(header, list):
             values = pc.binary_join_element_wise(*[stripped[h] for h in header], REASON_SEP)
