@@ -633,13 +633,14 @@ def _coded(field: pa.Field, categorical: bool) -> pa.Field:
     return field.with_type(pa.dictionary(pa.int32(), field.type)) if text and categorical else field
 
 
-def _compact(column: pa.ChunkedArray, target: pa.DataType) -> pa.Array:
+def _compact(column: pa.ChunkedArray, target: pa.DataType) -> pa.Array | pa.ChunkedArray:
     """A row group's column as ``target``: a categorical's dictionary cut to the values these
     rows use (a study-wide dictionary of a million pseudonyms would otherwise be written with
-    every row group); one without categories as missing values; other columns cast."""
-    column = column.combine_chunks()
+    every row group); one without categories as missing values; other columns cast, in the
+    chunks they come in (joining a text column's chunks would copy all its text)."""
     if not pa.types.is_dictionary(target):
         return column.cast(target)
+    column = column.combine_chunks()
     if not pa.types.is_dictionary(column.type) or not len(column.dictionary):
         return pc.dictionary_encode(column.cast(target.value_type)).cast(target)
     codes = pc.fill_null(column.indices, 0).to_numpy(zero_copy_only=False)
