@@ -376,7 +376,7 @@ def _pair(ctx: Context, scores: pd.DataFrame) -> pd.DataFrame:
     # One log row per questionnaire row, naming the scores concerned.
     excluded = (
         excluded.astype({"instrument": str})
-        .groupby(["reason", FILE, ROW], as_index=False, sort=False)["instrument"]
+        .groupby(["reason", FILE, ROW], as_index=False, sort=False, observed=True)["instrument"]
         .agg(", ".join)
     )
     # Rejected from the pairs only: the completion itself stays in responses and scores.
