@@ -447,8 +447,13 @@ def sort_keys(frame: pd.DataFrame, columns: list[str]) -> list[np.ndarray]:
     >>> keys[0].tolist()
     [2, 1, 0, 2]
     """
+    return _folded_ranks(_key_columns(frame, columns))
+
+
+def _key_columns(frame: pd.DataFrame, columns: list[str]) -> list[pa.Array]:
+    """The frame's ``columns`` as Arrow arrays, text dictionary-encoded (for :func:`_ranks`)."""
     coded = pa.Table.from_pandas(frame[columns], preserve_index=False)
-    return _folded_ranks([_dictionary(coded[k]) for k in columns])
+    return [_dictionary(coded[k]) for k in columns]
 
 
 def _is_sorted(keys: Iterable[np.ndarray]) -> bool:
@@ -487,9 +492,7 @@ def _store_order(frame: pd.DataFrame) -> np.ndarray | None:
     another table."""
     if SORTED_IF not in frame.columns or len(frame) < 2:
         return None
-    columns = [k for k in STORE_ORDER if k in frame.columns]
-    coded = pa.Table.from_pandas(frame[columns], preserve_index=False)
-    arrays = [_dictionary(coded[k]) for k in columns]
+    arrays = _key_columns(frame, [k for k in STORE_ORDER if k in frame.columns])
     # Checked a column at a time, on each one's ranks (no keys folded, no sort).
     if _is_sorted(_ranks(a)[0] for a in arrays):
         return None

@@ -24,6 +24,7 @@ from linkeval.cleaning.routine import (
     person_ids,
     reject_unlinked,
     require,
+    was_exported,
 )
 from linkeval.config import IDENTITY_FIELDS, Source
 from linkeval.instruments import INSTRUMENTS, item_values, score_items
@@ -151,9 +152,7 @@ def _given_referral(
     frame["__pos__"] = positions(frame["referral_id"], referrals["referral_id"])
     given = ~blank(frame["referral_id"])
     rejected = given & (frame["__pos__"] < 0)
-    # Only the IDs not kept are looked for among every exported one.
-    known = pd.Series(True, index=frame.index)
-    known[rejected] = positions(frame["referral_id"][rejected], exported) >= 0
+    known = was_exported(frame["referral_id"], ~rejected, exported)
     frame = reject_unlinked(ctx, frame, given & ~known, rejected, TABLE)
     return frame, frame.pop("__pos__").to_numpy()
 

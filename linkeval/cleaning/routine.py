@@ -419,6 +419,15 @@ def _unlinked(unknown: pd.Series, rejected: pd.Series, table: str) -> list[tuple
     ]
 
 
+def was_exported(ids: pd.Series, kept: pd.Series, exported: pa.Array) -> pd.Series:
+    """Whether each referral ID is among ``exported``: a kept one is, so only the others
+    are looked up."""
+    known = kept.copy()
+    if not kept.all():
+        known[~kept] = positions(ids[~kept], exported) >= 0
+    return known
+
+
 def link(
     ctx: Context,
     frame: pd.DataFrame,
@@ -434,9 +443,7 @@ def link(
     """
     position = positions(frame["referral_id"], referrals["referral_id"])
     kept = pd.Series(position >= 0, index=frame.index)
-    known = kept.copy()
-    if not kept.all():
-        known[~kept] = positions(frame["referral_id"][~kept], exported) >= 0
+    known = was_exported(frame["referral_id"], kept, exported)
     nat = np.datetime64("NaT", "s")
     ref_dates = referrals["referral_date"].to_numpy(dtype="datetime64[s]")
     ref_date = (
