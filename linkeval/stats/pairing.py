@@ -166,7 +166,8 @@ def pair_scores(
     )
     usable = keyed[~no_base & ~before.fillna(False)]
     lo, hi = window
-    usable["in_window"] = usable["days_between"].between(lo, hi)
+    # assign, not a column set on a slice: pandas 2 without copy-on-write warns at that.
+    usable = usable.assign(in_window=usable["days_between"].between(lo, hi))
     # In-window follow-ups first, each group by date: the first row per person is the one.
     usable = usable.sort_values(
         ["__key__", "in_window", "completed_date"], ascending=[True, False, True], kind="stable"
