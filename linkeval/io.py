@@ -501,6 +501,18 @@ def _store_order(frame: pd.DataFrame) -> np.ndarray | None:
     return np.lexsort(keys[::-1]) if len(keys) > 1 else np.argsort(keys[0], kind="stable")
 
 
+class InStoreOrder(list):
+    """A table's parts, each in the store's row order already (:func:`store_order`: the
+    cleaner puts each site's questionnaire tables in it, in the site's worker).
+    :func:`write_parquet` then checks only where one part meets the next, not every row of
+    every part again.
+
+    >>> parts = InStoreOrder([pd.DataFrame({"n": [1]}), pd.DataFrame({"n": [2]})])
+    >>> isinstance(parts, list), len(parts)
+    (True, 2)
+    """
+
+
 def write_parquet(frame: pd.DataFrame | list[pd.DataFrame], path: Path) -> None:
     """A table as a lean parquet file, zstd compressed; a questionnaire table (one with an
     ``instrument`` column) with its rows sorted by :data:`STORE_ORDER`.
@@ -513,7 +525,8 @@ def write_parquet(frame: pd.DataFrame | list[pd.DataFrame], path: Path) -> None:
     ``frame`` may also be a list of a table's parts (a site each, as the cleaner hands them
     over): they are written one after another, without being joined first, when that is
     the store's order; else they are joined and sorted. Either way the file reads back as
-    the joined table would.
+    the joined table would. Parts given as :class:`InStoreOrder` are taken to be in order
+    each; only where they meet is checked.
 
     >>> import tempfile
     >>> path = Path(tempfile.mkdtemp()) / "t.parquet"
@@ -525,7 +538,9 @@ def write_parquet(frame: pd.DataFrame | list[pd.DataFrame], path: Path) -> None:
     """
     # The whole table is never held as Arrow: only its sort keys, and one row group at a time
     # (a site, or a million rows). At a million referrals that is 1 GB less at the peak.
-    parts, orders = _parts_to_write(frame if isinstance(frame, list) else [frame])
+    parts, orders = _parts_to_write(
+        frame if isinstance(frame, list) else [frame], isinstance(frame, InStoreOrder)
+    )
     given = _arrow_schema(parts[0])
     schema = _plain_text(given)
     # Categorical text is written as parquet dictionary pages straight from its codes (each
@@ -556,19 +571,19 @@ def write_parquet(frame: pd.DataFrame | list[pd.DataFrame], path: Path) -> None:
 
 
 def _parts_to_write(
-    parts: list[pd.DataFrame],
+    parts: list[pd.DataFrame], in_order: bool = False
 ) -> tuple[list[pd.DataFrame], list[np.ndarray | None]]:
     """The frames to write one after another, each with the row order to write it in (None:
-    as it is). Parts are written as they are when each is in store order, each part's last
-    row comes before the next one's first, and their columns have the same types; else they
-    are joined, and the whole table sorted."""
+    as it is). Parts are written as they are when each is in store order (or ``in_order``
+    says so), each part's last row comes before the next one's first, and their columns
+    have the same types; else they are joined, and the whole table sorted."""
     if not parts:
         raise ValueError("write_parquet: no frame to write (an empty list of parts)")
     parts = [p for p in parts if len(p)] or parts[:1]
     # One table at a time (the writer threads of _write_all): a sort holds several arrays of
     # the table's length, and two at once made the peak of a clean.
     with _ONE_SORT_AT_A_TIME:
-        orders = [_store_order(p) for p in parts]
+        orders = [None] * len(parts) if in_order else [_store_order(p) for p in parts]
     if len(parts) == 1 or (
         all(order is None for order in orders)
         and _same_types(parts)
@@ -581,15 +596,11 @@ def _parts_to_write(
 
 
 def _last_and_first(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
-    """The last row of ``a`` and the first of ``b``, as one frame, categoricals as their
-    values (joining two sites' categories, a million pseudonyms, would take longer than the
-    check)."""
-    edge = [a.iloc[-1:], b.iloc[:1]]
-    edge = [
-        row.astype({c: "object" for c in row if isinstance(row[c].dtype, pd.CategoricalDtype)})
-        for row in edge
-    ]
-    return pd.concat(edge, ignore_index=True)
+    """The last row of ``a`` and the first of ``b`` on the store's order columns, as one
+    frame of their values (joining two sites' categories, a million pseudonyms, or turning
+    them into text would take longer than the check)."""
+    keys = [c for c in STORE_ORDER if c in a.columns]
+    return pd.DataFrame({c: [a[c].iloc[-1], b[c].iloc[0]] for c in keys}, dtype=object)
 
 
 def _same_types(parts: list[pd.DataFrame]) -> bool:

@@ -102,11 +102,11 @@ def clean_site(cfg: StudyConfig, code: str, key: bytes, today: pd.Timestamp) -> 
     # counts (the rows are in the store's order).
     sums = alpha_sums(responses, first=cleaners_order)
     # The questionnaire tables in the store's row order here, in the site's worker: the
-    # study's writer then has nothing to sort (io.write_parquet, which checks). The responses
-    # are made in that order, unless identifying referral IDs were just replaced by their
-    # pseudonyms.
+    # study's writer then has nothing to sort, and checks only where sites meet
+    # (io.InStoreOrder). The responses are made in that order (unless identifying referral
+    # IDs were just replaced by their pseudonyms); store_order checks it.
     tables = {
-        "responses": store_order(responses) if ids else responses,
+        "responses": store_order(responses),
         "scores": store_order(_select(scores, "scores", code, ids)),
         "pairs": store_order(_select(pairs, "pairs", code, ids)),
         "referrals": _select(referrals, "referrals", code, ids),

@@ -35,6 +35,7 @@ from linkeval.errors import LinkevalError, SitesFailed
 from linkeval.instruments import INSTRUMENTS
 from linkeval.io import (
     SORTED_IF,
+    InStoreOrder,
     current_version,
     fault_point,
     folder_lock,
@@ -162,9 +163,9 @@ def clean_study(
         raise SitesFailed(failed)
     combined = _combine(results, [c for c in codes if c not in failed])
     check_accounting(combined.summary)
-    combined.tables.set_parts(
-        "pairs", _with_change_indicators(cfg, combined.tables, alpha_from_sums(combined.alpha_sums))
-    )
+    # The flags keep each part's rows where they are: still in the store's order.
+    flagged = _with_change_indicators(cfg, combined.tables, alpha_from_sums(combined.alpha_sums))
+    combined.tables.set_parts("pairs", InStoreOrder(flagged))
     combined.failed = failed
     combined.key_fingerprint = key_fingerprint(key)
     return combined
@@ -201,9 +202,11 @@ def _clean_in_parallel(
     # Each worker hands its site back as a file: a pipe moves a gigabyte slowly, and a
     # worker stays blocked until its result is read. The files sit in the processed folder's
     # state directory (pseudonymised data stays in the study's data area) and are removed at
-    # once; a killed run's are removed by the next run.
+    # once; a killed run's are removed by the next run. Each is loaded as soon as its worker
+    # is done, while the others still work (at the end, with fewer sites left than workers,
+    # a core is free for it).
     parts = Path(tempfile.mkdtemp(prefix=f"parts-{os.getpid()}-", dir=_parts_parent(cfg)))
-    files, failed = {}, {}
+    done, failed = {}, {}
     try:
         with _pool(jobs, context, scheduler) as pool:
             if scheduler:  # the key as a task argument no log shows, never in a file
@@ -213,13 +216,13 @@ def _clean_in_parallel(
             futures = {pool.submit(task, cfg, code, secret, today, parts): code for code in order}
             for code, future in finished(pool, futures):
                 try:
-                    files[code] = future.result()
+                    done[code] = _load_part(future.result())
                 except NotShared:
                     raise
                 except LinkevalError as exc:
                     failed[code] = str(exc)
                 fault_point("clean:workers")
-        results = [_load_part(files[code]) for code in codes if code in files]
+        results = [done[code] for code in codes if code in done]
         return results, {code: failed[code] for code in codes if code in failed}
     finally:
         shutil.rmtree(parts, ignore_errors=True)
@@ -238,12 +241,15 @@ def _combine(results: list[CleanResult], codes: list[str]) -> CleanResult:
     # Each table is kept as its sites' parts (StudyTables): writing them joins nothing, and
     # a table is joined only when asked for. Each part was validated by site._select.
     # The questionnaire tables go in site order: each site's are in the store's row order
-    # already (site.py), so the study's are too, and writing them sorts nothing.
+    # already (site.py, which checks), so the study's are too, and writing them sorts
+    # nothing and checks only where one site's rows meet the next's.
     by_site = sorted(range(len(codes)), key=codes.__getitem__)
     tables = {}
     for t, table_schema in schema.SCHEMAS.items():
-        order = by_site if SORTED_IF in table_schema.columns else range(len(results))
-        tables[t] = [results[i].tables.pop(t) for i in order]
+        if SORTED_IF in table_schema.columns:
+            tables[t] = InStoreOrder(results[i].tables.pop(t) for i in by_site)
+        else:
+            tables[t] = [results[i].tables.pop(t) for i in range(len(results))]
     return CleanResult(
         tables=StudyTables(tables),
         log=schema.concat([r.log for r in results], "cleaning_log"),
@@ -277,8 +283,9 @@ class StudyTables(MutableMapping):
         return value if isinstance(value, list) else [value]
 
     def set_parts(self, name: str, parts: list[pd.DataFrame]) -> None:
-        """Hold table ``name`` as ``parts``, joined only when it is asked for."""
-        self._tables[name] = list(parts)
+        """Hold table ``name`` as ``parts``, joined only when it is asked for (as
+        :class:`~linkeval.io.InStoreOrder` when they are that)."""
+        self._tables[name] = InStoreOrder(parts) if isinstance(parts, InStoreOrder) else list(parts)
 
     def __getitem__(self, name: str) -> pd.DataFrame:
         value = self._tables[name]

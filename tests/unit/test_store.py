@@ -16,6 +16,7 @@ from linkeval.cleaning import clean_study, write_outputs
 from linkeval.errors import LinkevalError
 from linkeval.io import (
     STORE_ORDER,
+    InStoreOrder,
     ProcessedTables,
     _is_sorted,
     _store_order,
@@ -148,6 +149,34 @@ def test_parts_not_in_store_order_are_joined_and_sorted(tmp_path, disorder):
     back = pd.read_parquet(tmp_path / "parts.parquet")
     pd.testing.assert_frame_equal(back, pd.read_parquet(tmp_path / "joined.parquet"))
     assert _store_order(back) is None
+
+
+def test_parts_said_to_be_in_store_order_are_checked_only_where_they_meet(tmp_path):
+    parts = _site_parts(store_order(_random_table(5000)))
+    write_parquet(concat(parts), tmp_path / "joined.parquet")
+    joined = pd.read_parquet(tmp_path / "joined.parquet")
+    write_parquet(InStoreOrder(parts), tmp_path / "parts.parquet")
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "parts.parquet"), joined)
+    # Where one part meets the next is still checked: out of order, they are sorted.
+    write_parquet(InStoreOrder(parts[::-1]), tmp_path / "reversed.parquet")
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "reversed.parquet"), joined)
+    # Within a part, the rows are taken as they come (the cleaner checked them).
+    parts[1] = parts[1].iloc[::-1].reset_index(drop=True)
+    write_parquet(InStoreOrder(parts), tmp_path / "trusted.parquet")
+    back = pd.read_parquet(tmp_path / "trusted.parquet")
+    assert back["row"].tolist() == concat(parts)["row"].tolist()
+    assert _store_order(back) is not None
+
+
+def test_the_cleaners_questionnaire_tables_are_handed_over_in_store_order(demo_config):
+    result = clean_study(demo_config, key=TEST_KEY, today=TODAY)
+    for name in ("responses", "scores", "pairs"):
+        parts = result.tables.parts(name)
+        assert isinstance(parts, InStoreOrder) and len(parts) > 1
+        assert all(_store_order(part) is None for part in parts)  # what the writer trusts
+    assert not isinstance(result.tables.parts("referrals"), InStoreOrder)
+    result.tables.set_parts("scores", list(result.tables.parts("scores")))  # no longer said
+    assert not isinstance(result.tables.parts("scores"), InStoreOrder)
 
 
 def test_a_clean_that_only_writes_joins_no_item_level_table(demo_config, tmp_path):
