@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hmac
+
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -78,6 +81,26 @@ def test_hmac_sha256_rfc4231_vectors():
     assert pseudonym(b"\x0b" * 20, "Hi There") == (
         "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"
     )
+
+
+@pytest.mark.parametrize("key_bytes", [16, 20, 63, 64, 65, 131])
+def test_pseudonymise_agrees_with_hmac_for_keys_of_any_length(key_bytes):
+    # pseudonymise builds each HMAC from the padded key's SHA-256 states; hmac.digest (OpenSSL)
+    # is the reference, for keys shorter than, as long as and longer than SHA-256's block.
+    rng = np.random.default_rng(key_bytes)
+    key = rng.integers(0, 256, key_bytes, dtype=np.uint8).tobytes()
+    messages = ["", "9434765919", "A:ünïcode-ID", "x" * 200] + [
+        f"{n:010d}" for n in rng.integers(0, 10**10, 200)
+    ]
+    out = pseudonymise(key, pd.Series(messages, dtype=object))
+    assert out.tolist() == [hmac.digest(key, m.encode("utf-8"), "sha256").hex() for m in messages]
+
+
+def test_pseudonymise_matches_rfc4231_for_a_key_longer_than_a_block():
+    # RFC 4231 test case 6: a 131-byte key, hashed first.
+    message = "Test Using Larger Than Block-Size Key - Hash Key First"
+    out = pseudonymise(b"\xaa" * 131, pd.Series([message], dtype=object))
+    assert out[0] == "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
 
 
 def test_pseudonymise_is_per_value_and_keeps_missing():
