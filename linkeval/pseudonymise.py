@@ -118,6 +118,7 @@ def _padded_key_states(key: bytes) -> tuple:
     """SHA-256 fed the key XOR the inner pad, and the key XOR the outer pad (RFC 2104; a key
     longer than SHA-256's 64-byte block is hashed first)."""
     block = hashlib.sha256().block_size
+    key = bytes(key)
     if len(key) > block:
         key = hashlib.sha256(key).digest()
     key = key.ljust(block, b"\0")

@@ -26,12 +26,13 @@ def flag_duplicate_cases(ctx: Context, frame: pd.DataFrame) -> pd.DataFrame:
     # Each person's referrals by date, people numbered as they come: sorting the pseudonyms
     # themselves (64 characters, a million of them) took most of the time.
     person = pd.factorize(frame["person_id"])[0]
-    dates = pd.to_datetime(frame["referral_date"]).to_numpy(dtype="datetime64[ns]")
+    # In seconds (as dates are parsed): any year fits, where nanoseconds stop at 2262.
+    dates = pd.to_datetime(frame["referral_date"]).to_numpy().astype("datetime64[s]")
     undated = np.isnat(dates)
-    ns = np.where(undated, np.iinfo(np.int64).max, dates.view(np.int64))  # undated last
-    order = np.lexsort((ns, person))  # stable: equal rows keep the frame's order
-    person, dates, ns, undated = person[order], dates[order], ns[order], undated[order]
-    gap = (ns[1:] - ns[:-1]) // (24 * 3600 * 10**9)  # whole days, as Timedelta.days
+    sec = np.where(undated, np.iinfo(np.int64).max, dates.view(np.int64))  # undated last
+    order = np.lexsort((sec, person))  # stable: equal rows keep the frame's order
+    person, dates, sec, undated = person[order], dates[order], sec[order], undated[order]
+    gap = (sec[1:] - sec[:-1]) // (24 * 3600)  # whole days, as Timedelta.days
     duplicate = (
         (person[1:] == person[:-1])
         & (person[1:] >= 0)  # a missing person_id is no one's

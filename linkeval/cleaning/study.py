@@ -278,9 +278,10 @@ class StudyTables(MutableMapping):
         self._tables: dict[str, pd.DataFrame | list[pd.DataFrame]] = dict(parts)
 
     def parts(self, name: str) -> list[pd.DataFrame]:
-        """The table as it is held: its parts, or the one frame once it was joined."""
+        """The table as it is held: its parts (a new list of them, so that changing the list
+        does not change the table), or the one frame once it was joined."""
         value = self._tables[name]
-        return value if isinstance(value, list) else [value]
+        return type(value)(value) if isinstance(value, list) else [value]
 
     def set_parts(self, name: str, parts: list[pd.DataFrame]) -> None:
         """Hold table ``name`` as ``parts``, joined only when it is asked for (as

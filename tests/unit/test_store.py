@@ -175,6 +175,9 @@ def test_the_cleaners_questionnaire_tables_are_handed_over_in_store_order(demo_c
         assert isinstance(parts, InStoreOrder) and len(parts) > 1
         assert all(_store_order(part) is None for part in parts)  # what the writer trusts
     assert not isinstance(result.tables.parts("referrals"), InStoreOrder)
+    handed = result.tables.parts("responses")
+    handed[0] = handed[0].iloc[::-1]  # a change to the list handed out...
+    assert _store_order(result.tables.parts("responses")[0]) is None  # ...is not the table's
     result.tables.set_parts("scores", list(result.tables.parts("scores")))  # no longer said
     assert not isinstance(result.tables.parts("scores"), InStoreOrder)
 
